@@ -1,0 +1,1 @@
+//! The edgenlu host (work in progress).

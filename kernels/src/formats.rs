@@ -1,0 +1,237 @@
+//! Element formats, byte-compatible with GGUF/ggml. Quantized formats store blocks of
+//! [`QK`] elements; a row of `k` elements is `k / QK` blocks, so `k` must be a multiple of 32.
+
+use crate::KernelError;
+use half::f16;
+
+/// Elements per quantization block (ggml's QK8_0 / QK4_0 / QK4_1).
+pub const QK: usize = 32;
+
+/// Element formats. The discriminants are ggml's type ids, as stored in GGUF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q8_0,
+    I32,
+}
+
+impl DType {
+    /// The ggml type id used in GGUF tensor infos.
+    pub fn ggml_type(self) -> u32 {
+        match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::Q4_0 => 2,
+            DType::Q4_1 => 3,
+            DType::Q8_0 => 8,
+            DType::I32 => 26,
+        }
+    }
+
+    /// The format for a ggml type id, if this crate knows it.
+    pub fn from_ggml_type(id: u32) -> Option<DType> {
+        Some(match id {
+            0 => DType::F32,
+            1 => DType::F16,
+            2 => DType::Q4_0,
+            3 => DType::Q4_1,
+            8 => DType::Q8_0,
+            26 => DType::I32,
+            _ => return None,
+        })
+    }
+
+    /// Elements per block (1 for plain formats).
+    pub fn block_elems(self) -> usize {
+        match self {
+            DType::F32 | DType::F16 | DType::I32 => 1,
+            DType::Q4_0 | DType::Q4_1 | DType::Q8_0 => QK,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F16 => 2,
+            DType::Q4_0 => 18,
+            DType::Q4_1 => 20,
+            DType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
+        }
+    }
+
+    /// Bytes of a row of `elems` elements, or `None` when `elems` is not a whole number of
+    /// blocks or the size overflows.
+    pub fn row_bytes(self, elems: usize) -> Option<usize> {
+        if elems % self.block_elems() != 0 {
+            return None;
+        }
+        (elems / self.block_elems()).checked_mul(self.block_bytes())
+    }
+}
+
+/// ggml's Q8_0 block: 32 signed bytes sharing one f16 scale; x ≈ d · qs[i].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ8_0 {
+    /// Scale, as IEEE half bits.
+    pub d: u16,
+    pub qs: [i8; QK],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// A read-only matrix of `rows` × `cols` elements in some format, rows contiguous.
+/// Constructed only through [`WeightView::new`], which checks that the bytes fit the shape.
+#[derive(Debug, Clone, Copy)]
+pub struct WeightView<'a> {
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+    bytes: &'a [u8],
+}
+
+impl<'a> WeightView<'a> {
+    /// Checks that `bytes` holds exactly `rows` rows of `cols` elements of `dtype`.
+    pub fn new(dtype: DType, rows: usize, cols: usize, bytes: &'a [u8]) -> Result<Self, KernelError> {
+        let row = dtype.row_bytes(cols).ok_or_else(|| {
+            KernelError::ShapeMismatch(format!("{cols} columns is not a whole number of {dtype:?} blocks"))
+        })?;
+        let total = row
+            .checked_mul(rows)
+            .ok_or_else(|| KernelError::InvalidArgument("weight size overflows".into()))?;
+        if total != bytes.len() {
+            return Err(KernelError::ShapeMismatch(format!(
+                "{rows}x{cols} {dtype:?} needs {total} bytes, got {}",
+                bytes.len()
+            )));
+        }
+        Ok(WeightView { dtype, rows, cols, bytes })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The raw bytes of row `r` (caller guarantees `r < rows`).
+    pub fn row_bytes(&self, r: usize) -> &'a [u8] {
+        let n = self.bytes.len() / self.rows.max(1);
+        &self.bytes[r * n..(r + 1) * n]
+    }
+
+    /// Row `r` dequantized into `out` (`out.len() == cols`).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        if r >= self.rows {
+            return Err(KernelError::InvalidArgument(format!("row {r} of {}", self.rows)));
+        }
+        if out.len() != self.cols {
+            return Err(KernelError::ShapeMismatch(format!("row of {} into {}", self.cols, out.len())));
+        }
+        dequantize(self.dtype, self.row_bytes(r), out)
+    }
+}
+
+/// Decodes `bytes` of `dtype` into `out`; `bytes` must hold exactly `out.len()` elements.
+pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), KernelError> {
+    if dtype.row_bytes(out.len()) != Some(bytes.len()) {
+        return Err(KernelError::ShapeMismatch(format!(
+            "{} bytes of {dtype:?} for {} elements",
+            bytes.len(),
+            out.len()
+        )));
+    }
+    match dtype {
+        // Little-endian loads via from_le_bytes: mapped files give no alignment guarantee.
+        DType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        DType::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        DType::Q8_0 => {
+            for (o, b) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(DType::Q8_0.block_bytes())) {
+                let block: BlockQ8_0 = bytemuck::pod_read_unaligned(b);
+                let d = f16::from_bits(block.d).to_f32();
+                for (x, &q) in o.iter_mut().zip(block.qs.iter()) {
+                    *x = d * q as f32;
+                }
+            }
+        }
+        other => return Err(KernelError::Unsupported(other, "dequantize")),
+    }
+    Ok(())
+}
+
+/// Encodes `x` as `dtype` (f32, f16 or q8_0), appending to `out`. Q8_0 follows ggml's
+/// reference quantizer: d = max|x| / 127, q = round(x / d).
+pub fn quantize(dtype: DType, x: &[f32], out: &mut Vec<u8>) -> Result<(), KernelError> {
+    if dtype.row_bytes(x.len()).is_none() {
+        return Err(KernelError::ShapeMismatch(format!(
+            "{} elements is not a whole number of {dtype:?} blocks",
+            x.len()
+        )));
+    }
+    match dtype {
+        DType::F32 => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => x.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        DType::Q8_0 => {
+            for chunk in x.chunks_exact(QK) {
+                let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let mut block = BlockQ8_0 { d: f16::from_f32(d).to_bits(), qs: [0; QK] };
+                for (q, v) in block.qs.iter_mut().zip(chunk) {
+                    *q = (v * id).round() as i8;
+                }
+                out.extend_from_slice(bytemuck::bytes_of(&block));
+            }
+        }
+        other => return Err(KernelError::Unsupported(other, "quantize")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q8_0_round_trip_is_within_half_a_step() {
+        let x: Vec<f32> = (0..96).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let mut bytes = Vec::new();
+        quantize(DType::Q8_0, &x, &mut bytes).unwrap();
+        assert_eq!(bytes.len(), 3 * 34);
+        let mut y = vec![0.0; 96];
+        dequantize(DType::Q8_0, &bytes, &mut y).unwrap();
+        for (block_x, block_y) in x.chunks(QK).zip(y.chunks(QK)) {
+            let amax = block_x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            // Half a quantization step, plus the f16 rounding of the scale.
+            let tol = amax / 127.0 * 0.5 + amax * 1e-3;
+            for (a, b) in block_x.iter().zip(block_y) {
+                assert!((a - b).abs() <= tol, "{a} vs {b} (tol {tol})");
+            }
+        }
+    }
+
+    #[test]
+    fn ragged_rows_are_refused() {
+        assert_eq!(DType::Q8_0.row_bytes(33), None);
+        assert!(WeightView::new(DType::Q8_0, 1, 33, &[0; 34]).is_err());
+        assert!(WeightView::new(DType::F32, 2, 3, &[0; 23]).is_err());
+    }
+}

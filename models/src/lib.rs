@@ -1,0 +1,1 @@
+//! edgenlu-models (work in progress).
