@@ -1,0 +1,43 @@
+//! Elementwise and row-wise activations: `gelu`, `softmax`.
+
+use super::rows_of;
+use crate::KernelError;
+
+/// GELU in its exact erf form, `0.5 · x · (1 + erf(x / √2))`, in place: Hugging Face's
+/// `"gelu"` as BERT uses it (not the tanh approximation). Never fails; it returns a `Result`
+/// so every op has the same shape for the host bindings.
+pub fn gelu(x: &mut [f32]) -> Result<(), KernelError> {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+    Ok(())
+}
+
+/// Softmax over each row of `cols`, in place, computed as `exp(x - max) / Σ exp(x - max)` so
+/// large logits cannot overflow. A row whose elements are all `-inf` (everything masked)
+/// becomes all zeros rather than NaN.
+pub fn softmax(x: &mut [f32], cols: usize) -> Result<(), KernelError> {
+    rows_of("softmax x", x.len(), cols)?;
+    for row in x.chunks_exact_mut(cols) {
+        softmax_row(row);
+    }
+    Ok(())
+}
+
+/// Softmax of one row in place (shared with `attention`).
+pub(super) fn softmax_row(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    let mut sum = 0f64;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}

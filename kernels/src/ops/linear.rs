@@ -1,0 +1,87 @@
+//! Ops that read weights row by row: `matmul`, `embed`, and the broadcasting `add`.
+
+use super::{dot, expect_len, expect_weight_dtype, mul};
+use crate::{KernelError, WeightView};
+
+/// `out[n, rows] = x[n, k] · w[rows, k]ᵀ (+ bias[rows])`, with `k = w.cols()` and
+/// `rows = w.rows()`; `w` is F32, F16 or Q8_0.
+///
+/// Each weight row is dequantized to f32 once and dotted with every row of `x`, so the
+/// result is exactly the F32 matmul of the dequantized weights: quantization error comes only
+/// from the weights, never from the activations.
+pub fn matmul(
+    out: &mut [f32],
+    x: &[f32],
+    n: usize,
+    w: &WeightView,
+    bias: Option<&[f32]>,
+) -> Result<(), KernelError> {
+    expect_weight_dtype(w, "matmul")?;
+    let (rows, k) = (w.rows(), w.cols());
+    expect_len("matmul x", x.len(), mul(n, k, "matmul x")?)?;
+    expect_len("matmul out", out.len(), mul(n, rows, "matmul out")?)?;
+    if let Some(b) = bias {
+        expect_len("matmul bias", b.len(), rows)?;
+    }
+    // With n == 0 the weight's row count is not bounded by any slice we hold; stop here.
+    if n == 0 || rows == 0 {
+        return Ok(());
+    }
+    let mut wrow = vec![0f32; k];
+    for r in 0..rows {
+        w.dequantize_row(r, &mut wrow)?;
+        let b = bias.map_or(0.0, |b| b[r]);
+        for i in 0..n {
+            out[i * rows + r] = dot(&x[i * k..(i + 1) * k], &wrow) + b;
+        }
+    }
+    Ok(())
+}
+
+/// `out[i, :] = table[ids[i], :]`, dequantizing rows of an F32, F16 or Q8_0 table;
+/// `out` is `[ids.len(), table.cols()]`. An id that is negative or not below `table.rows()` is
+/// an `InvalidArgument`, reported before anything is written.
+pub fn embed(out: &mut [f32], table: &WeightView, ids: &[i32]) -> Result<(), KernelError> {
+    expect_weight_dtype(table, "embed")?;
+    let cols = table.cols();
+    expect_len("embed out", out.len(), mul(ids.len(), cols, "embed out")?)?;
+    if let Some((i, id)) = ids
+        .iter()
+        .enumerate()
+        .find(|(_, &id)| usize::try_from(id).map_or(true, |id| id >= table.rows()))
+    {
+        return Err(KernelError::InvalidArgument(format!(
+            "embed: ids[{i}] = {id} is outside a table of {} rows",
+            table.rows()
+        )));
+    }
+    if cols == 0 {
+        return Ok(());
+    }
+    for (o, &id) in out.chunks_exact_mut(cols).zip(ids) {
+        table.dequantize_row(id as usize, o)?;
+    }
+    Ok(())
+}
+
+/// `out = a + b`, where `b` repeats over `a` (e.g. a bias row added to every row):
+/// `out[i] = a[i] + b[i % b.len()]`. `b` must be nonempty and its length must divide `a`'s.
+pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) -> Result<(), KernelError> {
+    expect_len("add out", out.len(), a.len())?;
+    if b.is_empty() {
+        return Err(KernelError::InvalidArgument("add: b is empty".into()));
+    }
+    if a.len() % b.len() != 0 {
+        return Err(KernelError::ShapeMismatch(format!(
+            "add: b of {} elements does not divide a of {}",
+            b.len(),
+            a.len()
+        )));
+    }
+    for (o_row, a_row) in out.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
+        for ((o, x), y) in o_row.iter_mut().zip(a_row).zip(b) {
+            *o = x + y;
+        }
+    }
+    Ok(())
+}

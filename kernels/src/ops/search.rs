@@ -1,0 +1,85 @@
+//! Picking results: `nn_search` over an index of vectors, `argmax` over logits.
+
+use super::{dot, expect_len, expect_weight_dtype};
+use crate::{KernelError, WeightView};
+use std::cmp::Ordering;
+
+/// A nearest-neighbour result: a row of the index and its cosine similarity to the query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Row of the index.
+    pub row: u32,
+    /// Cosine similarity in [-1, 1] (0 when the row or the query has zero norm).
+    pub score: f32,
+}
+
+/// The `k` rows of `index [rows, cols]` (F32, F16 or Q8_0) most similar to `query [cols]` by
+/// cosine, best first; equal scores are ordered by row. `k` larger than `rows` returns every
+/// row. A zero-norm row (or query) scores 0; a NaN score sorts after every number.
+///
+/// The row norms are computed from the dequantized rows, so a quantized index needs no
+/// separate norm table and its scores stay true cosines of what is stored.
+pub fn nn_search(index: &WeightView, query: &[f32], k: usize) -> Result<Vec<Hit>, KernelError> {
+    expect_weight_dtype(index, "nn_search")?;
+    let cols = index.cols();
+    if cols == 0 {
+        // Also what keeps `rows` bounded by the index's bytes below.
+        return Err(KernelError::InvalidArgument(
+            "nn_search: zero-length vectors".into(),
+        ));
+    }
+    expect_len("nn_search query", query.len(), cols)?;
+    if u32::try_from(index.rows()).is_err() {
+        return Err(KernelError::InvalidArgument(format!(
+            "nn_search: {} rows do not fit a u32 row id",
+            index.rows()
+        )));
+    }
+    let q_norm = norm(query);
+    let mut row = vec![0f32; cols];
+    let mut hits = Vec::with_capacity(index.rows());
+    for r in 0..index.rows() {
+        index.dequantize_row(r, &mut row)?;
+        let denom = q_norm * norm(&row);
+        let score = if denom > 0.0 {
+            (dot(query, &row) as f64 / denom) as f32
+        } else {
+            0.0
+        };
+        hits.push(Hit {
+            row: r as u32,
+            score,
+        });
+    }
+    hits.sort_by(|a, b| by_score_desc(a.score, b.score).then(a.row.cmp(&b.row)));
+    hits.truncate(k);
+    Ok(hits)
+}
+
+/// Descending order of scores with NaN last.
+fn by_score_desc(a: f32, b: f32) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => b.partial_cmp(&a).unwrap_or(Ordering::Equal),
+        (a_nan, b_nan) => a_nan.cmp(&b_nan),
+    }
+}
+
+/// Euclidean norm, accumulated in f64 so long rows of small values keep their precision.
+fn norm(x: &[f32]) -> f64 {
+    x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Index of the largest element; the first one if several are equal. NaN never wins; an
+/// empty slice, or one of only NaNs, is an `InvalidArgument`.
+pub fn argmax(x: &[f32]) -> Result<usize, KernelError> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in x.iter().enumerate() {
+        // `>` is false for NaN on either side, so NaN neither wins nor displaces a winner.
+        if !v.is_nan() && best.map_or(true, |(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i).ok_or_else(|| {
+        KernelError::InvalidArgument(format!("argmax of {} elements, none a number", x.len()))
+    })
+}
