@@ -77,7 +77,7 @@ fn rows_of(what: &str, len: usize, cols: usize) -> Result<usize, KernelError> {
             "{what}: zero columns"
         )));
     }
-    if len % cols != 0 {
+    if !len.is_multiple_of(cols) {
         return Err(KernelError::ShapeMismatch(format!(
             "{what}: {len} elements is not a whole number of rows of {cols}"
         )));

@@ -33,7 +33,7 @@ pub fn attention(
             "attention: heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} must be nonzero"
         )));
     }
-    if heads % kv_heads != 0 {
+    if !heads.is_multiple_of(kv_heads) {
         return Err(KernelError::InvalidArgument(format!(
             "attention: {heads} heads is not a multiple of {kv_heads} kv heads"
         )));

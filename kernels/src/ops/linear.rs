@@ -71,7 +71,7 @@ pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) -> Result<(), KernelError> {
     if b.is_empty() {
         return Err(KernelError::InvalidArgument("add: b is empty".into()));
     }
-    if a.len() % b.len() != 0 {
+    if !a.len().is_multiple_of(b.len()) {
         return Err(KernelError::ShapeMismatch(format!(
             "add: b of {} elements does not divide a of {}",
             b.len(),

@@ -75,7 +75,7 @@ pub fn argmax(x: &[f32]) -> Result<usize, KernelError> {
     let mut best: Option<(usize, f32)> = None;
     for (i, &v) in x.iter().enumerate() {
         // `>` is false for NaN on either side, so NaN neither wins nor displaces a winner.
-        if !v.is_nan() && best.map_or(true, |(_, b)| v > b) {
+        if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
             best = Some((i, v));
         }
     }
