@@ -1,1 +1,23 @@
-//! The edgenlu host (work in progress).
+//! edgenlu: a WebAssembly component runtime for natural-language skills on edge devices.
+//!
+//! The host owns what must be fast or trusted (mapped models, native kernels, budgets); skills
+//! and tokenizers are sandboxed Wasm components speaking the WIT contract in `wit/`.
+//! [`Runtime`] compiles and links components; [`Skill::handle`] answers one utterance in a
+//! fresh instance with its own memory, handles and deadline.
+
+mod bindings;
+pub mod bundled;
+pub mod datastore;
+pub mod error;
+mod kernels_host;
+pub mod models_host;
+pub mod runtime;
+mod state;
+pub mod tensors;
+mod tokenizer;
+
+pub use bindings::{AnswerPath, Response, Slot, Timing, WitError};
+pub use error::SkillError;
+pub use models_host::ModelCatalog;
+pub use runtime::{Answer, ComponentSpec, Grants, Runtime, Skill, SkillSpec};
+pub use state::Limits;

@@ -1,0 +1,223 @@
+//! The `intents` skill: tokenize → BERT encoder (all-MiniLM-L6-v2) through host kernels →
+//! mean pooling + L2 norm (as sentence-transformers does) → nearest neighbours in the skill's
+//! datastore of example embeddings → intent by similarity-weighted vote.
+//!
+//! The encoder architecture lives here, in Wasm, driving the host's primitive kernels; the
+//! weights never leave the host. Config keys (from the skill's spec):
+//! - `encoder`: model name of the BERT encoder (GGUF, llama.cpp BERT layout);
+//! - `index`: model name of the datastore (`index.embeddings`, `index.labels`,
+//!   `edgenlu.index.intents`), built by `edgenlu skill index`; not needed to embed;
+//! - `max-tokens` (optional, default 128, as the model's tokenizer.json truncates);
+//! - `neighbours` (optional, default 8).
+
+wit_bindgen::generate!({ path: "../../wit", world: "embedding-skill" });
+
+use edgenlu::nlu::config;
+use edgenlu::nlu::kernels;
+use edgenlu::nlu::models::{MetaValue, Model};
+use edgenlu::nlu::tensors::Tensor;
+use edgenlu::nlu::tokenize;
+use edgenlu::nlu::types::{Dtype, Error};
+use exports::edgenlu::nlu::nlu::{Path, Request, Response};
+
+struct Intents;
+
+/// Weights of one transformer layer, as named in llama.cpp's BERT GGUF layout.
+struct Layer {
+    q: (Tensor, Tensor),
+    k: (Tensor, Tensor),
+    v: (Tensor, Tensor),
+    attn_out: (Tensor, Tensor),
+    attn_norm: (Tensor, Tensor),
+    up: (Tensor, Tensor),
+    down: (Tensor, Tensor),
+    out_norm: (Tensor, Tensor),
+}
+
+/// A BERT encoder whose weights stay on the host.
+struct Bert {
+    token_embd: Tensor,
+    position_embd: Tensor,
+    token_types: Tensor,
+    embd_norm: (Tensor, Tensor),
+    layers: Vec<Layer>,
+    dim: u32,
+    ff: u32,
+    heads: u32,
+    context: u32,
+    eps: f32,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+fn meta_int(model: &Model, key: &str) -> Result<u32, Error> {
+    match model.meta(key) {
+        Some(MetaValue::Int(v)) if v > 0 && v <= u32::MAX as i64 => Ok(v as u32),
+        _ => Err(invalid(format!("encoder metadata {key} is missing or not a positive integer"))),
+    }
+}
+
+fn config_u32(key: &str, default: u32) -> Result<u32, Error> {
+    match config::get(key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| invalid(format!("config {key}={v:?} is not a number"))),
+    }
+}
+
+impl Bert {
+    fn open(name: &str) -> Result<Bert, Error> {
+        let model = Model::open(name)?;
+        if model.architecture() != "bert" {
+            return Err(invalid(format!("{name} is a {} model, not bert", model.architecture())));
+        }
+        let w = |n: &str| model.weight(n);
+        let pair = |n: &str| -> Result<(Tensor, Tensor), Error> {
+            Ok((model.weight(&format!("{n}.weight"))?, model.weight(&format!("{n}.bias"))?))
+        };
+        let blocks = meta_int(&model, "bert.block_count")?;
+        let layers = (0..blocks)
+            .map(|i| {
+                let p = |n: &str| pair(&format!("blk.{i}.{n}"));
+                Ok(Layer {
+                    q: p("attn_q")?,
+                    k: p("attn_k")?,
+                    v: p("attn_v")?,
+                    attn_out: p("attn_output")?,
+                    attn_norm: p("attn_output_norm")?,
+                    up: p("ffn_up")?,
+                    down: p("ffn_down")?,
+                    out_norm: p("layer_output_norm")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let eps = match model.meta("bert.attention.layer_norm_epsilon") {
+            Some(MetaValue::Float(e)) => e as f32,
+            _ => 1e-12,
+        };
+        Ok(Bert {
+            token_embd: w("token_embd.weight")?,
+            position_embd: w("position_embd.weight")?,
+            token_types: w("token_types.weight")?,
+            embd_norm: pair("token_embd_norm")?,
+            layers,
+            dim: meta_int(&model, "bert.embedding_length")?,
+            ff: meta_int(&model, "bert.feed_forward_length")?,
+            heads: meta_int(&model, "bert.attention.head_count")?,
+            context: meta_int(&model, "bert.context_length")?,
+            eps,
+        })
+    }
+
+    /// Mean-pooled, L2-normalized sentence embedding [dim] of `ids`.
+    fn embed(&self, ids: &[u32]) -> Result<Tensor, Error> {
+        let n = ids.len() as u32;
+        if n == 0 || n > self.context {
+            return Err(invalid(format!("{n} tokens; the encoder takes 1 to {}", self.context)));
+        }
+        let f32s = |shape: &[u32]| Tensor::zeros(Dtype::F32, shape);
+        let ids_t = Tensor::from_i32(&[n], &ids.iter().map(|&i| i as i32).collect::<Vec<_>>())?;
+        let positions = Tensor::from_i32(&[n], &(0..n as i32).collect::<Vec<_>>())?;
+        let types = Tensor::from_i32(&[n], &vec![0; n as usize])?;
+        let (dim, ff) = (self.dim, self.ff);
+
+        // Embeddings: word + position + token type, then layer norm.
+        let words = f32s(&[n, dim])?;
+        let pos = f32s(&[n, dim])?;
+        let sum = f32s(&[n, dim])?;
+        kernels::embed(&words, &self.token_embd, &ids_t)?;
+        kernels::embed(&pos, &self.position_embd, &positions)?;
+        kernels::add(&sum, &words, &pos)?;
+        kernels::embed(&pos, &self.token_types, &types)?;
+        kernels::add(&words, &sum, &pos)?;
+        let h = f32s(&[n, dim])?;
+        kernels::layer_norm(&h, &words, &self.embd_norm.0, &self.embd_norm.1, self.eps)?;
+
+        // Scratch buffers shared by every layer.
+        let (q, k, v) = (f32s(&[n, dim])?, f32s(&[n, dim])?, f32s(&[n, dim])?);
+        let attn = f32s(&[n, dim])?;
+        let proj = f32s(&[n, dim])?;
+        let resid = f32s(&[n, dim])?;
+        let h1 = f32s(&[n, dim])?;
+        let up = f32s(&[n, ff])?;
+        for l in &self.layers {
+            kernels::matmul(&q, &h, &l.q.0, Some(&l.q.1))?;
+            kernels::matmul(&k, &h, &l.k.0, Some(&l.k.1))?;
+            kernels::matmul(&v, &h, &l.v.0, Some(&l.v.1))?;
+            kernels::attention(&attn, &q, &k, &v, self.heads, self.heads, false)?;
+            kernels::matmul(&proj, &attn, &l.attn_out.0, Some(&l.attn_out.1))?;
+            kernels::add(&resid, &proj, &h)?;
+            kernels::layer_norm(&h1, &resid, &l.attn_norm.0, &l.attn_norm.1, self.eps)?;
+            kernels::matmul(&up, &h1, &l.up.0, Some(&l.up.1))?;
+            kernels::gelu(&up)?;
+            kernels::matmul(&proj, &up, &l.down.0, Some(&l.down.1))?;
+            kernels::add(&resid, &proj, &h1)?;
+            kernels::layer_norm(&h, &resid, &l.out_norm.0, &l.out_norm.1, self.eps)?;
+        }
+        let pooled = f32s(&[dim])?;
+        kernels::mean_pool(&pooled, &h, n)?;
+        kernels::l2_normalize(&pooled)?;
+        Ok(pooled)
+    }
+}
+
+/// Tokenizes and embeds `text` with the configured encoder.
+fn embed_text(text: &str) -> Result<(Tensor, u32), Error> {
+    let encoder = config::get("encoder").ok_or_else(|| invalid("config has no `encoder` model"))?;
+    let bert = Bert::open(&encoder)?;
+    let mut ids = tokenize::encode(text)?;
+    let max = config_u32("max-tokens", 128)?.clamp(2, bert.context) as usize;
+    if ids.len() > max {
+        // Keep [CLS] and the first words, end with [SEP], as the tokenizer's truncation does.
+        let sep = *ids.last().expect("longer than max");
+        ids.truncate(max - 1);
+        ids.push(sep);
+    }
+    Ok((bert.embed(&ids)?, bert.dim))
+}
+
+impl exports::edgenlu::nlu::nlu::Guest for Intents {
+    fn handle(req: Request) -> Result<Response, Error> {
+        let (query, _) = embed_text(&req.text)?;
+        let index_name = config::get("index").ok_or_else(|| invalid("config has no `index` model"))?;
+        let index = Model::open(&index_name)?;
+        let intents = match index.meta("edgenlu.index.intents") {
+            Some(MetaValue::Texts(t)) if !t.is_empty() => t,
+            _ => return Err(invalid(format!("{index_name} has no edgenlu.index.intents list"))),
+        };
+        let rows = index.weight("index.embeddings")?;
+        let labels = index.weight("index.labels")?;
+        let hits = kernels::nn_search(&rows, &query, config_u32("neighbours", 8)?)?;
+
+        // Similarity-weighted vote: close neighbours count more, dissimilar ones not at all.
+        let mut votes = vec![0f32; intents.len()];
+        for hit in &hits {
+            let label = labels.read_f32(hit.row, 1)?[0] as usize;
+            let slot = votes.get_mut(label).ok_or_else(|| invalid(format!("label {label} out of range")))?;
+            *slot += hit.score.max(0.0);
+        }
+        let total: f32 = votes.iter().sum();
+        let (best, weight) = votes
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc });
+        Ok(Response {
+            intent: intents[best].clone(),
+            confidence: if total > 0.0 { weight / total } else { 0.0 },
+            slots: Vec::new(),
+            reply: None,
+            path: Path::Local,
+            timings: Vec::new(),
+        })
+    }
+}
+
+impl exports::edgenlu::nlu::embedder::Guest for Intents {
+    fn embed(text: String) -> Result<Vec<f32>, Error> {
+        let (pooled, dim) = embed_text(&text)?;
+        pooled.read_f32(0, dim)
+    }
+}
+
+export!(Intents);

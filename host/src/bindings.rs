@@ -1,0 +1,37 @@
+//! Host-side bindings generated from `wit/`. Resources map to the host's own types, and the
+//! WIT `error` variant maps to [`HostError`] so host code can use `?` and still choose between
+//! an error returned to the guest and a trap.
+
+use crate::error::HostError;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "embedding-skill",
+    imports: { default: trappable },
+    trappable_error_type: {
+        "edgenlu:nlu/types.error" => HostError,
+    },
+    with: {
+        "edgenlu:nlu/tensors.tensor": crate::tensors::Tensor,
+        "edgenlu:nlu/models.model": crate::models_host::ModelHandle,
+    },
+});
+
+/// The tokenizer world shares every imported interface with the skill world.
+pub mod tokenizer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "tokenizer",
+        imports: { default: trappable },
+        with: {
+            "edgenlu:nlu/types": super::edgenlu::nlu::types,
+            "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
+            "edgenlu:nlu/models": super::edgenlu::nlu::models,
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+        },
+    });
+}
+
+pub use edgenlu::nlu::types::{Dtype, Error as WitError};
+pub use exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};

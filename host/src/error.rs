@@ -1,0 +1,89 @@
+//! Errors: what a host call returns to a guest, and what the host API returns to its callers.
+
+use crate::bindings::WitError;
+use edgenlu_kernels::KernelError;
+
+/// The outcome of a failed host call: an error the guest sees as the WIT `error` variant, or a
+/// trap that ends the guest's instance (used only for host bugs, never for bad arguments).
+#[derive(Debug)]
+pub enum HostError {
+    /// Returned to the guest as a typed error.
+    Guest(WitError),
+    /// Aborts the guest with this reason; the instance is discarded.
+    Trap(wasmtime::Error),
+}
+
+impl HostError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        HostError::Guest(WitError::InvalidArgument(msg.into()))
+    }
+    pub fn shape(msg: impl Into<String>) -> Self {
+        HostError::Guest(WitError::ShapeMismatch(msg.into()))
+    }
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        HostError::Guest(WitError::NotFound(msg.into()))
+    }
+    pub fn not_allowed(msg: impl Into<String>) -> Self {
+        HostError::Guest(WitError::NotAllowed(msg.into()))
+    }
+    pub fn budget(msg: impl Into<String>) -> Self {
+        HostError::Guest(WitError::BudgetExceeded(msg.into()))
+    }
+    pub fn internal(msg: impl Into<String>) -> Self {
+        HostError::Guest(WitError::Internal(msg.into()))
+    }
+}
+
+impl From<KernelError> for HostError {
+    fn from(e: KernelError) -> Self {
+        match e {
+            KernelError::ShapeMismatch(m) => HostError::shape(m),
+            KernelError::InvalidArgument(m) => HostError::invalid(m),
+            other @ KernelError::Unsupported(..) => HostError::invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for HostError {
+    fn from(e: wasmtime::component::ResourceTableError) -> Self {
+        // A stale or foreign handle is the guest's mistake, not a reason to trap.
+        HostError::invalid(format!("bad handle: {e}"))
+    }
+}
+
+impl std::fmt::Display for WitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, msg) = match self {
+            WitError::InvalidArgument(m) => ("invalid-argument", m),
+            WitError::ShapeMismatch(m) => ("shape-mismatch", m),
+            WitError::NotFound(m) => ("not-found", m),
+            WitError::NotAllowed(m) => ("not-allowed", m),
+            WitError::BudgetExceeded(m) => ("budget-exceeded", m),
+            WitError::Internal(m) => ("internal", m),
+        };
+        write!(f, "{kind}: {msg}")
+    }
+}
+
+/// Why a request to a skill failed, as the host API reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum SkillError {
+    /// The skill (or a host call it made) returned a typed error.
+    #[error("skill error: {0}")]
+    Guest(WitError),
+    /// The request ran past its deadline (in Wasm or inside a host kernel).
+    #[error("budget-exceeded: the request ran past its {0} ms deadline")]
+    Deadline(u64),
+    /// The guest tried to grow its memory past its budget.
+    #[error("budget-exceeded: the skill tried to grow its memory past {0} bytes")]
+    Memory(usize),
+    /// The guest trapped (a panic, unreachable, stack overflow, ...); its instance was discarded.
+    #[error("the skill trapped: {0}")]
+    Trap(String),
+    /// Loading, compiling or linking a component failed.
+    #[error("loading {what}: {reason}")]
+    Load { what: String, reason: String },
+    /// A model could not be opened.
+    #[error(transparent)]
+    Model(#[from] edgenlu_models::StoreError),
+}

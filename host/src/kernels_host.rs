@@ -1,0 +1,182 @@
+//! The `kernels` interface: validates every handle and shape, then calls the scalar/SIMD
+//! kernels in `edgenlu-kernels`. Output tensors are written in place; an output may not alias
+//! an input (the guest allocates one more tensor instead of the host copying on every call).
+
+use crate::bindings::edgenlu::nlu::kernels::{Hit, Host};
+use crate::error::HostError;
+use crate::state::ComponentState;
+use crate::tensors::Tensor;
+use edgenlu_kernels::ops;
+use std::time::Instant;
+use wasmtime::component::Resource;
+
+type T = Resource<Tensor>;
+
+impl ComponentState {
+    /// Runs `f` with the output tensor's buffer moved out of the table, so inputs can be
+    /// borrowed from the same table meanwhile; the buffer always goes back, even on error.
+    fn with_output<R>(
+        &mut self,
+        out: &T,
+        inputs: &[&T],
+        f: impl FnOnce(&mut [f32], &[usize], &ComponentState) -> Result<R, HostError>,
+    ) -> Result<R, HostError> {
+        self.budget.check_deadline()?;
+        if inputs.iter().any(|i| i.rep() == out.rep()) {
+            return Err(HostError::invalid("the output tensor must not also be an input"));
+        }
+        let shape = self.tensor(out)?.shape().to_vec();
+        let mut buf = self.table.get_mut(out)?.take_f32()?;
+        let start = Instant::now();
+        let result = f(&mut buf, &shape, self);
+        self.budget.kernel_time += start.elapsed();
+        self.table.get_mut(out)?.put_f32(buf);
+        result
+    }
+
+    /// Runs an in-place kernel on an f32 tensor the guest owns.
+    fn in_place(&mut self, x: &T, f: impl FnOnce(&mut [f32], &[usize]) -> Result<(), HostError>) -> Result<(), HostError> {
+        self.with_output(x, &[], |buf, shape, _| f(buf, shape))
+    }
+}
+
+fn last_dim(shape: &[usize]) -> usize {
+    *shape.last().expect("tensor shapes are never empty")
+}
+
+fn expect_shape(what: &str, got: &[usize], want: &[usize]) -> Result<(), HostError> {
+    if got != want {
+        return Err(HostError::shape(format!("{what}: expected shape {want:?}, got {got:?}")));
+    }
+    Ok(())
+}
+
+impl Host for ComponentState {
+    fn matmul(&mut self, out: T, x: T, w: T, bias: Option<T>) -> Result<(), HostError> {
+        let mut inputs = vec![&x, &w];
+        inputs.extend(bias.as_ref());
+        let bytes = self.with_output(&out, &inputs, |buf, out_shape, s| {
+            let wm = s.tensor(&w)?.matrix()?;
+            let xt = s.tensor(&x)?;
+            let k = last_dim(xt.shape());
+            if k != wm.cols() {
+                return Err(HostError::shape(format!("x has {k} columns, w has {}", wm.cols())));
+            }
+            let xs = xt.f32_values()?;
+            let n = xs.len() / k;
+            expect_shape("matmul output", out_shape, &[n, wm.rows()])?;
+            let b = match &bias {
+                Some(b) => Some(s.tensor(b)?.f32_values()?),
+                None => None,
+            };
+            ops::matmul(buf, &xs, n, &wm, b.as_deref())?;
+            Ok(wm.bytes().len() as u64)
+        })?;
+        self.budget.weight_bytes_read += bytes;
+        Ok(())
+    }
+
+    fn embed(&mut self, out: T, table: T, ids: T) -> Result<(), HostError> {
+        let bytes = self.with_output(&out, &[&table, &ids], |buf, out_shape, s| {
+            let tm = s.tensor(&table)?.matrix()?;
+            let ids = s.tensor(&ids)?.i32s()?;
+            expect_shape("embed output", out_shape, &[ids.len(), tm.cols()])?;
+            ops::embed(buf, &tm, ids)?;
+            Ok((ids.len() * tm.bytes().len() / tm.rows()) as u64)
+        })?;
+        self.budget.weight_bytes_read += bytes;
+        Ok(())
+    }
+
+    fn add(&mut self, out: T, a: T, b: T) -> Result<(), HostError> {
+        self.with_output(&out, &[&a, &b], |buf, out_shape, s| {
+            let at = s.tensor(&a)?;
+            expect_shape("add output", out_shape, at.shape())?;
+            let bv = s.tensor(&b)?.f32_values()?;
+            Ok(ops::add(buf, &at.f32_values()?, &bv)?)
+        })
+    }
+
+    fn layer_norm(&mut self, out: T, x: T, gamma: T, beta: T, eps: f32) -> Result<(), HostError> {
+        self.with_output(&out, &[&x, &gamma, &beta], |buf, out_shape, s| {
+            let xt = s.tensor(&x)?;
+            expect_shape("layer-norm output", out_shape, xt.shape())?;
+            let g = s.tensor(&gamma)?.f32_values()?;
+            let b = s.tensor(&beta)?.f32_values()?;
+            Ok(ops::layer_norm(buf, &xt.f32_values()?, last_dim(xt.shape()), &g, &b, eps)?)
+        })
+    }
+
+    fn gelu(&mut self, x: T) -> Result<(), HostError> {
+        self.in_place(&x, |buf, _| Ok(ops::gelu(buf)?))
+    }
+
+    fn softmax(&mut self, x: T) -> Result<(), HostError> {
+        self.in_place(&x, |buf, shape| Ok(ops::softmax(buf, last_dim(shape))?))
+    }
+
+    fn attention(&mut self, out: T, q: T, k: T, v: T, heads: u32, kv_heads: u32, causal: bool) -> Result<(), HostError> {
+        self.with_output(&out, &[&q, &k, &v], |buf, out_shape, s| {
+            let (qt, kt, vt) = (s.tensor(&q)?, s.tensor(&k)?, s.tensor(&v)?);
+            let (heads, kv_heads) = (heads as usize, kv_heads as usize);
+            if qt.shape().len() != 2 || kt.shape().len() != 2 {
+                return Err(HostError::shape("attention takes q [n, heads·d] and k, v [m, kv-heads·d]"));
+            }
+            if heads == 0 || kv_heads == 0 || qt.shape()[1] % heads != 0 {
+                return Err(HostError::invalid(format!("{heads} heads do not divide q's {} columns", qt.shape()[1])));
+            }
+            let head_dim = qt.shape()[1] / heads;
+            let kv_width = kv_heads.checked_mul(head_dim).ok_or_else(|| HostError::invalid("kv-heads too large"))?;
+            let m = kt.shape()[0];
+            expect_shape("attention k", kt.shape(), &[m, kv_width])?;
+            expect_shape("attention v", vt.shape(), &[m, kv_width])?;
+            expect_shape("attention output", out_shape, qt.shape())?;
+            let n = qt.shape()[0];
+            Ok(ops::attention(
+                buf,
+                &qt.f32_values()?,
+                &kt.f32_values()?,
+                &vt.f32_values()?,
+                n,
+                m,
+                heads,
+                kv_heads,
+                head_dim,
+                causal,
+            )?)
+        })
+    }
+
+    fn mean_pool(&mut self, out: T, x: T, count: u32) -> Result<(), HostError> {
+        self.with_output(&out, &[&x], |buf, out_shape, s| {
+            let xt = s.tensor(&x)?;
+            let cols = last_dim(xt.shape());
+            let xs = xt.f32_values()?;
+            expect_shape("mean-pool output", out_shape, &[cols])?;
+            Ok(ops::mean_pool(buf, &xs, xs.len() / cols, cols, count as usize)?)
+        })
+    }
+
+    fn l2_normalize(&mut self, x: T) -> Result<(), HostError> {
+        self.in_place(&x, |buf, shape| Ok(ops::l2_normalize(buf, last_dim(shape))?))
+    }
+
+    fn nn_search(&mut self, index: T, query: T, k: u32) -> Result<Vec<Hit>, HostError> {
+        self.budget.check_deadline()?;
+        self.budget.check_output_elems(k as usize)?;
+        let start = Instant::now();
+        let im = self.tensor(&index)?.matrix()?;
+        let q = self.tensor(&query)?.f32_values()?;
+        let hits = ops::nn_search(&im, &q, k as usize)?;
+        let bytes = im.bytes().len() as u64;
+        self.budget.kernel_time += start.elapsed();
+        self.budget.weight_bytes_read += bytes;
+        Ok(hits.into_iter().map(|h| Hit { row: h.row, score: h.score }).collect())
+    }
+
+    fn argmax(&mut self, x: T) -> Result<u32, HostError> {
+        self.budget.check_deadline()?;
+        let xs = self.tensor(&x)?.f32_values()?;
+        Ok(ops::argmax(&xs)? as u32)
+    }
+}

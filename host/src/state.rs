@@ -1,0 +1,184 @@
+//! Per-instance state of a guest component: its handle table, budgets, grants and config.
+//! A fresh `ComponentState` (and `Store`) is made for every request, so nothing a guest did
+//! in one request can be seen by the next.
+
+use crate::bindings::edgenlu::nlu::{config, log, types};
+use crate::bindings::WitError;
+use crate::error::HostError;
+use crate::models_host::ModelCatalog;
+use crate::tokenizer::LinkedTokenizer;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use crate::runtime::GuestLimiter;
+use wasmtime::StoreLimitsBuilder;
+
+/// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Guest linear memory, bytes.
+    pub guest_memory: usize,
+    /// Host memory the guest may hold in tensors, bytes.
+    pub host_memory: usize,
+    /// Wall-clock time per request, including time in host kernels.
+    pub deadline: Duration,
+    /// Largest list a host call returns, in elements.
+    pub max_output_elems: usize,
+    /// Bytes of log text per request; past that, log calls are dropped.
+    pub log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            guest_memory: 64 << 20,
+            host_memory: 64 << 20,
+            deadline: Duration::from_secs(5),
+            max_output_elems: 4 << 20,
+            log_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Budget accounting for host-side resources during one request.
+#[derive(Debug)]
+pub struct Budget {
+    pub limits: Limits,
+    pub deadline: Instant,
+    host_bytes: usize,
+    log_bytes: usize,
+    /// Time spent inside host kernels, for the response's timings.
+    pub kernel_time: Duration,
+    /// Weight bytes read by kernels on the skill's behalf.
+    pub weight_bytes_read: u64,
+}
+
+impl Budget {
+    pub fn new(limits: Limits) -> Budget {
+        Budget {
+            deadline: Instant::now() + limits.deadline,
+            limits,
+            host_bytes: 0,
+            log_bytes: 0,
+            kernel_time: Duration::ZERO,
+            weight_bytes_read: 0,
+        }
+    }
+
+    /// Fails if allocating `bytes` more would pass the host-memory budget.
+    pub fn check_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
+        if self.host_bytes.saturating_add(bytes) > self.limits.host_memory {
+            return Err(HostError::budget(format!(
+                "tensor of {bytes} bytes would pass the skill's host-memory budget of {} bytes ({} in use)",
+                self.limits.host_memory, self.host_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn charge_host_bytes(&mut self, bytes: usize) -> Result<(), HostError> {
+        self.check_host_bytes(bytes)?;
+        self.host_bytes += bytes;
+        Ok(())
+    }
+
+    pub fn release_host_bytes(&mut self, bytes: usize) {
+        self.host_bytes = self.host_bytes.saturating_sub(bytes);
+    }
+
+    pub fn check_output_elems(&self, n: usize) -> Result<(), HostError> {
+        if n > self.limits.max_output_elems {
+            return Err(HostError::budget(format!("{n} elements is more than one call may return")));
+        }
+        Ok(())
+    }
+
+    /// Host calls check this on entry; long kernels also between tiles ([sandbox]).
+    pub fn check_deadline(&self) -> Result<(), HostError> {
+        if Instant::now() >= self.deadline {
+            return Err(HostError::budget(format!(
+                "deadline of {} ms passed",
+                self.limits.deadline.as_millis()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The store data of one instantiated component.
+pub struct ComponentState {
+    pub table: ResourceTable,
+    pub(crate) limiter: GuestLimiter,
+    pub budget: Budget,
+    /// Models this component may open, by name.
+    pub models: Arc<ModelCatalog>,
+    pub grants: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    /// The tokenizer component a skill imports `tokenize` from, in a store of its own.
+    pub tokenizer: Option<LinkedTokenizer>,
+    /// Name used in log lines.
+    pub component: String,
+}
+
+impl ComponentState {
+    pub fn new(
+        component: String,
+        models: Arc<ModelCatalog>,
+        grants: Vec<String>,
+        config: BTreeMap<String, String>,
+        limits: Limits,
+    ) -> ComponentState {
+        ComponentState {
+            table: ResourceTable::new(),
+            limiter: GuestLimiter::new(
+                StoreLimitsBuilder::new()
+                .memory_size(limits.guest_memory)
+                .instances(4)
+                .tables(8)
+                .memories(2)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            ),
+            budget: Budget::new(limits),
+            models,
+            grants,
+            config,
+            tokenizer: None,
+            component,
+        }
+    }
+}
+
+impl types::Host for ComponentState {
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<WitError> {
+        match err {
+            HostError::Guest(e) => Ok(e),
+            HostError::Trap(e) => Err(e),
+        }
+    }
+}
+
+impl config::Host for ComponentState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.config.get(&key).cloned())
+    }
+}
+
+impl log::Host for ComponentState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if self.budget.log_bytes + message.len() > self.budget.limits.log_bytes {
+            return Ok(());
+        }
+        self.budget.log_bytes += message.len();
+        let c = &self.component;
+        match level {
+            log::Level::Trace => tracing::trace!(component = %c, "{message}"),
+            log::Level::Debug => tracing::debug!(component = %c, "{message}"),
+            log::Level::Info => tracing::info!(component = %c, "{message}"),
+            log::Level::Warn => tracing::warn!(component = %c, "{message}"),
+            log::Level::Error => tracing::error!(component = %c, "{message}"),
+        }
+        Ok(())
+    }
+}

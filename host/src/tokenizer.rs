@@ -1,0 +1,102 @@
+//! Links a tokenizer component to a skill: the skill's `tokenize` import calls into the
+//! tokenizer's exports. The tokenizer runs in a store of its own (its own memory budget,
+//! handle table and grants) created on first use within a request and sharing its deadline.
+
+use crate::bindings::edgenlu::nlu::tokenize;
+use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
+use crate::error::{HostError, SkillError};
+use crate::runtime::{classify_trap, Grants, Runtime};
+use crate::state::ComponentState;
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+
+/// A tokenizer component compiled and linked, ready to instantiate per request.
+#[derive(Clone)]
+pub struct TokenizerLink {
+    pub(crate) pre: TokenizerPre<ComponentState>,
+    pub(crate) grants: Grants,
+    pub(crate) runtime: Runtime,
+}
+
+/// A tokenizer instantiated for one request, or about to be.
+pub struct LinkedTokenizer {
+    link: TokenizerLink,
+    deadline: Instant,
+    live: Option<(Store<ComponentState>, Tokenizer)>,
+    /// Time spent in the tokenizer during this request.
+    pub elapsed: Duration,
+}
+
+impl TokenizerLink {
+    /// A tokenizer for one request that must finish by `deadline`.
+    pub fn for_request(&self, deadline: Instant) -> LinkedTokenizer {
+        LinkedTokenizer { link: self.clone(), deadline, live: None, elapsed: Duration::ZERO }
+    }
+}
+
+impl LinkedTokenizer {
+    fn instance(&mut self) -> Result<&mut (Store<ComponentState>, Tokenizer), SkillError> {
+        if self.live.is_none() {
+            let mut store = self.link.runtime.new_store("tokenizer", &self.link.grants, self.deadline);
+            let bindings = self
+                .link
+                .pre
+                .instantiate(&mut store)
+                .map_err(|e| classify_trap(e, store.data()))?;
+            self.live = Some((store, bindings));
+        }
+        Ok(self.live.as_mut().expect("just set"))
+    }
+
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Store<ComponentState>, &Tokenizer) -> wasmtime::Result<Result<R, crate::bindings::WitError>>,
+    ) -> Result<R, SkillError> {
+        let start = Instant::now();
+        let result = self.instance().and_then(|(store, bindings)| match f(store, bindings) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(SkillError::Guest(e)),
+            Err(trap) => Err(classify_trap(trap, store.data())),
+        });
+        if matches!(result, Err(ref e) if !matches!(e, SkillError::Guest(_))) {
+            // A trapped instance is never reused.
+            self.live = None;
+        }
+        self.elapsed += start.elapsed();
+        result
+    }
+
+    /// Token ids of `text`.
+    pub fn encode(&mut self, text: &str) -> Result<Vec<u32>, SkillError> {
+        self.call(|store, t| t.edgenlu_nlu_tokenize().call_encode(store, text))
+    }
+
+    /// Text of `ids`.
+    pub fn decode(&mut self, ids: &[u32]) -> Result<String, SkillError> {
+        self.call(|store, t| t.edgenlu_nlu_tokenize().call_decode(store, ids))
+    }
+}
+
+/// How a failure inside the tokenizer looks to the skill that called it.
+fn to_host_error(e: SkillError) -> HostError {
+    match e {
+        SkillError::Guest(w) => HostError::Guest(w),
+        SkillError::Deadline(_) => HostError::budget(e.to_string()),
+        SkillError::Memory(_) => HostError::budget(format!("tokenizer: {e}")),
+        other => HostError::internal(format!("tokenizer: {other}")),
+    }
+}
+
+impl tokenize::Host for ComponentState {
+    fn encode(&mut self, text: String) -> Result<Vec<u32>, HostError> {
+        self.budget.check_deadline()?;
+        let tok = self.tokenizer.as_mut().ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
+        tok.encode(&text).map_err(to_host_error)
+    }
+
+    fn decode(&mut self, ids: Vec<u32>) -> Result<String, HostError> {
+        self.budget.check_deadline()?;
+        let tok = self.tokenizer.as_mut().ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
+        tok.decode(&ids).map_err(to_host_error)
+    }
+}
