@@ -12,6 +12,8 @@
 //!
 //! Pure Rust with no platform dependencies, so it builds for the host and for wasm32 guests.
 
+#![warn(missing_docs)]
+
 mod normalize;
 
 use std::collections::HashMap;
