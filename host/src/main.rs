@@ -85,7 +85,13 @@ enum ModelsCommand {
         output: PathBuf,
     },
     /// List the models in the store with their digests.
+    ///
+    /// Example: edgenlu models list
     List,
+    /// Print the store's root directory (models/, hf/, cache/ live under it).
+    ///
+    /// Example: edgenlu models root
+    Root,
 }
 
 #[derive(Subcommand)]
@@ -236,6 +242,7 @@ fn main() -> Result<()> {
             pb.finish_and_clear();
             println!("{}: {summary}", output.display());
         }
+        Command::Models(ModelsCommand::Root) => println!("{}", store.root().display()),
         Command::Models(ModelsCommand::List) => {
             for entry in store.list()? {
                 println!("{}  {:>12}  {}", entry.sha256, entry.size, entry.name);

@@ -211,12 +211,14 @@ impl HostTensor for ComponentState {
             TensorData::I32(v) => Ok(v[range].iter().map(|&x| x as f32).collect()),
             TensorData::Mapped { .. } => {
                 let m = t.matrix()?;
-                // Rows of the outermost dim may span several matrix rows (rank > 2).
-                let per = m.rows() / rows;
-                let mut out = vec![0.0; out_len];
-                for (i, chunk) in out.chunks_exact_mut(m.cols()).enumerate() {
-                    m.dequantize_row(first * per + i, chunk)?;
+                let dtype = m.dtype();
+                let (start, block) = (range.start, dtype.block_elems());
+                if start % block != 0 || out_len % block != 0 {
+                    return Err(HostError::invalid(format!("rows of {dtype:?} must start and end on whole blocks")));
                 }
+                let bytes = &m.bytes()[start / block * dtype.block_bytes()..][..out_len / block * dtype.block_bytes()];
+                let mut out = vec![0.0; out_len];
+                edgenlu_kernels::formats::dequantize(dtype, bytes, &mut out)?;
                 Ok(out)
             }
         }

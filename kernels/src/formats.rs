@@ -66,7 +66,7 @@ impl DType {
     /// Bytes of a row of `elems` elements, or `None` when `elems` is not a whole number of
     /// blocks or the size overflows.
     pub fn row_bytes(self, elems: usize) -> Option<usize> {
-        if elems % self.block_elems() != 0 {
+        if !elems.is_multiple_of(self.block_elems()) {
             return None;
         }
         (elems / self.block_elems()).checked_mul(self.block_bytes())
@@ -161,6 +161,12 @@ pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), Ker
         DType::F16 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
                 *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        // Integer tensors (labels, ids) read as numbers; exact below 2^24.
+        DType::I32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32;
             }
         }
         DType::Q8_0 => {

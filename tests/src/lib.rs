@@ -1,1 +1,54 @@
-//! End-to-end tests live in tests/*.rs.
+//! Shared helpers for the end-to-end tests in `tests/`: where the model store and the golden
+//! files are, and a runtime over that store. A missing prerequisite fails the test with the
+//! command that provides it: a skipped test is not a passing one.
+
+use edgenlu::{ModelCatalog, Runtime};
+use edgenlu_models::store::ModelStore;
+use std::path::PathBuf;
+
+/// The model store the tests read (`$EDGENLU_HOME`, else the XDG default), which
+/// `edgenlu models fetch` fills.
+pub fn store() -> ModelStore {
+    ModelStore::open_default().expect("opening the model store")
+}
+
+/// A runtime over the test model store, with the compiled-component cache in it.
+pub fn runtime() -> Runtime {
+    let store = store();
+    let cache = store.root().join("cache/components");
+    Runtime::new(ModelCatalog::new(store), Some(cache)).expect("creating the runtime")
+}
+
+/// Fails unless model `name` is in the store.
+pub fn require_model(name: &str) {
+    let store = store();
+    assert!(
+        store.list().expect("listing the store").iter().any(|e| e.name == name),
+        "model {name} is not in the store at {}: run `edgenlu models fetch` (scripts/test.sh does)",
+        store.root().display()
+    );
+}
+
+/// A golden file made by a script in scripts/golden/ (`$EDGENLU_GOLDEN_DIR`, else `golden/`
+/// at the repository root), parsed as JSON Lines.
+pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
+    let dir = std::env::var_os("EDGENLU_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../golden"));
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("golden file {} is missing ({e}): scripts/test.sh generates it with scripts/golden/", path.display())
+    });
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a golden line parses"))
+        .collect()
+}
+
+/// Path of the repository's shared datasets (`../shared/datasets` beside the checkout, or
+/// `$EDGENLU_DATASETS`).
+pub fn datasets_dir() -> PathBuf {
+    std::env::var_os("EDGENLU_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"))
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The demo: from a fresh clone, provision the guest toolchain, build, fetch the models, build
+# the SNIPS intents datastore with the skill itself, and answer a few utterances.
+source "$(dirname "$0")/common.sh"
+setup
+if ! "$edgenlu" models list | grep -q ' snips-intents$'; then
+    step "datastore: 300 SNIPS training examples per intent, embedded by the skill"
+    "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 300
+fi
+step "answers"
+"$edgenlu" run \
+    "add this song to my workout playlist" \
+    "will it snow in Chicago tomorrow" \
+    "book a table for four at an italian restaurant tonight" \
+    "play the latest album by Adele" \
+    "rate this novel five out of six stars" \
+    "find the movie schedule at the nearest cinema" \
+    "show me the creative work called The Dark Knight"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The tests: provision what they need (guest toolchain, build, models, Python references),
+# generate the golden files from independent implementations, then run every test suite.
+source "$(dirname "$0")/common.sh"
+setup
+step "python references ($(python3 --version))"
+python3 -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/golden/requirements.txt"
+hf="$("$edgenlu" models root)/hf/all-minilm-l6-v2"
+mkdir -p "$repo/golden"
+step "golden: HF tokenizers ids for every dataset text + hostile strings"
+python3 "$repo/scripts/golden/wordpiece_ids.py" --hf-dir "$hf" --datasets "$datasets" --out "$repo/golden/wordpiece_ids.jsonl"
+step "golden: float64 numpy MiniLM embeddings"
+python3 "$repo/scripts/golden/minilm_embeddings.py" --hf-dir "$hf" --datasets "$datasets" --out "$repo/golden/minilm_embeddings.jsonl"
+step "host tests"
+cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
+step "guest library tests (native)"
+EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
+    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece

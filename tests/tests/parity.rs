@@ -1,0 +1,78 @@
+//! Golden tests: the Wasm tokenizer against Hugging Face `tokenizers`, and the Wasm skill's
+//! embeddings (host kernels, f32 and q8_0 weights) against a float64 numpy BERT.
+
+use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
+use edgenlu::Limits;
+use edgenlu_tests::{golden_lines, require_model, runtime};
+use std::time::Duration;
+
+const F32_ENCODER: &str = "all-minilm-l6-v2.f32";
+
+fn generous() -> Limits {
+    Limits { deadline: Duration::from_secs(600), ..Limits::default() }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenGolden {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[test]
+fn wordpiece_component_matches_hf_tokenizers_on_every_dataset_text_and_hostile_strings() {
+    require_model(F32_ENCODER);
+    let golden: Vec<TokenGolden> = golden_lines("wordpiece_ids.jsonl");
+    assert!(golden.len() > 30_000, "expected every dataset text, got {}", golden.len());
+    let skill = runtime().load_skill(intents_skill(F32_ENCODER, None, generous())).unwrap();
+    let texts: Vec<String> = golden.iter().map(|g| g.text.clone()).collect();
+    let ids = skill.tokenize(&texts).expect("tokenizing");
+    let mismatches: Vec<_> = golden.iter().zip(&ids).filter(|(g, ours)| &g.ids != *ours).collect();
+    for (g, ours) in mismatches.iter().take(5) {
+        eprintln!("{:?}\n  hf:   {:?}\n  ours: {:?}", g.text, g.ids, ours);
+    }
+    assert!(mismatches.is_empty(), "{} of {} texts tokenized differently", mismatches.len(), golden.len());
+}
+
+#[derive(serde::Deserialize)]
+struct EmbeddingGolden {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// Embeds every golden sentence through the skill and returns the smallest cosine.
+fn min_cosine(encoder: &str) -> (f64, String) {
+    require_model(encoder);
+    let golden: Vec<EmbeddingGolden> = golden_lines("minilm_embeddings.jsonl");
+    assert!(golden.len() >= 200, "expected ≥ 200 golden sentences, got {}", golden.len());
+    let skill = runtime().load_skill(intents_skill(encoder, None, generous())).unwrap();
+    golden
+        .iter()
+        .map(|g| {
+            let ours = skill.embed(&g.text).unwrap_or_else(|e| panic!("embedding {:?}: {e}", g.text));
+            assert_eq!(ours.len(), g.embedding.len());
+            (cosine(&ours, &g.embedding), g.text.clone())
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap()
+}
+
+#[test]
+fn f32_embeddings_match_the_numpy_reference() {
+    let (min, text) = min_cosine(F32_ENCODER);
+    eprintln!("f32: min cosine {min:.7} ({text:?})");
+    assert!(min >= 0.9999, "f32 cosine {min} < 0.9999 for {text:?}");
+}
+
+#[test]
+fn q8_0_embeddings_match_the_numpy_reference() {
+    let (min, text) = min_cosine(DEFAULT_ENCODER);
+    eprintln!("q8_0: min cosine {min:.7} ({text:?})");
+    assert!(min >= 0.999, "q8_0 cosine {min} < 0.999 for {text:?}");
+}
