@@ -296,10 +296,18 @@ impl<'a> Cursor<'a> {
     }
 
     fn take(&mut self, n: u64, what: &'static str) -> Result<&'a [u8], GgufError> {
-        let truncated = GgufError::Truncated { offset: self.pos, what, needed: n };
+        let truncated = GgufError::Truncated {
+            offset: self.pos,
+            what,
+            needed: n,
+        };
         let n = usize::try_from(n).map_err(|_| truncated)?;
         if n > self.remaining() {
-            return Err(GgufError::Truncated { offset: self.pos, what, needed: n as u64 });
+            return Err(GgufError::Truncated {
+                offset: self.pos,
+                what,
+                needed: n as u64,
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -327,7 +335,11 @@ impl<'a> Cursor<'a> {
         let count = self.u64(what)?;
         match count.checked_mul(min_size) {
             Some(bytes) if bytes <= self.remaining() as u64 => Ok(count as usize),
-            _ => Err(GgufError::TooLarge { offset, what, count }),
+            _ => Err(GgufError::TooLarge {
+                offset,
+                what,
+                count,
+            }),
         }
     }
 
@@ -340,7 +352,12 @@ impl<'a> Cursor<'a> {
             .map_err(|_| GgufError::BadUtf8 { offset: start })
     }
 
-    fn value(&mut self, type_id: u32, type_offset: usize, depth: usize) -> Result<MetaValue, GgufError> {
+    fn value(
+        &mut self,
+        type_id: u32,
+        type_offset: usize,
+        depth: usize,
+    ) -> Result<MetaValue, GgufError> {
         const W: &str = "metadata value";
         Ok(match type_id {
             0 => MetaValue::U8(u8::from_le_bytes(self.array(W)?)),
@@ -361,7 +378,9 @@ impl<'a> Cursor<'a> {
             8 => MetaValue::String(self.string("string")?),
             9 => {
                 if depth >= MAX_NESTING {
-                    return Err(GgufError::TooDeep { offset: type_offset });
+                    return Err(GgufError::TooDeep {
+                        offset: type_offset,
+                    });
                 }
                 let elem_offset = self.pos;
                 let elem = self.u32("array element type")?;
@@ -379,7 +398,12 @@ impl<'a> Cursor<'a> {
             10 => MetaValue::U64(u64::from_le_bytes(self.array(W)?)),
             11 => MetaValue::I64(i64::from_le_bytes(self.array(W)?)),
             12 => MetaValue::F64(f64::from_le_bytes(self.array(W)?)),
-            _ => return Err(GgufError::BadValueType { offset: type_offset, type_id }),
+            _ => {
+                return Err(GgufError::BadValueType {
+                    offset: type_offset,
+                    type_id,
+                })
+            }
         })
     }
 }
@@ -398,7 +422,10 @@ fn min_value_size(type_id: u32) -> Option<u64> {
 }
 
 fn bad_tensor(name: &str, reason: impl Into<String>) -> GgufError {
-    GgufError::BadTensor { name: name.to_owned(), reason: reason.into() }
+    GgufError::BadTensor {
+        name: name.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 impl Gguf {
@@ -424,7 +451,11 @@ impl Gguf {
             let key_offset = c.pos;
             let key = c.string("metadata key")?;
             if key.len() as u64 > MAX_KEY_LEN {
-                return Err(GgufError::TooLarge { offset: key_offset, what: "key length", count: key.len() as u64 });
+                return Err(GgufError::TooLarge {
+                    offset: key_offset,
+                    what: "key length",
+                    count: key.len() as u64,
+                });
             }
             let type_offset = c.pos;
             let type_id = c.u32("metadata value type")?;
@@ -448,7 +479,10 @@ impl Gguf {
             let name = c.string("tensor name")?;
             let n_dims = c.u32("tensor n_dims")?;
             if !(1..=MAX_DIMS).contains(&n_dims) {
-                return Err(bad_tensor(&name, format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)")));
+                return Err(bad_tensor(
+                    &name,
+                    format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)"),
+                ));
             }
             let mut shape = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
@@ -460,32 +494,57 @@ impl Gguf {
                 shape.push(d);
             }
             let ty = c.u32("tensor type")?;
-            let dtype = DType::from_ggml_type(ty).ok_or_else(|| bad_tensor(&name, format!("unknown ggml type {ty}")))?;
+            let dtype = DType::from_ggml_type(ty)
+                .ok_or_else(|| bad_tensor(&name, format!("unknown ggml type {ty}")))?;
             let offset = c.u64("tensor offset")?;
             let rows = shape[1..]
                 .iter()
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
                 .ok_or_else(|| bad_tensor(&name, "element count overflows"))?;
-            let row = dtype
-                .row_bytes(shape[0])
-                .ok_or_else(|| bad_tensor(&name, format!("{} elements per row is not whole {dtype:?} blocks", shape[0])))?;
-            let size = row.checked_mul(rows).ok_or_else(|| bad_tensor(&name, "size overflows"))?;
+            let row = dtype.row_bytes(shape[0]).ok_or_else(|| {
+                bad_tensor(
+                    &name,
+                    format!(
+                        "{} elements per row is not whole {dtype:?} blocks",
+                        shape[0]
+                    ),
+                )
+            })?;
+            let size = row
+                .checked_mul(rows)
+                .ok_or_else(|| bad_tensor(&name, "size overflows"))?;
             shape.reverse();
             if tensor_index.insert(name.clone(), raw.len()).is_some() {
                 return Err(GgufError::DuplicateTensor(name));
             }
-            raw.push((TensorInfo { name, dtype, shape, offset: 0, size }, offset));
+            raw.push((
+                TensorInfo {
+                    name,
+                    dtype,
+                    shape,
+                    offset: 0,
+                    size,
+                },
+                offset,
+            ));
         }
 
         let data_offset = c.pos.next_multiple_of(alignment);
         let file_len = bytes.len();
         let mut tensors = Vec::with_capacity(raw.len());
         for (mut info, rel) in raw {
-            let fail = |reason| GgufError::BadTensorData { name: info.name.clone(), offset: rel, size: info.size as u64, reason };
+            let fail = |reason| GgufError::BadTensorData {
+                name: info.name.clone(),
+                offset: rel,
+                size: info.size as u64,
+                reason,
+            };
             if rel % alignment as u64 != 0 {
                 return Err(fail("is not aligned to general.alignment"));
             }
-            let start = usize::try_from(rel).ok().and_then(|r| r.checked_add(data_offset));
+            let start = usize::try_from(rel)
+                .ok()
+                .and_then(|r| r.checked_add(data_offset));
             match start.and_then(|s| s.checked_add(info.size)) {
                 Some(end) if end <= file_len => info.offset = start.unwrap_or_default(),
                 _ => return Err(fail("lies past the end of the file")),
@@ -493,8 +552,11 @@ impl Gguf {
             tensors.push(info);
         }
         // Overlapping tensors would let one weight alias another; no writer produces them.
-        let mut spans: Vec<(usize, usize, usize)> =
-            tensors.iter().enumerate().map(|(i, t)| (t.offset, t.offset + t.size, i)).collect();
+        let mut spans: Vec<(usize, usize, usize)> = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.offset, t.offset + t.size, i))
+            .collect();
         spans.sort_unstable();
         for w in spans.windows(2) {
             if w[1].0 < w[0].1 {
@@ -508,7 +570,15 @@ impl Gguf {
             }
         }
 
-        Ok(Gguf { version, alignment, metadata, meta_index, tensors, tensor_index, data_offset })
+        Ok(Gguf {
+            version,
+            alignment,
+            metadata,
+            meta_index,
+            tensors,
+            tensor_index,
+            data_offset,
+        })
     }
 
     /// The file's GGUF version (2 or 3).
@@ -543,7 +613,9 @@ impl Gguf {
 
     /// An integer value that fits in a u32.
     pub fn get_u32(&self, key: &str) -> Option<u32> {
-        self.metadata(key)?.as_u64().and_then(|v| u32::try_from(v).ok())
+        self.metadata(key)?
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
     }
 
     /// An integer value that fits in a u64.
@@ -568,7 +640,11 @@ impl Gguf {
 
     /// An array of strings (e.g. `tokenizer.ggml.tokens`); `None` if any element is not one.
     pub fn get_str_array(&self, key: &str) -> Option<Vec<&str>> {
-        self.metadata(key)?.as_array()?.iter().map(MetaValue::as_str).collect()
+        self.metadata(key)?
+            .as_array()?
+            .iter()
+            .map(MetaValue::as_str)
+            .collect()
     }
 
     /// The header of tensor `name`.
@@ -636,29 +712,45 @@ impl<'a> TensorRef<'a> {
 impl GgufFile {
     /// Maps and validates the file at `path`.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        let file = File::open(path).map_err(|source| GgufError::Io { path: path.to_owned(), source })?;
+        let file = File::open(path).map_err(|source| GgufError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         GgufFile::from_file(&file, path)
     }
 
     /// Maps an already open file (the store hashes the same handle first).
     pub(crate) fn from_file(file: &File, path: &Path) -> Result<GgufFile, GgufError> {
-        let io_err = |source| GgufError::Io { path: path.to_owned(), source };
+        let io_err = |source| GgufError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let len = file.metadata().map_err(io_err)?.len();
         // Mapping an empty file fails on some systems; it is not a GGUF file either way.
         if len < 8 {
-            return Err(GgufError::Truncated { offset: 0, what: "header", needed: 24 });
+            return Err(GgufError::Truncated {
+                offset: 0,
+                what: "header",
+                needed: 24,
+            });
         }
         // SAFETY: the map is read-only and private to this process. Files in the store are
         // replaced by rename, never rewritten in place, so the mapped bytes do not change.
         let map = unsafe { memmap2::Mmap::map(file) }.map_err(io_err)?;
         let index = Gguf::parse(&map)?;
-        Ok(GgufFile { bytes: Arc::new(Backing::Map(map)), index: Arc::new(index) })
+        Ok(GgufFile {
+            bytes: Arc::new(Backing::Map(map)),
+            index: Arc::new(index),
+        })
     }
 
     /// Validates a file held in memory (tests, fuzzing, small generated files).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, GgufError> {
         let index = Gguf::parse(&bytes)?;
-        Ok(GgufFile { bytes: Arc::new(Backing::Owned(bytes)), index: Arc::new(index) })
+        Ok(GgufFile {
+            bytes: Arc::new(Backing::Owned(bytes)),
+            index: Arc::new(index),
+        })
     }
 
     /// The parsed header.
@@ -683,7 +775,10 @@ impl GgufFile {
 
     fn view<'a>(&'a self, info: &'a TensorInfo) -> TensorRef<'a> {
         // In bounds: parse checked offset + size against the length of these same bytes.
-        TensorRef { info, data: &self.bytes()[info.offset..info.offset + info.size] }
+        TensorRef {
+            info,
+            data: &self.bytes()[info.offset..info.offset + info.size],
+        }
     }
 }
 
@@ -738,7 +833,10 @@ impl GgufWriter {
     ) -> Result<&mut GgufWriter, GgufError> {
         let name = name.into();
         if shape.is_empty() || shape.len() > MAX_DIMS as usize || shape.contains(&0) {
-            return Err(bad_tensor(&name, format!("shape {shape:?} (1 to 4 nonzero dimensions)")));
+            return Err(bad_tensor(
+                &name,
+                format!("shape {shape:?} (1 to 4 nonzero dimensions)"),
+            ));
         }
         let (&cols, outer) = shape.split_last().unwrap_or((&0, &[]));
         let size = dtype
@@ -746,27 +844,43 @@ impl GgufWriter {
             .and_then(|row| outer.iter().try_fold(row, |acc, &d| acc.checked_mul(d)))
             .ok_or_else(|| bad_tensor(&name, format!("shape {shape:?} does not fit {dtype:?}")))?;
         if size != data.len() {
-            return Err(bad_tensor(&name, format!("shape {shape:?} of {dtype:?} needs {size} bytes, got {}", data.len())));
+            return Err(bad_tensor(
+                &name,
+                format!(
+                    "shape {shape:?} of {dtype:?} needs {size} bytes, got {}",
+                    data.len()
+                ),
+            ));
         }
         if self.tensors.iter().any(|t| t.name == name) {
             return Err(GgufError::DuplicateTensor(name));
         }
-        self.tensors.push(PendingTensor { name, dtype, shape: shape.to_vec(), data });
+        self.tensors.push(PendingTensor {
+            name,
+            dtype,
+            shape: shape.to_vec(),
+            data,
+        });
         Ok(self)
     }
 
     /// Writes the file to `path` atomically (`<path>.tmp`, fsync, rename, fsync directory).
     pub fn write(&self, path: &Path) -> Result<(), GgufError> {
         self.check()?;
-        crate::atomic::write_atomic(path, |w| self.write_to(w))
-            .map_err(|source| GgufError::Io { path: path.to_owned(), source })
+        crate::atomic::write_atomic(path, |w| self.write_to(w)).map_err(|source| GgufError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The file as bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, GgufError> {
         self.check()?;
         let mut out = Vec::new();
-        self.write_to(&mut out).map_err(|source| GgufError::Io { path: PathBuf::new(), source })?;
+        self.write_to(&mut out).map_err(|source| GgufError::Io {
+            path: PathBuf::new(),
+            source,
+        })?;
         Ok(out)
     }
 
@@ -774,7 +888,10 @@ impl GgufWriter {
     fn check(&self) -> Result<(), GgufError> {
         for (key, value) in &self.metadata {
             if key.len() as u64 > MAX_KEY_LEN {
-                return Err(GgufError::BadMetadata { key: key.clone(), reason: "key longer than 65535 bytes".into() });
+                return Err(GgufError::BadMetadata {
+                    key: key.clone(),
+                    reason: "key longer than 65535 bytes".into(),
+                });
             }
             check_value(key, value, 0)?;
         }
@@ -828,11 +945,20 @@ impl GgufWriter {
 fn check_value(key: &str, value: &MetaValue, depth: usize) -> Result<(), GgufError> {
     if let MetaValue::Array(items) = value {
         if depth >= MAX_NESTING {
-            return Err(GgufError::BadMetadata { key: key.into(), reason: "arrays nested too deeply".into() });
+            return Err(GgufError::BadMetadata {
+                key: key.into(),
+                reason: "arrays nested too deeply".into(),
+            });
         }
         if let Some(first) = items.first() {
-            if items.iter().any(|i| std::mem::discriminant(i) != std::mem::discriminant(first)) {
-                return Err(GgufError::BadMetadata { key: key.into(), reason: "array mixes value types".into() });
+            if items
+                .iter()
+                .any(|i| std::mem::discriminant(i) != std::mem::discriminant(first))
+            {
+                return Err(GgufError::BadMetadata {
+                    key: key.into(),
+                    reason: "array mixes value types".into(),
+                });
             }
         }
         for item in items {

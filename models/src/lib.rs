@@ -10,7 +10,7 @@ pub mod gguf;
 pub mod import;
 pub mod store;
 
-
+pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};
-
-
+pub use import::ImportError;
+pub use store::{ModelStore, StoreError};

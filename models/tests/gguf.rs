@@ -19,7 +19,13 @@ fn sample_writer() -> GgufWriter {
         .add_metadata("t.f32", MetaValue::F32(1.5))
         .add_metadata("t.f64", MetaValue::F64(-2.25))
         .add_metadata("t.bool", MetaValue::Bool(true))
-        .add_metadata("t.strs", MetaValue::Array(vec![MetaValue::String("a".into()), MetaValue::String("éß".into())]))
+        .add_metadata(
+            "t.strs",
+            MetaValue::Array(vec![
+                MetaValue::String("a".into()),
+                MetaValue::String("éß".into()),
+            ]),
+        )
         .add_metadata(
             "t.nested",
             MetaValue::Array(vec![
@@ -61,9 +67,17 @@ fn round_trip_keeps_metadata_and_bytes() {
     assert_eq!(q.data().len(), 68);
     let cube = f.tensor("cube").unwrap();
     assert_eq!(cube.shape(), &[2, 3, 4]);
-    assert_eq!(f.tensors().map(|t| t.name()).collect::<Vec<_>>(), ["q", "bias", "cube"]);
+    assert_eq!(
+        f.tensors().map(|t| t.name()).collect::<Vec<_>>(),
+        ["q", "bias", "cube"]
+    );
     for t in f.tensors() {
-        assert_eq!(t.data().as_ptr() as usize % 32, f.bytes().as_ptr() as usize % 32, "{} aligned", t.name());
+        assert_eq!(
+            t.data().as_ptr() as usize % 32,
+            f.bytes().as_ptr() as usize % 32,
+            "{} aligned",
+            t.name()
+        );
     }
     // Writing what was read gives the same file.
     let mut w2 = GgufWriter::new();
@@ -71,7 +85,8 @@ fn round_trip_keeps_metadata_and_bytes() {
         w2.add_metadata(k, v.clone());
     }
     for t in f.tensors() {
-        w2.add_tensor(t.name(), t.dtype(), t.shape(), t.data().to_vec()).unwrap();
+        w2.add_tensor(t.name(), t.dtype(), t.shape(), t.data().to_vec())
+            .unwrap();
     }
     assert_eq!(w2.to_bytes().unwrap(), f.bytes());
 }
@@ -87,7 +102,9 @@ fn writes_atomically_to_disk_and_maps_back() {
     let f = GgufFile::open(&path).unwrap();
     assert_eq!(f.bytes(), &w.to_bytes().unwrap()[..]);
     let shared = f.clone();
-    std::thread::spawn(move || assert!(shared.tensor("q").is_some())).join().unwrap();
+    std::thread::spawn(move || assert!(shared.tensor("q").is_some()))
+        .join()
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -95,13 +112,23 @@ fn writes_atomically_to_disk_and_maps_back() {
 fn writer_refuses_bad_tensors_and_mixed_arrays() {
     let mut w = GgufWriter::new();
     assert!(w.add_tensor("a", DType::F32, &[2], vec![0; 7]).is_err());
-    assert!(w.add_tensor("a", DType::Q8_0, &[1, 33], vec![0; 34]).is_err());
+    assert!(w
+        .add_tensor("a", DType::Q8_0, &[1, 33], vec![0; 34])
+        .is_err());
     assert!(w.add_tensor("a", DType::F32, &[], vec![]).is_err());
-    assert!(w.add_tensor("a", DType::F32, &[1, 1, 1, 1, 1], vec![0; 4]).is_err());
+    assert!(w
+        .add_tensor("a", DType::F32, &[1, 1, 1, 1, 1], vec![0; 4])
+        .is_err());
     assert!(w.add_tensor("a", DType::F32, &[0, 4], vec![]).is_err());
     w.add_tensor("a", DType::F32, &[1], vec![0; 4]).unwrap();
-    assert!(matches!(w.add_tensor("a", DType::F32, &[1], vec![0; 4]), Err(GgufError::DuplicateTensor(_))));
-    w.add_metadata("mixed", MetaValue::Array(vec![MetaValue::U8(1), MetaValue::I8(1)]));
+    assert!(matches!(
+        w.add_tensor("a", DType::F32, &[1], vec![0; 4]),
+        Err(GgufError::DuplicateTensor(_))
+    ));
+    w.add_metadata(
+        "mixed",
+        MetaValue::Array(vec![MetaValue::U8(1), MetaValue::I8(1)]),
+    );
     assert!(matches!(w.to_bytes(), Err(GgufError::BadMetadata { .. })));
 }
 
@@ -111,9 +138,17 @@ fn every_truncation_is_an_error() {
     let index = Gguf::parse(&bytes).unwrap();
     // The writer pads after the last tensor too; that padding carries nothing, so a file
     // missing it is still whole.
-    let end = index.tensor_infos().iter().map(|t| t.file_offset() + t.size()).max().unwrap();
+    let end = index
+        .tensor_infos()
+        .iter()
+        .map(|t| t.file_offset() + t.size())
+        .max()
+        .unwrap();
     for n in 0..end {
-        assert!(Gguf::parse(&bytes[..n]).is_err(), "prefix of {n} bytes parsed");
+        assert!(
+            Gguf::parse(&bytes[..n]).is_err(),
+            "prefix of {n} bytes parsed"
+        );
     }
     for n in end..=bytes.len() {
         assert!(Gguf::parse(&bytes[..n]).is_ok());
@@ -167,28 +202,57 @@ fn hostile_headers_are_refused() {
     assert!(Gguf::parse(&Raw::new(3, 1, 0).tensor("t", &[8], 0, 0).pad(32)).is_ok());
 
     assert!(matches!(err(b"GGML\x03\0\0\0"), GgufError::BadMagic(_)));
-    assert!(matches!(err(&Raw::new(1, 0, 0).pad(0)), GgufError::UnsupportedVersion(1)));
-    assert!(matches!(err(&Raw::new(3, u64::MAX, 0).pad(0)), GgufError::TooLarge { .. }));
-    assert!(matches!(err(&Raw::new(3, 0, 1 << 40).pad(0)), GgufError::TooLarge { .. }));
+    assert!(matches!(
+        err(&Raw::new(1, 0, 0).pad(0)),
+        GgufError::UnsupportedVersion(1)
+    ));
+    assert!(matches!(
+        err(&Raw::new(3, u64::MAX, 0).pad(0)),
+        GgufError::TooLarge { .. }
+    ));
+    assert!(matches!(
+        err(&Raw::new(3, 0, 1 << 40).pad(0)),
+        GgufError::TooLarge { .. }
+    ));
     // A key claiming 2^63 bytes.
-    assert!(matches!(err(&Raw::new(3, 0, 1).u64(1 << 63).pad(64)), GgufError::TooLarge { .. }));
+    assert!(matches!(
+        err(&Raw::new(3, 0, 1).u64(1 << 63).pad(64)),
+        GgufError::TooLarge { .. }
+    ));
     // Unknown value type, and an array of an unknown type.
-    assert!(matches!(err(&Raw::new(3, 0, 1).str("k").u32(13).pad(64)), GgufError::BadValueType { .. }));
-    assert!(matches!(err(&Raw::new(3, 0, 1).str("k").u32(9).u32(99).u64(1).pad(64)), GgufError::BadValueType { .. }));
+    assert!(matches!(
+        err(&Raw::new(3, 0, 1).str("k").u32(13).pad(64)),
+        GgufError::BadValueType { .. }
+    ));
+    assert!(matches!(
+        err(&Raw::new(3, 0, 1).str("k").u32(9).u32(99).u64(1).pad(64)),
+        GgufError::BadValueType { .. }
+    ));
     // A bool that is neither 0 nor 1.
     let mut b = Raw::new(3, 0, 1);
     b.str("k").u32(7);
     b.0.push(2);
     assert!(matches!(err(&b.pad(0)), GgufError::BadValueType { .. }));
     // Huge array length.
-    assert!(matches!(err(&Raw::new(3, 0, 1).str("k").u32(9).u32(4).u64(u64::MAX / 2).pad(64)), GgufError::TooLarge { .. }));
+    assert!(matches!(
+        err(&Raw::new(3, 0, 1)
+            .str("k")
+            .u32(9)
+            .u32(4)
+            .u64(u64::MAX / 2)
+            .pad(64)),
+        GgufError::TooLarge { .. }
+    ));
     // Arrays nested past the limit.
     let mut deep = Raw::new(3, 0, 1);
     deep.str("k").u32(9);
     for _ in 0..20 {
         deep.u32(9).u64(1);
     }
-    assert!(matches!(err(&deep.pad(64)), GgufError::TooDeep { .. } | GgufError::Truncated { .. }));
+    assert!(matches!(
+        err(&deep.pad(64)),
+        GgufError::TooDeep { .. } | GgufError::Truncated { .. }
+    ));
     // Invalid UTF-8 key.
     let mut utf = Raw::new(3, 0, 1);
     utf.u64(2);
@@ -205,23 +269,64 @@ fn hostile_headers_are_refused() {
     al.str("general.alignment").u32(4).u32(24);
     assert!(matches!(err(&al.pad(0)), GgufError::BadAlignment(_)));
 
-    let t = |dims: &[u64], ty: u32, offset: u64, data: usize| Raw::new(3, 1, 0).tensor("t", dims, ty, offset).pad(data);
-    assert!(matches!(err(&t(&[], 0, 0, 32)), GgufError::BadTensor { .. }));
-    assert!(matches!(err(&t(&[1, 1, 1, 1, 1], 0, 0, 32)), GgufError::BadTensor { .. }));
-    assert!(matches!(err(&t(&[8, 0], 0, 0, 32)), GgufError::BadTensor { .. }));
-    assert!(matches!(err(&t(&[1 << 32, 1 << 32, 1 << 32], 0, 0, 32)), GgufError::BadTensor { .. }));
-    assert!(matches!(err(&t(&[u64::MAX], 0, 0, 32)), GgufError::BadTensor { .. }));
-    assert!(matches!(err(&t(&[8], 12, 0, 32)), GgufError::BadTensor { .. })); // Q4_K: unknown here
-    assert!(matches!(err(&t(&[33], 8, 0, 64)), GgufError::BadTensor { .. })); // ragged Q8_0
-    assert!(matches!(err(&t(&[8], 0, 16, 64)), GgufError::BadTensorData { .. })); // misaligned
-    assert!(matches!(err(&t(&[8], 0, 0, 31)), GgufError::BadTensorData { .. })); // past the end
-    assert!(matches!(err(&t(&[8], 0, u64::MAX - 31, 32)), GgufError::BadTensorData { .. }));
+    let t = |dims: &[u64], ty: u32, offset: u64, data: usize| {
+        Raw::new(3, 1, 0).tensor("t", dims, ty, offset).pad(data)
+    };
+    assert!(matches!(
+        err(&t(&[], 0, 0, 32)),
+        GgufError::BadTensor { .. }
+    ));
+    assert!(matches!(
+        err(&t(&[1, 1, 1, 1, 1], 0, 0, 32)),
+        GgufError::BadTensor { .. }
+    ));
+    assert!(matches!(
+        err(&t(&[8, 0], 0, 0, 32)),
+        GgufError::BadTensor { .. }
+    ));
+    assert!(matches!(
+        err(&t(&[1 << 32, 1 << 32, 1 << 32], 0, 0, 32)),
+        GgufError::BadTensor { .. }
+    ));
+    assert!(matches!(
+        err(&t(&[u64::MAX], 0, 0, 32)),
+        GgufError::BadTensor { .. }
+    ));
+    assert!(matches!(
+        err(&t(&[8], 12, 0, 32)),
+        GgufError::BadTensor { .. }
+    )); // Q4_K: unknown here
+    assert!(matches!(
+        err(&t(&[33], 8, 0, 64)),
+        GgufError::BadTensor { .. }
+    )); // ragged Q8_0
+    assert!(matches!(
+        err(&t(&[8], 0, 16, 64)),
+        GgufError::BadTensorData { .. }
+    )); // misaligned
+    assert!(matches!(
+        err(&t(&[8], 0, 0, 31)),
+        GgufError::BadTensorData { .. }
+    )); // past the end
+    assert!(matches!(
+        err(&t(&[8], 0, u64::MAX - 31, 32)),
+        GgufError::BadTensorData { .. }
+    ));
     // Two tensors sharing bytes.
-    let overlap = Raw::new(3, 2, 0).tensor("a", &[16], 0, 0).tensor("b", &[8], 0, 64).pad(96);
+    let overlap = Raw::new(3, 2, 0)
+        .tensor("a", &[16], 0, 0)
+        .tensor("b", &[8], 0, 64)
+        .pad(96);
     assert!(Gguf::parse(&overlap).is_ok());
-    let overlap = Raw::new(3, 2, 0).tensor("a", &[16], 0, 0).tensor("b", &[8], 0, 0).pad(96);
+    let overlap = Raw::new(3, 2, 0)
+        .tensor("a", &[16], 0, 0)
+        .tensor("b", &[8], 0, 0)
+        .pad(96);
     assert!(matches!(err(&overlap), GgufError::BadTensorData { .. }));
-    let dup = Raw::new(3, 2, 0).tensor("a", &[8], 0, 0).tensor("a", &[8], 0, 32).pad(64);
+    let dup = Raw::new(3, 2, 0)
+        .tensor("a", &[8], 0, 0)
+        .tensor("a", &[8], 0, 32)
+        .pad(64);
     assert!(matches!(err(&dup), GgufError::DuplicateTensor(_)));
 }
 
