@@ -782,6 +782,13 @@ impl GgufFile {
     }
 }
 
+// The host shares one mapped file across request threads.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<GgufFile>();
+    shareable::<TensorRef<'static>>();
+};
+
 impl std::ops::Deref for GgufFile {
     type Target = Gguf;
     fn deref(&self) -> &Gguf {
