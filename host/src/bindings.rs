@@ -6,7 +6,8 @@ use crate::error::HostError;
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "embedding-skill",
+    world: "skill",
+    additional_derives: [serde::Serialize],
     imports: { default: trappable },
     trappable_error_type: {
         "edgenlu:nlu/types.error" => HostError,
@@ -22,6 +23,7 @@ pub mod tokenizer {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "tokenizer",
+        additional_derives: [serde::Serialize],
         imports: { default: trappable },
         with: {
             "edgenlu:nlu/types": super::edgenlu::nlu::types,

@@ -27,7 +27,8 @@ pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
 /// The `intents` skill over `encoder`, answering from datastore `index` (none: embed only).
 pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> SkillSpec {
     let mut models = vec![encoder.to_string()];
-    let mut config = std::collections::BTreeMap::from([("encoder".to_string(), encoder.to_string())]);
+    let mut config =
+        std::collections::BTreeMap::from([("encoder".to_string(), encoder.to_string())]);
     if let Some(index) = index {
         models.push(index.to_string());
         config.insert("index".to_string(), index.to_string());
@@ -36,7 +37,11 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
         name: "intents".into(),
         skill: ComponentSpec {
             path: PathBuf::from(paths::SKILL_INTENTS),
-            grants: Grants { models, config, limits: limits.clone() },
+            grants: Grants {
+                models,
+                config,
+                limits: limits.clone(),
+            },
         },
         tokenizer: Some(wordpiece_tokenizer(encoder, limits)),
     }
@@ -46,7 +51,13 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
 pub fn test_guest(path: &str, limits: Limits) -> SkillSpec {
     SkillSpec {
         name: "test-guest".into(),
-        skill: ComponentSpec { path: PathBuf::from(path), grants: Grants { limits, ..Grants::default() } },
+        skill: ComponentSpec {
+            path: PathBuf::from(path),
+            grants: Grants {
+                limits,
+                ..Grants::default()
+            },
+        },
         tokenizer: None,
     }
 }

@@ -27,13 +27,24 @@ pub struct Example {
 #[derive(Debug, thiserror::Error)]
 pub enum DatastoreError {
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {reason}")]
-    Parse { path: String, line: usize, reason: String },
+    Parse {
+        path: String,
+        line: usize,
+        reason: String,
+    },
     #[error("{0} has no examples")]
     Empty(String),
     #[error("embedding example {index} ({text:?}): {source}")]
-    Embed { index: usize, text: String, source: SkillError },
+    Embed {
+        index: usize,
+        text: String,
+        source: SkillError,
+    },
     #[error("writing the datastore: {0}")]
     Write(String),
 }
@@ -41,15 +52,24 @@ pub enum DatastoreError {
 /// Reads a JSONL dataset.
 pub fn read_examples(path: &Path) -> Result<Vec<Example>, DatastoreError> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| DatastoreError::Io { path: shown.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| DatastoreError::Io {
+        path: shown.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| DatastoreError::Io { path: shown.clone(), source })?;
+        let line = line.map_err(|source| DatastoreError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let ex: Example = serde_json::from_str(&line)
-            .map_err(|e| DatastoreError::Parse { path: shown.clone(), line: i + 1, reason: e.to_string() })?;
+        let ex: Example = serde_json::from_str(&line).map_err(|e| DatastoreError::Parse {
+            path: shown.clone(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
         out.push(ex);
     }
     if out.is_empty() {
@@ -81,7 +101,12 @@ pub fn build(
     out: &Path,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(), DatastoreError> {
-    let intents: Vec<String> = examples.iter().map(|e| e.intent.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let intents: Vec<String> = examples
+        .iter()
+        .map(|e| e.intent.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let threads = threads.clamp(1, 16);
     let embeddings: Vec<Result<Vec<f32>, DatastoreError>> = std::thread::scope(|scope| {
@@ -92,10 +117,12 @@ pub fn build(
                     (t..examples.len())
                         .step_by(threads)
                         .map(|i| {
-                            let r = skill.embed(&examples[i].text).map_err(|source| DatastoreError::Embed {
-                                index: i,
-                                text: examples[i].text.clone(),
-                                source,
+                            let r = skill.embed(&examples[i].text).map_err(|source| {
+                                DatastoreError::Embed {
+                                    index: i,
+                                    text: examples[i].text.clone(),
+                                    source,
+                                }
                             });
                             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
                             (i, r)
@@ -104,8 +131,10 @@ pub fn build(
                 })
             })
             .collect();
-        let mut all: Vec<(usize, Result<Vec<f32>, DatastoreError>)> =
-            workers.into_iter().flat_map(|w| w.join().expect("embedding thread panicked")).collect();
+        let mut all: Vec<(usize, Result<Vec<f32>, DatastoreError>)> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("embedding thread panicked"))
+            .collect();
         all.sort_by_key(|(i, _)| *i);
         all.into_iter().map(|(_, r)| r).collect()
     });
@@ -117,18 +146,32 @@ pub fn build(
     }
     let labels: Vec<u8> = examples
         .iter()
-        .flat_map(|e| (intents.binary_search(&e.intent).expect("from the same list") as i32).to_le_bytes())
+        .flat_map(|e| {
+            (intents
+                .binary_search(&e.intent)
+                .expect("from the same list") as i32)
+                .to_le_bytes()
+        })
         .collect();
     let mut w = GgufWriter::new();
-    w.add_metadata("general.architecture", MetaValue::String(ARCHITECTURE.into()));
+    w.add_metadata(
+        "general.architecture",
+        MetaValue::String(ARCHITECTURE.into()),
+    );
     w.add_metadata("edgenlu.index.encoder", MetaValue::String(encoder.into()));
     w.add_metadata(
         "edgenlu.index.intents",
-        MetaValue::Array(intents.iter().map(|s| MetaValue::String(s.clone())).collect()),
+        MetaValue::Array(
+            intents
+                .iter()
+                .map(|s| MetaValue::String(s.clone()))
+                .collect(),
+        ),
     );
     w.add_tensor("index.embeddings", DType::F16, &[examples.len(), dim], rows)
         .and_then(|w| w.add_tensor("index.labels", DType::I32, &[examples.len()], labels))
         .map_err(|e| DatastoreError::Write(e.to_string()))?;
-    w.write(out).map_err(|e| DatastoreError::Write(e.to_string()))?;
+    w.write(out)
+        .map_err(|e| DatastoreError::Write(e.to_string()))?;
     Ok(())
 }

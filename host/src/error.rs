@@ -51,9 +51,10 @@ impl From<wasmtime::component::ResourceTableError> for HostError {
     }
 }
 
-impl std::fmt::Display for WitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (kind, msg) = match self {
+/// "kind: message", the way people should read a WIT error.
+pub fn describe(e: &WitError) -> String {
+    {
+        let (kind, msg) = match e {
             WitError::InvalidArgument(m) => ("invalid-argument", m),
             WitError::ShapeMismatch(m) => ("shape-mismatch", m),
             WitError::NotFound(m) => ("not-found", m),
@@ -61,7 +62,7 @@ impl std::fmt::Display for WitError {
             WitError::BudgetExceeded(m) => ("budget-exceeded", m),
             WitError::Internal(m) => ("internal", m),
         };
-        write!(f, "{kind}: {msg}")
+        format!("{kind}: {msg}")
     }
 }
 
@@ -69,7 +70,7 @@ impl std::fmt::Display for WitError {
 #[derive(Debug, thiserror::Error)]
 pub enum SkillError {
     /// The skill (or a host call it made) returned a typed error.
-    #[error("skill error: {0}")]
+    #[error("{}", describe(.0))]
     Guest(WitError),
     /// The request ran past its deadline (in Wasm or inside a host kernel).
     #[error("budget-exceeded: the request ran past its {0} ms deadline")]

@@ -23,7 +23,9 @@ impl ComponentState {
     ) -> Result<R, HostError> {
         self.budget.check_deadline()?;
         if inputs.iter().any(|i| i.rep() == out.rep()) {
-            return Err(HostError::invalid("the output tensor must not also be an input"));
+            return Err(HostError::invalid(
+                "the output tensor must not also be an input",
+            ));
         }
         let shape = self.tensor(out)?.shape().to_vec();
         let mut buf = self.table.get_mut(out)?.take_f32()?;
@@ -35,7 +37,11 @@ impl ComponentState {
     }
 
     /// Runs an in-place kernel on an f32 tensor the guest owns.
-    fn in_place(&mut self, x: &T, f: impl FnOnce(&mut [f32], &[usize]) -> Result<(), HostError>) -> Result<(), HostError> {
+    fn in_place(
+        &mut self,
+        x: &T,
+        f: impl FnOnce(&mut [f32], &[usize]) -> Result<(), HostError>,
+    ) -> Result<(), HostError> {
         self.with_output(x, &[], |buf, shape, _| f(buf, shape))
     }
 }
@@ -46,7 +52,9 @@ fn last_dim(shape: &[usize]) -> usize {
 
 fn expect_shape(what: &str, got: &[usize], want: &[usize]) -> Result<(), HostError> {
     if got != want {
-        return Err(HostError::shape(format!("{what}: expected shape {want:?}, got {got:?}")));
+        return Err(HostError::shape(format!(
+            "{what}: expected shape {want:?}, got {got:?}"
+        )));
     }
     Ok(())
 }
@@ -60,7 +68,10 @@ impl Host for ComponentState {
             let xt = s.tensor(&x)?;
             let k = last_dim(xt.shape());
             if k != wm.cols() {
-                return Err(HostError::shape(format!("x has {k} columns, w has {}", wm.cols())));
+                return Err(HostError::shape(format!(
+                    "x has {k} columns, w has {}",
+                    wm.cols()
+                )));
             }
             let xs = xt.f32_values()?;
             let n = xs.len() / k;
@@ -103,7 +114,14 @@ impl Host for ComponentState {
             expect_shape("layer-norm output", out_shape, xt.shape())?;
             let g = s.tensor(&gamma)?.f32_values()?;
             let b = s.tensor(&beta)?.f32_values()?;
-            Ok(ops::layer_norm(buf, &xt.f32_values()?, last_dim(xt.shape()), &g, &b, eps)?)
+            Ok(ops::layer_norm(
+                buf,
+                &xt.f32_values()?,
+                last_dim(xt.shape()),
+                &g,
+                &b,
+                eps,
+            )?)
         })
     }
 
@@ -115,18 +133,34 @@ impl Host for ComponentState {
         self.in_place(&x, |buf, shape| Ok(ops::softmax(buf, last_dim(shape))?))
     }
 
-    fn attention(&mut self, out: T, q: T, k: T, v: T, heads: u32, kv_heads: u32, causal: bool) -> Result<(), HostError> {
+    fn attention(
+        &mut self,
+        out: T,
+        q: T,
+        k: T,
+        v: T,
+        heads: u32,
+        kv_heads: u32,
+        causal: bool,
+    ) -> Result<(), HostError> {
         self.with_output(&out, &[&q, &k, &v], |buf, out_shape, s| {
             let (qt, kt, vt) = (s.tensor(&q)?, s.tensor(&k)?, s.tensor(&v)?);
             let (heads, kv_heads) = (heads as usize, kv_heads as usize);
             if qt.shape().len() != 2 || kt.shape().len() != 2 {
-                return Err(HostError::shape("attention takes q [n, heads·d] and k, v [m, kv-heads·d]"));
+                return Err(HostError::shape(
+                    "attention takes q [n, heads·d] and k, v [m, kv-heads·d]",
+                ));
             }
             if heads == 0 || kv_heads == 0 || qt.shape()[1] % heads != 0 {
-                return Err(HostError::invalid(format!("{heads} heads do not divide q's {} columns", qt.shape()[1])));
+                return Err(HostError::invalid(format!(
+                    "{heads} heads do not divide q's {} columns",
+                    qt.shape()[1]
+                )));
             }
             let head_dim = qt.shape()[1] / heads;
-            let kv_width = kv_heads.checked_mul(head_dim).ok_or_else(|| HostError::invalid("kv-heads too large"))?;
+            let kv_width = kv_heads
+                .checked_mul(head_dim)
+                .ok_or_else(|| HostError::invalid("kv-heads too large"))?;
             let m = kt.shape()[0];
             expect_shape("attention k", kt.shape(), &[m, kv_width])?;
             expect_shape("attention v", vt.shape(), &[m, kv_width])?;
@@ -153,12 +187,20 @@ impl Host for ComponentState {
             let cols = last_dim(xt.shape());
             let xs = xt.f32_values()?;
             expect_shape("mean-pool output", out_shape, &[cols])?;
-            Ok(ops::mean_pool(buf, &xs, xs.len() / cols, cols, count as usize)?)
+            Ok(ops::mean_pool(
+                buf,
+                &xs,
+                xs.len() / cols,
+                cols,
+                count as usize,
+            )?)
         })
     }
 
     fn l2_normalize(&mut self, x: T) -> Result<(), HostError> {
-        self.in_place(&x, |buf, shape| Ok(ops::l2_normalize(buf, last_dim(shape))?))
+        self.in_place(&x, |buf, shape| {
+            Ok(ops::l2_normalize(buf, last_dim(shape))?)
+        })
     }
 
     fn nn_search(&mut self, index: T, query: T, k: u32) -> Result<Vec<Hit>, HostError> {
@@ -171,7 +213,13 @@ impl Host for ComponentState {
         let bytes = im.bytes().len() as u64;
         self.budget.kernel_time += start.elapsed();
         self.budget.weight_bytes_read += bytes;
-        Ok(hits.into_iter().map(|h| Hit { row: h.row, score: h.score }).collect())
+        Ok(hits
+            .into_iter()
+            .map(|h| Hit {
+                row: h.row,
+                score: h.score,
+            })
+            .collect())
     }
 
     fn argmax(&mut self, x: T) -> Result<u32, HostError> {

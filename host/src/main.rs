@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "edgenlu", version, about = "A WebAssembly component runtime for natural-language skills on edge devices")]
+#[command(
+    name = "edgenlu",
+    version,
+    about = "A WebAssembly component runtime for natural-language skills on edge devices"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -146,16 +150,19 @@ fn bar(len: usize, what: &str) -> ProgressBar {
 
 /// Loads the intents skill answering from datastore `index`, with the encoder it was built with.
 fn intents_for_index(rt: &Runtime, index: &str) -> Result<Skill> {
-    let file = rt
-        .catalog()
-        .get(index)
-        .with_context(|| format!("opening datastore {index:?} (build it with `edgenlu skill index`)"))?;
+    let file = rt.catalog().get(index).with_context(|| {
+        format!("opening datastore {index:?} (build it with `edgenlu skill index`)")
+    })?;
     let encoder = file
         .metadata("edgenlu.index.encoder")
         .and_then(|v| v.as_str())
         .with_context(|| format!("{index} is not a datastore: no edgenlu.index.encoder"))?
         .to_string();
-    Ok(rt.load_skill(bundled::intents_skill(&encoder, Some(index), Limits::default()))?)
+    Ok(rt.load_skill(bundled::intents_skill(
+        &encoder,
+        Some(index),
+        Limits::default(),
+    ))?)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -169,7 +176,9 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
     let mut pairs = Vec::with_capacity(examples.len());
     for ex in examples {
         let start = Instant::now();
-        let answer = skill.handle(&ex.text).with_context(|| format!("answering {:?}", ex.text))?;
+        let answer = skill
+            .handle(&ex.text)
+            .with_context(|| format!("answering {:?}", ex.text))?;
         latencies.push(start.elapsed().as_secs_f64() * 1e3);
         pairs.push((ex.intent.as_str(), answer.response.intent));
         pb.inc(1);
@@ -194,7 +203,11 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
         .collect();
     let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
     latencies.sort_by(f64::total_cmp);
-    let (p50, p90, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.9), percentile(&latencies, 0.99));
+    let (p50, p90, p99) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+    );
     if json {
         println!(
             "{}",
@@ -205,7 +218,11 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
         );
     } else {
         println!("examples   {}", pairs.len());
-        println!("accuracy   {:.2} % ({correct}/{})", accuracy * 100.0, pairs.len());
+        println!(
+            "accuracy   {:.2} % ({correct}/{})",
+            accuracy * 100.0,
+            pairs.len()
+        );
         println!("macro-F1   {:.2} %", macro_f1 * 100.0);
         println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
     }
@@ -222,13 +239,19 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Models(ModelsCommand::Fetch) => {
             let pb = ProgressBar::new_spinner();
-            edgenlu_models::fetch::fetch_default_models(&store, &mut |msg: &str| pb.set_message(msg.to_string()))?;
+            edgenlu_models::fetch::fetch_default_models(&store, &mut |msg: &str| {
+                pb.set_message(msg.to_string())
+            })?;
             pb.finish_and_clear();
             for entry in store.list()? {
                 println!("{}  {}", entry.sha256, entry.name);
             }
         }
-        Command::Models(ModelsCommand::Import { hf_dir, quant, output }) => {
+        Command::Models(ModelsCommand::Import {
+            hf_dir,
+            quant,
+            output,
+        }) => {
             let dtype = match quant {
                 Quant::F32 => DType::F32,
                 Quant::F16 => DType::F16,
@@ -240,7 +263,16 @@ fn main() -> Result<()> {
                 pb.set_position(p.done as u64);
             })?;
             pb.finish_and_clear();
-            println!("{}: {summary}", output.display());
+            println!(
+                "{}: {} tensors, {} parameters, {} bytes of {:?} weights, vocab {}, {} layers",
+                output.display(),
+                summary.tensors,
+                summary.params,
+                summary.bytes,
+                summary.dtype,
+                summary.vocab,
+                summary.layers
+            );
         }
         Command::Models(ModelsCommand::Root) => println!("{}", store.root().display()),
         Command::Models(ModelsCommand::List) => {
@@ -248,7 +280,13 @@ fn main() -> Result<()> {
                 println!("{}  {:>12}  {}", entry.sha256, entry.size, entry.name);
             }
         }
-        Command::Skill(SkillCommand::Index { data, name, encoder, per_intent, threads }) => {
+        Command::Skill(SkillCommand::Index {
+            data,
+            name,
+            encoder,
+            per_intent,
+            threads,
+        }) => {
             let mut examples = datastore::read_examples(&data)?;
             if let Some(n) = per_intent {
                 examples = datastore::limit_per_intent(examples, n);
@@ -257,20 +295,40 @@ fn main() -> Result<()> {
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
             let pb = bar(examples.len(), "embed");
             let out = store.path_for(&name)?;
-            datastore::build(&skill, &encoder, &examples, threads, &out, &|n| pb.set_position(n as u64))?;
+            datastore::build(&skill, &encoder, &examples, threads, &out, &|n| {
+                pb.set_position(n as u64)
+            })?;
             pb.finish_and_clear();
-            store.record(&name, &format!("edgenlu skill index --data {}", data.display()))?;
-            println!("{name}: {} examples embedded with {encoder}", examples.len());
+            store.record(
+                &name,
+                &format!("edgenlu skill index --data {}", data.display()),
+            )?;
+            println!(
+                "{name}: {} examples embedded with {encoder}",
+                examples.len()
+            );
         }
         Command::Run { texts, index } => {
             let rt = runtime(store)?;
             let skill = intents_for_index(&rt, &index)?;
             for text in texts {
-                let answer = skill.handle(&text).with_context(|| format!("answering {text:?}"))?;
-                println!("{}", serde_json::to_string(&serde_json::json!({ "text": text, "response": answer }))?);
+                let answer = skill
+                    .handle(&text)
+                    .with_context(|| format!("answering {text:?}"))?;
+                println!(
+                    "{}",
+                    serde_json::to_string(
+                        &serde_json::json!({ "text": text, "response": answer })
+                    )?
+                );
             }
         }
-        Command::Eval { data, index, limit, json } => {
+        Command::Eval {
+            data,
+            index,
+            limit,
+            json,
+        } => {
             let mut examples = datastore::read_examples(&data)?;
             if let Some(n) = limit {
                 examples.truncate(n);

@@ -20,7 +20,10 @@ pub struct ModelCatalog {
 
 impl ModelCatalog {
     pub fn new(store: ModelStore) -> ModelCatalog {
-        ModelCatalog { store, open: Mutex::new(HashMap::new()) }
+        ModelCatalog {
+            store,
+            open: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The store this catalog opens models from.
@@ -53,11 +56,23 @@ fn to_wit(v: &GgufValue) -> Option<MetaValue> {
         G::F32(x) => MetaValue::Float(*x as f64),
         G::F64(x) => MetaValue::Float(*x),
         G::Array(items) => {
-            if let Some(texts) = items.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>() {
+            if let Some(texts) = items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+            {
                 MetaValue::Texts(texts)
-            } else if let Some(ints) = items.iter().map(GgufValue::as_i64).collect::<Option<Vec<_>>>() {
+            } else if let Some(ints) = items
+                .iter()
+                .map(GgufValue::as_i64)
+                .collect::<Option<Vec<_>>>()
+            {
                 MetaValue::Ints(ints)
-            } else if let Some(floats) = items.iter().map(GgufValue::as_f64).collect::<Option<Vec<_>>>() {
+            } else if let Some(floats) = items
+                .iter()
+                .map(GgufValue::as_f64)
+                .collect::<Option<Vec<_>>>()
+            {
                 MetaValue::Floats(floats)
             } else {
                 // Nested or mixed arrays have no WIT form; the key reads as absent.
@@ -74,7 +89,10 @@ impl HostModel for ComponentState {
     fn open(&mut self, name: String) -> Result<Resource<ModelHandle>, HostError> {
         self.budget.check_deadline()?;
         if !self.grants.iter().any(|g| g == &name) {
-            return Err(HostError::not_allowed(format!("model {name:?} was not granted to {}", self.component)));
+            return Err(HostError::not_allowed(format!(
+                "model {name:?} was not granted to {}",
+                self.component
+            )));
         }
         let file = self.models.get(&name).map_err(|e| match e {
             edgenlu_models::StoreError::NotFound(_) => HostError::not_found(e.to_string()),
@@ -84,16 +102,32 @@ impl HostModel for ComponentState {
     }
 
     fn architecture(&mut self, m: Resource<ModelHandle>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&m)?.file.architecture().unwrap_or_default().to_string())
+        Ok(self
+            .table
+            .get(&m)?
+            .file
+            .architecture()
+            .unwrap_or_default()
+            .to_string())
     }
 
-    fn meta(&mut self, m: Resource<ModelHandle>, key: String) -> wasmtime::Result<Option<MetaValue>> {
+    fn meta(
+        &mut self,
+        m: Resource<ModelHandle>,
+        key: String,
+    ) -> wasmtime::Result<Option<MetaValue>> {
         Ok(self.table.get(&m)?.file.metadata(&key).and_then(to_wit))
     }
 
-    fn weight(&mut self, m: Resource<ModelHandle>, name: String) -> Result<Resource<Tensor>, HostError> {
+    fn weight(
+        &mut self,
+        m: Resource<ModelHandle>,
+        name: String,
+    ) -> Result<Resource<Tensor>, HostError> {
         let file = self.table.get(&m)?.file.clone();
-        let t = file.tensor(&name).ok_or_else(|| HostError::not_found(format!("no weight named {name:?}")))?;
+        let t = file
+            .tensor(&name)
+            .ok_or_else(|| HostError::not_found(format!("no weight named {name:?}")))?;
         let tensor = Tensor::mapped(file.clone(), name, t.dtype(), t.shape().to_vec());
         self.push_tensor(tensor)
     }

@@ -2,8 +2,8 @@
 //! `InstancePre` reused across requests, and a fresh `Store` (fresh memory, handle table and
 //! budgets) for every request. An epoch ticker stops guests that run past their deadline.
 
-use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::bindings::tokenizer::TokenizerPre;
+use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::error::SkillError;
 use crate::models_host::ModelCatalog;
 use crate::state::{ComponentState, Limits};
@@ -75,19 +75,32 @@ pub(crate) struct GuestLimiter {
 
 impl GuestLimiter {
     pub(crate) fn new(inner: StoreLimits) -> Self {
-        GuestLimiter { inner, memory_refused: false }
+        GuestLimiter {
+            inner,
+            memory_refused: false,
+        }
     }
 }
 
 impl ResourceLimiter for GuestLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let r = self.inner.memory_growing(current, desired, maximum);
         if !matches!(r, Ok(true)) {
             self.memory_refused = true;
         }
         r
     }
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.inner.table_growing(current, desired, maximum)
     }
     fn instances(&self) -> usize {
@@ -118,7 +131,10 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| SkillError::Load { what: "engine".into(), reason: e.to_string() })?;
+        let engine = Engine::new(&config).map_err(|e| SkillError::Load {
+            what: "engine".into(),
+            reason: e.to_string(),
+        })?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
         std::thread::Builder::new()
@@ -129,8 +145,18 @@ impl Runtime {
                     ticker_engine.increment_epoch();
                 }
             })
-            .map_err(|e| SkillError::Load { what: "epoch thread".into(), reason: e.to_string() })?;
-        Ok(Runtime { inner: Arc::new(RuntimeInner { engine, catalog: Arc::new(catalog), cache_dir, stop_ticker }) })
+            .map_err(|e| SkillError::Load {
+                what: "epoch thread".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                catalog: Arc::new(catalog),
+                cache_dir,
+                stop_ticker,
+            }),
+        })
     }
 
     /// The model catalog guests open models from.
@@ -139,7 +165,12 @@ impl Runtime {
     }
 
     /// A fresh store for one request to one component.
-    pub(crate) fn new_store(&self, name: &str, grants: &Grants, deadline: Instant) -> Store<ComponentState> {
+    pub(crate) fn new_store(
+        &self,
+        name: &str,
+        grants: &Grants,
+        deadline: Instant,
+    ) -> Store<ComponentState> {
         let mut state = ComponentState::new(
             name.to_string(),
             self.inner.catalog.clone(),
@@ -151,7 +182,10 @@ impl Runtime {
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let ticks = remaining.as_micros().div_ceil(EPOCH_TICK.as_micros()).max(1) as u64;
+        let ticks = remaining
+            .as_micros()
+            .div_ceil(EPOCH_TICK.as_micros())
+            .max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
@@ -159,14 +193,19 @@ impl Runtime {
 
     /// Compiles a component, or loads it from the on-disk cache of compiled components.
     pub fn load_component(&self, path: &Path) -> Result<Component, SkillError> {
-        let err = |reason: String| SkillError::Load { what: path.display().to_string(), reason };
+        let err = |reason: String| SkillError::Load {
+            what: path.display().to_string(),
+            reason,
+        };
         let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         let engine = &self.inner.engine;
         let Some(dir) = &self.inner.cache_dir else {
             return Component::new(engine, &bytes).map_err(|e| err(format!("{e:?}")));
         };
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), engine_hash.finish());
         let cached = dir.join(format!("{key}.cwasm"));
         if cached.exists() {
@@ -177,7 +216,9 @@ impl Runtime {
                 return Ok(c);
             }
         }
-        let compiled = engine.precompile_component(&bytes).map_err(|e| err(format!("{e:?}")))?;
+        let compiled = engine
+            .precompile_component(&bytes)
+            .map_err(|e| err(format!("{e:?}")))?;
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         let tmp = dir.join(format!("{key}.tmp{}", std::process::id()));
         std::fs::write(&tmp, &compiled)
@@ -193,16 +234,28 @@ impl Runtime {
 
     /// Loads a skill and its tokenizer, compiled and linked, ready to serve requests.
     pub fn load_skill(&self, spec: SkillSpec) -> Result<Skill, SkillError> {
-        let load_err = |what: &Path, e: wasmtime::Error| SkillError::Load { what: what.display().to_string(), reason: format!("{e:?}") };
+        let load_err = |what: &Path, e: wasmtime::Error| SkillError::Load {
+            what: what.display().to_string(),
+            reason: format!("{e:?}"),
+        };
         let tokenizer = match &spec.tokenizer {
             Some(t) => {
                 let component = self.load_component(&t.path)?;
                 let mut linker = self.linker();
-                crate::bindings::tokenizer::Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
+                crate::bindings::tokenizer::Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(
+                    &mut linker,
+                    |s| s,
+                )
+                .map_err(|e| load_err(&t.path, e))?;
+                let pre = linker
+                    .instantiate_pre(&component)
                     .map_err(|e| load_err(&t.path, e))?;
-                let pre = linker.instantiate_pre(&component).map_err(|e| load_err(&t.path, e))?;
                 let pre = TokenizerPre::new(pre).map_err(|e| load_err(&t.path, e))?;
-                Some(TokenizerLink { pre, grants: t.grants.clone(), runtime: self.clone() })
+                Some(TokenizerLink {
+                    pre,
+                    grants: t.grants.clone(),
+                    runtime: self.clone(),
+                })
             }
             None => None,
         };
@@ -210,8 +263,15 @@ impl Runtime {
         let mut linker = self.linker();
         SkillBindings::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
             .map_err(|e| load_err(&spec.skill.path, e))?;
-        let pre = linker.instantiate_pre(&component).map_err(|e| load_err(&spec.skill.path, e))?;
-        Ok(Skill { runtime: self.clone(), spec, pre, tokenizer })
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_err(&spec.skill.path, e))?;
+        Ok(Skill {
+            runtime: self.clone(),
+            spec,
+            pre,
+            tokenizer,
+        })
     }
 }
 
@@ -241,12 +301,20 @@ impl Skill {
     /// Runs `f` against a fresh instance of the skill, with host timings.
     fn with_instance<R>(
         &self,
-        f: impl FnOnce(&mut Store<ComponentState>, &wasmtime::component::Instance) -> wasmtime::Result<Result<R, WitError>>,
+        f: impl FnOnce(
+            &mut Store<ComponentState>,
+            &wasmtime::component::Instance,
+        ) -> wasmtime::Result<Result<R, WitError>>,
     ) -> Result<(R, Store<ComponentState>), SkillError> {
         let deadline = Instant::now() + self.spec.skill.grants.limits.deadline;
-        let mut store = self.runtime.new_store(&self.spec.name, &self.spec.skill.grants, deadline);
+        let mut store = self
+            .runtime
+            .new_store(&self.spec.name, &self.spec.skill.grants, deadline);
         store.data_mut().tokenizer = self.tokenizer.as_ref().map(|t| t.for_request(deadline));
-        let instance = self.pre.instantiate(&mut store).map_err(|e| classify_trap(e, store.data()))?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify_trap(e, store.data()))?;
         match f(&mut store, &instance) {
             Ok(Ok(r)) => Ok((r, store)),
             Ok(Err(e)) => Err(SkillError::Guest(e)),
@@ -257,7 +325,10 @@ impl Skill {
     /// Answers one utterance.
     pub fn handle(&self, text: &str) -> Result<Answer, SkillError> {
         let start = Instant::now();
-        let req = Request { text: text.to_string(), locale: None };
+        let req = Request {
+            text: text.to_string(),
+            locale: None,
+        };
         let (mut response, store) = self.with_instance(|store, instance| {
             let bindings = SkillBindings::new(&mut *store, instance)?;
             bindings.edgenlu_nlu_nlu().call_handle(store, &req)
@@ -265,11 +336,23 @@ impl Skill {
         let state = store.data();
         let micros = |d: Duration| d.as_micros() as u64;
         if let Some(t) = &state.tokenizer {
-            response.timings.push(Timing { stage: "host:tokenize".into(), micros: micros(t.elapsed) });
+            response.timings.push(Timing {
+                stage: "host:tokenize".into(),
+                micros: micros(t.elapsed),
+            });
         }
-        response.timings.push(Timing { stage: "host:kernels".into(), micros: micros(state.budget.kernel_time) });
-        response.timings.push(Timing { stage: "host:total".into(), micros: micros(start.elapsed()) });
-        Ok(Answer { response, weight_bytes_read: state.budget.weight_bytes_read })
+        response.timings.push(Timing {
+            stage: "host:kernels".into(),
+            micros: micros(state.budget.kernel_time),
+        });
+        response.timings.push(Timing {
+            stage: "host:total".into(),
+            micros: micros(start.elapsed()),
+        });
+        Ok(Answer {
+            response,
+            weight_bytes_read: state.budget.weight_bytes_read,
+        })
     }
 
     /// The skill's embedding of `text` (its `embedder` export).
@@ -277,11 +360,16 @@ impl Skill {
         let (v, _) = self.with_instance(|store, instance| {
             let iface = instance
                 .get_export_index(&mut *store, None, "edgenlu:nlu/embedder@0.1.0")
-                .ok_or_else(|| wasmtime::format_err!("the skill does not export edgenlu:nlu/embedder"))?;
+                .ok_or_else(|| {
+                    wasmtime::format_err!("the skill does not export edgenlu:nlu/embedder")
+                })?;
             let func = instance
                 .get_export_index(&mut *store, Some(&iface), "embed")
-                .ok_or_else(|| wasmtime::format_err!("the embedder interface has no embed function"))?;
-            let embed = instance.get_typed_func::<(&str,), (Result<Vec<f32>, WitError>,)>(&mut *store, &func)?;
+                .ok_or_else(|| {
+                    wasmtime::format_err!("the embedder interface has no embed function")
+                })?;
+            let embed = instance
+                .get_typed_func::<(&str,), (Result<Vec<f32>, WitError>,)>(&mut *store, &func)?;
             let (r,) = embed.call(&mut *store, (text,))?;
             Ok(r)
         })?;

@@ -6,12 +6,12 @@ use crate::bindings::edgenlu::nlu::{config, log, types};
 use crate::bindings::WitError;
 use crate::error::HostError;
 use crate::models_host::ModelCatalog;
+use crate::runtime::GuestLimiter;
 use crate::tokenizer::LinkedTokenizer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use crate::runtime::GuestLimiter;
 use wasmtime::StoreLimitsBuilder;
 
 /// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
@@ -89,7 +89,9 @@ impl Budget {
 
     pub fn check_output_elems(&self, n: usize) -> Result<(), HostError> {
         if n > self.limits.max_output_elems {
-            return Err(HostError::budget(format!("{n} elements is more than one call may return")));
+            return Err(HostError::budget(format!(
+                "{n} elements is more than one call may return"
+            )));
         }
         Ok(())
     }
@@ -133,10 +135,10 @@ impl ComponentState {
             table: ResourceTable::new(),
             limiter: GuestLimiter::new(
                 StoreLimitsBuilder::new()
-                .memory_size(limits.guest_memory)
-                .instances(4)
-                .tables(8)
-                .memories(2)
+                    .memory_size(limits.guest_memory)
+                    .instances(4)
+                    .tables(8)
+                    .memories(2)
                     .trap_on_grow_failure(true)
                     .build(),
             ),

@@ -23,7 +23,11 @@ enum TensorData {
     F32(Vec<f32>),
     I32(Vec<i32>),
     /// A weight inside a mapped model file, found by name on each use.
-    Mapped { file: Arc<GgufFile>, name: String, dtype: DType },
+    Mapped {
+        file: Arc<GgufFile>,
+        name: String,
+        dtype: DType,
+    },
 }
 
 impl Tensor {
@@ -39,12 +43,18 @@ impl Tensor {
     /// A zero-filled f32 tensor.
     pub fn zeros_f32(shape: Vec<usize>) -> Tensor {
         let n = shape.iter().product();
-        Tensor { shape, data: TensorData::F32(vec![0.0; n]) }
+        Tensor {
+            shape,
+            data: TensorData::F32(vec![0.0; n]),
+        }
     }
 
     /// A view of a model weight (shape outermost first).
     pub fn mapped(file: Arc<GgufFile>, name: String, dtype: DType, shape: Vec<usize>) -> Tensor {
-        Tensor { shape, data: TensorData::Mapped { file, name, dtype } }
+        Tensor {
+            shape,
+            data: TensorData::Mapped { file, name, dtype },
+        }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -72,7 +82,10 @@ impl Tensor {
     pub fn f32s(&self) -> Result<&[f32], HostError> {
         match &self.data {
             TensorData::F32(v) => Ok(v),
-            _ => Err(HostError::invalid(format!("expected an f32 tensor, got {:?}", self.dtype()))),
+            _ => Err(HostError::invalid(format!(
+                "expected an f32 tensor, got {:?}",
+                self.dtype()
+            ))),
         }
     }
 
@@ -89,7 +102,10 @@ impl Tensor {
     pub fn i32s(&self) -> Result<&[i32], HostError> {
         match &self.data {
             TensorData::I32(v) => Ok(v),
-            _ => Err(HostError::invalid(format!("expected an i32 tensor, got {:?}", self.dtype()))),
+            _ => Err(HostError::invalid(format!(
+                "expected an i32 tensor, got {:?}",
+                self.dtype()
+            ))),
         }
     }
 
@@ -114,10 +130,15 @@ impl Tensor {
         let rows = self.shape[..self.shape.len() - 1].iter().product();
         let bytes: &[u8] = match &self.data {
             TensorData::F32(v) => bytemuck::cast_slice(v),
-            TensorData::I32(_) => return Err(HostError::invalid("an i32 tensor is not a matrix of numbers")),
-            TensorData::Mapped { file, name, .. } => {
-                file.tensor(name).ok_or_else(|| HostError::internal(format!("weight {name} vanished")))?.data()
+            TensorData::I32(_) => {
+                return Err(HostError::invalid(
+                    "an i32 tensor is not a matrix of numbers",
+                ))
             }
+            TensorData::Mapped { file, name, .. } => file
+                .tensor(name)
+                .ok_or_else(|| HostError::internal(format!("weight {name} vanished")))?
+                .data(),
         };
         Ok(WeightView::new(self.dtype(), rows, cols, bytes)?)
     }
@@ -126,7 +147,9 @@ impl Tensor {
 fn to_usize_shape(shape: &[u32]) -> Result<Vec<usize>, HostError> {
     let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
     Tensor::checked_elems(&shape).ok_or_else(|| {
-        HostError::invalid(format!("shape {shape:?}: need 1 to {MAX_RANK} nonzero dimensions"))
+        HostError::invalid(format!(
+            "shape {shape:?}: need 1 to {MAX_RANK} nonzero dimensions"
+        ))
     })?;
     Ok(shape)
 }
@@ -165,7 +188,11 @@ impl HostTensor for ComponentState {
         let data = match dtype {
             Dtype::F32 => TensorData::F32(vec![0.0; n]),
             Dtype::I32 => TensorData::I32(vec![0; n]),
-            other => return Err(HostError::invalid(format!("zeros: only f32 and i32 tensors can be created, not {other:?}"))),
+            other => {
+                return Err(HostError::invalid(format!(
+                    "zeros: only f32 and i32 tensors can be created, not {other:?}"
+                )))
+            }
         };
         self.push_tensor(Tensor { shape, data })
     }
@@ -173,17 +200,29 @@ impl HostTensor for ComponentState {
     fn from_f32(&mut self, shape: Vec<u32>, data: Vec<f32>) -> Result<Resource<Tensor>, HostError> {
         let shape = to_usize_shape(&shape)?;
         if Tensor::checked_elems(&shape) != Some(data.len()) {
-            return Err(HostError::shape(format!("shape {shape:?} does not hold {} elements", data.len())));
+            return Err(HostError::shape(format!(
+                "shape {shape:?} does not hold {} elements",
+                data.len()
+            )));
         }
-        self.push_tensor(Tensor { shape, data: TensorData::F32(data) })
+        self.push_tensor(Tensor {
+            shape,
+            data: TensorData::F32(data),
+        })
     }
 
     fn from_i32(&mut self, shape: Vec<u32>, data: Vec<i32>) -> Result<Resource<Tensor>, HostError> {
         let shape = to_usize_shape(&shape)?;
         if Tensor::checked_elems(&shape) != Some(data.len()) {
-            return Err(HostError::shape(format!("shape {shape:?} does not hold {} elements", data.len())));
+            return Err(HostError::shape(format!(
+                "shape {shape:?} does not hold {} elements",
+                data.len()
+            )));
         }
-        self.push_tensor(Tensor { shape, data: TensorData::I32(data) })
+        self.push_tensor(Tensor {
+            shape,
+            data: TensorData::I32(data),
+        })
     }
 
     fn dtype(&mut self, r: Resource<Tensor>) -> wasmtime::Result<Dtype> {
@@ -192,18 +231,33 @@ impl HostTensor for ComponentState {
 
     fn shape(&mut self, r: Resource<Tensor>) -> wasmtime::Result<Vec<u32>> {
         // Shapes fit u32: guest shapes came in as u32 and weight dims are validated on open.
-        Ok(self.table.get(&r)?.shape.iter().map(|&d| d as u32).collect())
+        Ok(self
+            .table
+            .get(&r)?
+            .shape
+            .iter()
+            .map(|&d| d as u32)
+            .collect())
     }
 
-    fn read_f32(&mut self, r: Resource<Tensor>, first: u32, count: u32) -> Result<Vec<f32>, HostError> {
+    fn read_f32(
+        &mut self,
+        r: Resource<Tensor>,
+        first: u32,
+        count: u32,
+    ) -> Result<Vec<f32>, HostError> {
         let t = self.tensor(&r)?;
         let rows = t.shape[0];
         let (first, count) = (first as usize, count as usize);
         if first.checked_add(count).is_none_or(|end| end > rows) {
-            return Err(HostError::invalid(format!("rows {first}..+{count} of {rows}")));
+            return Err(HostError::invalid(format!(
+                "rows {first}..+{count} of {rows}"
+            )));
         }
         let row_elems: usize = t.shape[1..].iter().product();
-        let out_len = count.checked_mul(row_elems).ok_or_else(|| HostError::invalid("read too large"))?;
+        let out_len = count
+            .checked_mul(row_elems)
+            .ok_or_else(|| HostError::invalid("read too large"))?;
         self.budget.check_output_elems(out_len)?;
         let range = first * row_elems..(first + count) * row_elems;
         match &t.data {
@@ -214,9 +268,12 @@ impl HostTensor for ComponentState {
                 let dtype = m.dtype();
                 let (start, block) = (range.start, dtype.block_elems());
                 if start % block != 0 || out_len % block != 0 {
-                    return Err(HostError::invalid(format!("rows of {dtype:?} must start and end on whole blocks")));
+                    return Err(HostError::invalid(format!(
+                        "rows of {dtype:?} must start and end on whole blocks"
+                    )));
                 }
-                let bytes = &m.bytes()[start / block * dtype.block_bytes()..][..out_len / block * dtype.block_bytes()];
+                let bytes = &m.bytes()[start / block * dtype.block_bytes()..]
+                    [..out_len / block * dtype.block_bytes()];
                 let mut out = vec![0.0; out_len];
                 edgenlu_kernels::formats::dequantize(dtype, bytes, &mut out)?;
                 Ok(out)
@@ -224,14 +281,27 @@ impl HostTensor for ComponentState {
         }
     }
 
-    fn write_f32(&mut self, r: Resource<Tensor>, first: u32, data: Vec<f32>) -> Result<(), HostError> {
+    fn write_f32(
+        &mut self,
+        r: Resource<Tensor>,
+        first: u32,
+        data: Vec<f32>,
+    ) -> Result<(), HostError> {
         let t = self.table.get_mut(&r)?;
         let row_elems: usize = t.shape[1..].iter().product();
-        let start = (first as usize).checked_mul(row_elems).ok_or_else(|| HostError::invalid("write offset overflows"))?;
+        let start = (first as usize)
+            .checked_mul(row_elems)
+            .ok_or_else(|| HostError::invalid("write offset overflows"))?;
         let buf = t.f32s_mut()?;
-        let end = start.checked_add(data.len()).filter(|&e| e <= buf.len()).ok_or_else(|| {
-            HostError::invalid(format!("writing {} elements at row {first} overruns the tensor", data.len()))
-        })?;
+        let end = start
+            .checked_add(data.len())
+            .filter(|&e| e <= buf.len())
+            .ok_or_else(|| {
+                HostError::invalid(format!(
+                    "writing {} elements at row {first} overruns the tensor",
+                    data.len()
+                ))
+            })?;
         buf[start..end].copy_from_slice(&data);
         Ok(())
     }

@@ -30,14 +30,22 @@ pub struct LinkedTokenizer {
 impl TokenizerLink {
     /// A tokenizer for one request that must finish by `deadline`.
     pub fn for_request(&self, deadline: Instant) -> LinkedTokenizer {
-        LinkedTokenizer { link: self.clone(), deadline, live: None, elapsed: Duration::ZERO }
+        LinkedTokenizer {
+            link: self.clone(),
+            deadline,
+            live: None,
+            elapsed: Duration::ZERO,
+        }
     }
 }
 
 impl LinkedTokenizer {
     fn instance(&mut self) -> Result<&mut (Store<ComponentState>, Tokenizer), SkillError> {
         if self.live.is_none() {
-            let mut store = self.link.runtime.new_store("tokenizer", &self.link.grants, self.deadline);
+            let mut store =
+                self.link
+                    .runtime
+                    .new_store("tokenizer", &self.link.grants, self.deadline);
             let bindings = self
                 .link
                 .pre
@@ -50,14 +58,19 @@ impl LinkedTokenizer {
 
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&mut Store<ComponentState>, &Tokenizer) -> wasmtime::Result<Result<R, crate::bindings::WitError>>,
+        f: impl FnOnce(
+            &mut Store<ComponentState>,
+            &Tokenizer,
+        ) -> wasmtime::Result<Result<R, crate::bindings::WitError>>,
     ) -> Result<R, SkillError> {
         let start = Instant::now();
-        let result = self.instance().and_then(|(store, bindings)| match f(store, bindings) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(SkillError::Guest(e)),
-            Err(trap) => Err(classify_trap(trap, store.data())),
-        });
+        let result = self
+            .instance()
+            .and_then(|(store, bindings)| match f(store, bindings) {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(SkillError::Guest(e)),
+                Err(trap) => Err(classify_trap(trap, store.data())),
+            });
         if matches!(result, Err(ref e) if !matches!(e, SkillError::Guest(_))) {
             // A trapped instance is never reused.
             self.live = None;
@@ -90,13 +103,19 @@ fn to_host_error(e: SkillError) -> HostError {
 impl tokenize::Host for ComponentState {
     fn encode(&mut self, text: String) -> Result<Vec<u32>, HostError> {
         self.budget.check_deadline()?;
-        let tok = self.tokenizer.as_mut().ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
+        let tok = self
+            .tokenizer
+            .as_mut()
+            .ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
         tok.encode(&text).map_err(to_host_error)
     }
 
     fn decode(&mut self, ids: Vec<u32>) -> Result<String, HostError> {
         self.budget.check_deadline()?;
-        let tok = self.tokenizer.as_mut().ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
+        let tok = self
+            .tokenizer
+            .as_mut()
+            .ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
         tok.decode(&ids).map_err(to_host_error)
     }
 }

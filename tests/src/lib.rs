@@ -23,7 +23,11 @@ pub fn runtime() -> Runtime {
 pub fn require_model(name: &str) {
     let store = store();
     assert!(
-        store.list().expect("listing the store").iter().any(|e| e.name == name),
+        store
+            .list()
+            .expect("listing the store")
+            .iter()
+            .any(|e| e.name == name),
         "model {name} is not in the store at {}: run `edgenlu models fetch` (scripts/test.sh does)",
         store.root().display()
     );
@@ -37,7 +41,10 @@ pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../golden"));
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("golden file {} is missing ({e}): scripts/test.sh generates it with scripts/golden/", path.display())
+        panic!(
+            "golden file {} is missing ({e}): scripts/test.sh generates it with scripts/golden/",
+            path.display()
+        )
     });
     text.lines()
         .filter(|l| !l.trim().is_empty())

@@ -13,13 +13,29 @@ fn snips_intents_from_a_small_datastore() {
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
     let train = datastore::limit_per_intent(train, 40);
     assert_eq!(train.len(), 7 * 40);
-    let embedder = rt.load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default())).unwrap();
+    let embedder = rt
+        .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
+        .unwrap();
     let name = "test-snips-small";
     let store = store();
-    datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, &store.path_for(name).unwrap(), &|_| {}).unwrap();
+    datastore::build(
+        &embedder,
+        DEFAULT_ENCODER,
+        &train,
+        2,
+        &store.path_for(name).unwrap(),
+        &|_| {},
+    )
+    .unwrap();
     store.record(name, "tests/intents.rs").unwrap();
 
-    let skill = rt.load_skill(intents_skill(DEFAULT_ENCODER, Some(name), Limits::default())).unwrap();
+    let skill = rt
+        .load_skill(intents_skill(
+            DEFAULT_ENCODER,
+            Some(name),
+            Limits::default(),
+        ))
+        .unwrap();
     let test = datastore::read_examples(&datasets_dir().join("snips/test.jsonl")).unwrap();
     // Every 10th test utterance: 70 held-out examples over all 7 intents.
     let sample: Vec<_> = test.iter().step_by(10).collect();
@@ -27,13 +43,23 @@ fn snips_intents_from_a_small_datastore() {
     for ex in &sample {
         let answer = skill.handle(&ex.text).unwrap();
         let r = &answer.response;
-        assert!(r.confidence > 0.0 && r.confidence <= 1.0, "confidence {}", r.confidence);
+        assert!(
+            r.confidence > 0.0 && r.confidence <= 1.0,
+            "confidence {}",
+            r.confidence
+        );
         assert_eq!(r.path, AnswerPath::Local);
-        assert!(r.timings.iter().any(|t| t.stage == "host:kernels" && t.micros > 0));
+        assert!(r
+            .timings
+            .iter()
+            .any(|t| t.stage == "host:kernels" && t.micros > 0));
         assert!(answer.weight_bytes_read > 0);
         correct += (r.intent == ex.intent) as usize;
     }
     let accuracy = correct as f64 / sample.len() as f64;
-    eprintln!("accuracy on {} held-out SNIPS utterances with 40 examples per intent: {accuracy:.3}", sample.len());
+    eprintln!(
+        "accuracy on {} held-out SNIPS utterances with 40 examples per intent: {accuracy:.3}",
+        sample.len()
+    );
     assert!(accuracy >= 0.9, "accuracy {accuracy} below 0.9");
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 const F32_ENCODER: &str = "all-minilm-l6-v2.f32";
 
 fn generous() -> Limits {
-    Limits { deadline: Duration::from_secs(600), ..Limits::default() }
+    Limits {
+        deadline: Duration::from_secs(600),
+        ..Limits::default()
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -22,15 +25,30 @@ struct TokenGolden {
 fn wordpiece_component_matches_hf_tokenizers_on_every_dataset_text_and_hostile_strings() {
     require_model(F32_ENCODER);
     let golden: Vec<TokenGolden> = golden_lines("wordpiece_ids.jsonl");
-    assert!(golden.len() > 30_000, "expected every dataset text, got {}", golden.len());
-    let skill = runtime().load_skill(intents_skill(F32_ENCODER, None, generous())).unwrap();
+    assert!(
+        golden.len() > 30_000,
+        "expected every dataset text, got {}",
+        golden.len()
+    );
+    let skill = runtime()
+        .load_skill(intents_skill(F32_ENCODER, None, generous()))
+        .unwrap();
     let texts: Vec<String> = golden.iter().map(|g| g.text.clone()).collect();
     let ids = skill.tokenize(&texts).expect("tokenizing");
-    let mismatches: Vec<_> = golden.iter().zip(&ids).filter(|(g, ours)| &g.ids != *ours).collect();
+    let mismatches: Vec<_> = golden
+        .iter()
+        .zip(&ids)
+        .filter(|(g, ours)| &g.ids != *ours)
+        .collect();
     for (g, ours) in mismatches.iter().take(5) {
         eprintln!("{:?}\n  hf:   {:?}\n  ours: {:?}", g.text, g.ids, ours);
     }
-    assert!(mismatches.is_empty(), "{} of {} texts tokenized differently", mismatches.len(), golden.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} texts tokenized differently",
+        mismatches.len(),
+        golden.len()
+    );
 }
 
 #[derive(serde::Deserialize)]
@@ -50,12 +68,20 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn min_cosine(encoder: &str) -> (f64, String) {
     require_model(encoder);
     let golden: Vec<EmbeddingGolden> = golden_lines("minilm_embeddings.jsonl");
-    assert!(golden.len() >= 200, "expected ≥ 200 golden sentences, got {}", golden.len());
-    let skill = runtime().load_skill(intents_skill(encoder, None, generous())).unwrap();
+    assert!(
+        golden.len() >= 200,
+        "expected ≥ 200 golden sentences, got {}",
+        golden.len()
+    );
+    let skill = runtime()
+        .load_skill(intents_skill(encoder, None, generous()))
+        .unwrap();
     golden
         .iter()
         .map(|g| {
-            let ours = skill.embed(&g.text).unwrap_or_else(|e| panic!("embedding {:?}: {e}", g.text));
+            let ours = skill
+                .embed(&g.text)
+                .unwrap_or_else(|e| panic!("embedding {:?}: {e}", g.text));
             assert_eq!(ours.len(), g.embedding.len());
             (cosine(&ours, &g.embedding), g.text.clone())
         })
