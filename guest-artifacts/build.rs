@@ -9,10 +9,26 @@ use std::process::Command;
 
 /// Guest crates that become components: (crate name, constant name, what it is).
 const GUESTS: &[(&str, &str, &str)] = &[
-    ("tokenizer-wordpiece", "TOKENIZER_WORDPIECE", "The WordPiece (BERT) tokenizer component."),
-    ("skill-intents", "SKILL_INTENTS", "The `intents` skill: MiniLM embedding + nearest neighbour."),
-    ("hostile-spin", "HOSTILE_SPIN", "Test guest whose `handle` loops forever."),
-    ("hostile-memory", "HOSTILE_MEMORY", "Test guest whose `handle` allocates without bound."),
+    (
+        "tokenizer-wordpiece",
+        "TOKENIZER_WORDPIECE",
+        "The WordPiece (BERT) tokenizer component.",
+    ),
+    (
+        "skill-intents",
+        "SKILL_INTENTS",
+        "The `intents` skill: MiniLM embedding + nearest neighbour.",
+    ),
+    (
+        "hostile-spin",
+        "HOSTILE_SPIN",
+        "Test guest whose `handle` loops forever.",
+    ),
+    (
+        "hostile-memory",
+        "HOSTILE_MEMORY",
+        "Test guest whose `handle` allocates without bound.",
+    ),
 ];
 
 fn main() {
@@ -22,9 +38,18 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
 
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
-    println!("cargo:rerun-if-changed={}", guest_dir.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", guest_dir.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", repo.join("scripts/wasm-toolchain.sh").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guest_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guest_dir.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        repo.join("scripts/wasm-toolchain.sh").display()
+    );
     println!("cargo:rerun-if-env-changed=EDGENLU_WASM_TOOLCHAIN");
     for entry in fs::read_dir(&guest_dir).expect("guest/ exists") {
         let path = entry.unwrap().path();
@@ -52,7 +77,10 @@ fn main() {
         if fs::read(&dest).ok().as_deref() != Some(&component[..]) {
             fs::write(&dest, &component).unwrap();
         }
-        consts.push_str(&format!("/// {doc}\npub const {constant}: &str = {:?};\n", dest.display().to_string()));
+        consts.push_str(&format!(
+            "/// {doc}\npub const {constant}: &str = {:?};\n",
+            dest.display().to_string()
+        ));
     }
     fs::write(out_dir.join("guests.rs"), consts).unwrap();
 }
@@ -91,7 +119,16 @@ fn build_guests(guest_dir: &Path, env_file: &Path) {
             cmd.env_remove(&key);
         }
     }
-    for key in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "RUSTDOCFLAGS", "TARGET", "HOST", "OUT_DIR"] {
+    for key in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "TARGET",
+        "HOST",
+        "OUT_DIR",
+    ] {
         cmd.env_remove(key);
     }
     let status = cmd.status().expect("running cargo for the guests");

@@ -78,17 +78,22 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, DatastoreError> {
     Ok(out)
 }
 
-/// Keeps at most `per_intent` examples of each intent, in file order.
+/// Keeps at most `per_intent` examples of each intent, spread evenly over that intent's
+/// examples (datasets are often grouped by source or phrasing, so the first N are not a fair
+/// sample). Order is preserved.
 pub fn limit_per_intent(examples: Vec<Example>, per_intent: usize) -> Vec<Example> {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    examples
-        .into_iter()
-        .filter(|e| {
-            let n = seen.entry(e.intent.clone()).or_default();
-            *n += 1;
-            *n <= per_intent
-        })
-        .collect()
+    let mut positions: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in examples.iter().enumerate() {
+        positions.entry(&e.intent).or_default().push(i);
+    }
+    let mut keep = vec![false; examples.len()];
+    for all in positions.values() {
+        let n = all.len().min(per_intent);
+        for j in 0..n {
+            keep[all[j * all.len() / n]] = true;
+        }
+    }
+    examples.into_iter().zip(keep).filter_map(|(e, k)| k.then_some(e)).collect()
 }
 
 /// Embeds every example with `skill` (on `threads` threads) and writes the datastore to `out`.

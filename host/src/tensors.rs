@@ -154,6 +154,15 @@ fn to_usize_shape(shape: &[u32]) -> Result<Vec<usize>, HostError> {
     Ok(shape)
 }
 
+/// A validated shape that holds exactly `len` elements.
+fn shape_holding(shape: &[u32], len: usize) -> Result<Vec<usize>, HostError> {
+    let shape = to_usize_shape(shape)?;
+    if Tensor::checked_elems(&shape) != Some(len) {
+        return Err(HostError::shape(format!("shape {shape:?} does not hold {len} elements")));
+    }
+    Ok(shape)
+}
+
 pub(crate) fn wit_dtype(d: DType) -> Dtype {
     match d {
         DType::F32 => Dtype::F32,
@@ -198,13 +207,7 @@ impl HostTensor for ComponentState {
     }
 
     fn from_f32(&mut self, shape: Vec<u32>, data: Vec<f32>) -> Result<Resource<Tensor>, HostError> {
-        let shape = to_usize_shape(&shape)?;
-        if Tensor::checked_elems(&shape) != Some(data.len()) {
-            return Err(HostError::shape(format!(
-                "shape {shape:?} does not hold {} elements",
-                data.len()
-            )));
-        }
+        let shape = shape_holding(&shape, data.len())?;
         self.push_tensor(Tensor {
             shape,
             data: TensorData::F32(data),
@@ -212,13 +215,7 @@ impl HostTensor for ComponentState {
     }
 
     fn from_i32(&mut self, shape: Vec<u32>, data: Vec<i32>) -> Result<Resource<Tensor>, HostError> {
-        let shape = to_usize_shape(&shape)?;
-        if Tensor::checked_elems(&shape) != Some(data.len()) {
-            return Err(HostError::shape(format!(
-                "shape {shape:?} does not hold {} elements",
-                data.len()
-            )));
-        }
+        let shape = shape_holding(&shape, data.len())?;
         self.push_tensor(Tensor {
             shape,
             data: TensorData::I32(data),

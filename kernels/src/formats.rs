@@ -95,9 +95,16 @@ pub struct WeightView<'a> {
 
 impl<'a> WeightView<'a> {
     /// Checks that `bytes` holds exactly `rows` rows of `cols` elements of `dtype`.
-    pub fn new(dtype: DType, rows: usize, cols: usize, bytes: &'a [u8]) -> Result<Self, KernelError> {
+    pub fn new(
+        dtype: DType,
+        rows: usize,
+        cols: usize,
+        bytes: &'a [u8],
+    ) -> Result<Self, KernelError> {
         let row = dtype.row_bytes(cols).ok_or_else(|| {
-            KernelError::ShapeMismatch(format!("{cols} columns is not a whole number of {dtype:?} blocks"))
+            KernelError::ShapeMismatch(format!(
+                "{cols} columns is not a whole number of {dtype:?} blocks"
+            ))
         })?;
         let total = row
             .checked_mul(rows)
@@ -108,7 +115,12 @@ impl<'a> WeightView<'a> {
                 bytes.len()
             )));
         }
-        Ok(WeightView { dtype, rows, cols, bytes })
+        Ok(WeightView {
+            dtype,
+            rows,
+            cols,
+            bytes,
+        })
     }
 
     pub fn dtype(&self) -> DType {
@@ -133,10 +145,17 @@ impl<'a> WeightView<'a> {
     /// Row `r` dequantized into `out` (`out.len() == cols`).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), KernelError> {
         if r >= self.rows {
-            return Err(KernelError::InvalidArgument(format!("row {r} of {}", self.rows)));
+            return Err(KernelError::InvalidArgument(format!(
+                "row {r} of {}",
+                self.rows
+            )));
         }
         if out.len() != self.cols {
-            return Err(KernelError::ShapeMismatch(format!("row of {} into {}", self.cols, out.len())));
+            return Err(KernelError::ShapeMismatch(format!(
+                "row of {} into {}",
+                self.cols,
+                out.len()
+            )));
         }
         dequantize(self.dtype, self.row_bytes(r), out)
     }
@@ -170,7 +189,10 @@ pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), Ker
             }
         }
         DType::Q8_0 => {
-            for (o, b) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(DType::Q8_0.block_bytes())) {
+            for (o, b) in out
+                .chunks_exact_mut(QK)
+                .zip(bytes.chunks_exact(DType::Q8_0.block_bytes()))
+            {
                 let block: BlockQ8_0 = bytemuck::pod_read_unaligned(b);
                 let d = f16::from_bits(block.d).to_f32();
                 for (x, &q) in o.iter_mut().zip(block.qs.iter()) {
@@ -193,14 +215,21 @@ pub fn quantize(dtype: DType, x: &[f32], out: &mut Vec<u8>) -> Result<(), Kernel
         )));
     }
     match dtype {
-        DType::F32 => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        DType::F16 => x.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        DType::F32 => x
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        DType::F16 => x
+            .iter()
+            .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
         DType::Q8_0 => {
             for chunk in x.chunks_exact(QK) {
                 let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let d = amax / 127.0;
                 let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                let mut block = BlockQ8_0 { d: f16::from_f32(d).to_bits(), qs: [0; QK] };
+                let mut block = BlockQ8_0 {
+                    d: f16::from_f32(d).to_bits(),
+                    qs: [0; QK],
+                };
                 for (q, v) in block.qs.iter_mut().zip(chunk) {
                     *q = (v * id).round() as i8;
                 }
@@ -218,7 +247,9 @@ mod tests {
 
     #[test]
     fn q8_0_round_trip_is_within_half_a_step() {
-        let x: Vec<f32> = (0..96).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
         let mut bytes = Vec::new();
         quantize(DType::Q8_0, &x, &mut bytes).unwrap();
         assert_eq!(bytes.len(), 3 * 34);

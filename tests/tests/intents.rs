@@ -11,8 +11,8 @@ fn snips_intents_from_a_small_datastore() {
     require_model(DEFAULT_ENCODER);
     let rt = runtime();
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
-    let train = datastore::limit_per_intent(train, 40);
-    assert_eq!(train.len(), 7 * 40);
+    let train = datastore::limit_per_intent(train, 60);
+    assert_eq!(train.len(), 7 * 60);
     let embedder = rt
         .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
         .unwrap();
@@ -37,8 +37,7 @@ fn snips_intents_from_a_small_datastore() {
         ))
         .unwrap();
     let test = datastore::read_examples(&datasets_dir().join("snips/test.jsonl")).unwrap();
-    // Every 10th test utterance: 70 held-out examples over all 7 intents.
-    let sample: Vec<_> = test.iter().step_by(10).collect();
+    let sample: Vec<_> = test.iter().collect();
     let mut correct = 0;
     for ex in &sample {
         let answer = skill.handle(&ex.text).unwrap();
@@ -58,8 +57,9 @@ fn snips_intents_from_a_small_datastore() {
     }
     let accuracy = correct as f64 / sample.len() as f64;
     eprintln!(
-        "accuracy on {} held-out SNIPS utterances with 40 examples per intent: {accuracy:.3}",
+        "accuracy on {} held-out SNIPS utterances with 60 examples per intent: {accuracy:.3}",
         sample.len()
     );
+    // 92 % measured with 60 per intent (96 % with all of train: see README); chance is 14 %.
     assert!(accuracy >= 0.9, "accuracy {accuracy} below 0.9");
 }
