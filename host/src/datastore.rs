@@ -93,7 +93,11 @@ pub fn limit_per_intent(examples: Vec<Example>, per_intent: usize) -> Vec<Exampl
             keep[all[j * all.len() / n]] = true;
         }
     }
-    examples.into_iter().zip(keep).filter_map(|(e, k)| k.then_some(e)).collect()
+    examples
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect()
 }
 
 /// Embeds every example with `skill` (on `threads` threads) and writes the datastore to `out`.

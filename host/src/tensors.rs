@@ -158,7 +158,9 @@ fn to_usize_shape(shape: &[u32]) -> Result<Vec<usize>, HostError> {
 fn shape_holding(shape: &[u32], len: usize) -> Result<Vec<usize>, HostError> {
     let shape = to_usize_shape(shape)?;
     if Tensor::checked_elems(&shape) != Some(len) {
-        return Err(HostError::shape(format!("shape {shape:?} does not hold {len} elements")));
+        return Err(HostError::shape(format!(
+            "shape {shape:?} does not hold {len} elements"
+        )));
     }
     Ok(shape)
 }

@@ -55,14 +55,18 @@ fn invalid(msg: impl Into<String>) -> Error {
 fn meta_int(model: &Model, key: &str) -> Result<u32, Error> {
     match model.meta(key) {
         Some(MetaValue::Int(v)) if v > 0 && v <= u32::MAX as i64 => Ok(v as u32),
-        _ => Err(invalid(format!("encoder metadata {key} is missing or not a positive integer"))),
+        _ => Err(invalid(format!(
+            "encoder metadata {key} is missing or not a positive integer"
+        ))),
     }
 }
 
 fn config_u32(key: &str, default: u32) -> Result<u32, Error> {
     match config::get(key) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| invalid(format!("config {key}={v:?} is not a number"))),
+        Some(v) => v
+            .parse()
+            .map_err(|_| invalid(format!("config {key}={v:?} is not a number"))),
     }
 }
 
@@ -70,11 +74,17 @@ impl Bert {
     fn open(name: &str) -> Result<Bert, Error> {
         let model = Model::open(name)?;
         if model.architecture() != "bert" {
-            return Err(invalid(format!("{name} is a {} model, not bert", model.architecture())));
+            return Err(invalid(format!(
+                "{name} is a {} model, not bert",
+                model.architecture()
+            )));
         }
         let w = |n: &str| model.weight(n);
         let pair = |n: &str| -> Result<(Tensor, Tensor), Error> {
-            Ok((model.weight(&format!("{n}.weight"))?, model.weight(&format!("{n}.bias"))?))
+            Ok((
+                model.weight(&format!("{n}.weight"))?,
+                model.weight(&format!("{n}.bias"))?,
+            ))
         };
         let blocks = meta_int(&model, "bert.block_count")?;
         let layers = (0..blocks)
@@ -114,7 +124,10 @@ impl Bert {
     fn embed(&self, ids: &[u32]) -> Result<Tensor, Error> {
         let n = ids.len() as u32;
         if n == 0 || n > self.context {
-            return Err(invalid(format!("{n} tokens; the encoder takes 1 to {}", self.context)));
+            return Err(invalid(format!(
+                "{n} tokens; the encoder takes 1 to {}",
+                self.context
+            )));
         }
         let f32s = |shape: &[u32]| Tensor::zeros(Dtype::F32, shape);
         let ids_t = Tensor::from_i32(&[n], &ids.iter().map(|&i| i as i32).collect::<Vec<_>>())?;
@@ -180,11 +193,16 @@ fn embed_text(text: &str) -> Result<(Tensor, u32), Error> {
 impl exports::edgenlu::nlu::nlu::Guest for Intents {
     fn handle(req: Request) -> Result<Response, Error> {
         let (query, _) = embed_text(&req.text)?;
-        let index_name = config::get("index").ok_or_else(|| invalid("config has no `index` model"))?;
+        let index_name =
+            config::get("index").ok_or_else(|| invalid("config has no `index` model"))?;
         let index = Model::open(&index_name)?;
         let intents = match index.meta("edgenlu.index.intents") {
             Some(MetaValue::Texts(t)) if !t.is_empty() => t,
-            _ => return Err(invalid(format!("{index_name} has no edgenlu.index.intents list"))),
+            _ => {
+                return Err(invalid(format!(
+                    "{index_name} has no edgenlu.index.intents list"
+                )))
+            }
         };
         let rows = index.weight("index.embeddings")?;
         let labels = index.weight("index.labels")?;
@@ -194,14 +212,17 @@ impl exports::edgenlu::nlu::nlu::Guest for Intents {
         let mut votes = vec![0f32; intents.len()];
         for hit in &hits {
             let label = labels.read_f32(hit.row, 1)?[0] as usize;
-            let slot = votes.get_mut(label).ok_or_else(|| invalid(format!("label {label} out of range")))?;
+            let slot = votes
+                .get_mut(label)
+                .ok_or_else(|| invalid(format!("label {label} out of range")))?;
             *slot += hit.score.max(0.0);
         }
         let total: f32 = votes.iter().sum();
-        let (best, weight) = votes
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc });
+        let (best, weight) =
+            votes.iter().enumerate().fold(
+                (0, f32::MIN),
+                |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc },
+            );
         Ok(Response {
             intent: intents[best].clone(),
             confidence: if total > 0.0 { weight / total } else { 0.0 },
