@@ -20,14 +20,9 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The `intents` skill: MiniLM embedding + nearest neighbour.",
     ),
     (
-        "hostile-spin",
-        "HOSTILE_SPIN",
-        "Test guest whose `handle` loops forever.",
-    ),
-    (
-        "hostile-memory",
-        "HOSTILE_MEMORY",
-        "Test guest whose `handle` allocates without bound.",
+        "hostile",
+        "HOSTILE",
+        "Test skill whose `handle` carries out the attack on the host named by the utterance.",
     ),
 ];
 

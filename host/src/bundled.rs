@@ -47,17 +47,19 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
     }
 }
 
-/// A skill spec for one of the bundled hostile test guests, with the given limits.
-pub fn test_guest(path: &str, limits: Limits) -> SkillSpec {
+/// The hostile test skill (`guest/hostile`): each utterance names an attack on the host.
+/// It is granted `model` (config key `model`) and linked to the WordPiece tokenizer over it.
+pub fn hostile_skill(model: &str, limits: Limits) -> SkillSpec {
     SkillSpec {
-        name: "test-guest".into(),
+        name: "hostile".into(),
         skill: ComponentSpec {
-            path: PathBuf::from(path),
+            path: PathBuf::from(paths::HOSTILE),
             grants: Grants {
-                limits,
-                ..Grants::default()
+                models: vec![model.to_string()],
+                config: [("model".to_string(), model.to_string())].into(),
+                limits: limits.clone(),
             },
         },
-        tokenizer: None,
+        tokenizer: Some(wordpiece_tokenizer(model, limits)),
     }
 }

@@ -78,6 +78,12 @@ pub enum SkillError {
     /// The guest tried to grow its memory past its budget.
     #[error("budget-exceeded: the skill tried to grow its memory past {0} bytes")]
     Memory(usize),
+    /// The skill returned a response larger than its budget allows.
+    #[error("budget-exceeded: the response is {bytes} bytes, more than the {limit} allowed")]
+    ResponseTooLarge { bytes: usize, limit: usize },
+    /// A host call panicked (a host bug); the instance was discarded, the host goes on.
+    #[error("{0}")]
+    HostPanic(String),
     /// The guest trapped (a panic, unreachable, stack overflow, ...); its instance was discarded.
     #[error("the skill trapped: {0}")]
     Trap(String),

@@ -4,9 +4,10 @@
 
 use crate::bindings::edgenlu::nlu::kernels::{Hit, Host};
 use crate::error::HostError;
-use crate::state::ComponentState;
+use crate::state::{guard, Budget, ComponentState};
 use crate::tensors::Tensor;
-use edgenlu_kernels::ops;
+use edgenlu_kernels::{ops, WeightView};
+use std::ops::Range;
 use std::time::Instant;
 use wasmtime::component::Resource;
 
@@ -30,7 +31,7 @@ impl ComponentState {
         let shape = self.tensor(out)?.shape().to_vec();
         let mut buf = self.table.get_mut(out)?.take_f32()?;
         let start = Instant::now();
-        let result = f(&mut buf, &shape, self);
+        let result = guard(|| f(&mut buf, &shape, self));
         self.budget.kernel_time += start.elapsed();
         self.table.get_mut(out)?.put_f32(buf);
         result
@@ -44,6 +45,86 @@ impl ComponentState {
     ) -> Result<(), HostError> {
         self.with_output(x, &[], |buf, shape, _| f(buf, shape))
     }
+}
+
+/// Weight bytes one tile of a kernel reads between deadline checks: small enough that a
+/// deadline is noticed within about a millisecond, large enough that checking costs nothing.
+const TILE_BYTES: usize = 4 << 20;
+
+/// Row ranges of `w`, each reading about [`TILE_BYTES`].
+fn row_tiles(w: &WeightView) -> impl Iterator<Item = Range<usize>> {
+    let row_bytes = (w.bytes().len() / w.rows().max(1)).max(1);
+    let per_tile = (TILE_BYTES / row_bytes).max(1);
+    let rows = w.rows();
+    (0..rows)
+        .step_by(per_tile)
+        .map(move |r| r..(r + per_tile).min(rows))
+}
+
+/// Rows `range` of `w` as a view of their own.
+fn sub_view<'a>(w: &WeightView<'a>, range: &Range<usize>) -> Result<WeightView<'a>, HostError> {
+    let row_bytes = w.bytes().len() / w.rows().max(1);
+    let bytes = &w.bytes()[range.start * row_bytes..range.end * row_bytes];
+    Ok(WeightView::new(w.dtype(), range.len(), w.cols(), bytes)?)
+}
+
+/// out[n, rows] = x · wᵀ + bias, computed tile by tile over w's rows so a long multiply
+/// notices the deadline between tiles.
+fn tiled_matmul(
+    budget: &Budget,
+    out: &mut [f32],
+    x: &[f32],
+    n: usize,
+    w: &WeightView,
+    bias: Option<&[f32]>,
+) -> Result<(), HostError> {
+    let rows = w.rows();
+    if w.bytes().len() <= TILE_BYTES {
+        return Ok(ops::matmul(out, x, n, w, bias)?);
+    }
+    if bias.is_some_and(|b| b.len() != rows) {
+        return Err(HostError::shape(format!("bias must have {rows} elements")));
+    }
+    let mut tile_out = Vec::new();
+    for range in row_tiles(w) {
+        budget.check_deadline()?;
+        tile_out.resize(n * range.len(), 0.0);
+        let tile_bias = bias.map(|b| &b[range.clone()]);
+        ops::matmul(&mut tile_out, x, n, &sub_view(w, &range)?, tile_bias)?;
+        for (i, row) in tile_out.chunks_exact(range.len()).enumerate() {
+            out[i * rows + range.start..i * rows + range.end].copy_from_slice(row);
+        }
+    }
+    Ok(())
+}
+
+/// Top-k rows of `index` by cosine with `query`, searched tile by tile (deadline checks
+/// between tiles) and merged in the kernel's order: score descending, NaN last, then row.
+fn tiled_nn_search(
+    budget: &Budget,
+    index: &WeightView,
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<ops::Hit>, HostError> {
+    if index.bytes().len() <= TILE_BYTES {
+        return Ok(ops::nn_search(index, query, k)?);
+    }
+    let mut hits = Vec::new();
+    for range in row_tiles(index) {
+        budget.check_deadline()?;
+        for mut hit in ops::nn_search(&sub_view(index, &range)?, query, k)? {
+            hit.row += range.start as u32;
+            hits.push(hit);
+        }
+    }
+    hits.sort_by(|a, b| {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap_or_else(|| a.score.is_nan().cmp(&b.score.is_nan()))
+            .then(a.row.cmp(&b.row))
+    });
+    hits.truncate(k);
+    Ok(hits)
 }
 
 fn last_dim(shape: &[usize]) -> usize {
@@ -80,7 +161,7 @@ impl Host for ComponentState {
                 Some(b) => Some(s.tensor(b)?.f32_values()?),
                 None => None,
             };
-            ops::matmul(buf, &xs, n, &wm, b.as_deref())?;
+            tiled_matmul(&s.budget, buf, &xs, n, &wm, b.as_deref())?;
             Ok(wm.bytes().len() as u64)
         })?;
         self.budget.weight_bytes_read += bytes;
@@ -207,10 +288,12 @@ impl Host for ComponentState {
         self.budget.check_deadline()?;
         self.budget.check_output_elems(k as usize)?;
         let start = Instant::now();
-        let im = self.tensor(&index)?.matrix()?;
-        let q = self.tensor(&query)?.f32_values()?;
-        let hits = ops::nn_search(&im, &q, k as usize)?;
-        let bytes = im.bytes().len() as u64;
+        let (hits, bytes) = guard(|| {
+            let im = self.tensor(&index)?.matrix()?;
+            let q = self.tensor(&query)?.f32_values()?;
+            let hits = tiled_nn_search(&self.budget, &im, &q, k as usize)?;
+            Ok((hits, im.bytes().len() as u64))
+        })?;
         self.budget.kernel_time += start.elapsed();
         self.budget.weight_bytes_read += bytes;
         Ok(hits
@@ -224,7 +307,6 @@ impl Host for ComponentState {
 
     fn argmax(&mut self, x: T) -> Result<u32, HostError> {
         self.budget.check_deadline()?;
-        let xs = self.tensor(&x)?.f32_values()?;
-        Ok(ops::argmax(&xs)? as u32)
+        guard(|| Ok(ops::argmax(&self.tensor(&x)?.f32_values()?)? as u32))
     }
 }

@@ -15,6 +15,7 @@ pub mod runtime;
 mod state;
 pub mod tensors;
 mod tokenizer;
+pub mod trust;
 
 pub use bindings::{AnswerPath, Response, Slot, Timing, WitError};
 pub use error::SkillError;

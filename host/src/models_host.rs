@@ -98,7 +98,7 @@ impl HostModel for ComponentState {
             edgenlu_models::StoreError::NotFound(_) => HostError::not_found(e.to_string()),
             other => HostError::internal(other.to_string()),
         })?;
-        Ok(self.table.push(ModelHandle { file })?)
+        self.push_handle(ModelHandle { file })
     }
 
     fn architecture(&mut self, m: Resource<ModelHandle>) -> wasmtime::Result<String> {
@@ -133,7 +133,8 @@ impl HostModel for ComponentState {
     }
 
     fn drop(&mut self, m: Resource<ModelHandle>) -> wasmtime::Result<()> {
-        self.table.delete(m)?;
+        self.delete_handle(m)
+            .map_err(|_| wasmtime::format_err!("dropping an unknown model"))?;
         Ok(())
     }
 }

@@ -119,15 +119,41 @@ pub(crate) fn classify_trap(e: wasmtime::Error, state: &ComponentState) -> Skill
     if state.limiter.memory_refused {
         return SkillError::Memory(state.budget.limits.guest_memory);
     }
+    if let Some(panic) = e.downcast_ref::<crate::state::HostPanic>() {
+        return SkillError::HostPanic(panic.to_string());
+    }
     if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
         return SkillError::Deadline(state.budget.limits.deadline.as_millis() as u64);
     }
-    SkillError::Trap(format!("{e:?}"))
+    // The trap's own words, not the wasm backtrace (which names only function indexes).
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => SkillError::Trap(format!("wasm trap: {trap}")),
+        None => SkillError::Trap(e.root_cause().to_string()),
+    }
+}
+
+/// Makes freed per-request buffers (tensors, guest memories) go back to the OS.
+///
+/// glibc raises its mmap threshold to the size of the largest block freed, after which large
+/// blocks come from the heap and stay resident: after many requests that allocated big host
+/// tensors, RSS stays at the high-water mark. A device daemon wants its RSS back near
+/// baseline between requests, so the threshold is pinned (at glibc's own default).
+fn return_freed_memory_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only changes allocator tuning; called once, before heavy allocation.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+        });
+    }
 }
 
 impl Runtime {
     /// A runtime opening models from `catalog`, caching compiled components in `cache_dir`.
     pub fn new(catalog: ModelCatalog, cache_dir: Option<PathBuf>) -> Result<Runtime, SkillError> {
+        return_freed_memory_to_the_os();
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -275,6 +301,17 @@ impl Runtime {
     }
 }
 
+/// Bytes of text a response carries (what `max_response_bytes` limits).
+fn response_bytes(r: &Response) -> usize {
+    let slots: usize = r
+        .slots
+        .iter()
+        .map(|s| s.name.len() + s.value.len() + 8)
+        .sum();
+    let timings: usize = r.timings.iter().map(|t| t.stage.len() + 8).sum();
+    r.intent.len() + r.reply.as_ref().map_or(0, String::len) + slots + timings
+}
+
 /// A loaded skill. Each call gets a fresh instance; a trap never poisons later calls.
 pub struct Skill {
     runtime: Runtime,
@@ -334,6 +371,11 @@ impl Skill {
             bindings.edgenlu_nlu_nlu().call_handle(store, &req)
         })?;
         let state = store.data();
+        let limit = state.budget.limits.max_response_bytes;
+        let bytes = response_bytes(&response);
+        if bytes > limit {
+            return Err(SkillError::ResponseTooLarge { bytes, limit });
+        }
         let micros = |d: Duration| d.as_micros() as u64;
         if let Some(t) = &state.tokenizer {
             response.timings.push(Timing {

@@ -11,7 +11,7 @@ use crate::tokenizer::LinkedTokenizer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::StoreLimitsBuilder;
 
 /// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
@@ -23,8 +23,14 @@ pub struct Limits {
     pub host_memory: usize,
     /// Wall-clock time per request, including time in host kernels.
     pub deadline: Duration,
+    /// Live handles (tensors, models) the guest may hold at once.
+    pub handles: usize,
     /// Largest list a host call returns, in elements.
     pub max_output_elems: usize,
+    /// Largest text a guest may pass to the tokenizer, bytes.
+    pub max_text_bytes: usize,
+    /// Largest response (intent, reply, slots) a skill may return, bytes.
+    pub max_response_bytes: usize,
     /// Bytes of log text per request; past that, log calls are dropped.
     pub log_bytes: usize,
 }
@@ -35,7 +41,10 @@ impl Default for Limits {
             guest_memory: 64 << 20,
             host_memory: 64 << 20,
             deadline: Duration::from_secs(5),
+            handles: 1024,
             max_output_elems: 4 << 20,
+            max_text_bytes: 1 << 20,
+            max_response_bytes: 64 << 10,
             log_bytes: 16 << 10,
         }
     }
@@ -121,6 +130,8 @@ pub struct ComponentState {
     pub tokenizer: Option<LinkedTokenizer>,
     /// Name used in log lines.
     pub component: String,
+    /// Handles (tensors, models) the guest holds now.
+    live_handles: usize,
 }
 
 impl ComponentState {
@@ -148,9 +159,53 @@ impl ComponentState {
             config,
             tokenizer: None,
             component,
+            live_handles: 0,
         }
     }
+
+    /// Adds a resource to the guest's table, within its handle budget.
+    pub(crate) fn push_handle<T: Send + 'static>(
+        &mut self,
+        value: T,
+    ) -> Result<Resource<T>, HostError> {
+        if self.live_handles >= self.budget.limits.handles {
+            return Err(HostError::budget(format!(
+                "the skill already holds {} handles, its limit",
+                self.live_handles
+            )));
+        }
+        let r = self.table.push(value)?;
+        self.live_handles += 1;
+        Ok(r)
+    }
+
+    /// Removes a resource the guest dropped.
+    pub(crate) fn delete_handle<T: 'static>(&mut self, r: Resource<T>) -> Result<T, HostError> {
+        let value = self.table.delete(r)?;
+        self.live_handles -= 1;
+        Ok(value)
+    }
 }
+
+/// A panic inside a host implementation, caught before it could unwind into wasmtime.
+#[derive(Debug, thiserror::Error)]
+#[error("host bug: a host call panicked: {0}")]
+pub struct HostPanic(pub String);
+
+/// Runs host code that might panic on a bug; a panic becomes a trap (the instance is then
+/// discarded) instead of taking the host process down.
+pub(crate) fn guard<R>(f: impl FnOnce() -> Result<R, HostError>) -> Result<R, HostError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(HostError::Trap(wasmtime::Error::new(HostPanic(msg))))
+    })
+}
+
+impl ComponentState {}
 
 impl types::Host for ComponentState {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<WitError> {

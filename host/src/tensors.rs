@@ -179,8 +179,10 @@ pub(crate) fn wit_dtype(d: DType) -> Dtype {
 impl ComponentState {
     /// Adds a guest-created tensor, charging its bytes to the host-memory budget.
     pub(crate) fn push_tensor(&mut self, t: Tensor) -> Result<Resource<Tensor>, HostError> {
-        self.budget.charge_host_bytes(t.owned_bytes())?;
-        Ok(self.table.push(t)?)
+        let bytes = t.owned_bytes();
+        self.budget.charge_host_bytes(bytes)?;
+        self.push_handle(t)
+            .inspect_err(|_| self.budget.release_host_bytes(bytes))
     }
 
     pub(crate) fn tensor(&self, r: &Resource<Tensor>) -> Result<&Tensor, HostError> {
@@ -306,7 +308,9 @@ impl HostTensor for ComponentState {
     }
 
     fn drop(&mut self, r: Resource<Tensor>) -> wasmtime::Result<()> {
-        let t = self.table.delete(r)?;
+        let t = self
+            .delete_handle(r)
+            .map_err(|_| wasmtime::format_err!("dropping an unknown tensor"))?;
         self.budget.release_host_bytes(t.owned_bytes());
         Ok(())
     }

@@ -103,6 +103,13 @@ fn to_host_error(e: SkillError) -> HostError {
 impl tokenize::Host for ComponentState {
     fn encode(&mut self, text: String) -> Result<Vec<u32>, HostError> {
         self.budget.check_deadline()?;
+        if text.len() > self.budget.limits.max_text_bytes {
+            return Err(HostError::budget(format!(
+                "{} bytes of text is more than the {} a skill may tokenize at once",
+                text.len(),
+                self.budget.limits.max_text_bytes
+            )));
+        }
         let tok = self
             .tokenizer
             .as_mut()

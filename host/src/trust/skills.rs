@@ -1,0 +1,389 @@
+//! The on-device skill store, under `<store root>/skills/<name>/`: each installed file as
+//! `<version>-<digest prefix>.wasm`, and `state.json` naming the current file and the
+//! previous one. Files are written whole (temp file, fsync, rename, fsync the directory)
+//! before `state.json` is switched the same way, so a kill at any instant leaves a store
+//! whose `state.json` names complete, verified files: the old version or the new one.
+
+use super::store::{TrustStore, Verified};
+use super::{io_err, write_atomic, TrustError};
+use crate::error::SkillError;
+use crate::runtime::{Runtime, Skill};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// One installed file of a skill.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installed {
+    /// File name inside the skill's directory.
+    pub file: String,
+    /// The manifest's version.
+    pub version: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+}
+
+/// `state.json`: what loads now, and what `rollback` restores.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillState {
+    /// The version that loads.
+    pub current: Installed,
+    /// The version before it, kept for `rollback`.
+    pub previous: Option<Installed>,
+}
+
+/// What an install did.
+#[derive(Debug, Clone)]
+pub struct InstallReport {
+    /// The skill.
+    pub name: String,
+    /// The version now current.
+    pub version: u64,
+    /// The version it replaced, if any.
+    pub previous: Option<u64>,
+    /// Health-check probes that passed (None: no health check was run).
+    pub probes_passed: Option<usize>,
+}
+
+/// Why an install with a health check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The file was refused, or the store could not be written; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] TrustError),
+    /// The new version was installed but failed its health check, and the store went back
+    /// by itself to what it had before.
+    #[error("{name} version {version} failed its health check ({reason}); {}", match restored { Some(v) => format!("rolled back to version {v}"), None => "removed it (no previous version)".to_string() })]
+    HealthCheck {
+        /// The skill.
+        name: String,
+        /// The version that failed.
+        version: u64,
+        /// What failed.
+        reason: String,
+        /// The version restored, if there was one.
+        restored: Option<u64>,
+    },
+}
+
+/// Why an installed skill could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The installed file no longer verifies, or the store is damaged.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// Compiling or linking failed.
+    #[error(transparent)]
+    Skill(#[from] SkillError),
+}
+
+/// The skill store at `<root>/skills`, checked against the trust store at `<root>/trust`.
+#[derive(Debug, Clone)]
+pub struct SkillStore {
+    dir: PathBuf,
+    trust: TrustStore,
+}
+
+impl SkillStore {
+    /// The skill store under a model store's root (created if missing).
+    pub fn at(store_root: &Path) -> Result<SkillStore, TrustError> {
+        let dir = store_root.join("skills");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(SkillStore {
+            dir,
+            trust: TrustStore::at(store_root)?,
+        })
+    }
+
+    /// The trust store it checks against.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    fn skill_dir(&self, name: &str) -> Result<PathBuf, TrustError> {
+        edgenlu_models::store::validate_name(name)
+            .map_err(|e| TrustError::BadManifest(e.to_string()))?;
+        Ok(self.dir.join(name))
+    }
+
+    /// The state of skill `name`, if installed.
+    pub fn state(&self, name: &str) -> Result<Option<SkillState>, TrustError> {
+        let path = self.skill_dir(name)?.join("state.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| TrustError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    fn write_state(&self, name: &str, state: &SkillState) -> Result<(), TrustError> {
+        let path = self.skill_dir(name)?.join("state.json");
+        write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(state).expect("serializable"),
+        )
+    }
+
+    /// Every installed skill and its state.
+    pub fn list(&self) -> Result<Vec<(String, SkillState)>, TrustError> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .map_err(io_err(&self.dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Ok(Some(state)) = self.state(&name) {
+                out.push((name, state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Verifies `bytes` for install at `now` (unix seconds) and makes it the current version,
+    /// keeping the one it replaces as previous. No health check: see
+    /// [`install_checked`](Self::install_checked).
+    pub fn install(&self, bytes: &[u8], now: u64) -> Result<InstallReport, TrustError> {
+        let v = self.trust.verify(bytes, now)?;
+        let name = v.manifest.name.clone();
+        let dir = self.skill_dir(&name)?;
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let file = format!("{}-{}.wasm", v.manifest.version, &v.sha256[..16]);
+        write_atomic(&dir.join(&file), bytes)?;
+        // Persist the version floor before switching, so no kill can leave the new version
+        // installed while an older one would still be accepted.
+        self.trust.accept(&v)?;
+        let old = self.state(&name)?;
+        let new = Installed {
+            file,
+            version: v.manifest.version,
+            sha256: v.sha256.clone(),
+        };
+        let previous = match old {
+            Some(s) if s.current.sha256 == new.sha256 => s.previous,
+            Some(s) => Some(s.current),
+            None => None,
+        };
+        let state = SkillState {
+            current: new,
+            previous,
+        };
+        self.write_state(&name, &state)?;
+        self.collect_garbage(&name, &state);
+        Ok(InstallReport {
+            name,
+            version: state.current.version,
+            previous: state.previous.as_ref().map(|p| p.version),
+            probes_passed: None,
+        })
+    }
+
+    /// Deletes files of `name` that `state` does not name (older versions, temp files left
+    /// by a killed install). Best effort: a leftover file is harmless.
+    fn collect_garbage(&self, name: &str, state: &SkillState) {
+        let Ok(dir) = self.skill_dir(name) else {
+            return;
+        };
+        let keep: Vec<&str> = std::iter::once(state.current.file.as_str())
+            .chain(state.previous.as_ref().map(|p| p.file.as_str()))
+            .chain(["state.json"])
+            .collect();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let fname = e.file_name();
+                let fname = fname.to_string_lossy();
+                if !keep.contains(&fname.as_ref()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Installs `bytes`, then runs the new version's health check; if it fails, goes back to
+    /// the version it replaced (or removes a first install) and says so in the error.
+    pub fn install_checked(
+        &self,
+        rt: &Runtime,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<InstallReport, InstallError> {
+        let before = match super::skillfile::parse(bytes)
+            .ok()
+            .and_then(|f| super::manifest::Manifest::parse(f.manifest).ok())
+        {
+            Some(m) => self.state(&m.name)?,
+            None => None,
+        };
+        let mut report = self.install(bytes, now)?;
+        match self.health_check(rt, &report.name) {
+            Ok(n) => {
+                report.probes_passed = Some(n);
+                Ok(report)
+            }
+            Err(reason) => {
+                let restored = before.as_ref().map(|s| s.current.version);
+                match before {
+                    Some(s) if s.current.sha256 != self.current_sha(&report.name) => {
+                        let state = SkillState {
+                            current: s.current,
+                            previous: None,
+                        };
+                        self.write_state(&report.name, &state)?;
+                        self.collect_garbage(&report.name, &state);
+                    }
+                    Some(_) => {}
+                    None => self.remove(&report.name)?,
+                }
+                Err(InstallError::HealthCheck {
+                    name: report.name,
+                    version: report.version,
+                    reason,
+                    restored,
+                })
+            }
+        }
+    }
+
+    fn current_sha(&self, name: &str) -> String {
+        self.state(name)
+            .ok()
+            .flatten()
+            .map(|s| s.current.sha256)
+            .unwrap_or_default()
+    }
+
+    /// Loads and runs the current version's probes; returns how many passed, or why one
+    /// failed. A skill without probes passes if it loads and links.
+    pub fn health_check(&self, rt: &Runtime, name: &str) -> Result<usize, String> {
+        let (v, path) = self.current(name).map_err(|e| e.to_string())?;
+        let skill = rt
+            .load_skill(v.manifest.skill_spec(&path))
+            .map_err(|e| format!("loading: {e}"))?;
+        for probe in &v.manifest.health {
+            let answer = skill
+                .handle(&probe.text)
+                .map_err(|e| format!("probe {:?}: {e}", probe.text))?;
+            if answer.response.intent != probe.intent {
+                return Err(format!(
+                    "probe {:?}: expected intent {:?}, got {:?}",
+                    probe.text, probe.intent, answer.response.intent
+                ));
+            }
+        }
+        Ok(v.manifest.health.len())
+    }
+
+    /// Makes the previous version current again (and the current one previous, so the
+    /// owner can go forward again). Versions below the highest accepted stay refused for
+    /// new installs; this only switches between files already on the device.
+    pub fn rollback(&self, name: &str) -> Result<SkillState, TrustError> {
+        let state = self
+            .state(name)?
+            .ok_or_else(|| TrustError::NotInstalled(name.into()))?;
+        let previous = state
+            .previous
+            .ok_or_else(|| TrustError::NoPrevious(name.into()))?;
+        let new = SkillState {
+            current: previous,
+            previous: Some(state.current),
+        };
+        // The file must still verify before it becomes current again.
+        self.verify_installed(name, &new.current)?;
+        self.write_state(name, &new)?;
+        Ok(new)
+    }
+
+    /// Removes skill `name` and its files. The highest accepted version stays recorded, so
+    /// removing a skill cannot be used to reinstall an older one.
+    pub fn remove(&self, name: &str) -> Result<(), TrustError> {
+        let dir = self.skill_dir(name)?;
+        if self.state(name)?.is_none() {
+            return Err(TrustError::NotInstalled(name.into()));
+        }
+        // state.json first: once it is gone the skill is not installed, whatever remains.
+        let state = dir.join("state.json");
+        std::fs::remove_file(&state).map_err(io_err(&state))?;
+        super::sync_dir(&state).map_err(io_err(&dir))?;
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))
+    }
+
+    fn verify_installed(&self, name: &str, inst: &Installed) -> Result<Verified, TrustError> {
+        let path = self.skill_dir(name)?.join(&inst.file);
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let v = self.trust.verify_signed(&bytes)?;
+        if v.sha256 != inst.sha256 || v.manifest.name != name || v.manifest.version != inst.version
+        {
+            return Err(TrustError::Corrupt {
+                path,
+                reason: "the file does not match state.json".into(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// The current version of `name`, verified again (signature, key, grants) from the bytes
+    /// on disk, and its path.
+    pub fn current(&self, name: &str) -> Result<(Verified, PathBuf), TrustError> {
+        let state = self
+            .state(name)?
+            .ok_or_else(|| TrustError::NotInstalled(name.into()))?;
+        let v = self.verify_installed(name, &state.current)?;
+        Ok((v, self.skill_dir(name)?.join(&state.current.file)))
+    }
+
+    /// Loads the current version of `name` with the grants its manifest gives it.
+    pub fn load(&self, rt: &Runtime, name: &str) -> Result<(Verified, Skill), LoadError> {
+        let (v, path) = self.current(name)?;
+        let skill = rt.load_skill(v.manifest.skill_spec(&path))?;
+        Ok((v, skill))
+    }
+}
+
+/// A skill a server answers with, swappable between requests: each request takes an
+/// `Arc<Skill>` from [`get`](Self::get), so a swap never drops a request in flight.
+pub struct LiveSkill {
+    name: String,
+    current: RwLock<(u64, Arc<Skill>)>,
+}
+
+impl LiveSkill {
+    /// Loads the current version of `name`.
+    pub fn open(store: &SkillStore, rt: &Runtime, name: &str) -> Result<LiveSkill, LoadError> {
+        let (v, skill) = store.load(rt, name)?;
+        Ok(LiveSkill {
+            name: name.to_string(),
+            current: RwLock::new((v.manifest.version, Arc::new(skill))),
+        })
+    }
+
+    /// The skill to answer the next request with.
+    pub fn get(&self) -> Arc<Skill> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
+    }
+
+    /// The version [`get`](Self::get) returns.
+    pub fn version(&self) -> u64 {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Loads the store's current version (after an install or rollback) and swaps it in;
+    /// requests already holding the old one finish on it. Returns the version now live.
+    pub fn reload(&self, store: &SkillStore, rt: &Runtime) -> Result<u64, LoadError> {
+        // Load before taking the lock, so requests are never blocked by a compile.
+        let (v, skill) = store.load(rt, &self.name)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            (v.manifest.version, Arc::new(skill));
+        Ok(v.manifest.version)
+    }
+}
