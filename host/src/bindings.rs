@@ -35,5 +35,5 @@ pub mod tokenizer {
     });
 }
 
-pub use edgenlu::nlu::types::{Dtype, Error as WitError};
-pub use exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};
+pub use self::edgenlu::nlu::types::{Dtype, Error as WitError};
+pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};
