@@ -179,7 +179,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Parses lowercase hex only: accepting `A-F` too would let a flipped case bit in a key or
 /// signature decode to the same bytes, so a modified file would still verify.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
