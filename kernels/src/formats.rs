@@ -57,8 +57,8 @@ impl DType {
         match self {
             DType::F32 | DType::I32 => 4,
             DType::F16 => 2,
-            DType::Q4_0 => 18,
-            DType::Q4_1 => 20,
+            DType::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
+            DType::Q4_1 => std::mem::size_of::<BlockQ4_1>(),
             DType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
         }
     }
@@ -82,6 +82,137 @@ pub struct BlockQ8_0 {
     pub qs: [i8; QK],
 }
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+
+/// ggml's Q4_0 block: 32 4-bit values sharing one f16 scale; x ≈ d · (q − 8). Byte `j` of
+/// `qs` holds element `j` in its low nibble and element `j + 16` in its high nibble.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ4_0 {
+    /// Scale, as IEEE half bits.
+    pub d: u16,
+    /// Nibbles: low = element j, high = element j + 16.
+    pub qs: [u8; QK / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4_0>() == 18);
+
+/// ggml's Q4_1 block: 32 4-bit values with an f16 scale and an f16 minimum; x ≈ d · q + m.
+/// Nibble layout as [`BlockQ4_0`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ4_1 {
+    /// Scale, as IEEE half bits.
+    pub d: u16,
+    /// Minimum (the value of q = 0), as IEEE half bits.
+    pub m: u16,
+    /// Nibbles: low = element j, high = element j + 16.
+    pub qs: [u8; QK / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
+
+/// ggml's Q8_1 block, used for *activations* dotted with Q4_1 weights: like [`BlockQ8_0`]
+/// plus `s = d · Σ qs`, so the weight block's minimum contributes `m · s` without touching
+/// the quantized values again. Never a weight format here (no [`DType`] for it).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ8_1 {
+    /// Scale, as IEEE half bits.
+    pub d: u16,
+    /// `d · Σ qs`, as IEEE half bits.
+    pub s: u16,
+    /// Quantized values, x ≈ d · qs[i].
+    pub qs: [i8; QK],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == 36);
+
+/// One Q8_0 block from 32 values, by ggml's reference quantizer (`quantize_row_q8_0_ref`):
+/// d = max|x| / 127, q = round(x / d) (half away from zero, as C's `roundf`).
+pub fn quantize_block_q8_0(x: &[f32; QK]) -> BlockQ8_0 {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut block = BlockQ8_0 {
+        d: f16::from_f32(d).to_bits(),
+        qs: [0; QK],
+    };
+    for (q, v) in block.qs.iter_mut().zip(x) {
+        *q = (v * id).round() as i8;
+    }
+    block
+}
+
+/// One Q8_1 block from 32 values, by ggml's reference quantizer (`quantize_row_q8_1_ref`).
+pub fn quantize_block_q8_1(x: &[f32; QK]) -> BlockQ8_1 {
+    let b = quantize_block_q8_0(x);
+    // ggml scales the integer sum by the f32 d, before d's own rounding to f16.
+    let d = x.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+    let sum: i32 = b.qs.iter().map(|&q| q as i32).sum();
+    BlockQ8_1 {
+        d: b.d,
+        s: f16::from_f32(sum as f32 * d).to_bits(),
+        qs: b.qs,
+    }
+}
+
+/// One Q4_0 block from 32 values, by ggml's reference quantizer (`quantize_row_q4_0_ref`):
+/// the value of largest magnitude maps to −8, d = max / −8, q = min(15, trunc(x/d + 8.5)).
+pub fn quantize_block_q4_0(x: &[f32; QK]) -> BlockQ4_0 {
+    let (mut amax, mut max) = (0f32, 0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -8.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0u8; QK / 2];
+    for (j, q) in qs.iter_mut().enumerate() {
+        // `as i8` truncates toward zero like C's (int8_t) cast; the argument is ≥ 0.5 here.
+        let lo = ((x[j] * id + 8.5) as i8).min(15) as u8;
+        let hi = ((x[j + QK / 2] * id + 8.5) as i8).min(15) as u8;
+        *q = lo | (hi << 4);
+    }
+    BlockQ4_0 {
+        d: f16::from_f32(d).to_bits(),
+        qs,
+    }
+}
+
+/// One Q4_1 block from 32 values, by ggml's reference quantizer (`quantize_row_q4_1_ref`):
+/// d = (max − min) / 15, m = min, q = min(15, trunc((x − min)/d + 0.5)).
+pub fn quantize_block_q4_1(x: &[f32; QK]) -> BlockQ4_1 {
+    let min = x.iter().copied().fold(f32::MAX, f32::min);
+    let max = x.iter().copied().fold(-f32::MAX, f32::max);
+    let d = (max - min) / 15.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0u8; QK / 2];
+    for (j, q) in qs.iter_mut().enumerate() {
+        let lo = (((x[j] - min) * id + 0.5) as i8).min(15) as u8;
+        let hi = (((x[j + QK / 2] - min) * id + 0.5) as i8).min(15) as u8;
+        *q = lo | (hi << 4);
+    }
+    BlockQ4_1 {
+        d: f16::from_f32(d).to_bits(),
+        m: f16::from_f32(min).to_bits(),
+        qs,
+    }
+}
+
+/// Quantizes activations `x` (a whole number of blocks) to Q8_0 blocks, appending to `out`.
+pub fn quantize_q8_0_blocks(x: &[f32], out: &mut Vec<BlockQ8_0>) {
+    out.extend(
+        x.chunks_exact(QK)
+            .map(|c| quantize_block_q8_0(c.try_into().expect("chunk of QK"))),
+    );
+}
+
+/// Quantizes activations `x` (a whole number of blocks) to Q8_1 blocks, appending to `out`.
+pub fn quantize_q8_1_blocks(x: &[f32], out: &mut Vec<BlockQ8_1>) {
+    out.extend(
+        x.chunks_exact(QK)
+            .map(|c| quantize_block_q8_1(c.try_into().expect("chunk of QK"))),
+    );
+}
 
 /// A read-only matrix of `rows` × `cols` elements in some format, rows contiguous.
 /// Constructed only through [`WeightView::new`], which checks that the bytes fit the shape.
@@ -200,13 +331,42 @@ pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), Ker
                 }
             }
         }
-        other => return Err(KernelError::Unsupported(other, "dequantize")),
+        DType::Q4_0 => {
+            for (o, b) in out
+                .chunks_exact_mut(QK)
+                .zip(bytes.chunks_exact(DType::Q4_0.block_bytes()))
+            {
+                let block: BlockQ4_0 = bytemuck::pod_read_unaligned(b);
+                let d = f16::from_bits(block.d).to_f32();
+                let (lo, hi) = o.split_at_mut(QK / 2);
+                for ((l, h), &q) in lo.iter_mut().zip(hi).zip(block.qs.iter()) {
+                    *l = ((q & 0x0f) as i32 - 8) as f32 * d;
+                    *h = ((q >> 4) as i32 - 8) as f32 * d;
+                }
+            }
+        }
+        DType::Q4_1 => {
+            for (o, b) in out
+                .chunks_exact_mut(QK)
+                .zip(bytes.chunks_exact(DType::Q4_1.block_bytes()))
+            {
+                let block: BlockQ4_1 = bytemuck::pod_read_unaligned(b);
+                let d = f16::from_bits(block.d).to_f32();
+                let m = f16::from_bits(block.m).to_f32();
+                let (lo, hi) = o.split_at_mut(QK / 2);
+                for ((l, h), &q) in lo.iter_mut().zip(hi).zip(block.qs.iter()) {
+                    *l = (q & 0x0f) as f32 * d + m;
+                    *h = (q >> 4) as f32 * d + m;
+                }
+            }
+        }
     }
     Ok(())
 }
 
-/// Encodes `x` as `dtype` (f32, f16 or q8_0), appending to `out`. Q8_0 follows ggml's
-/// reference quantizer: d = max|x| / 127, q = round(x / d).
+/// Encodes `x` as `dtype` (f32, f16, q8_0, q4_0 or q4_1), appending to `out`. The block
+/// formats follow ggml's reference quantizers (see [`quantize_block_q8_0`],
+/// [`quantize_block_q4_0`], [`quantize_block_q4_1`]), so files match what ggml would write.
 pub fn quantize(dtype: DType, x: &[f32], out: &mut Vec<u8>) -> Result<(), KernelError> {
     if dtype.row_bytes(x.len()).is_none() {
         return Err(KernelError::ShapeMismatch(format!(
@@ -221,19 +381,18 @@ pub fn quantize(dtype: DType, x: &[f32], out: &mut Vec<u8>) -> Result<(), Kernel
         DType::F16 => x
             .iter()
             .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
-        DType::Q8_0 => {
+        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {
             for chunk in x.chunks_exact(QK) {
-                let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                let mut block = BlockQ8_0 {
-                    d: f16::from_f32(d).to_bits(),
-                    qs: [0; QK],
-                };
-                for (q, v) in block.qs.iter_mut().zip(chunk) {
-                    *q = (v * id).round() as i8;
+                let chunk: &[f32; QK] = chunk.try_into().expect("chunk of QK");
+                match dtype {
+                    DType::Q8_0 => {
+                        out.extend_from_slice(bytemuck::bytes_of(&quantize_block_q8_0(chunk)))
+                    }
+                    DType::Q4_0 => {
+                        out.extend_from_slice(bytemuck::bytes_of(&quantize_block_q4_0(chunk)))
+                    }
+                    _ => out.extend_from_slice(bytemuck::bytes_of(&quantize_block_q4_1(chunk))),
                 }
-                out.extend_from_slice(bytemuck::bytes_of(&block));
             }
         }
         other => return Err(KernelError::Unsupported(other, "quantize")),

@@ -1,14 +1,20 @@
 //! edgenlu-kernels: GGUF/ggml-compatible tensor formats and the transformer kernels the host
-//! exposes to guests. Every kernel here is the scalar reference: written for clarity, it is
-//! what SIMD variants ([kernels]) are tested against. Nothing in this crate knows about Wasm.
+//! exposes to guests. Nothing in this crate knows about Wasm.
+//!
+//! Every op has a scalar reference written for clarity; `matmul` (the hot path) also has
+//! AVX2, AVX-512 and NEON variants, chosen at run time ([`dispatch`]) and tested against the
+//! reference within the bounds stated in `kernels/README.md`.
 //!
 //! Kernels validate shapes themselves and return [`KernelError`], so a caller that forgot a
 //! check gets an error instead of a panic or an out-of-bounds access.
 
+pub mod dispatch;
 pub mod formats;
+pub mod matmul;
 pub mod ops;
 
-pub use formats::{BlockQ8_0, DType, WeightView};
+pub use dispatch::{active_variant, Variant};
+pub use formats::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, DType, WeightView};
 
 /// Why a kernel refused its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,6 +5,7 @@ mod common;
 
 use common::{encode, view};
 use edgenlu_kernels::formats::dequantize;
+use edgenlu_kernels::matmul::matmul_reference;
 use edgenlu_kernels::ops;
 use edgenlu_kernels::{DType, WeightView};
 use proptest::prelude::*;
@@ -28,7 +29,8 @@ fn dtype() -> impl Strategy<Value = DType> {
         Just(DType::F32),
         Just(DType::F16),
         Just(DType::Q8_0),
-        Just(DType::Q4_0)
+        Just(DType::Q4_0),
+        Just(DType::Q4_1)
     ]
 }
 
@@ -176,24 +178,25 @@ proptest! {
         }
     }
 
-    /// F16 and Q8_0 weights give exactly the F32 matmul of their dequantized weights, and stay
-    /// within their format's rounding of the F32 matmul of the original weights.
+    /// In the scalar reference, F16 and Q8_0 weights give exactly the F32 matmul of their
+    /// dequantized weights, and stay within their format's rounding of the F32 matmul of the
+    /// original weights. (SIMD variants are compared with this reference in `variants.rs`.)
     #[test]
     fn quantized_matmul_matches_dequantized_f32((n, rows, k, w, x) in matmul_case(), bias in prop::collection::vec(-1.0f32..1.0, 4)) {
         let bias: Vec<f32> = (0..rows).map(|r| bias[r % 4]).collect();
         let f32_bytes = encode(DType::F32, &w);
         let mut reference = vec![0.0; n * rows];
-        ops::matmul(&mut reference, &x, n, &view(DType::F32, rows, k, &f32_bytes), Some(&bias)).unwrap();
+        matmul_reference(&mut reference, &x, n, &view(DType::F32, rows, k, &f32_bytes), Some(&bias)).unwrap();
         for dt in [DType::F16, DType::Q8_0] {
             let bytes = encode(dt, &w);
             let mut out = vec![0.0; n * rows];
-            ops::matmul(&mut out, &x, n, &view(dt, rows, k, &bytes), Some(&bias)).unwrap();
+            matmul_reference(&mut out, &x, n, &view(dt, rows, k, &bytes), Some(&bias)).unwrap();
 
             let mut deq = vec![0.0; w.len()];
             dequantize(dt, &bytes, &mut deq).unwrap();
             let deq_bytes = encode(DType::F32, &deq);
             let mut via_f32 = vec![0.0; n * rows];
-            ops::matmul(&mut via_f32, &x, n, &view(DType::F32, rows, k, &deq_bytes), Some(&bias)).unwrap();
+            matmul_reference(&mut via_f32, &x, n, &view(DType::F32, rows, k, &deq_bytes), Some(&bias)).unwrap();
             prop_assert_eq!(&out, &via_f32, "{:?} vs F32 of its dequantized weights", dt);
 
             // Per-weight error: f16 rounds to 11 significant bits; q8_0 is off by at most half

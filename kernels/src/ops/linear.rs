@@ -1,14 +1,16 @@
 //! Ops that read weights row by row: `matmul`, `embed`, and the broadcasting `add`.
 
-use super::{dot, expect_len, expect_weight_dtype, mul};
+use super::{expect_len, expect_weight_dtype, mul};
 use crate::{KernelError, WeightView};
 
 /// `out[n, rows] = x[n, k] · w[rows, k]ᵀ (+ bias[rows])`, with `k = w.cols()` and
-/// `rows = w.rows()`; `w` is F32, F16 or Q8_0.
+/// `rows = w.rows()`; `w` is F32, F16, Q8_0, Q4_0 or Q4_1.
 ///
-/// Each weight row is dequantized to f32 once and dotted with every row of `x`, so the
-/// result is exactly the F32 matmul of the dequantized weights: quantization error comes only
-/// from the weights, never from the activations.
+/// Runs the active [`crate::Variant`] with the activation mode
+/// [`crate::matmul::default_activations`] picks for the format: f32 activations for F32, F16
+/// and Q8_0 weights (no error beyond the weights' own rounding), Q8_0/Q8_1-quantized
+/// activations for Q4_0/Q4_1 (ggml's way). The scalar reference is
+/// [`crate::matmul::matmul_reference`]; tolerances are in `kernels/README.md`.
 pub fn matmul(
     out: &mut [f32],
     x: &[f32],
@@ -16,26 +18,7 @@ pub fn matmul(
     w: &WeightView,
     bias: Option<&[f32]>,
 ) -> Result<(), KernelError> {
-    expect_weight_dtype(w, "matmul")?;
-    let (rows, k) = (w.rows(), w.cols());
-    expect_len("matmul x", x.len(), mul(n, k, "matmul x")?)?;
-    expect_len("matmul out", out.len(), mul(n, rows, "matmul out")?)?;
-    if let Some(b) = bias {
-        expect_len("matmul bias", b.len(), rows)?;
-    }
-    // With n == 0 the weight's row count is not bounded by any slice we hold; stop here.
-    if n == 0 || rows == 0 {
-        return Ok(());
-    }
-    let mut wrow = vec![0f32; k];
-    for r in 0..rows {
-        w.dequantize_row(r, &mut wrow)?;
-        let b = bias.map_or(0.0, |b| b[r]);
-        for i in 0..n {
-            out[i * rows + r] = dot(&x[i * k..(i + 1) * k], &wrow) + b;
-        }
-    }
-    Ok(())
+    crate::matmul::matmul(out, x, n, w, bias)
 }
 
 /// `out[i, :] = table[ids[i], :]`, dequantizing rows of an F32, F16 or Q8_0 table;

@@ -1,0 +1,330 @@
+//! `out = x · wᵀ + bias` for every weight format, in every [`Variant`].
+//!
+//! Structure: each variant supplies a table of *row kernels* ([`RowKernels`]), each the dot
+//! product of one weight row (raw bytes, as mapped from the file) with one activation row.
+//! One driver serves all of them:
+//!
+//! - Activations are prepared once per call: kept as f32 ([`Activations::F32`]) or quantized
+//!   to Q8_0 / Q8_1 blocks ([`Activations::Quantized`], ggml's way: integer dot products per
+//!   block), whichever the weight format and the caller's choice need.
+//! - Matrix-vector (`n == 1`, generation) streams the weight rows once; matrix-matrix (`n > 1`,
+//!   prompts and batches of utterances) takes each weight row once and dots it with all `n`
+//!   activation rows while it is hot in L1, so weights are still read from memory once.
+//! - Large matrices split their rows over up to [`max_threads`] scoped threads (no pool
+//!   thread ever spins: edge cores are shared); small ones stay on the calling thread.
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use crate::dispatch::{active_variant, max_threads, Variant};
+use crate::formats::{quantize_q8_0_blocks, quantize_q8_1_blocks, BlockQ8_0, BlockQ8_1};
+use crate::{DType, KernelError, WeightView};
+
+/// What activations meet the weights as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activations {
+    /// f32 activations times dequantized weights: no error beyond the weights' own rounding.
+    F32,
+    /// Activations quantized once per call to Q8_0 (for Q8_0 and Q4_0 weights) or Q8_1 (Q4_1),
+    /// then integer dot products per block, as ggml does. Adds the activations' rounding
+    /// (half a step of each 32-block: `amax/254`). F32 and F16 weights ignore this and use f32.
+    Quantized,
+}
+
+/// The activation mode [`crate::ops::matmul`] uses for weights of `dtype`.
+///
+/// Q4_0/Q4_1 (decoder weights) use quantized activations, as ggml does. Q8_0 keeps f32
+/// activations: quantizing them too lowers the MiniLM encoder's embeddings below the cosine
+/// 0.999 the parity test requires (measured in `kernels/README.md`), and Q8_0 matrices are
+/// memory-bound at n = 1 either way.
+pub fn default_activations(dtype: DType) -> Activations {
+    match dtype {
+        DType::Q4_0 | DType::Q4_1 => Activations::Quantized,
+        _ => Activations::F32,
+    }
+}
+
+/// The row kernels of one variant. Every function reads at most `min(w.len() / block bytes,
+/// x.len() / block elems)` whole blocks (elements for F32/F16), never past either slice.
+pub(crate) struct RowKernels {
+    /// F32 weight row · f32 x.
+    pub f32: unsafe fn(&[u8], &[f32]) -> f32,
+    /// F16 weight row · f32 x.
+    pub f16: unsafe fn(&[u8], &[f32]) -> f32,
+    /// Q8_0 weight row · f32 x (weights dequantized in registers).
+    pub q8_0_f32: unsafe fn(&[u8], &[f32]) -> f32,
+    /// Q8_0 weight row · Q8_0 activation blocks.
+    pub q8_0: unsafe fn(&[u8], &[BlockQ8_0]) -> f32,
+    /// Q4_0 weight row · Q8_0 activation blocks.
+    pub q4_0: unsafe fn(&[u8], &[BlockQ8_0]) -> f32,
+    /// Q4_1 weight row · Q8_1 activation blocks.
+    pub q4_1: unsafe fn(&[u8], &[BlockQ8_1]) -> f32,
+}
+
+/// The row kernels of `v`, or an error if this CPU cannot run `v`.
+///
+/// Calling a returned kernel is sound because the table is only handed out after the
+/// run-time check that the CPU has every feature its `#[target_feature]` functions enable.
+fn kernels_for(v: Variant) -> Result<&'static RowKernels, KernelError> {
+    if !v.is_supported() {
+        return Err(KernelError::InvalidArgument(format!(
+            "kernel variant {v} is not supported by this CPU"
+        )));
+    }
+    Ok(match v {
+        Variant::Scalar => &scalar::KERNELS,
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx2 => &x86::AVX2,
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx512 => &x86::AVX512,
+        #[cfg(target_arch = "aarch64")]
+        Variant::Neon => neon::kernels(),
+        // Unreachable: is_supported() is false for another architecture's variants.
+        #[allow(unreachable_patterns)]
+        _ => &scalar::KERNELS,
+    })
+}
+
+/// `out[n, rows] = x[n, k] · w[rows, k]ᵀ (+ bias[rows])` with the active variant and the
+/// default activation mode for `w`'s format (what [`crate::ops::matmul`] calls).
+pub fn matmul(
+    out: &mut [f32],
+    x: &[f32],
+    n: usize,
+    w: &WeightView,
+    bias: Option<&[f32]>,
+) -> Result<(), KernelError> {
+    matmul_with(
+        active_variant(),
+        default_activations(w.dtype()),
+        out,
+        x,
+        n,
+        w,
+        bias,
+    )
+}
+
+/// [`matmul`] with an explicit variant (an error if this CPU cannot run it) and activation
+/// mode; tests and benchmarks compare variants through this.
+pub fn matmul_with(
+    variant: Variant,
+    acts: Activations,
+    out: &mut [f32],
+    x: &[f32],
+    n: usize,
+    w: &WeightView,
+    bias: Option<&[f32]>,
+) -> Result<(), KernelError> {
+    let kern = kernels_for(variant)?;
+    validate(out, x, n, w, bias)?;
+    let (rows, k) = (w.rows(), w.cols());
+    // With n == 0 the weight's row count is not bounded by any slice we hold; stop here.
+    if n == 0 || rows == 0 {
+        return Ok(());
+    }
+    let acts = prepare(w.dtype(), acts, x);
+    let threads = threads_for(w.bytes().len(), n, rows);
+    if threads <= 1 {
+        rows_into(kern, &acts, w, 0, rows, n, k, out, rows);
+    } else {
+        // Each thread fills its own [n, chunk] buffer; they are scattered into `out` after
+        // the join, so no two threads ever hold overlapping `&mut`.
+        let chunk = rows.div_ceil(threads);
+        let acts = &acts;
+        let parts: Vec<(usize, usize, Vec<f32>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..rows)
+                .step_by(chunk)
+                .map(|r0| {
+                    let r1 = (r0 + chunk).min(rows);
+                    s.spawn(move || {
+                        let mut local = vec![0f32; n * (r1 - r0)];
+                        rows_into(kern, acts, w, r0, r1, n, k, &mut local, r1 - r0);
+                        (r0, r1, local)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("matmul worker panicked"))
+                .collect()
+        });
+        for (r0, r1, local) in parts {
+            let len = r1 - r0;
+            for i in 0..n {
+                out[i * rows + r0..i * rows + r1].copy_from_slice(&local[i * len..(i + 1) * len]);
+            }
+        }
+    }
+    if let Some(b) = bias {
+        for o in out.chunks_exact_mut(rows) {
+            for (o, b) in o.iter_mut().zip(b) {
+                *o += b;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The scalar reference: each weight row dequantized to f32 (`formats::dequantize`), then
+/// [`crate::ops::dot`] with every activation row, plus bias. Every other path is tested
+/// against this (or against the scalar quantized-activation path, which is
+/// `matmul_with(Variant::Scalar, Activations::Quantized, ..)`).
+pub fn matmul_reference(
+    out: &mut [f32],
+    x: &[f32],
+    n: usize,
+    w: &WeightView,
+    bias: Option<&[f32]>,
+) -> Result<(), KernelError> {
+    validate(out, x, n, w, bias)?;
+    let (rows, k) = (w.rows(), w.cols());
+    if n == 0 || rows == 0 {
+        return Ok(());
+    }
+    let mut wrow = vec![0f32; k];
+    for r in 0..rows {
+        w.dequantize_row(r, &mut wrow)?;
+        let b = bias.map_or(0.0, |b| b[r]);
+        for i in 0..n {
+            out[i * rows + r] = crate::ops::dot(&x[i * k..(i + 1) * k], &wrow) + b;
+        }
+    }
+    Ok(())
+}
+
+fn validate(
+    out: &[f32],
+    x: &[f32],
+    n: usize,
+    w: &WeightView,
+    bias: Option<&[f32]>,
+) -> Result<(), KernelError> {
+    match w.dtype() {
+        DType::F32 | DType::F16 | DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {}
+        other => return Err(KernelError::Unsupported(other, "matmul")),
+    }
+    let (rows, k) = (w.rows(), w.cols());
+    let mul = |a: usize, b: usize, what: &str| {
+        a.checked_mul(b)
+            .ok_or_else(|| KernelError::InvalidArgument(format!("{what}: {a} x {b} overflows")))
+    };
+    let expect = |what: &str, got: usize, want: usize| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(KernelError::ShapeMismatch(format!(
+                "{what} has {got} elements, expected {want}"
+            )))
+        }
+    };
+    expect("matmul x", x.len(), mul(n, k, "matmul x")?)?;
+    expect("matmul out", out.len(), mul(n, rows, "matmul out")?)?;
+    if let Some(b) = bias {
+        expect("matmul bias", b.len(), rows)?;
+    }
+    Ok(())
+}
+
+/// Activations in the form the row kernels take.
+enum Prepared<'a> {
+    F32(&'a [f32]),
+    Q8_0(Vec<BlockQ8_0>),
+    Q8_1(Vec<BlockQ8_1>),
+}
+
+fn prepare(dtype: DType, acts: Activations, x: &[f32]) -> Prepared<'_> {
+    match (dtype, acts) {
+        (DType::Q8_0 | DType::Q4_0, Activations::Quantized) => {
+            let mut q = Vec::with_capacity(x.len() / crate::formats::QK);
+            quantize_q8_0_blocks(x, &mut q);
+            Prepared::Q8_0(q)
+        }
+        (DType::Q4_1, Activations::Quantized) => {
+            let mut q = Vec::with_capacity(x.len() / crate::formats::QK);
+            quantize_q8_1_blocks(x, &mut q);
+            Prepared::Q8_1(q)
+        }
+        _ => Prepared::F32(x),
+    }
+}
+
+/// Below this many weight bytes a call stays on one thread: spawning costs tens of µs,
+/// about what reading 512 KiB takes at 15 GB/s.
+const SPLIT_BYTES: usize = 512 << 10;
+/// Batched calls are compute-bound sooner, so split them from this many weight bytes.
+const SPLIT_BYTES_BATCH: usize = 128 << 10;
+/// At least this many rows per thread.
+const MIN_ROWS_PER_THREAD: usize = 32;
+
+fn threads_for(w_bytes: usize, n: usize, rows: usize) -> usize {
+    let limit = if n >= 8 {
+        SPLIT_BYTES_BATCH
+    } else {
+        SPLIT_BYTES
+    };
+    if w_bytes < limit {
+        return 1;
+    }
+    max_threads().min(rows / MIN_ROWS_PER_THREAD).max(1)
+}
+
+/// Rows `r0..r1` of the product into `dst[i * stride + (r - r0)]` for every activation row i.
+///
+/// [sandbox] may add deadline checks between tiles of rows here.
+#[allow(clippy::too_many_arguments)]
+fn rows_into(
+    kern: &RowKernels,
+    acts: &Prepared,
+    w: &WeightView,
+    r0: usize,
+    r1: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    stride: usize,
+) {
+    let nb = k / crate::formats::QK;
+    // F32 activations on a format without its own f32 kernel (Q4_x): dequantize each row
+    // once into this buffer, then use the variant's f32 kernel.
+    let mut deq = Vec::new();
+    for r in r0..r1 {
+        let wr = w.row_bytes(r);
+        for i in 0..n {
+            // SAFETY: `kern` came from `kernels_for`, which checked that this CPU has the
+            // variant's features; the kernels bound every read by the slices' lengths.
+            let v = unsafe {
+                match acts {
+                    Prepared::F32(x) => {
+                        let xi = &x[i * k..(i + 1) * k];
+                        match w.dtype() {
+                            DType::F32 => (kern.f32)(wr, xi),
+                            DType::F16 => (kern.f16)(wr, xi),
+                            DType::Q8_0 => (kern.q8_0_f32)(wr, xi),
+                            _ => {
+                                if i == 0 {
+                                    deq.resize(k, 0f32);
+                                    // Cannot fail: r < rows and deq.len() == cols.
+                                    let _ = w.dequantize_row(r, &mut deq);
+                                }
+                                (kern.f32)(bytemuck::cast_slice(&deq), xi)
+                            }
+                        }
+                    }
+                    Prepared::Q8_0(q) => {
+                        let xi = &q[i * nb..(i + 1) * nb];
+                        match w.dtype() {
+                            DType::Q4_0 => (kern.q4_0)(wr, xi),
+                            _ => (kern.q8_0)(wr, xi),
+                        }
+                    }
+                    Prepared::Q8_1(q) => (kern.q4_1)(wr, &q[i * nb..(i + 1) * nb]),
+                }
+            };
+            dst[i * stride + (r - r0)] = v;
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! AArch64 NEON row kernels, in two builds: plain NEON (widening multiplies) and NEON with
+//! the dot-product extension (`sdot`, ARMv8.2), picked at run time by [`kernels`].
+//!
+//! Every function is `#[target_feature]`, so `unsafe` to call: the caller must have checked
+//! the CPU (done once in `kernels_for` / [`kernels`]). Loads are unaligned `vld1q` from
+//! pointers inside the slices, for whole blocks only. Each kernel's scalar reference is the
+//! same-named function in `scalar.rs`; `tests/variants.rs` compares them.
+
+use super::RowKernels;
+use crate::formats::{BlockQ8_0, BlockQ8_1, QK};
+use std::arch::aarch64::*;
+
+const Q8_BYTES: usize = std::mem::size_of::<BlockQ8_0>();
+const Q4_0_BYTES: usize = 18;
+const Q4_1_BYTES: usize = 20;
+
+/// The NEON table for this CPU: with `sdot` if it has the dot-product extension.
+pub(super) fn kernels() -> &'static RowKernels {
+    if crate::dispatch::has_neon_dotprod() {
+        &DOTPROD
+    } else {
+        &PLAIN
+    }
+}
+
+static PLAIN: RowKernels = RowKernels {
+    f32: neon_f32,
+    f16: neon_f16,
+    q8_0_f32: neon_q8_0_f32,
+    q8_0: plain::q8_0_q8_0,
+    q4_0: plain::q4_0_q8_0,
+    q4_1: plain::q4_1_q8_1,
+};
+
+static DOTPROD: RowKernels = RowKernels {
+    f32: neon_f32,
+    f16: neon_f16,
+    q8_0_f32: neon_q8_0_f32,
+    q8_0: dotprod::q8_0_q8_0,
+    q4_0: dotprod::q4_0_q8_0,
+    q4_1: dotprod::q4_1_q8_1,
+};
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_f32(w: &[u8], x: &[f32]) -> f32 {
+    let len = (w.len() / 4).min(x.len());
+    let (wp, xp) = (w.as_ptr() as *const f32, x.as_ptr());
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    let mut j = 0;
+    // SAFETY (all loads below): elements j..j + 4 * (u + 1) <= len are inside both slices.
+    while j + 16 <= len {
+        for (u, a) in acc.iter_mut().enumerate() {
+            let (wv, xv) = unsafe { (vld1q_f32(wp.add(j + 4 * u)), vld1q_f32(xp.add(j + 4 * u))) };
+            *a = vfmaq_f32(*a, wv, xv);
+        }
+        j += 16;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(
+        vaddq_f32(acc[0], acc[1]),
+        vaddq_f32(acc[2], acc[3]),
+    ));
+    for t in j..len {
+        sum += f32::from_le_bytes([w[4 * t], w[4 * t + 1], w[4 * t + 2], w[4 * t + 3]]) * x[t];
+    }
+    sum
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_f16(w: &[u8], x: &[f32]) -> f32 {
+    let len = (w.len() / 2).min(x.len());
+    let xp = x.as_ptr();
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut j = 0;
+    // Half-precision vector types are not stable in Rust yet: convert 8 at a time through a
+    // stack buffer (the `half` crate), then multiply-add in NEON.
+    let mut buf = [0f32; 8];
+    while j + 8 <= len {
+        for (e, b) in buf.iter_mut().enumerate() {
+            *b = f16_at(w, 2 * (j + e));
+        }
+        // SAFETY: buf holds 8 floats; x[j..j + 8] is inside `x` (j + 8 <= len).
+        unsafe {
+            acc[0] = vfmaq_f32(acc[0], vld1q_f32(buf.as_ptr()), vld1q_f32(xp.add(j)));
+            acc[1] = vfmaq_f32(
+                acc[1],
+                vld1q_f32(buf.as_ptr().add(4)),
+                vld1q_f32(xp.add(j + 4)),
+            );
+        }
+        j += 8;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(acc[0], acc[1]));
+    for t in j..len {
+        sum += f16_at(w, 2 * t) * x[t];
+    }
+    sum
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
+    let nb = (w.len() / Q8_BYTES).min(x.len() / QK);
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    for b in 0..nb {
+        let wb = &w[b * Q8_BYTES..];
+        let d = vdupq_n_f32(f16_at(wb, 0));
+        // SAFETY: the block's 32 quants and x[b*32..b*32+32] are inside the slices (b < nb).
+        unsafe {
+            let xp = x.as_ptr().add(b * QK);
+            for h in 0..2 {
+                let q = vld1q_s8(wb.as_ptr().add(2 + 16 * h) as *const i8);
+                let lo = vmovl_s8(vget_low_s8(q));
+                let hi = vmovl_s8(vget_high_s8(q));
+                let parts = [
+                    vmovl_s16(vget_low_s16(lo)),
+                    vmovl_s16(vget_high_s16(lo)),
+                    vmovl_s16(vget_low_s16(hi)),
+                    vmovl_s16(vget_high_s16(hi)),
+                ];
+                for (u, p) in parts.into_iter().enumerate() {
+                    let wv = vmulq_f32(vcvtq_f32_s32(p), d);
+                    acc[u] = vfmaq_f32(acc[u], wv, vld1q_f32(xp.add(16 * h + 4 * u)));
+                }
+            }
+        }
+    }
+    vaddvq_f32(vaddq_f32(
+        vaddq_f32(acc[0], acc[1]),
+        vaddq_f32(acc[2], acc[3]),
+    ))
+}
+
+/// The quantized kernels, written once over an `idot(acc, a, b)` that adds the products of
+/// 16 signed byte pairs into 4 i32 lanes.
+macro_rules! quantized_kernels {
+    ($features:literal, $idot:path) => {
+        use super::*;
+
+        /// Unsigned nibbles of a Q4 block (16 bytes at `p`): (elements 0..16, 16..32).
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn nibbles(p: *const u8) -> (int8x16_t, int8x16_t) {
+            // SAFETY: the caller passes a pointer to 16 readable bytes.
+            let q = unsafe { vld1q_u8(p) };
+            let m = vdupq_n_u8(0x0f);
+            (
+                vreinterpretq_s8_u8(vandq_u8(q, m)),
+                vreinterpretq_s8_u8(vshrq_n_u8(q, 4)),
+            )
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+            let nb = (w.len() / Q8_BYTES).min(x.len());
+            let mut acc = vdupq_n_f32(0.0);
+            for (b, xb) in x.iter().enumerate().take(nb) {
+                let wb = &w[b * Q8_BYTES..];
+                // SAFETY: the block's 32 quants are inside `w` (b < nb) and `xb`.
+                let i = unsafe {
+                    let p = wb.as_ptr().add(2) as *const i8;
+                    let s = $idot(vdupq_n_s32(0), vld1q_s8(p), vld1q_s8(xb.qs.as_ptr()));
+                    $idot(s, vld1q_s8(p.add(16)), vld1q_s8(xb.qs.as_ptr().add(16)))
+                };
+                let d = f16_at(wb, 0) * half::f16::from_bits(xb.d).to_f32();
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), d);
+            }
+            vaddvq_f32(acc)
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+            let nb = (w.len() / Q4_0_BYTES).min(x.len());
+            let mut acc = vdupq_n_f32(0.0);
+            let eight = vdupq_n_s8(8);
+            for (b, xb) in x.iter().enumerate().take(nb) {
+                let wb = &w[b * Q4_0_BYTES..];
+                // SAFETY: the block's 16 nibble bytes are inside `w` (b < nb).
+                let i = unsafe {
+                    let (lo, hi) = nibbles(wb.as_ptr().add(2));
+                    let s = $idot(
+                        vdupq_n_s32(0),
+                        vsubq_s8(lo, eight),
+                        vld1q_s8(xb.qs.as_ptr()),
+                    );
+                    $idot(s, vsubq_s8(hi, eight), vld1q_s8(xb.qs.as_ptr().add(16)))
+                };
+                let d = f16_at(wb, 0) * half::f16::from_bits(xb.d).to_f32();
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), d);
+            }
+            vaddvq_f32(acc)
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
+            let nb = (w.len() / Q4_1_BYTES).min(x.len());
+            let mut acc = vdupq_n_f32(0.0);
+            let mut mins = 0f32;
+            for (b, xb) in x.iter().enumerate().take(nb) {
+                let wb = &w[b * Q4_1_BYTES..];
+                // SAFETY: the block's 16 nibble bytes are inside `w` (b < nb).
+                let i = unsafe {
+                    let (lo, hi) = nibbles(wb.as_ptr().add(4));
+                    let s = $idot(vdupq_n_s32(0), lo, vld1q_s8(xb.qs.as_ptr()));
+                    $idot(s, hi, vld1q_s8(xb.qs.as_ptr().add(16)))
+                };
+                let d = f16_at(wb, 0) * half::f16::from_bits(xb.d).to_f32();
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), d);
+                mins += f16_at(wb, 2) * half::f16::from_bits(xb.s).to_f32();
+            }
+            vaddvq_f32(acc) + mins
+        }
+    };
+}
+
+mod plain {
+    use std::arch::aarch64::*;
+
+    /// acc + pairwise sums of the 16 products a[i]·b[i] (widening multiply, then add pairs).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn idot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        let lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+        let hi = vmull_s8(vget_high_s8(a), vget_high_s8(b));
+        vpadalq_s16(vpadalq_s16(acc, lo), hi)
+    }
+
+    quantized_kernels!("neon", idot);
+}
+
+mod dotprod {
+    use std::arch::aarch64::*;
+
+    /// acc + `sdot` of a and b: each i32 lane gains the sum of 4 byte products. Inline asm
+    /// because the `vdotq_s32` intrinsic is not stable Rust.
+    #[inline]
+    #[target_feature(enable = "neon,dotprod")]
+    fn idot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        let mut acc = acc;
+        // SAFETY: `sdot` only reads the two vector registers and updates `acc`; the enclosing
+        // target_feature guarantees the CPU (checked at run time) has the instruction.
+        unsafe {
+            std::arch::asm!(
+                "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+                acc = inout(vreg) acc,
+                a = in(vreg) a,
+                b = in(vreg) b,
+                options(pure, nomem, nostack)
+            );
+        }
+        acc
+    }
+
+    quantized_kernels!("neon,dotprod", idot);
+}
