@@ -11,6 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod cli_trust;
+
 #[derive(Parser)]
 #[command(
     name = "edgenlu",
@@ -24,6 +26,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Keys, signing, the trust store and the skill store (keygen, sign, verify, inspect,
+    /// trust, install, list, rollback, remove, ask).
+    #[command(flatten)]
+    Trust(cli_trust::TrustCli),
     /// Manage the model store ($EDGENLU_HOME, else $XDG_DATA_HOME/edgenlu).
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -337,6 +343,7 @@ fn main() -> Result<()> {
             let skill = intents_for_index(&rt, &index)?;
             eval(&skill, &examples, json)?;
         }
+        Command::Trust(cmd) => cli_trust::run(cmd, &store)?,
         Command::Tokenize { texts, encoder } => {
             let rt = runtime(store)?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;

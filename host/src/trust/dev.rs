@@ -84,8 +84,12 @@ pub fn intents_manifest(encoder: &str, index: &str, version: u64) -> Manifest {
         capabilities: vec![],
         budgets: Default::default(),
         health: vec![
-            probe("play some jazz music by miles davis", "PlayMusic"),
-            probe("will it rain tomorrow in paris", "GetWeather"),
+            probe("play music by the beatles on spotify", "PlayMusic"),
+            probe("what is the weather forecast for london", "GetWeather"),
+            probe(
+                "book a table for two at an italian restaurant",
+                "BookRestaurant",
+            ),
         ],
     }
 }
