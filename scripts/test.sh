@@ -16,3 +16,5 @@ cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece
+step "fuzz smoke runs (30 s per target)"
+"$repo/scripts/fuzz-smoke.sh" 30

@@ -9,6 +9,8 @@ mod bindings;
 pub mod bundled;
 pub mod datastore;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod kernels_host;
 pub mod models_host;
 pub mod runtime;
