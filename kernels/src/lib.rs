@@ -8,6 +8,7 @@
 //! Kernels validate shapes themselves and return [`KernelError`], so a caller that forgot a
 //! check gets an error instead of a panic or an out-of-bounds access.
 
+pub mod bench;
 pub mod dispatch;
 pub mod formats;
 pub mod matmul;

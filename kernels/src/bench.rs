@@ -1,0 +1,193 @@
+//! Measurement helpers shared by the criterion benches (`kernels/benches/`) and
+//! `edgenlu bench kernels`: the shapes the project cares about, a STREAM-style read-bandwidth
+//! probe for the roofline, and a timer for one matmul case. Never used by tests as timed
+//! assertions.
+
+use crate::dispatch::{active_variant, set_max_threads};
+use crate::formats::quantize;
+use crate::{DType, KernelError, WeightView};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// One weight matrix to benchmark: `rows × cols` in `dtype`, named after where it occurs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Where the matrix occurs (e.g. "smollm2 ffn_down").
+    pub name: &'static str,
+    /// Output rows.
+    pub rows: usize,
+    /// Columns (k).
+    pub cols: usize,
+    /// Weight format.
+    pub dtype: DType,
+}
+
+const fn s(name: &'static str, rows: usize, cols: usize, dtype: DType) -> Shape {
+    Shape {
+        name,
+        rows,
+        cols,
+        dtype,
+    }
+}
+
+/// The shapes of issue [kernels]: SmolLM2-135M (q4_0 and q4_1 blocks, q8_0 embedding/output
+/// head), MiniLM-L6 (q8_0 as the default encoder stores it, and f16), and one llama-7B-class
+/// matrix for the ggml anchor (q4_0 4096×14336).
+pub const SHAPES: &[Shape] = &[
+    s("smollm2 attn_q/o", 576, 576, DType::Q4_0),
+    s("smollm2 attn_k/v", 192, 576, DType::Q4_0),
+    s("smollm2 ffn_up/gate", 1536, 576, DType::Q4_0),
+    s("smollm2 ffn_down", 576, 1536, DType::Q4_0),
+    s("smollm2 attn_q/o", 576, 576, DType::Q4_1),
+    s("smollm2 attn_k/v", 192, 576, DType::Q4_1),
+    s("smollm2 ffn_up/gate", 1536, 576, DType::Q4_1),
+    s("smollm2 ffn_down", 576, 1536, DType::Q4_1),
+    s("smollm2 output", 49152, 576, DType::Q8_0),
+    s("minilm attn", 384, 384, DType::Q8_0),
+    s("minilm ffn_up", 1536, 384, DType::Q8_0),
+    s("minilm ffn_down", 384, 1536, DType::Q8_0),
+    s("minilm attn", 384, 384, DType::F16),
+    s("minilm ffn_up", 1536, 384, DType::F16),
+    s("minilm ffn_down", 384, 1536, DType::F16),
+    s("7b ffn", 4096, 14336, DType::Q4_0),
+];
+
+/// Deterministic pseudo-random values in [-1, 1) (no RNG dependency needed).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Weight bytes of `shape`, quantized from pseudo-random values.
+pub fn weights(shape: &Shape) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // Quantize row by row: the 7B matrix as one f32 buffer would be 235 MB.
+    for r in 0..shape.rows {
+        let row = pseudo_random(shape.cols, r as u64 + 1);
+        quantize(shape.dtype, &row, &mut bytes).expect("shapes are whole blocks");
+    }
+    bytes
+}
+
+/// Sustained read bandwidth in bytes/s: the best of `reps` passes summing a `bytes`-long
+/// buffer on `threads` threads (each reads its own contiguous part), STREAM-style.
+pub fn read_bandwidth(bytes: usize, threads: usize, reps: usize) -> f64 {
+    let words = bytes / 8;
+    // Non-zero contents, so every page is really backed before timing.
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let threads = threads.max(1);
+    let chunk = words.div_ceil(threads);
+    let mut best = f64::MAX;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let total: u64 = std::thread::scope(|s| {
+            let hs: Vec<_> = buf
+                .chunks(chunk)
+                .map(|part| s.spawn(move || sum_words(part)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("reader"))
+                .fold(0, u64::wrapping_add)
+        });
+        black_box(total);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (words * 8) as f64 / best
+}
+
+/// Sum of words with 8 independent wrapping accumulators (vectorizes; never the bottleneck).
+fn sum_words(x: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*v);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0u64, |a, v| a.wrapping_add(*v));
+    acc.iter().fold(tail, |a, v| a.wrapping_add(*v))
+}
+
+/// One timed matmul case.
+#[derive(Debug, Clone)]
+pub struct MatmulResult {
+    /// The matrix.
+    pub shape: Shape,
+    /// Activation rows.
+    pub n: usize,
+    /// Thread cap in force ([`set_max_threads`]); small matrices may use fewer.
+    pub threads: usize,
+    /// Median time per call.
+    pub time: Duration,
+}
+
+impl MatmulResult {
+    /// Weight bytes read per call.
+    pub fn weight_bytes(&self) -> usize {
+        self.shape.dtype.row_bytes(self.shape.cols).unwrap_or(0) * self.shape.rows
+    }
+    /// Weights (matrix elements) per second, in billions.
+    pub fn gweights_per_s(&self) -> f64 {
+        (self.shape.rows * self.shape.cols) as f64 / self.time.as_secs_f64() / 1e9
+    }
+    /// Weight bytes per second, in GB/s (10⁹).
+    pub fn gbytes_per_s(&self) -> f64 {
+        self.weight_bytes() as f64 / self.time.as_secs_f64() / 1e9
+    }
+    /// Microseconds per call.
+    pub fn micros(&self) -> f64 {
+        self.time.as_secs_f64() * 1e6
+    }
+}
+
+/// Times `ops::matmul` (the active variant, default activations) on `shape` with `n`
+/// activation rows and at most `threads` threads: the median of batches filling about
+/// `budget`, after a warm-up call. Leaves the thread cap at its default afterwards.
+pub fn time_matmul(
+    shape: &Shape,
+    w_bytes: &[u8],
+    n: usize,
+    threads: usize,
+    budget: Duration,
+) -> Result<MatmulResult, KernelError> {
+    let w = WeightView::new(shape.dtype, shape.rows, shape.cols, w_bytes)?;
+    let x = pseudo_random(n * shape.cols, 7);
+    let mut out = vec![0f32; n * shape.rows];
+    set_max_threads(threads);
+    let _ = active_variant();
+    let run = |out: &mut [f32]| crate::ops::matmul(out, black_box(&x), n, &w, None);
+    let t = Instant::now();
+    run(&mut out)?;
+    let once = t.elapsed().max(Duration::from_nanos(100));
+    // Batches of ~1/15 of the budget, at least 5 batches.
+    let per_batch = ((budget.as_secs_f64() / 15.0) / once.as_secs_f64()).clamp(1.0, 1e6) as u32;
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 200) {
+        let t = Instant::now();
+        for _ in 0..per_batch {
+            run(&mut out)?;
+        }
+        samples.push(t.elapsed() / per_batch);
+    }
+    set_max_threads(0);
+    black_box(&out);
+    samples.sort();
+    Ok(MatmulResult {
+        shape: *shape,
+        n,
+        threads,
+        time: samples[samples.len() / 2],
+    })
+}
