@@ -123,6 +123,10 @@ pub struct DevIntents {
     /// Datastore the skill answers from (--dev-intents).
     #[arg(long, default_value = edgenlu::bundled::DEFAULT_INDEX)]
     index: String,
+    /// Pin the encoder's and datastore's digests from this store in the manifest
+    /// (--dev-intents): the device must then hold exactly these model files.
+    #[arg(long)]
+    pin_models: bool,
 }
 
 /// `edgenlu trust ...`.
@@ -225,7 +229,16 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
             output,
         } => {
             let signed = if dev_intents {
-                dev::signed_intents(&dev::intents_manifest(&d.encoder, &d.index, d.version))?
+                let mut m = dev::intents_manifest(&d.encoder, &d.index, d.version);
+                if d.pin_models {
+                    for name in &m.models {
+                        let entry = store
+                            .entry(name)?
+                            .with_context(|| format!("model {name} is not in the store"))?;
+                        m.model_sha256.insert(name.clone(), entry.sha256);
+                    }
+                }
+                dev::signed_intents(&m)?
             } else {
                 let (component, manifest, key) = (
                     component.expect("clap requires it"),

@@ -490,6 +490,80 @@ fn a_model_whose_digest_differs_is_refused() {
     ));
 }
 
+#[test]
+fn a_pinned_model_with_another_digest_is_refused() {
+    let dir = TempDir::new("pin");
+    let trust = default_trust(&dir.0);
+    let models = ModelStore::at(&dir.0).unwrap();
+    let path = models.path_for(DEFAULT_ENCODER).unwrap();
+    std::fs::write(&path, b"the encoder the publisher tested").unwrap();
+    let good = models.record(DEFAULT_ENCODER, "test").unwrap().sha256;
+    let mut m = acme_manifest(1);
+    m.model_sha256.insert(DEFAULT_ENCODER.into(), good.clone());
+    trust.verify(&signed(&m), unix_now()).unwrap();
+
+    std::fs::write(&path, b"another encoder").unwrap();
+    let other = models.record(DEFAULT_ENCODER, "test").unwrap().sha256;
+    let err = trust.verify(&signed(&m), unix_now()).unwrap_err();
+    assert!(
+        matches!(&err, TrustError::ModelDigest { model, pinned, recorded } if model == DEFAULT_ENCODER && *pinned == good && recorded.as_deref() == Some(other.as_str())),
+        "{err}"
+    );
+    // A pinned model the store does not have at all.
+    m.model_sha256.insert("snips-intents".into(), good.clone());
+    m.model_sha256.insert(DEFAULT_ENCODER.into(), other);
+    assert!(matches!(
+        trust.verify(&signed(&m), unix_now()),
+        Err(TrustError::ModelDigest { recorded: None, .. })
+    ));
+    // A pin on a model the manifest does not list, or one that is not a digest.
+    let mut bad = acme_manifest(1);
+    bad.model_sha256.insert("other".into(), good);
+    assert!(matches!(bad.to_bytes(), Err(TrustError::BadManifest(_))));
+    let mut bad = acme_manifest(1);
+    bad.model_sha256
+        .insert(DEFAULT_ENCODER.into(), "ABC".into());
+    assert!(matches!(bad.to_bytes(), Err(TrustError::BadManifest(_))));
+}
+
+/// Random damage (truncation, insertion, overwritten runs) never panics the verifier.
+#[test]
+fn random_damage_never_panics() {
+    let dir = TempDir::new("damage");
+    let trust = default_trust(&dir.0);
+    let file = signed(&acme_manifest(1));
+    let mut state = 0x1234_5678_9abc_def1u64;
+    let mut rand = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    for _ in 0..3000 {
+        let mut bad = file.clone();
+        match rand(3) {
+            0 => bad.truncate(rand(file.len())),
+            1 => {
+                let at = rand(file.len());
+                let junk: Vec<u8> = (0..rand(16) + 1).map(|_| rand(256) as u8).collect();
+                bad.splice(at..at, junk);
+            }
+            _ => {
+                let at = rand(file.len());
+                let end = (at + rand(8) + 1).min(bad.len());
+                for b in &mut bad[at..end] {
+                    *b = rand(256) as u8;
+                }
+            }
+        }
+        if bad != file {
+            assert!(trust.verify(&bad, unix_now()).is_err());
+        }
+        let _ = skillfile::sections(&bad);
+        let _ = Manifest::parse(&bad[..bad.len().min(4096)]);
+    }
+}
+
 /// A small SNIPS datastore for health checks, built once through the bundled skill.
 fn tiny_index() -> &'static str {
     static BUILT: Mutex<bool> = Mutex::new(false);

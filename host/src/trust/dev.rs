@@ -9,6 +9,7 @@ use super::store::{Delegation, SignedDelegation, TrustStore};
 use super::{skillfile, TrustError};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// The publisher name the development key signs as.
 pub const DEV_PUBLISHER: &str = "edgenlu-dev";
@@ -72,6 +73,7 @@ pub fn intents_manifest(encoder: &str, index: &str, version: u64) -> Manifest {
         version,
         publisher: DEV_PUBLISHER.into(),
         models: vec![encoder.into(), index.into()],
+        model_sha256: BTreeMap::new(),
         tokenizer: Some(TokenizerRef {
             component: "wordpiece".into(),
             model: encoder.into(),

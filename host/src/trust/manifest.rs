@@ -96,6 +96,11 @@ pub struct Manifest {
     /// Model store names the skill may open.
     #[serde(default)]
     pub models: Vec<String>,
+    /// SHA-256 digests (lowercase hex) some of `models` must have: the skill's signature
+    /// then covers those model files too, since the store checks a file against its
+    /// recorded digest before mapping it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_sha256: BTreeMap<String, String>,
     /// The tokenizer it links, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerRef>,
@@ -161,6 +166,18 @@ impl Manifest {
         }
         for m in &self.models {
             edgenlu_models::store::validate_name(m).map_err(|e| bad(format!("models: {e}")))?;
+        }
+        for (name, digest) in &self.model_sha256 {
+            if !self.models.contains(name) {
+                return Err(bad(format!(
+                    "model_sha256 pins {name:?}, which is not among the skill's models"
+                )));
+            }
+            if digest.len() != 64 || super::from_hex(digest).is_none() {
+                return Err(bad(format!(
+                    "model_sha256 of {name:?} is not 64 lowercase hex digits"
+                )));
+            }
         }
         if let Some(t) = &self.tokenizer {
             if t.component != "wordpiece" {

@@ -106,6 +106,17 @@ pub enum TrustError {
         /// The model name.
         model: String,
     },
+    /// A model the manifest pins has another digest in this device's model store, or is
+    /// not in it.
+    #[error("model {model:?}: the manifest pins sha256 {pinned}, the model store has {}", recorded.as_deref().unwrap_or("no such model"))]
+    ModelDigest {
+        /// The model.
+        model: String,
+        /// The digest the signed manifest names.
+        pinned: String,
+        /// The digest the model store recorded, if it has the model.
+        recorded: Option<String>,
+    },
     /// A delegation or root key file is invalid or its root signature does not check.
     #[error("invalid delegation: {0}")]
     BadDelegation(String),

@@ -164,6 +164,8 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     dir: PathBuf,
+    /// The model store root, whose recorded digests pinned models are checked against.
+    root: PathBuf,
 }
 
 impl TrustStore {
@@ -172,7 +174,10 @@ impl TrustStore {
         let dir = store_root.join("trust");
         let delegations = dir.join("delegations");
         std::fs::create_dir_all(&delegations).map_err(io_err(&delegations))?;
-        Ok(TrustStore { dir })
+        Ok(TrustStore {
+            dir,
+            root: store_root.to_owned(),
+        })
     }
 
     /// Its directory.
@@ -303,6 +308,24 @@ impl TrustStore {
                     publisher: delegation.publisher,
                     model: model.clone(),
                 });
+            }
+        }
+        if !manifest.model_sha256.is_empty() {
+            let models = edgenlu_models::store::ModelStore::at(&self.root).map_err(|e| {
+                TrustError::Corrupt {
+                    path: self.root.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            for (model, pinned) in &manifest.model_sha256 {
+                let recorded = models.entry(model).ok().flatten().map(|e| e.sha256);
+                if recorded.as_ref() != Some(pinned) {
+                    return Err(TrustError::ModelDigest {
+                        model: model.clone(),
+                        pinned: pinned.clone(),
+                        recorded,
+                    });
+                }
             }
         }
         Ok(Verified {
