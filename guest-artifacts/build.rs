@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod sign_dev;
+
 /// Guest crates that become components: (crate name, constant name, what it is).
 const GUESTS: &[(&str, &str, &str)] = &[
     (
@@ -77,6 +79,18 @@ fn main() {
             dest.display().to_string()
         ));
     }
+    // The bundled intents skill, signed with the public development key ([trust]).
+    let intents = fs::read(out_dir.join("skill-intents.component.wasm")).unwrap();
+    let signed = sign_dev::signed_intents(&intents);
+    let dest = out_dir.join("skill-intents.dev-signed.wasm");
+    if fs::read(&dest).ok().as_deref() != Some(&signed[..]) {
+        fs::write(&dest, &signed).unwrap();
+    }
+    consts.push_str(&format!(
+        "/// The `intents` skill signed with the public development key (manifest: encoder \
+         all-minilm-l6-v2.q8_0, datastore snips-intents, version 1).\npub const SKILL_INTENTS_DEV_SIGNED: &str = {:?};\n",
+        dest.display().to_string()
+    ));
     fs::write(out_dir.join("guests.rs"), consts).unwrap();
 }
 

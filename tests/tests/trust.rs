@@ -677,6 +677,73 @@ fn a_failing_health_check_rolls_back_by_itself() {
     assert!(skills.state("lonely").unwrap().is_none());
 }
 
+#[test]
+fn a_live_skill_swaps_versions_without_dropping_requests() {
+    let index = tiny_index();
+    let dir = TempDir::new("live");
+    default_trust(&dir.0);
+    let skills = SkillStore::at(&dir.0).unwrap();
+    let rt = runtime();
+    let signed_v = |version| {
+        let mut m = dev::intents_manifest(DEFAULT_ENCODER, index, version);
+        m.publisher = "acme".into();
+        signed(&m)
+    };
+    skills.install(&signed_v(1), unix_now()).unwrap();
+    let live = LiveSkill::open(&skills, &rt, "intents").unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let answered = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    let skill = live.get();
+                    let a = skill
+                        .handle("what is the weather forecast for london")
+                        .unwrap();
+                    assert_eq!(a.response.intent, "GetWeather");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for version in 2..=4 {
+            skills.install(&signed_v(version), unix_now()).unwrap();
+            assert_eq!(live.reload(&skills, &rt).unwrap(), version);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        skills.rollback("intents").unwrap();
+        assert_eq!(live.reload(&skills, &rt).unwrap(), 3);
+        std::thread::sleep(Duration::from_millis(100));
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(answered.load(Ordering::Relaxed) >= 4);
+}
+
+#[test]
+fn the_build_signs_the_bundled_skill_with_the_dev_key() {
+    let dir = TempDir::new("devkey");
+    let trust = TrustStore::at(&dir.0).unwrap();
+    let file = std::fs::read(edgenlu::bundled::paths::SKILL_INTENTS_DEV_SIGNED).unwrap();
+    // Not trusted by default ...
+    assert!(matches!(
+        trust.verify(&file, unix_now()),
+        Err(TrustError::UnknownKey { .. })
+    ));
+    // ... only after `trust add --dev`; and the build's format and manifest agree with the
+    // host's (guest-artifacts/sign_dev.rs duplicates them, since a build script cannot
+    // depend on the host crate).
+    dev::trust_dev(&trust, unix_now()).unwrap();
+    let v = trust.verify(&file, unix_now()).unwrap();
+    assert_eq!(
+        v.manifest,
+        dev::intents_manifest(DEFAULT_ENCODER, edgenlu::bundled::DEFAULT_INDEX, 1)
+    );
+    assert_eq!(
+        skillfile::strip(&file).unwrap(),
+        std::fs::read(edgenlu::bundled::paths::SKILL_INTENTS).unwrap()
+    );
+}
+
 /// The manifest grants a skill exactly its models: one it does not name stays closed.
 #[test]
 fn manifest_grants_are_what_the_skill_gets() {

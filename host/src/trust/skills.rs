@@ -151,6 +151,25 @@ impl SkillStore {
     /// keeping the one it replaces as previous. No health check: see
     /// [`install_checked`](Self::install_checked).
     pub fn install(&self, bytes: &[u8], now: u64) -> Result<InstallReport, TrustError> {
+        let _lock = self.lock()?;
+        self.install_locked(bytes, now)
+    }
+
+    /// Takes the store's write lock (released when the file is dropped), so two installers
+    /// (a CLI and a server, say) cannot interleave their state switches.
+    fn lock(&self) -> Result<std::fs::File, TrustError> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.lock().map_err(io_err(&path))?;
+        Ok(f)
+    }
+
+    fn install_locked(&self, bytes: &[u8], now: u64) -> Result<InstallReport, TrustError> {
         let v = self.trust.verify(bytes, now)?;
         let name = v.manifest.name.clone();
         let dir = self.skill_dir(&name)?;
@@ -214,6 +233,7 @@ impl SkillStore {
         bytes: &[u8],
         now: u64,
     ) -> Result<InstallReport, InstallError> {
+        let _lock = self.lock()?;
         let before = match super::skillfile::parse(bytes)
             .ok()
             .and_then(|f| super::manifest::Manifest::parse(f.manifest).ok())
@@ -221,7 +241,7 @@ impl SkillStore {
             Some(m) => self.state(&m.name)?,
             None => None,
         };
-        let mut report = self.install(bytes, now)?;
+        let mut report = self.install_locked(bytes, now)?;
         match self.health_check(rt, &report.name) {
             Ok(n) => {
                 report.probes_passed = Some(n);
@@ -239,7 +259,7 @@ impl SkillStore {
                         self.collect_garbage(&report.name, &state);
                     }
                     Some(_) => {}
-                    None => self.remove(&report.name)?,
+                    None => self.remove_locked(&report.name)?,
                 }
                 Err(InstallError::HealthCheck {
                     name: report.name,
@@ -284,6 +304,7 @@ impl SkillStore {
     /// owner can go forward again). Versions below the highest accepted stay refused for
     /// new installs; this only switches between files already on the device.
     pub fn rollback(&self, name: &str) -> Result<SkillState, TrustError> {
+        let _lock = self.lock()?;
         let state = self
             .state(name)?
             .ok_or_else(|| TrustError::NotInstalled(name.into()))?;
@@ -303,6 +324,11 @@ impl SkillStore {
     /// Removes skill `name` and its files. The highest accepted version stays recorded, so
     /// removing a skill cannot be used to reinstall an older one.
     pub fn remove(&self, name: &str) -> Result<(), TrustError> {
+        let _lock = self.lock()?;
+        self.remove_locked(name)
+    }
+
+    fn remove_locked(&self, name: &str) -> Result<(), TrustError> {
         let dir = self.skill_dir(name)?;
         if self.state(name)?.is_none() {
             return Err(TrustError::NotInstalled(name.into()));
