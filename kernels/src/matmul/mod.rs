@@ -61,7 +61,26 @@ pub(crate) struct RowKernels {
     pub q4_0: unsafe fn(&[u8], &[BlockQ8_0]) -> f32,
     /// Q4_1 weight row · Q8_1 activation blocks.
     pub q4_1: unsafe fn(&[u8], &[BlockQ8_1]) -> f32,
+    /// Optional matrix-matrix forms: one weight row · four f32 activation rows, converting
+    /// the weights once for all four (F32, F16, Q8_0 weights).
+    pub f32_x4: Option<X4Kernel>,
+    /// See `f32_x4`.
+    pub f16_x4: Option<X4Kernel>,
+    /// See `f32_x4`.
+    pub q8_0_f32_x4: Option<X4Kernel>,
+    /// Matrix-matrix form of `q8_0`: one weight row · four activation rows.
+    pub q8_0_x4: Option<X4Quantized<BlockQ8_0>>,
+    /// Matrix-matrix form of `q4_0`.
+    pub q4_0_x4: Option<X4Quantized<BlockQ8_0>>,
+    /// Matrix-matrix form of `q4_1`.
+    pub q4_1_x4: Option<X4Quantized<BlockQ8_1>>,
 }
+
+/// One weight row (raw bytes) · four rows of quantized activation blocks.
+pub(crate) type X4Quantized<B> = unsafe fn(&[u8], [&[B]; 4]) -> [f32; 4];
+
+/// One weight row (raw bytes) · four activation rows.
+pub(crate) type X4Kernel = unsafe fn(&[u8], [&[f32]; 4]) -> [f32; 4];
 
 /// The row kernels of `v`, or an error if this CPU cannot run `v`.
 ///
@@ -290,9 +309,45 @@ fn rows_into(
     // F32 activations on a format without its own f32 kernel (Q4_x): dequantize each row
     // once into this buffer, then use the variant's f32 kernel.
     let mut deq = Vec::new();
+    let x4 = match (acts, w.dtype()) {
+        (Prepared::F32(_), DType::F32) => kern.f32_x4,
+        (Prepared::F32(_), DType::F16) => kern.f16_x4,
+        (Prepared::F32(_), DType::Q8_0) => kern.q8_0_f32_x4,
+        _ => None,
+    };
     for r in r0..r1 {
         let wr = w.row_bytes(r);
-        for i in 0..n {
+        let mut i = 0;
+        // Matrix-matrix: four activation rows per pass over the weight row.
+        while i + 4 <= n {
+            // SAFETY: as below; the x4 kernels come from the same checked table.
+            let v = unsafe {
+                match (acts, w.dtype()) {
+                    (Prepared::F32(x), _) => match x4 {
+                        Some(f) => f(wr, std::array::from_fn(|t| &x[(i + t) * k..][..k])),
+                        None => break,
+                    },
+                    (Prepared::Q8_0(q), DType::Q4_0) => match kern.q4_0_x4 {
+                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
+                        None => break,
+                    },
+                    (Prepared::Q8_0(q), _) => match kern.q8_0_x4 {
+                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
+                        None => break,
+                    },
+                    (Prepared::Q8_1(q), _) => match kern.q4_1_x4 {
+                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
+                        None => break,
+                    },
+                }
+            };
+            for (t, v) in v.into_iter().enumerate() {
+                dst[(i + t) * stride + (r - r0)] = v;
+            }
+            i += 4;
+        }
+        let first = i;
+        for i in i..n {
             // SAFETY: `kern` came from `kernels_for`, which checked that this CPU has the
             // variant's features; the kernels bound every read by the slices' lengths.
             let v = unsafe {
@@ -304,7 +359,7 @@ fn rows_into(
                             DType::F16 => (kern.f16)(wr, xi),
                             DType::Q8_0 => (kern.q8_0_f32)(wr, xi),
                             _ => {
-                                if i == 0 {
+                                if i == first {
                                     deq.resize(k, 0f32);
                                     // Cannot fail: r < rows and deq.len() == cols.
                                     let _ = w.dequantize_row(r, &mut deq);

@@ -30,6 +30,12 @@ static PLAIN: RowKernels = RowKernels {
     q8_0: plain::q8_0_q8_0,
     q4_0: plain::q4_0_q8_0,
     q4_1: plain::q4_1_q8_1,
+    f32_x4: None,
+    f16_x4: None,
+    q8_0_f32_x4: None,
+    q8_0_x4: None,
+    q4_0_x4: None,
+    q4_1_x4: None,
 };
 
 static DOTPROD: RowKernels = RowKernels {
@@ -39,6 +45,12 @@ static DOTPROD: RowKernels = RowKernels {
     q8_0: dotprod::q8_0_q8_0,
     q4_0: dotprod::q4_0_q8_0,
     q4_1: dotprod::q4_1_q8_1,
+    f32_x4: None,
+    f16_x4: None,
+    q8_0_f32_x4: None,
+    q8_0_x4: None,
+    q4_0_x4: None,
+    q4_1_x4: None,
 };
 
 fn f16_at(b: &[u8], i: usize) -> f32 {

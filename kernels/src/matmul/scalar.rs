@@ -18,6 +18,12 @@ pub(super) const KERNELS: RowKernels = RowKernels {
     q8_0: dot_q8_0_q8_0,
     q4_0: dot_q4_0_q8_0,
     q4_1: dot_q4_1_q8_1,
+    f32_x4: None,
+    f16_x4: None,
+    q8_0_f32_x4: None,
+    q8_0_x4: None,
+    q4_0_x4: None,
+    q4_1_x4: None,
 };
 
 /// [`crate::ops::dot`] of `x` with a row whose element `j` is `w(j)`, for `len` elements.

@@ -17,6 +17,12 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q8_0: avx2_q8_0_q8_0,
     q4_0: avx2_q4_0_q8_0,
     q4_1: avx2_q4_1_q8_1,
+    f32_x4: None,
+    f16_x4: None,
+    q8_0_f32_x4: None,
+    q8_0_x4: None,
+    q4_0_x4: None,
+    q4_1_x4: None,
 };
 
 pub(super) const AVX512: RowKernels = RowKernels {
@@ -26,6 +32,12 @@ pub(super) const AVX512: RowKernels = RowKernels {
     q8_0: avx512_q8_0_q8_0,
     q4_0: avx512_q4_0_q8_0,
     q4_1: avx512_q4_1_q8_1,
+    f32_x4: Some(avx512_f32_x4),
+    f16_x4: Some(avx512_f16_x4),
+    q8_0_f32_x4: Some(avx512_q8_0_f32_x4),
+    q8_0_x4: Some(avx512_q8_0_q8_0_x4),
+    q4_0_x4: Some(avx512_q4_0_q8_0_x4),
+    q4_1_x4: Some(avx512_q4_1_q8_1_x4),
 };
 
 const Q8_BYTES: usize = std::mem::size_of::<BlockQ8_0>();
@@ -346,13 +358,6 @@ fn join(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
 }
 
-/// 16 lanes: the first 8 `a`, the last 8 `b` (per-block scales of a pair of blocks).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn scales(a: f32, b: f32) -> __m512 {
-    _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a), _mm512_set1_ps(b))
-}
-
 /// Σ of signed byte products `w[i] · x[i]` in 16 i32 lanes with VNNI. `vpdpbusd` multiplies
 /// unsigned by signed bytes, so take |w| and negate x where w is negative.
 #[inline]
@@ -374,140 +379,310 @@ fn idot_i8_256(w: __m256i, x: __m256i) -> __m256i {
     )
 }
 
+/// The f16 pairs at the start of two blocks, as f32 lanes `[p0[0], p0[1], p1[0], p1[1]]`
+/// (scale and minimum of a Q4_1 block, scale and sum of a Q8_1 block; for Q8_0/Q4_0 blocks
+/// lanes 1 and 3 are the first quants reinterpreted and are ignored). One conversion for
+/// both blocks instead of two scalar ones.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_pairs(p0: *const u8, p1: *const u8) -> __m128 {
+    // SAFETY: the caller passes pointers to blocks of at least 4 readable bytes.
+    let (a, b) = unsafe {
+        (
+            std::ptr::read_unaligned(p0 as *const i32),
+            std::ptr::read_unaligned(p1 as *const i32),
+        )
+    };
+    _mm_cvtph_ps(_mm_set_epi32(0, 0, b, a))
+}
+
+/// 16 lanes of block scales from `[s0, _, s1, _]`: lanes 0..8 get s0, lanes 8..16 get s1.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn spread(pairs: __m128) -> __m512 {
+    let idx = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(pairs))
+}
+
+/// Generates a kernel computing one quantized weight row against `R` activation rows, two
+/// blocks per step in 512-bit registers with VNNI, the odd last block in 256 bits. With
+/// R = 1 it is the matrix-vector kernel; R = 4 is the matrix-matrix one, which loads and
+/// unpacks each weight block once for four rows.
+///
+/// `$wq(p)` gives a block's 32 weights (at block pointer `p`) as a 256-bit vector;
+/// `$dot512(w, x)` / `$dot256(w, x)` the i32 lane sums of their products with 32 activations.
+macro_rules! quantized_rows {
+    ($name:ident, $xblock:ty, $wbytes:expr, $wq:ident, $dot512:ident, $dot256:ident, $mins:expr) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn $name<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
+            let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
+            let mut acc = [_mm512_setzero_ps(); R];
+            let mut mins = [_mm_setzero_ps(); R];
+            let mut b = 0;
+            // SAFETY (all loads below): blocks b and b + 1 are < nb, so inside `w` and
+            // every row of `x`.
+            while b + 2 <= nb {
+                unsafe {
+                    let (w0, w1) = (
+                        w.as_ptr().add(b * $wbytes),
+                        w.as_ptr().add((b + 1) * $wbytes),
+                    );
+                    let wv = join($wq(w0), $wq(w1));
+                    let wd = f16_pairs(w0, w1);
+                    for r in 0..R {
+                        let (x0, x1) = (&x[r][b], &x[r][b + 1]);
+                        let xv = join(
+                            _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i),
+                            _mm256_loadu_si256(x1.qs.as_ptr() as *const __m256i),
+                        );
+                        let prod = _mm_mul_ps(
+                            wd,
+                            f16_pairs(
+                                x0 as *const $xblock as *const u8,
+                                x1 as *const $xblock as *const u8,
+                            ),
+                        );
+                        acc[r] = _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps($dot512(wv, xv)),
+                            spread(prod),
+                            acc[r],
+                        );
+                        if $mins {
+                            mins[r] = _mm_add_ps(mins[r], prod);
+                        }
+                    }
+                }
+                b += 2;
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                out[r] = _mm512_reduce_add_ps(acc[r]);
+                if b < nb {
+                    unsafe {
+                        let w0 = w.as_ptr().add(b * $wbytes);
+                        let x0 = &x[r][b];
+                        let xv = _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i);
+                        let prod = _mm_mul_ps(
+                            f16_pairs(w0, w0),
+                            f16_pairs(
+                                x0 as *const $xblock as *const u8,
+                                x0 as *const $xblock as *const u8,
+                            ),
+                        );
+                        out[r] += hsum256(_mm256_mul_ps(
+                            _mm256_cvtepi32_ps($dot256($wq(w0), xv)),
+                            _mm256_set1_ps(_mm_cvtss_f32(prod)),
+                        ));
+                        if $mins {
+                            // Lane 1 only: lane 3 repeats the same block.
+                            out[r] += _mm_cvtss_f32(_mm_shuffle_ps(prod, prod, 1));
+                        }
+                    }
+                }
+                if $mins {
+                    // m·s products sit in lanes 1 and 3.
+                    let m = mins[r];
+                    out[r] += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1))
+                        + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3));
+                }
+            }
+            out
+        }
+    };
+}
+
+/// Q8_0 weights at block pointer `p`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q8_quants(p: *const u8) -> __m256i {
+    // SAFETY: the caller passes a pointer to a whole 34-byte block.
+    unsafe { _mm256_loadu_si256(p.add(2) as *const __m256i) }
+}
+
+/// Q4_0 weights at block pointer `p`, as signed q − 8.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q4_0_quants(p: *const u8) -> __m256i {
+    // SAFETY: the caller passes a pointer to a whole 18-byte block.
+    _mm256_sub_epi8(unsafe { nibbles256(p.add(2)) }, _mm256_set1_epi8(8))
+}
+
+/// Q4_1 weights at block pointer `p`, unsigned 0..=15.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q4_1_quants(p: *const u8) -> __m256i {
+    // SAFETY: the caller passes a pointer to a whole 20-byte block.
+    unsafe { nibbles256(p.add(4)) }
+}
+
+/// Unsigned weights (Q4_1 nibbles) · signed activations: VNNI takes them as they are.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn udot_512(w: __m512i, x: __m512i) -> __m512i {
+    _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x)
+}
+
+/// 256-bit form of [`udot_512`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl,avx512vnni")]
+fn udot_256(w: __m256i, x: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+}
+
+quantized_rows!(
+    q8_0_rows,
+    BlockQ8_0,
+    Q8_BYTES,
+    q8_quants,
+    idot_i8_512,
+    idot_i8_256,
+    false
+);
+quantized_rows!(
+    q4_0_rows,
+    BlockQ8_0,
+    Q4_0_BYTES,
+    q4_0_quants,
+    idot_i8_512,
+    idot_i8_256,
+    false
+);
+quantized_rows!(
+    q4_1_rows,
+    BlockQ8_1,
+    Q4_1_BYTES,
+    q4_1_quants,
+    udot_512,
+    udot_256,
+    true
+);
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn avx512_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
-    let nb = (w.len() / Q8_BYTES).min(x.len());
-    let mut acc = _mm512_setzero_ps();
-    let mut b = 0;
-    // SAFETY (all loads below): blocks b and b + 1 are < nb, so inside `w` and `x`.
-    while b + 2 <= nb {
-        unsafe {
-            let (w0, w1) = (
-                w.as_ptr().add(b * Q8_BYTES),
-                w.as_ptr().add((b + 1) * Q8_BYTES),
-            );
-            let (x0, x1) = (&x[b], &x[b + 1]);
-            let wv = join(
-                _mm256_loadu_si256(w0.add(2) as *const __m256i),
-                _mm256_loadu_si256(w1.add(2) as *const __m256i),
-            );
-            let xv = join(
-                _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i),
-                _mm256_loadu_si256(x1.qs.as_ptr() as *const __m256i),
-            );
-            let d = scales(
-                f16_at(w0) * f16_at(&x0.d as *const u16 as *const u8),
-                f16_at(w1) * f16_at(&x1.d as *const u16 as *const u8),
-            );
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(idot_i8_512(wv, xv)), d, acc);
-        }
-        b += 2;
-    }
-    let mut sum = _mm512_reduce_add_ps(acc);
-    if b < nb {
-        unsafe {
-            let w0 = w.as_ptr().add(b * Q8_BYTES);
-            let wv = _mm256_loadu_si256(w0.add(2) as *const __m256i);
-            let xv = _mm256_loadu_si256(x[b].qs.as_ptr() as *const __m256i);
-            let d = f16_at(w0) * f16_at(&x[b].d as *const u16 as *const u8);
-            sum += hsum256(_mm256_mul_ps(
-                _mm256_cvtepi32_ps(idot_i8_256(wv, xv)),
-                _mm256_set1_ps(d),
-            ));
-        }
-    }
-    sum
+    // SAFETY: same contract and features.
+    unsafe { q8_0_rows::<1>(w, [x])[0] }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn avx512_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
-    let nb = (w.len() / Q4_0_BYTES).min(x.len());
-    let mut acc = _mm512_setzero_ps();
-    let eight = _mm512_set1_epi8(8);
-    let mut b = 0;
-    // SAFETY (all loads below): blocks b and b + 1 are < nb, so inside `w` and `x`.
-    while b + 2 <= nb {
-        unsafe {
-            let (w0, w1) = (
-                w.as_ptr().add(b * Q4_0_BYTES),
-                w.as_ptr().add((b + 1) * Q4_0_BYTES),
-            );
-            let (x0, x1) = (&x[b], &x[b + 1]);
-            let nib = join(nibbles256(w0.add(2)), nibbles256(w1.add(2)));
-            let xv = join(
-                _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i),
-                _mm256_loadu_si256(x1.qs.as_ptr() as *const __m256i),
-            );
-            // Σ (q − 8)·x = Σ q·x − Σ 8·x, both with unsigned-by-signed VNNI.
-            let z = _mm512_setzero_si512();
-            let dot = _mm512_sub_epi32(
-                _mm512_dpbusd_epi32(z, nib, xv),
-                _mm512_dpbusd_epi32(z, eight, xv),
-            );
-            let d = scales(
-                f16_at(w0) * f16_at(&x0.d as *const u16 as *const u8),
-                f16_at(w1) * f16_at(&x1.d as *const u16 as *const u8),
-            );
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc);
-        }
-        b += 2;
-    }
-    let mut sum = _mm512_reduce_add_ps(acc);
-    if b < nb {
-        unsafe {
-            let w0 = w.as_ptr().add(b * Q4_0_BYTES);
-            let wv = _mm256_sub_epi8(nibbles256(w0.add(2)), _mm256_set1_epi8(8));
-            let xv = _mm256_loadu_si256(x[b].qs.as_ptr() as *const __m256i);
-            let d = f16_at(w0) * f16_at(&x[b].d as *const u16 as *const u8);
-            sum += hsum256(_mm256_mul_ps(
-                _mm256_cvtepi32_ps(idot_i8_256(wv, xv)),
-                _mm256_set1_ps(d),
-            ));
-        }
-    }
-    sum
+    // SAFETY: same contract and features.
+    unsafe { q4_0_rows::<1>(w, [x])[0] }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn avx512_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
-    let nb = (w.len() / Q4_1_BYTES).min(x.len());
-    let mut acc = _mm512_setzero_ps();
-    let mut mins = 0f32;
-    let mut b = 0;
-    // SAFETY (all loads below): blocks b and b + 1 are < nb, so inside `w` and `x`.
-    while b + 2 <= nb {
-        unsafe {
-            let (w0, w1) = (
-                w.as_ptr().add(b * Q4_1_BYTES),
-                w.as_ptr().add((b + 1) * Q4_1_BYTES),
-            );
-            let (x0, x1) = (&x[b], &x[b + 1]);
-            let nib = join(nibbles256(w0.add(4)), nibbles256(w1.add(4)));
-            let xv = join(
-                _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i),
-                _mm256_loadu_si256(x1.qs.as_ptr() as *const __m256i),
-            );
-            let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nib, xv);
-            let d = scales(
-                f16_at(w0) * f16_at(&x0.d as *const u16 as *const u8),
-                f16_at(w1) * f16_at(&x1.d as *const u16 as *const u8),
-            );
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc);
-            mins += f16_at(w0.add(2)) * f16_at(&x0.s as *const u16 as *const u8);
-            mins += f16_at(w1.add(2)) * f16_at(&x1.s as *const u16 as *const u8);
+    // SAFETY: same contract and features.
+    unsafe { q4_1_rows::<1>(w, [x])[0] }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q8_0_q8_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { q8_0_rows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q4_0_q8_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { q4_0_rows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q4_1_q8_1_x4(w: &[u8], x: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { q4_1_rows::<4>(w, x) }
+}
+
+// ---- AVX-512, one weight row against four activation rows (matrix-matrix) ---------------
+//
+// The weights are loaded and converted to f32 once and used for four rows of x, so the
+// conversion (the bulk of the work in the single-row kernels) is amortized 4x.
+
+/// Generates an x4 kernel for an elementwise format: `$load(wp, j)` yields weights j..j+16
+/// as f32, `$mload(mask, wp, j)` the masked tail; `$size` is bytes per element.
+macro_rules! x4_elementwise {
+    ($name:ident, $size:expr, $load:expr, $mload:expr) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn $name(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
+            let len = (w.len() / $size)
+                .min(x[0].len())
+                .min(x[1].len())
+                .min(x[2].len())
+                .min(x[3].len());
+            let wp = w.as_ptr();
+            let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+            let mut j = 0;
+            // SAFETY (all loads below): elements j..j + 32 (or + 16) <= len are inside `w`
+            // and every row of `x`.
+            while j + 32 <= len {
+                let (w0, w1) = unsafe { ($load(wp, j), $load(wp, j + 16)) };
+                for (a, xr) in acc.iter_mut().zip(x) {
+                    unsafe {
+                        a[0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr.as_ptr().add(j)), a[0]);
+                        a[1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr.as_ptr().add(j + 16)), a[1]);
+                    }
+                }
+                j += 32;
+            }
+            while j < len {
+                let rest = (len - j).min(16);
+                let m: __mmask16 = ((1u32 << rest) - 1) as u16;
+                // SAFETY: masked-off lanes are not read; lanes j..j + rest are in bounds.
+                let wv = unsafe { $mload(m, wp, j) };
+                for (a, xr) in acc.iter_mut().zip(x) {
+                    let xv = unsafe { _mm512_maskz_loadu_ps(m, xr.as_ptr().add(j)) };
+                    a[0] = _mm512_fmadd_ps(wv, xv, a[0]);
+                }
+                j += rest;
+            }
+            acc.map(|a| _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1])))
         }
-        b += 2;
-    }
-    let mut sum = _mm512_reduce_add_ps(acc);
-    if b < nb {
+    };
+}
+
+x4_elementwise!(
+    avx512_f32_x4,
+    4,
+    |wp: *const u8, j: usize| _mm512_loadu_ps((wp as *const f32).add(j)),
+    |m: __mmask16, wp: *const u8, j: usize| _mm512_maskz_loadu_ps(m, (wp as *const f32).add(j))
+);
+
+x4_elementwise!(
+    avx512_f16_x4,
+    2,
+    |wp: *const u8, j: usize| _mm512_cvtph_ps(_mm256_loadu_si256(
+        (wp as *const u16).add(j) as *const __m256i
+    )),
+    |m: __mmask16, wp: *const u8, j: usize| _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+        m,
+        (wp as *const i16).add(j)
+    ))
+);
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
+    let nb = (w.len() / Q8_BYTES)
+        .min(x[0].len() / QK)
+        .min(x[1].len() / QK)
+        .min(x[2].len() / QK)
+        .min(x[3].len() / QK);
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    for b in 0..nb {
+        // SAFETY: block b (34 bytes) and elements b*32..b*32+32 of each x row are in bounds.
         unsafe {
-            let w0 = w.as_ptr().add(b * Q4_1_BYTES);
-            let xv = _mm256_loadu_si256(x[b].qs.as_ptr() as *const __m256i);
-            let dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles256(w0.add(4)), xv);
-            let d = f16_at(w0) * f16_at(&x[b].d as *const u16 as *const u8);
-            sum += hsum256(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(d)));
-            mins += f16_at(w0.add(2)) * f16_at(&x[b].s as *const u16 as *const u8);
+            let wb = w.as_ptr().add(b * Q8_BYTES);
+            let d = _mm512_set1_ps(f16_at(wb));
+            let q0 = _mm_loadu_si128(wb.add(2) as *const __m128i);
+            let q1 = _mm_loadu_si128(wb.add(18) as *const __m128i);
+            // Same rounding as the single-row kernel: (q · d) first, then times x.
+            let w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
+            let w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
+            for (a, xr) in acc.iter_mut().zip(x) {
+                let xp = xr.as_ptr().add(b * QK);
+                a[0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xp), a[0]);
+                a[1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xp.add(16)), a[1]);
+            }
         }
     }
-    sum + mins
+    acc.map(|a| _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1])))
 }
