@@ -18,3 +18,4 @@ EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece
 step "fuzz smoke runs (30 s per target)"
 "$repo/scripts/fuzz-smoke.sh" 30
+step "kernels on aarch64 (cross-built, qemu-user, NEON forced)"; "$repo/scripts/arm-kernels.sh"
