@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use edgenlu::trust::keys::{self, PublicKeyFile};
 use edgenlu::trust::manifest::{Capability, Manifest};
+use edgenlu::trust::models::ModelSignature;
 use edgenlu::trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
 use edgenlu::trust::skills::SkillStore;
 use edgenlu::trust::store::{Delegation, SignedDelegation};
@@ -47,6 +48,21 @@ pub enum TrustCli {
         dev_intents: bool,
         #[command(flatten)]
         dev: DevIntents,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Sign a model in the store: a detached signature over its name and SHA-256 digest.
+    /// Once a device stores it (`trust add`), skills listing the model load only while the
+    /// store's copy has that digest.
+    ///
+    /// Example: edgenlu sign-model all-minilm-l6-v2.q8_0 --key keys/acme.key -o minilm.sig.json
+    SignModel {
+        /// The model's store name.
+        name: String,
+        /// The publisher's secret key file.
+        #[arg(long)]
+        key: PathBuf,
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
@@ -132,12 +148,15 @@ pub struct DevIntents {
 /// `edgenlu trust ...`.
 #[derive(Subcommand)]
 pub enum TrustStoreCli {
-    /// Pin a root key, store a root-signed delegation, or trust the development key.
+    /// Pin a root key, store a root-signed delegation or a model signature, or trust the
+    /// development key.
     ///
     /// Examples: edgenlu trust add --root keys/vendor.pub;
-    /// edgenlu trust add acme.delegation.json; edgenlu trust add --dev
+    /// edgenlu trust add acme.delegation.json; edgenlu trust add minilm.sig.json;
+    /// edgenlu trust add --dev
     Add {
-        /// A delegation file (from `trust delegate`), or with --root a public key file.
+        /// A delegation (from `trust delegate`) or model signature (from `sign-model`) file,
+        /// or with --root a public key file.
         #[arg(required_unless_present = "dev")]
         file: Option<PathBuf>,
         /// FILE is a root public key to pin.
@@ -258,6 +277,21 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 .with_context(|| format!("writing {}", output.display()))?;
             println!("{}: {} bytes, signed", output.display(), signed.len());
         }
+        TrustCli::SignModel { name, key, output } => {
+            let entry = store
+                .verify(&name)
+                .with_context(|| format!("checking model {name}"))?;
+            let key = keys::read_secret(&key)?;
+            let sig = ModelSignature::sign(&name, &entry.sha256, &key.key);
+            std::fs::write(&output, serde_json::to_vec_pretty(&sig)?)
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "{}: {name} sha256 {} signed by key {}",
+                output.display(),
+                sig.sha256,
+                sig.key_id
+            );
+        }
         TrustCli::Verify { file } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -333,6 +367,12 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 let key = PublicKeyFile::read(&file)?;
                 trust.add_root(&key)?;
                 println!("pinned root {} ({})", key.key_id, key.name);
+            } else if let Ok(sig) = ModelSignature::read(file.as_ref().expect("clap requires it")) {
+                trust.add_model_signature(&sig, unix_now())?;
+                println!(
+                    "model {} signed by key {} (sha256 {})",
+                    sig.model, sig.key_id, sig.sha256
+                );
             } else {
                 let file = file.expect("clap requires it");
                 let d = trust.add_delegation(&SignedDelegation::read(&file)?)?;
@@ -360,6 +400,19 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                     d.models.join(", "),
                     days_left(d.expires, now)
                 );
+            }
+            for m in store.list()? {
+                if let Ok(Some(sig)) = trust.model_signature(&m.name) {
+                    let ok = if sig.sha256 == m.sha256 {
+                        "matches"
+                    } else {
+                        "DIFFERS"
+                    };
+                    println!(
+                        "model      {}  {}  signed by {}, store copy {ok}",
+                        sig.sha256, m.name, sig.key_id
+                    );
+                }
             }
             for (name, a) in trust.accepted()? {
                 println!("accepted   {name} >= {}", a.version);

@@ -526,6 +526,66 @@ fn a_pinned_model_with_another_digest_is_refused() {
     assert!(matches!(bad.to_bytes(), Err(TrustError::BadManifest(_))));
 }
 
+#[test]
+fn a_model_that_differs_from_its_detached_signature_is_refused() {
+    use edgenlu::trust::models::ModelSignature;
+    let dir = TempDir::new("modelsig");
+    let trust = default_trust(&dir.0);
+    let skills = SkillStore::at(&dir.0).unwrap();
+    let models = ModelStore::at(&dir.0).unwrap();
+    let path = models.path_for(DEFAULT_ENCODER).unwrap();
+    std::fs::write(&path, b"the vendor's encoder").unwrap();
+    let good = models.record(DEFAULT_ENCODER, "test").unwrap().sha256;
+    let sig = ModelSignature::sign(DEFAULT_ENCODER, &good, &key(2));
+    trust.add_model_signature(&sig, unix_now()).unwrap();
+    skills
+        .install(&signed(&acme_manifest(1)), unix_now())
+        .unwrap();
+
+    // The model is swapped under the skill: loading refuses before anything is mapped.
+    std::fs::write(&path, b"someone else's encoder").unwrap();
+    let other = models.record(DEFAULT_ENCODER, "test").unwrap().sha256;
+    let err = skills.current("intents").unwrap_err();
+    assert!(
+        matches!(&err, TrustError::ModelDigest { model, pinned, recorded } if model == DEFAULT_ENCODER && *pinned == good && recorded.as_deref() == Some(other.as_str())),
+        "{err}"
+    );
+    assert!(matches!(
+        skills.install(&signed(&acme_manifest(2)), unix_now()),
+        Err(TrustError::ModelDigest { .. })
+    ));
+    // The vendor signs the new model: the skill loads again.
+    trust
+        .add_model_signature(
+            &ModelSignature::sign(DEFAULT_ENCODER, &other, &key(2)),
+            unix_now(),
+        )
+        .unwrap();
+    skills.current("intents").unwrap();
+
+    // Refused signatures: an unknown key, a model outside the delegation, a forged digest.
+    assert!(matches!(
+        trust.add_model_signature(
+            &ModelSignature::sign(DEFAULT_ENCODER, &good, &key(9)),
+            unix_now()
+        ),
+        Err(TrustError::BadModelSignature(_))
+    ));
+    assert!(matches!(
+        trust.add_model_signature(
+            &ModelSignature::sign("smollm2-135m-instruct.q4_1", &good, &key(2)),
+            unix_now()
+        ),
+        Err(TrustError::ModelNotGranted { .. })
+    ));
+    let mut forged = ModelSignature::sign(DEFAULT_ENCODER, &good, &key(2));
+    forged.sha256 = other.clone();
+    assert!(matches!(
+        trust.add_model_signature(&forged, unix_now()),
+        Err(TrustError::BadModelSignature(_))
+    ));
+}
+
 /// Random damage (truncation, insertion, overwritten runs) never panics the verifier.
 #[test]
 fn random_damage_never_panics() {

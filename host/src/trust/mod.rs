@@ -16,6 +16,7 @@
 pub mod dev;
 pub mod keys;
 pub mod manifest;
+pub mod models;
 pub mod skillfile;
 pub mod skills;
 pub mod store;
@@ -106,9 +107,9 @@ pub enum TrustError {
         /// The model name.
         model: String,
     },
-    /// A model the manifest pins has another digest in this device's model store, or is
-    /// not in it.
-    #[error("model {model:?}: the manifest pins sha256 {pinned}, the model store has {}", recorded.as_deref().unwrap_or("no such model"))]
+    /// A model the manifest pins, or a detached model signature signs, has another digest in
+    /// this device's model store, or is not in it.
+    #[error("model {model:?}: signed sha256 {pinned}, but the model store has {}", recorded.as_deref().unwrap_or("no such model"))]
     ModelDigest {
         /// The model.
         model: String,
@@ -117,6 +118,9 @@ pub enum TrustError {
         /// The digest the model store recorded, if it has the model.
         recorded: Option<String>,
     },
+    /// A detached model signature is invalid or does not check.
+    #[error("invalid model signature: {0}")]
+    BadModelSignature(String),
     /// A delegation or root key file is invalid or its root signature does not check.
     #[error("invalid delegation: {0}")]
     BadDelegation(String),

@@ -310,15 +310,26 @@ impl TrustStore {
                 });
             }
         }
-        if !manifest.model_sha256.is_empty() {
-            let models = edgenlu_models::store::ModelStore::at(&self.root).map_err(|e| {
-                TrustError::Corrupt {
-                    path: self.root.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-            for (model, pinned) in &manifest.model_sha256 {
-                let recorded = models.entry(model).ok().flatten().map(|e| e.sha256);
+        self.check_models(&manifest)?;
+        Ok(Verified {
+            manifest,
+            delegation,
+            sha256: file.file_sha256,
+        })
+    }
+
+    /// Checks the models a manifest lists against this device's model store: those it pins
+    /// must have the pinned digest, and those with a detached signature the signed one.
+    fn check_models(&self, manifest: &Manifest) -> Result<(), TrustError> {
+        let models = edgenlu_models::store::ModelStore::at(&self.root).map_err(|e| {
+            TrustError::Corrupt {
+                path: self.root.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        for model in &manifest.models {
+            let recorded = models.entry(model).ok().flatten().map(|e| e.sha256);
+            if let Some(pinned) = manifest.model_sha256.get(model) {
                 if recorded.as_ref() != Some(pinned) {
                     return Err(TrustError::ModelDigest {
                         model: model.clone(),
@@ -327,12 +338,9 @@ impl TrustStore {
                     });
                 }
             }
+            self.check_model(model, recorded.as_deref())?;
         }
-        Ok(Verified {
-            manifest,
-            delegation,
-            sha256: file.file_sha256,
-        })
+        Ok(())
     }
 
     /// Every check an install needs: [`verify_signed`](Self::verify_signed), then the
