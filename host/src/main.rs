@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod bench;
 mod cli_trust;
 
 #[derive(Parser)]
@@ -73,6 +74,12 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: String,
     },
+    /// Benchmarks. `bench kernels [--json]`: the native matmul kernels per shape, n and
+    /// threads (µs, G weights/s, GB/s, % of the memory-read roofline measured in the same run).
+    ///
+    /// Example: EDGENLU_KERNELS=avx2 edgenlu bench kernels --json
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -344,6 +351,7 @@ fn main() -> Result<()> {
             eval(&skill, &examples, json)?;
         }
         Command::Trust(cmd) => cli_trust::run(cmd, &store)?,
+        Command::Bench(cmd) => bench::run(cmd)?,
         Command::Tokenize { texts, encoder } => {
             let rt = runtime(store)?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
