@@ -9,7 +9,7 @@ use edgenlu_kernels::dispatch::{set_max_threads, variant_from_env};
 use edgenlu_kernels::formats::{
     dequantize, quantize_q8_0_blocks, quantize_q8_1_blocks, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK,
 };
-use edgenlu_kernels::matmul::{matmul_reference, matmul_with, Activations};
+use edgenlu_kernels::matmul::{matmul_reference, matmul_with, quantize_q16_blocks, Activations};
 use edgenlu_kernels::{active_variant, DType, Variant};
 use half::f16;
 use proptest::prelude::*;
@@ -81,6 +81,7 @@ fn magnitudes(dt: DType, bytes: &[u8], rows: usize, k: usize, x: &[f32], n: usiz
 /// rounding in a quantized-activation dot (its integer parts are exact).
 fn quantized_magnitudes(
     dt: DType,
+    acts: Activations,
     bytes: &[u8],
     rows: usize,
     k: usize,
@@ -92,15 +93,23 @@ fn quantized_magnitudes(
     let mut m = vec![0f64; n * rows];
     for i in 0..n {
         let xi = &x[i * k..(i + 1) * k];
-        let (mut q8, mut q81) = (Vec::new(), Vec::new());
+        let (mut q8, mut q81, mut q16) = (Vec::new(), Vec::new(), Vec::new());
         quantize_q8_0_blocks(xi, &mut q8);
         quantize_q8_1_blocks(xi, &mut q81);
+        quantize_q16_blocks(xi, &mut q16);
         for r in 0..rows {
             let row = &bytes[r * rb..(r + 1) * rb];
             let mut s = 0f64;
             for b in 0..nb {
                 let wb = &row[b * dt.block_bytes()..(b + 1) * dt.block_bytes()];
                 s += match dt {
+                    DType::Q8_0 if acts == Activations::Int16 => {
+                        let w: BlockQ8_0 = bytemuck::pod_read_unaligned(wb);
+                        let d = (h(w.d) * q16[b].d as f64).abs();
+                        d * (0..QK)
+                            .map(|j| (w.qs[j] as f64 * q16[b].qs[j] as f64).abs())
+                            .sum::<f64>()
+                    }
                     DType::Q8_0 => {
                         let w: BlockQ8_0 = bytemuck::pod_read_unaligned(wb);
                         let d = (h(w.d) * h(q8[b].d)).abs();
@@ -174,14 +183,19 @@ proptest! {
     #[test]
     fn quantized_activations_match_the_scalar_path(
         (n, rows, k, w, x) in case(false),
-        dt in prop_oneof![Just(DType::Q8_0), Just(DType::Q4_0), Just(DType::Q4_1)],
+        (dt, acts) in prop_oneof![
+            Just((DType::Q8_0, Activations::Quantized)),
+            Just((DType::Q4_0, Activations::Quantized)),
+            Just((DType::Q4_1, Activations::Quantized)),
+            Just((DType::Q8_0, Activations::Int16)),
+        ],
     ) {
         let bytes = encode(dt, &w);
-        let scalar = run(Variant::Scalar, Activations::Quantized, dt, &bytes, rows, k, &x, n);
-        let mag = quantized_magnitudes(dt, &bytes, rows, k, &x, n);
+        let scalar = run(Variant::Scalar, acts, dt, &bytes, rows, k, &x, n);
+        let mag = quantized_magnitudes(dt, acts, &bytes, rows, k, &x, n);
         let nb = (k / QK) as f64;
         for v in Variant::supported() {
-            let out = run(v, Activations::Quantized, dt, &bytes, rows, k, &x, n);
+            let out = run(v, acts, dt, &bytes, rows, k, &x, n);
             for (j, ((o, r), m)) in out.iter().zip(&scalar).zip(&mag).enumerate() {
                 let tol = (2.0 * nb + 16.0) * EPS * m + 1e-30;
                 prop_assert!((*o as f64 - *r as f64).abs() <= tol,
@@ -190,16 +204,28 @@ proptest! {
         }
     }
 
-    /// The scalar quantized-activation path is within the activation rounding of the exact
-    /// product of the dequantized weights: Σ_b (amax_x,b/254 + amax_x,b·2⁻¹⁰)·Σ_{i∈b}|ŵᵢ|,
+    /// The scalar quantized-activation paths are within the activation rounding of the exact
+    /// product of the dequantized weights: Σ_b (amax_x,b/254 + amax_x,b·2⁻¹⁰)·Σ_{i∈b}|ŵᵢ|
+    /// for Q8_0/Q8_1 blocks, Σ_b (amax_x,b/65534 + 4ε·amax_x,b)·Σ_{i∈b}|ŵᵢ| for 16-bit ones,
     /// plus f32 rounding (and, for Q4_1, the f16 rounding of s = d·Σq).
     #[test]
     fn quantized_activation_error_is_bounded(
         (n, rows, k, w, x) in case(false),
-        dt in prop_oneof![Just(DType::Q8_0), Just(DType::Q4_0), Just(DType::Q4_1)],
+        (dt, acts) in prop_oneof![
+            Just((DType::Q8_0, Activations::Quantized)),
+            Just((DType::Q4_0, Activations::Quantized)),
+            Just((DType::Q4_1, Activations::Quantized)),
+            Just((DType::Q8_0, Activations::Int16)),
+        ],
     ) {
         let bytes = encode(dt, &w);
-        let out = run(Variant::Scalar, Activations::Quantized, dt, &bytes, rows, k, &x, n);
+        let out = run(Variant::Scalar, acts, dt, &bytes, rows, k, &x, n);
+        // Half a step of each activation block, plus the rounding of its scale: f16 for
+        // Q8_0/Q8_1 (2⁻¹¹ relative, doubled for slack), f32 for the 16-bit blocks.
+        let (half_step, scale_err) = match acts {
+            Activations::Int16 => (1.0 / 65534.0, 4.0 * EPS),
+            _ => (1.0 / 254.0, 2f64.powi(-10)),
+        };
         let mut wd = vec![0f32; rows * k];
         dequantize(dt, &bytes, &mut wd).unwrap();
         for i in 0..n {
@@ -211,7 +237,7 @@ proptest! {
                     let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
                     let wsum: f64 = wb.iter().map(|v| (*v as f64).abs()).sum();
                     exact += xb.iter().zip(wb).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>();
-                    tol += (amax / 254.0 + amax * 2f64.powi(-10)) * wsum;
+                    tol += (amax * half_step + amax * scale_err) * wsum;
                     tol += (k as f64 + 8.0) * EPS * xb.iter().zip(wb).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum::<f64>() * 2.0;
                     if dt == DType::Q4_1 {
                         // |m|·|s|·2⁻¹¹ for the f16 rounding of s, with |s| ≤ 32·amax.

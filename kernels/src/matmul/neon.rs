@@ -6,7 +6,7 @@
 //! pointers inside the slices, for whole blocks only. Each kernel's scalar reference is the
 //! same-named function in `scalar.rs`; `tests/variants.rs` compares them.
 
-use super::RowKernels;
+use super::{BlockQ16, RowKernels};
 use crate::formats::{BlockQ8_0, BlockQ8_1, QK};
 use std::arch::aarch64::*;
 
@@ -36,6 +36,8 @@ static PLAIN: RowKernels = RowKernels {
     q8_0_x4: None,
     q4_0_x4: None,
     q4_1_x4: None,
+    q8_0_q16: neon_q8_0_q16,
+    q8_0_q16_x4: None,
 };
 
 static DOTPROD: RowKernels = RowKernels {
@@ -51,6 +53,8 @@ static DOTPROD: RowKernels = RowKernels {
     q8_0_x4: None,
     q4_0_x4: None,
     q4_1_x4: None,
+    q8_0_q16: neon_q8_0_q16,
+    q8_0_q16_x4: None,
 };
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
@@ -143,6 +147,28 @@ unsafe fn neon_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
         vaddq_f32(acc[0], acc[1]),
         vaddq_f32(acc[2], acc[3]),
     ))
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
+    let nb = (w.len() / Q8_BYTES).min(x.len());
+    let mut acc = vdupq_n_f32(0.0);
+    for (b, xb) in x.iter().enumerate().take(nb) {
+        let wb = &w[b * Q8_BYTES..];
+        // SAFETY: the block's 32 quants are inside `w` (b < nb) and `xb` holds 32 i16.
+        let i = unsafe {
+            let mut s = vdupq_n_s32(0);
+            for h in 0..4 {
+                let w8 = vmovl_s8(vld1_s8(wb.as_ptr().add(2 + 8 * h) as *const i8));
+                let xv = vld1q_s16(xb.qs.as_ptr().add(8 * h));
+                s = vmlal_s16(s, vget_low_s16(w8), vget_low_s16(xv));
+                s = vmlal_high_s16(s, w8, xv);
+            }
+            s
+        };
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), f16_at(wb, 0) * xb.d);
+    }
+    vaddvq_f32(acc)
 }
 
 /// The quantized kernels, written once over an `idot(acc, a, b)` that adds the products of

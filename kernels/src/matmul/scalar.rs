@@ -6,7 +6,7 @@
 //! quantized-activation kernels are ggml's `vec_dot_*_ref`: an exact integer dot per block,
 //! scaled by `d_w · d_x` in f32 and summed block by block.
 
-use super::RowKernels;
+use super::{BlockQ16, RowKernels};
 use crate::formats::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
 use crate::ops::DOT_LANES;
 use half::f16;
@@ -24,6 +24,8 @@ pub(super) const KERNELS: RowKernels = RowKernels {
     q8_0_x4: None,
     q4_0_x4: None,
     q4_1_x4: None,
+    q8_0_q16: dot_q8_0_q16,
+    q8_0_q16_x4: None,
 };
 
 /// [`crate::ops::dot`] of `x` with a row whose element `j` is `w(j)`, for `len` elements.
@@ -114,6 +116,23 @@ pub(crate) fn dot_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
         let (dw, mw) = (f16::from_bits(wb.d).to_f32(), f16::from_bits(wb.m).to_f32());
         let (dx, sx) = (f16::from_bits(xb.d).to_f32(), f16::from_bits(xb.s).to_f32());
         sum += (dw * dx) * isum as f32 + mw * sx;
+    }
+    sum
+}
+
+/// Q8_0 weight row · 16-bit activation blocks: exact integer dot per block (at most
+/// 32 · 128 · 32767 < 2³¹), scaled by `d_w · d_x` in f32.
+pub(crate) fn dot_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
+    let mut sum = 0f32;
+    for (wb, xb) in w.chunks_exact(std::mem::size_of::<BlockQ8_0>()).zip(x) {
+        let wb: BlockQ8_0 = bytemuck::pod_read_unaligned(wb);
+        let isum: i32 = wb
+            .qs
+            .iter()
+            .zip(&xb.qs)
+            .map(|(&a, &b)| a as i32 * b as i32)
+            .sum();
+        sum += isum as f32 * (f16::from_bits(wb.d).to_f32() * xb.d);
     }
     sum
 }

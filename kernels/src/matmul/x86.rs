@@ -6,7 +6,7 @@
 //! `min` of what both slices hold. Each kernel's scalar reference is the same-named function
 //! in `scalar.rs`; `tests/variants.rs` compares them.
 
-use super::RowKernels;
+use super::{BlockQ16, RowKernels};
 use crate::formats::{BlockQ8_0, BlockQ8_1, QK};
 use std::arch::x86_64::*;
 
@@ -23,6 +23,8 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q8_0_x4: None,
     q4_0_x4: None,
     q4_1_x4: None,
+    q8_0_q16: avx2_q8_0_q16,
+    q8_0_q16_x4: None,
 };
 
 pub(super) const AVX512: RowKernels = RowKernels {
@@ -38,6 +40,8 @@ pub(super) const AVX512: RowKernels = RowKernels {
     q8_0_x4: Some(avx512_q8_0_q8_0_x4),
     q4_0_x4: Some(avx512_q4_0_q8_0_x4),
     q4_1_x4: Some(avx512_q4_1_q8_1_x4),
+    q8_0_q16: avx512_q8_0_q16,
+    q8_0_q16_x4: Some(avx512_q8_0_q16_x4),
 };
 
 const Q8_BYTES: usize = std::mem::size_of::<BlockQ8_0>();
@@ -685,4 +689,66 @@ unsafe fn avx512_q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
         }
     }
     acc.map(|a| _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1])))
+}
+
+// ---- Q8_0 weights · 16-bit activations ----------------------------------------------------
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
+    let nb = (w.len() / Q8_BYTES).min(x.len());
+    let mut acc = _mm256_setzero_ps();
+    for (b, xb) in x.iter().enumerate().take(nb) {
+        // SAFETY: block b's 34 bytes are inside `w` (b < nb); `xb` holds 32 i16.
+        unsafe {
+            let wb = w.as_ptr().add(b * Q8_BYTES);
+            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i));
+            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
+            let xp = xb.qs.as_ptr() as *const __m256i;
+            // |w·x| ≤ 128 · 32767 per product, pairs < 2³¹: no overflow in vpmaddwd.
+            let dot = _mm256_add_epi32(
+                _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
+                _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
+            );
+            let d = _mm256_set1_ps(f16_at(wb) * xb.d);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc);
+        }
+    }
+    hsum256(acc)
+}
+
+/// One Q8_0 weight row · `R` rows of 16-bit activations: per block, the 32 weights are
+/// widened to i16 once and `vpdpwssd` takes all 32 products in one instruction per row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
+unsafe fn q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
+    let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
+    let mut acc = [_mm512_setzero_ps(); R];
+    for b in 0..nb {
+        // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
+        unsafe {
+            let wb = w.as_ptr().add(b * Q8_BYTES);
+            let w16 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(wb.add(2) as *const __m256i));
+            let dw = f16_at(wb);
+            for r in 0..R {
+                let xb = &x[r][b];
+                let xv = _mm512_loadu_si512(xb.qs.as_ptr() as *const __m512i);
+                let dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w16, xv);
+                acc[r] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(dw * xb.d), acc[r]);
+            }
+        }
+    }
+    acc.map(|a| _mm512_reduce_add_ps(a))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
+    // SAFETY: same contract and features.
+    unsafe { q8_0_q16_rows::<1>(w, [x])[0] }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { q8_0_q16_rows::<4>(w, x) }
 }
