@@ -300,6 +300,57 @@ fn a_capability_the_publisher_lacks_is_refused() {
     );
 }
 
+/// A minimal component whose only import is an (empty) instance named `name`.
+fn component_importing(name: &str) -> Vec<u8> {
+    let mut c = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    // Type section: one instance type without declarations.
+    c.extend([0x07, 0x03, 0x01, 0x42, 0x00]);
+    // Import section: one import, plain name, of instance type 0.
+    let mut body = vec![0x01, 0x00, name.len() as u8];
+    body.extend(name.as_bytes());
+    body.extend([0x05, 0x00]);
+    c.extend([0x0a, body.len() as u8]);
+    c.extend(body);
+    c
+}
+
+#[test]
+fn an_import_needing_an_undeclared_capability_is_refused() {
+    let dir = TempDir::new("imports");
+    let trust = acme_trust(&dir.0, vec![Capability::Uplink], &["*"], unix_now() + DAY);
+    // The real skill's imports are read; none of them needs a capability.
+    let imports = skillfile::component_imports(&component()).unwrap();
+    assert!(
+        imports.iter().any(|i| i.starts_with("edgenlu:nlu/kernels")),
+        "{imports:?}"
+    );
+    assert!(imports.iter().all(|i| Capability::for_import(i).is_none()));
+
+    let uplinker = component_importing("edgenlu:nlu/uplink@0.1.0");
+    assert_eq!(
+        skillfile::component_imports(&uplinker).unwrap(),
+        ["edgenlu:nlu/uplink@0.1.0"]
+    );
+    let mut m = acme_manifest(1);
+    let file = skillfile::sign(&uplinker, &m.to_bytes().unwrap(), &key(2)).unwrap();
+    let err = trust.verify(&file, unix_now()).unwrap_err();
+    assert!(
+        matches!(&err, TrustError::CapabilityNotDeclared { import, capability } if import == "edgenlu:nlu/uplink@0.1.0" && capability == "uplink"),
+        "{err}"
+    );
+    // Declared, and delegated: accepted.
+    m.capabilities = vec![Capability::Uplink];
+    let file = skillfile::sign(&uplinker, &m.to_bytes().unwrap(), &key(2)).unwrap();
+    trust.verify(&file, unix_now()).unwrap();
+    // Declared but not delegated: refused by the delegation check.
+    let dir2 = TempDir::new("imports2");
+    let strict = acme_trust(&dir2.0, vec![], &["*"], unix_now() + DAY);
+    assert!(matches!(
+        strict.verify(&file, unix_now()),
+        Err(TrustError::CapabilityNotDelegated { .. })
+    ));
+}
+
 #[test]
 fn an_expired_delegation_is_refused() {
     let dir = TempDir::new("expired");

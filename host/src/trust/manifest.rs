@@ -37,6 +37,18 @@ pub enum Capability {
 }
 
 impl Capability {
+    /// The capability a component needs to import interface `import` (a component import
+    /// name, with or without `@version`), if any: the host links these interfaces only into
+    /// skills whose manifest asks for the capability and whose publisher may grant it.
+    pub fn for_import(import: &str) -> Option<Capability> {
+        let interface = import.split('@').next().unwrap_or(import);
+        match interface {
+            "edgenlu:nlu/uplink" => Some(Capability::Uplink),
+            "edgenlu:nlu/generate" => Some(Capability::Generate),
+            _ => None,
+        }
+    }
+
     /// Its name in manifests and delegations.
     pub fn as_str(self) -> &'static str {
         match self {

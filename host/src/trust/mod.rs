@@ -99,6 +99,15 @@ pub enum TrustError {
         /// The capability.
         capability: String,
     },
+    /// The component imports an interface that needs a capability its manifest does not
+    /// ask for (so its publisher was never checked for it).
+    #[error("the component imports {import}, which needs capability {capability:?}, but its manifest does not ask for it")]
+    CapabilityNotDeclared {
+        /// The import.
+        import: String,
+        /// The capability it needs.
+        capability: String,
+    },
     /// The manifest names a model the publisher's delegation does not cover.
     #[error("publisher {publisher:?} may not grant model {model:?}")]
     ModelNotGranted {

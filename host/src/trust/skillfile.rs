@@ -241,3 +241,26 @@ pub fn parse(bytes: &[u8]) -> Result<Unverified<'_>, TrustError> {
 pub fn append_custom_section(bytes: &mut Vec<u8>, name: &str, payload: &[u8]) {
     bytes.extend_from_slice(&custom_section(name, payload));
 }
+
+/// The names of the component's own (top-level) imports, e.g. `edgenlu:nlu/kernels@0.1.0`:
+/// what the host will have to link, hence which capabilities the component can exercise.
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, TrustError> {
+    use wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    let mut names = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| TrustError::Malformed(e.to_string()))?;
+        match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| TrustError::Malformed(e.to_string()))?;
+                    names.push(import.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}

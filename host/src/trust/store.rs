@@ -302,6 +302,18 @@ impl TrustStore {
                 });
             }
         }
+        // Capabilities are enforced at the link boundary: every import that needs one must
+        // be declared in the manifest, which was just checked against the delegation.
+        for import in skillfile::component_imports(bytes)? {
+            if let Some(cap) = Capability::for_import(&import) {
+                if !manifest.capabilities.contains(&cap) {
+                    return Err(TrustError::CapabilityNotDeclared {
+                        import,
+                        capability: cap.as_str().into(),
+                    });
+                }
+            }
+        }
         for model in &manifest.models {
             if !delegation.allows_model(model) {
                 return Err(TrustError::ModelNotGranted {
@@ -321,12 +333,11 @@ impl TrustStore {
     /// Checks the models a manifest lists against this device's model store: those it pins
     /// must have the pinned digest, and those with a detached signature the signed one.
     fn check_models(&self, manifest: &Manifest) -> Result<(), TrustError> {
-        let models = edgenlu_models::store::ModelStore::at(&self.root).map_err(|e| {
-            TrustError::Corrupt {
+        let models =
+            edgenlu_models::store::ModelStore::at(&self.root).map_err(|e| TrustError::Corrupt {
                 path: self.root.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         for model in &manifest.models {
             let recorded = models.entry(model).ok().flatten().map(|e| e.sha256);
             if let Some(pinned) = manifest.model_sha256.get(model) {
