@@ -3,7 +3,8 @@
 //! variant this machine runs, and sets each against a read-bandwidth roofline measured in the
 //! same run (STREAM-style sum of a 256 MiB buffer). Weights are pseudo-random, quantized with
 //! the same quantizers as `models import`. Gw/s counts weights (matrix elements) read per
-//! second, GMAC/s multiply-adds (n per weight); % of roofline is weight bytes per second over
+//! second, GMAC/s multiply-adds (n per weight), both from the median time ("best µs" is the
+//! fastest batch, the least disturbed figure on a shared machine); % of roofline is weight bytes per second over
 //! the measured read bandwidth at the same thread count (above 100 % when the matrix stays in
 //! cache between calls). Numbers, never assertions: see docs/BENCHMARKS.md.
 
@@ -57,8 +58,18 @@ fn kernels(json: bool) -> Result<()> {
             bw[1] / 1e9
         );
         println!(
-            "{:<22} {:>5} {:>11} {:>3} {:>2} {:>10} {:>8} {:>8} {:>7} {:>6}",
-            "matrix", "type", "rows x cols", "n", "t", "µs", "Gw/s", "GMAC/s", "GB/s", "%roof"
+            "{:<22} {:>5} {:>11} {:>3} {:>2} {:>10} {:>10} {:>8} {:>8} {:>7} {:>6}",
+            "matrix",
+            "type",
+            "rows x cols",
+            "n",
+            "t",
+            "µs",
+            "best µs",
+            "Gw/s",
+            "GMAC/s",
+            "GB/s",
+            "%roof"
         );
     }
     let mut rows = Vec::new();
@@ -70,13 +81,14 @@ fn kernels(json: bool) -> Result<()> {
                 let roof = 100.0 * r.gbytes_per_s() * 1e9 / bw[threads - 1];
                 if !json {
                     println!(
-                        "{:<22} {:>5} {:>11} {:>3} {:>2} {:>10.1} {:>8.2} {:>8.1} {:>7.2} {:>5.0}%",
+                        "{:<22} {:>5} {:>11} {:>3} {:>2} {:>10.1} {:>10.1} {:>8.2} {:>8.1} {:>7.2} {:>5.0}%",
                         shape.name,
                         dtype_name(&r),
                         format!("{}x{}", shape.rows, shape.cols),
                         n,
                         threads,
                         r.micros(),
+                        r.best.as_secs_f64() * 1e6,
                         r.gweights_per_s(),
                         r.gweights_per_s() * n as f64,
                         r.gbytes_per_s(),
@@ -92,6 +104,7 @@ fn kernels(json: bool) -> Result<()> {
                     "n": n,
                     "threads": threads,
                     "us": r.micros(),
+                    "best_us": r.best.as_secs_f64() * 1e6,
                     "gweights_per_s": r.gweights_per_s(),
                     "gmacs_per_s": r.gweights_per_s() * n as f64,
                     "gbytes_per_s": r.gbytes_per_s(),

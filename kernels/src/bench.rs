@@ -130,6 +130,8 @@ pub struct MatmulResult {
     pub threads: usize,
     /// Median time per call.
     pub time: Duration,
+    /// Fastest batch's time per call: on a shared machine the least disturbed figure.
+    pub best: Duration,
 }
 
 impl MatmulResult {
@@ -189,5 +191,6 @@ pub fn time_matmul(
         n,
         threads,
         time: samples[samples.len() / 2],
+        best: samples[0],
     })
 }

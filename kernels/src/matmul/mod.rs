@@ -4,9 +4,10 @@
 //! product of one weight row (raw bytes, as mapped from the file) with one activation row.
 //! One driver serves all of them:
 //!
-//! - Activations are prepared once per call: kept as f32 ([`Activations::F32`]) or quantized
+//! - Activations are prepared once per call: kept as f32 ([`Activations::F32`]), quantized
 //!   to Q8_0 / Q8_1 blocks ([`Activations::Quantized`], ggml's way: integer dot products per
-//!   block), whichever the weight format and the caller's choice need.
+//!   block) or to 16-bit blocks ([`Activations::Int16`], Q8_0 weights), whichever the weight
+//!   format and the caller's choice need ([`default_activations`]).
 //! - Matrix-vector (`n == 1`, generation) streams the weight rows once; matrix-matrix (`n > 1`,
 //!   prompts and batches of utterances) takes each weight row once and dots it with all `n`
 //!   activation rows while it is hot in L1, so weights are still read from memory once.

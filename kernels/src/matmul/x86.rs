@@ -420,7 +420,9 @@ macro_rules! quantized_rows {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         unsafe fn $name<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
             let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
-            let mut acc = [_mm512_setzero_ps(); R];
+            // Two accumulators per row (pairs alternate), so consecutive FMAs do not wait on
+            // each other's latency.
+            let mut acc = [[_mm512_setzero_ps(); 2]; R];
             let mut mins = [_mm_setzero_ps(); R];
             let mut b = 0;
             // SAFETY (all loads below): blocks b and b + 1 are < nb, so inside `w` and
@@ -446,11 +448,8 @@ macro_rules! quantized_rows {
                                 x1 as *const $xblock as *const u8,
                             ),
                         );
-                        acc[r] = _mm512_fmadd_ps(
-                            _mm512_cvtepi32_ps($dot512(wv, xv)),
-                            spread(prod),
-                            acc[r],
-                        );
+                        let a = &mut acc[r][(b / 2) % 2];
+                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps($dot512(wv, xv)), spread(prod), *a);
                         if $mins {
                             mins[r] = _mm_add_ps(mins[r], prod);
                         }
@@ -460,7 +459,7 @@ macro_rules! quantized_rows {
             }
             let mut out = [0f32; R];
             for r in 0..R {
-                out[r] = _mm512_reduce_add_ps(acc[r]);
+                out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
                 if b < nb {
                     unsafe {
                         let w0 = w.as_ptr().add(b * $wbytes);
@@ -722,7 +721,9 @@ unsafe fn avx2_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
 #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
 unsafe fn q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
     let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
-    let mut acc = [_mm512_setzero_ps(); R];
+    // Four accumulators per row, block b into acc[r][b % 4]: one chain would wait out the
+    // FMA latency (4 cycles) on every block.
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
     for b in 0..nb {
         // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
         unsafe {
@@ -733,12 +734,17 @@ unsafe fn q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; 
                 let xb = &x[r][b];
                 let xv = _mm512_loadu_si512(xb.qs.as_ptr() as *const __m512i);
                 let dot = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w16, xv);
-                acc[r] =
-                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(dw * xb.d), acc[r]);
+                let a = &mut acc[r][b % 4];
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(dw * xb.d), *a);
             }
         }
     }
-    acc.map(|a| _mm512_reduce_add_ps(a))
+    acc.map(|a| {
+        _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(a[0], a[1]),
+            _mm512_add_ps(a[2], a[3]),
+        ))
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
