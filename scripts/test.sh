@@ -13,6 +13,8 @@ step "golden: float64 numpy MiniLM embeddings"
 python3 "$repo/scripts/golden/minilm_embeddings.py" --hf-dir "$hf" --datasets "$datasets" --out "$repo/golden/minilm_embeddings.jsonl"
 step "host tests"
 cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
+step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)"
+"$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece
