@@ -15,7 +15,7 @@ export EDGENLU_HOME="$work/home"
 mkdir -p "$EDGENLU_HOME"
 ln -s "$real/models" "$EDGENLU_HOME/models"
 cp "$real/index.json" "$EDGENLU_HOME/index.json"
-ln -s "$real/cache" "$EDGENLU_HOME/cache" 2>/dev/null || true
+mkdir -p "$real/cache" && ln -s "$real/cache" "$EDGENLU_HOME/cache"   # share compiled components
 cd "$work"
 unset RUST_BACKTRACE
 say() { printf '\n$ %s\n' "$*" >&2; }
