@@ -17,6 +17,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The WordPiece (BERT) tokenizer component.",
     ),
     (
+        "tokenizer-bpe",
+        "TOKENIZER_BPE",
+        "The byte-level BPE (GPT-2 / SmolLM2) tokenizer component.",
+    ),
+    (
         "skill-intents",
         "SKILL_INTENTS",
         "The `intents` skill: MiniLM embedding + nearest neighbour.",

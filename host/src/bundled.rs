@@ -1,9 +1,14 @@
 //! The components built from `guest/` and shipped with this host, and how they are wired:
 //! the `intents` skill linked to the WordPiece tokenizer, both reading the same encoder model.
 
-use crate::runtime::{ComponentSpec, Grants, SkillSpec};
-use crate::state::Limits;
+use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
+use crate::error::SkillError;
+use crate::runtime::{ComponentSpec, Grants, Runtime, SkillSpec};
+use crate::state::{ComponentState, Limits};
+use crate::tokenizer::TokenizerLink;
 use std::path::PathBuf;
+use std::time::Instant;
+use wasmtime::component::{HasSelf, Linker};
 
 pub use edgenlu_guest_artifacts as paths;
 
@@ -22,6 +27,51 @@ pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
             limits,
         },
     }
+}
+
+/// The byte-level BPE tokenizer component (GPT-2 style, SmolLM2's) reading its vocabulary and
+/// merges from `model`, e.g. "smollm2-135m-instruct.q4_1".
+pub fn bpe_tokenizer(model: &str, limits: Limits) -> ComponentSpec {
+    ComponentSpec {
+        path: PathBuf::from(paths::TOKENIZER_BPE),
+        grants: Grants {
+            models: vec![model.to_string()],
+            config: [("model".to_string(), model.to_string())].into(),
+            limits,
+        },
+    }
+}
+
+/// A skill spec that only serves [`crate::Skill::tokenize`] with the BPE tokenizer over
+/// `model`: the bundled `intents` skill with its tokenizer swapped. Tokenizing never
+/// instantiates the skill itself, so its encoder is never opened.
+pub fn bpe_tokenize_only(model: &str, limits: Limits) -> SkillSpec {
+    let mut spec = intents_skill(DEFAULT_ENCODER, None, limits.clone());
+    spec.tokenizer = Some(bpe_tokenizer(model, limits));
+    spec
+}
+
+/// A tokenizer component on its own, for encode and decode outside a skill (e.g. checking
+/// that decode(encode(s)) == s): compiled and linked now, instantiated on first call, with
+/// `spec`'s grants and a deadline of `spec.grants.limits.deadline` from now for all calls.
+pub fn open_tokenizer(
+    runtime: &Runtime,
+    spec: &ComponentSpec,
+) -> Result<crate::tokenizer::LinkedTokenizer, SkillError> {
+    let load_err = |e: wasmtime::Error| SkillError::Load {
+        what: spec.path.display().to_string(),
+        reason: format!("{e:?}"),
+    };
+    let component = runtime.load_component(&spec.path)?;
+    let mut linker = Linker::new(component.engine());
+    Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s).map_err(load_err)?;
+    let pre = linker.instantiate_pre(&component).map_err(load_err)?;
+    let link = TokenizerLink {
+        pre: TokenizerPre::new(pre).map_err(load_err)?,
+        grants: spec.grants.clone(),
+        runtime: runtime.clone(),
+    };
+    Ok(link.for_request(Instant::now() + spec.grants.limits.deadline))
 }
 
 /// The `intents` skill over `encoder`, answering from datastore `index` (none: embed only).
