@@ -167,6 +167,18 @@ pub enum TrustStoreCli {
         #[arg(long, conflicts_with_all = ["file", "root"])]
         dev: bool,
     },
+    /// Revoke a publisher's delegation or unpin a root key; skills they vouched for stop
+    /// loading.
+    ///
+    /// Examples: edgenlu trust remove --publisher acme; edgenlu trust remove --root 03ba56a92f8094eb
+    Remove {
+        /// The publisher whose delegation to revoke.
+        #[arg(long, required_unless_present = "root", conflicts_with = "root")]
+        publisher: Option<String>,
+        /// The id of the root key to unpin.
+        #[arg(long)]
+        root: Option<String>,
+    },
     /// Show pinned roots, delegations and the highest accepted version of each skill.
     ///
     /// Example: edgenlu trust list
@@ -383,6 +395,18 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                     days_left(d.expires, unix_now())
                 );
             }
+        }
+        TrustCli::Trust(TrustStoreCli::Remove { publisher, root }) => {
+            let trust = skills()?.trust().clone();
+            let (what, removed) = match (publisher, root) {
+                (Some(p), _) => (format!("publisher {p}"), trust.remove_delegation(&p)?),
+                (None, Some(r)) => (format!("root {r}"), trust.remove_root(&r)?),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            if !removed {
+                bail!("{what} is not in the trust store");
+            }
+            println!("removed {what}");
         }
         TrustCli::Trust(TrustStoreCli::List) => {
             let trust = skills()?.trust().clone();

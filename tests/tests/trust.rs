@@ -528,6 +528,32 @@ fn install_list_rollback_remove_round_trip() {
 }
 
 #[test]
+fn revoking_a_publisher_or_root_stops_its_skills() {
+    let dir = TempDir::new("revoke");
+    let trust = default_trust(&dir.0);
+    let skills = SkillStore::at(&dir.0).unwrap();
+    skills
+        .install(&signed(&acme_manifest(1)), unix_now())
+        .unwrap();
+    assert!(trust.remove_delegation("acme").unwrap());
+    assert!(!trust.remove_delegation("acme").unwrap());
+    assert!(matches!(
+        skills.current("intents"),
+        Err(TrustError::UnknownKey { .. })
+    ));
+    // Delegated again, then the root that signed the delegation is unpinned.
+    let trust = default_trust(&dir.0);
+    skills.current("intents").unwrap();
+    let root_id = keys::key_id_hex(&key(1).verifying_key());
+    assert!(trust.remove_root(&root_id).unwrap());
+    assert!(trust.delegations().unwrap().is_empty());
+    assert!(matches!(
+        skills.current("intents"),
+        Err(TrustError::UnknownKey { .. })
+    ));
+}
+
+#[test]
 fn a_model_whose_digest_differs_is_refused() {
     let dir = TempDir::new("digest");
     let models = ModelStore::at(&dir.0).unwrap();

@@ -13,6 +13,8 @@
 //!
 //! [`skills::SkillStore`] installs verified files crash-safely and keeps the previous version.
 
+#![warn(missing_docs)]
+
 pub mod dev;
 pub mod keys;
 pub mod manifest;

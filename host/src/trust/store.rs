@@ -227,6 +227,40 @@ impl TrustStore {
         Ok(())
     }
 
+    /// Revokes publisher `publisher`'s delegation: its key signs nothing this device accepts
+    /// from now on, and skills it signed stop loading (they are verified again on every
+    /// load). Returns whether there was one.
+    pub fn remove_delegation(&self, publisher: &str) -> Result<bool, TrustError> {
+        edgenlu_models::store::validate_name(publisher)
+            .map_err(|e| TrustError::BadDelegation(e.to_string()))?;
+        let path = self
+            .dir
+            .join("delegations")
+            .join(format!("{publisher}.json"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                super::sync_dir(&path).map_err(io_err(&path))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Unpins root key `key_id` (hex): every delegation it signed stops verifying. Returns
+    /// whether it was pinned.
+    pub fn remove_root(&self, key_id: &str) -> Result<bool, TrustError> {
+        let mut roots = self.roots()?;
+        let before = roots.len();
+        roots.retain(|r| r.key_id != key_id);
+        if roots.len() == before {
+            return Ok(false);
+        }
+        let json = serde_json::to_vec_pretty(&roots).expect("serializable");
+        write_atomic(&self.roots_path(), &json)?;
+        Ok(true)
+    }
+
     /// Verifies a delegation against the pinned roots and stores it, replacing any earlier
     /// delegation to the same publisher.
     pub fn add_delegation(&self, d: &SignedDelegation) -> Result<Delegation, TrustError> {
