@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod formats;
 pub mod matmul;
 pub mod ops;
+mod pool;
 
 pub use dispatch::{active_variant, Variant};
 pub use formats::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, DType, WeightView};

@@ -11,8 +11,10 @@
 //! - Matrix-vector (`n == 1`, generation) streams the weight rows once; matrix-matrix (`n > 1`,
 //!   prompts and batches of utterances) takes each weight row once and dots it with all `n`
 //!   activation rows while it is hot in L1, so weights are still read from memory once.
-//! - Large matrices split their rows over up to [`max_threads`] scoped threads (no pool
-//!   thread ever spins: edge cores are shared); small ones stay on the calling thread.
+//! - Large matrices split their rows into tasks run by the calling thread plus up to
+//!   [`max_threads`]` − 1` helpers of a persistent pool (`pool.rs`: helpers sleep on a condition
+//!   variable, nothing spins, and the caller never waits for a helper that has not started:
+//!   edge cores are shared); small ones stay on the calling thread.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -191,33 +193,31 @@ pub fn matmul_with(
     if threads <= 1 {
         rows_into(kern, &acts, w, 0, rows, n, k, out, rows);
     } else {
-        // Each thread fills its own [n, chunk] buffer; they are scattered into `out` after
-        // the join, so no two threads ever hold overlapping `&mut`.
-        let chunk = rows.div_ceil(threads);
+        // A few tasks per thread, claimed dynamically, so a thread that lost its core to
+        // another process does not hold everyone up (the caller takes over its tasks).
+        let chunk = rows.div_ceil(threads * 4).max(MIN_ROWS_PER_THREAD);
+        let tasks = rows.div_ceil(chunk);
+        let dst = SyncPtr(out.as_mut_ptr());
         let acts = &acts;
-        let parts: Vec<(usize, usize, Vec<f32>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..rows)
-                .step_by(chunk)
-                .map(|r0| {
-                    let r1 = (r0 + chunk).min(rows);
-                    s.spawn(move || {
-                        let mut local = vec![0f32; n * (r1 - r0)];
-                        rows_into(kern, acts, w, r0, r1, n, k, &mut local, r1 - r0);
-                        (r0, r1, local)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("matmul worker panicked"))
-                .collect()
-        });
-        for (r0, r1, local) in parts {
+        crate::pool::run(tasks, threads, &|t| {
+            let r0 = t * chunk;
+            let r1 = (r0 + chunk).min(rows);
             let len = r1 - r0;
+            let mut local = vec![0f32; n * len];
+            rows_into(kern, acts, w, r0, r1, n, k, &mut local, len);
             for i in 0..n {
-                out[i * rows + r0..i * rows + r1].copy_from_slice(&local[i * len..(i + 1) * len]);
+                // SAFETY: only task t writes elements i·rows + r0 .. i·rows + r1 (the row
+                // ranges of tasks are disjoint), inside `out` as (n−1)·rows + r1 ≤ n·rows =
+                // out.len(); `out` is not otherwise touched until `run` returns.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        local.as_ptr().add(i * len),
+                        dst.get().add(i * rows + r0),
+                        len,
+                    );
+                }
             }
-        }
+        });
     }
     if let Some(b) = bias {
         for o in out.chunks_exact_mut(rows) {
@@ -287,6 +287,19 @@ fn validate(
         expect("matmul bias", b.len(), rows)?;
     }
     Ok(())
+}
+
+/// The output pointer shared by the tasks of one parallel matmul, which write disjoint parts.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: tasks write only their own disjoint ranges through it (see `matmul_with`).
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// The pointer (a method, so closures capture the Sync wrapper, not the raw field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// Activations in the form the row kernels take.
