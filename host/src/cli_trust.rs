@@ -139,6 +139,10 @@ pub struct DevIntents {
     /// Datastore the skill answers from (--dev-intents).
     #[arg(long, default_value = edgenlu::bundled::DEFAULT_INDEX)]
     index: String,
+    /// Days until this release stops being installable (--dev-intents; default: no expiry
+    /// of its own).
+    #[arg(long)]
+    expires_days: Option<u64>,
     /// Pin the encoder's and datastore's digests from this store in the manifest
     /// (--dev-intents): the device must then hold exactly these model files.
     #[arg(long)]
@@ -261,6 +265,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
         } => {
             let signed = if dev_intents {
                 let mut m = dev::intents_manifest(&d.encoder, &d.index, d.version);
+                m.expires = d.expires_days.map(|days| unix_now() + days * 86_400);
                 if d.pin_models {
                     for name in &m.models {
                         let entry = store

@@ -363,6 +363,18 @@ fn an_expired_delegation_is_refused() {
     );
     // Verified as installed-and-running (no expiry check), the file itself is fine.
     trust.verify_signed(&signed(&acme_manifest(1))).unwrap();
+
+    // A release with its own, passed, expiry under a valid delegation.
+    let dir = TempDir::new("expired-release");
+    let trust = default_trust(&dir.0);
+    let mut m = acme_manifest(1);
+    m.expires = Some(now + 60);
+    trust.verify(&signed(&m), now).unwrap();
+    let err = trust.verify(&signed(&m), now + 60).unwrap_err();
+    assert!(
+        matches!(&err, TrustError::ReleaseExpired { version: 1, expired_at, .. } if *expired_at == now + 60),
+        "{err}"
+    );
 }
 
 #[test]

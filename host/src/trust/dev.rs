@@ -72,6 +72,7 @@ pub fn intents_manifest(encoder: &str, index: &str, version: u64) -> Manifest {
         name: "intents".into(),
         version,
         publisher: DEV_PUBLISHER.into(),
+        expires: None,
         models: vec![encoder.into(), index.into()],
         model_sha256: BTreeMap::new(),
         tokenizer: Some(TokenizerRef {

@@ -105,6 +105,11 @@ pub struct Manifest {
     pub version: u64,
     /// Publisher, as named in its delegation.
     pub publisher: String,
+    /// When this signed release stops being installable, unix seconds (absent: only the
+    /// delegation's expiry applies). A short one bounds how long an attacker who withholds
+    /// updates can keep offering this release (a freeze attack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
     /// Model store names the skill may open.
     #[serde(default)]
     pub models: Vec<String>,

@@ -93,6 +93,18 @@ pub enum TrustError {
         /// The time checked against.
         now: u64,
     },
+    /// The release's own expiry (manifest `expires`) has passed.
+    #[error("{name} version {version} expired at {expired_at} (unix seconds; now {now}): ask the publisher for a current release")]
+    ReleaseExpired {
+        /// The skill.
+        name: String,
+        /// Its version.
+        version: u64,
+        /// The manifest's expiry.
+        expired_at: u64,
+        /// The time checked against.
+        now: u64,
+    },
     /// The manifest asks for a capability the publisher may not grant.
     #[error("publisher {publisher:?} may not grant capability {capability:?}")]
     CapabilityNotDelegated {

@@ -73,8 +73,17 @@ fn write_u32(out: &mut Vec<u8>, mut v: u32) {
     }
 }
 
+/// Largest skill file accepted: every byte is hashed and held in memory before it is trusted.
+pub const MAX_SKILL_BYTES: usize = 256 << 20;
+
 /// Frames `bytes` as a component: the preamble, then every top-level section.
 pub fn sections(bytes: &[u8]) -> Result<Vec<Section>, TrustError> {
+    if bytes.len() > MAX_SKILL_BYTES {
+        return Err(TrustError::Malformed(format!(
+            "{} bytes; at most {MAX_SKILL_BYTES} are allowed",
+            bytes.len()
+        )));
+    }
     if bytes.len() < 8 || bytes[..8] != COMPONENT_PREAMBLE {
         return Err(TrustError::Malformed(
             "no Wasm component preamble (\\0asm, version 0x0d, layer 1)".into(),

@@ -389,14 +389,22 @@ impl TrustStore {
     }
 
     /// Every check an install needs: [`verify_signed`](Self::verify_signed), then the
-    /// delegation's expiry at `now` (unix seconds) and the version against the highest
-    /// accepted.
+    /// delegation's and the release's expiry at `now` (unix seconds) and the version against
+    /// the highest accepted.
     pub fn verify(&self, bytes: &[u8], now: u64) -> Result<Verified, TrustError> {
         let v = self.verify_signed(bytes)?;
         if now >= v.delegation.expires {
             return Err(TrustError::DelegationExpired {
                 publisher: v.delegation.publisher,
                 expired_at: v.delegation.expires,
+                now,
+            });
+        }
+        if let Some(expires) = v.manifest.expires.filter(|&e| now >= e) {
+            return Err(TrustError::ReleaseExpired {
+                name: v.manifest.name,
+                version: v.manifest.version,
+                expired_at: expires,
                 now,
             });
         }
