@@ -70,23 +70,91 @@ pub fn byte_char(b: u8) -> char {
     char::from_u32(256 + rank).expect("U+0100..U+0143 are characters")
 }
 
+/// FxHash (rustc's hasher): a multiply-rotate per word. Building the tables hashes ~150,000
+/// keys per tokenizer instance, and SipHash made that the bulk of a request's first call in
+/// Wasm. Flooding is not a concern: the tables' keys come from the model file, and text only
+/// drives lookups into them.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(tail) ^ rest.len() as u64);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i.into());
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(i.into());
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        // A product's low bits depend only on the factors' low bits, and the table indexes
+        // buckets by the low bits: rotating the mixed high bits down avoids collisions.
+        self.0.rotate_left(26)
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// The byte each byte-level character stands for, indexed by code point (they are all below
+/// U+0144); `None` for characters outside the byte-level alphabet.
+fn char_byte_table() -> [Option<u8>; 0x144] {
+    let mut table = [None; 0x144];
+    for b in 0..=255u8 {
+        table[byte_char(b) as usize] = Some(b);
+    }
+    table
+}
+
 /// A byte-level BPE tokenizer built from a vocabulary (id order), merges (rank order) and the
 /// ids of its special tokens.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Bpe {
     /// Token text to id; a text listed twice maps to its last id, as a Python dict built
     /// from the list would.
-    vocab: HashMap<String, u32>,
+    vocab: FxMap<String, u32>,
     /// (left id, right id) to (rank, merged id).
-    merges: HashMap<(u32, u32), (u32, u32)>,
+    merges: FxMap<(u32, u32), (u32, u32)>,
     /// Id of each byte's single-character token; `None` drops the byte, as Hugging Face's
     /// BPE drops characters it cannot look up when it has no unknown token.
     byte_ids: [Option<u32>; 256],
     /// Special tokens' text and id, longest first so the first match at a position is the
     /// longest one.
     specials: Vec<(String, u32)>,
-    /// What each id decodes to.
-    token_bytes: Vec<Vec<u8>>,
+    /// What id `i` decodes to: `token_bytes[token_ends[i - 1]..token_ends[i]]` (one buffer,
+    /// not 49,152 small allocations).
+    token_bytes: Vec<u8>,
+    /// End offset of each id's bytes in `token_bytes`.
+    token_ends: Vec<u32>,
+}
+
+impl fmt::Debug for Bpe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bpe")
+            .field("tokens", &self.token_ends.len())
+            .field("merges", &self.merges.len())
+            .field("specials", &self.specials)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Bpe {
@@ -101,11 +169,44 @@ impl Bpe {
         if u32::try_from(tokens.len()).is_err() {
             return Err(BuildError::TooLarge);
         }
-        let mut vocab = HashMap::with_capacity(tokens.len());
-        for (id, t) in tokens.iter().enumerate() {
-            vocab.insert(t.clone(), id as u32);
+        let mut special_list = Vec::with_capacity(specials.len());
+        for &id in specials {
+            let text = tokens
+                .get(id as usize)
+                .ok_or(BuildError::SpecialOutOfVocabulary(id))?;
+            if !text.is_empty() {
+                special_list.push((text.clone(), id));
+            }
         }
-        let mut merge_map = HashMap::with_capacity(merges.len());
+        special_list.sort_by_key(|(t, _)| Reverse(t.len()));
+
+        let char_byte = char_byte_table();
+        let mut token_bytes = Vec::with_capacity(tokens.iter().map(String::len).sum());
+        let mut token_ends = Vec::with_capacity(tokens.len());
+        for (id, t) in tokens.iter().enumerate() {
+            if specials.contains(&(id as u32)) {
+                // Special tokens are not byte-level encoded: they decode to their own text.
+                token_bytes.extend_from_slice(t.as_bytes());
+            } else {
+                for c in t.chars() {
+                    match char_byte.get(c as usize).copied().flatten() {
+                        Some(b) => token_bytes.push(b),
+                        // Not a byte-level character: keep the character itself.
+                        None => {
+                            token_bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes())
+                        }
+                    }
+                }
+            }
+            token_ends.push(token_bytes.len() as u32);
+        }
+
+        let mut vocab = FxMap::with_capacity_and_hasher(tokens.len(), Default::default());
+        for (id, t) in tokens.into_iter().enumerate() {
+            vocab.insert(t, id as u32);
+        }
+        let mut merge_map = FxMap::with_capacity_and_hasher(merges.len(), Default::default());
+        let mut joined = String::new();
         for (rank, m) in merges.iter().enumerate() {
             let (a, b) = m
                 .split_once(' ')
@@ -113,53 +214,32 @@ impl Bpe {
             let out_of_vocab = || BuildError::MergeOutOfVocabulary(rank, m.clone());
             let a_id = *vocab.get(a).ok_or_else(out_of_vocab)?;
             let b_id = *vocab.get(b).ok_or_else(out_of_vocab)?;
-            let new_id = *vocab.get(&format!("{a}{b}")).ok_or_else(out_of_vocab)?;
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            let new_id = *vocab.get(joined.as_str()).ok_or_else(out_of_vocab)?;
             // A repeated merge keeps its last rank, as Hugging Face's map insertion does.
             merge_map.insert((a_id, b_id), (rank as u32, new_id));
         }
         let mut byte_ids = [None; 256];
         for (b, slot) in byte_ids.iter_mut().enumerate() {
-            *slot = vocab.get(byte_char(b as u8).to_string().as_str()).copied();
+            *slot = vocab
+                .get(byte_char(b as u8).encode_utf8(&mut [0; 4]) as &str)
+                .copied();
         }
-        let char_byte: HashMap<char, u8> = (0..=255u8).map(|b| (byte_char(b), b)).collect();
-        let mut token_bytes: Vec<Vec<u8>> = tokens
-            .iter()
-            .map(|t| {
-                let mut bytes = Vec::with_capacity(t.len());
-                for c in t.chars() {
-                    match char_byte.get(&c) {
-                        Some(&b) => bytes.push(b),
-                        // Not a byte-level character: keep the character itself.
-                        None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-                    }
-                }
-                bytes
-            })
-            .collect();
-        let mut special_list = Vec::with_capacity(specials.len());
-        for &id in specials {
-            let text = tokens
-                .get(id as usize)
-                .ok_or(BuildError::SpecialOutOfVocabulary(id))?;
-            // Special tokens are not byte-level encoded: they decode to their own text.
-            token_bytes[id as usize] = text.as_bytes().to_vec();
-            if !text.is_empty() {
-                special_list.push((text.clone(), id));
-            }
-        }
-        special_list.sort_by_key(|(t, _)| Reverse(t.len()));
         Ok(Bpe {
             vocab,
             merges: merge_map,
             byte_ids,
             specials: special_list,
             token_bytes,
+            token_ends,
         })
     }
 
     /// Number of ids.
     pub fn vocab_len(&self) -> usize {
-        self.token_bytes.len()
+        self.token_ends.len()
     }
 
     /// The id of token text `t`, if it is in the vocabulary.
@@ -278,8 +358,10 @@ impl Bpe {
     pub fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
         let mut out = Vec::new();
         for &id in ids {
-            if let Some(b) = self.token_bytes.get(id as usize) {
-                out.extend_from_slice(b);
+            let id = id as usize;
+            if let Some(&end) = self.token_ends.get(id) {
+                let start = if id == 0 { 0 } else { self.token_ends[id - 1] };
+                out.extend_from_slice(&self.token_bytes[start as usize..end as usize]);
             }
         }
         out
