@@ -59,3 +59,36 @@ pub fn datasets_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets"))
 }
+
+/// Tokenizes every golden text with `skill`'s linked tokenizer component and fails, showing
+/// the first differences, unless every text gets exactly the reference ids. Returns how many
+/// texts were compared.
+pub fn assert_same_ids(skill: &edgenlu::Skill, golden: &[(String, Vec<u32>)], what: &str) -> usize {
+    assert!(
+        golden.len() > 30_000,
+        "expected every dataset text, got {}",
+        golden.len()
+    );
+    let texts: Vec<String> = golden.iter().map(|(t, _)| t.clone()).collect();
+    let ours = skill.tokenize(&texts).expect("tokenizing");
+    let mismatches: Vec<_> = golden
+        .iter()
+        .zip(&ours)
+        .filter(|((_, ids), o)| ids != *o)
+        .collect();
+    for ((text, ids), o) in mismatches.iter().take(5) {
+        eprintln!("{text:?}\n  reference: {ids:?}\n  ours:      {o:?}");
+    }
+    eprintln!(
+        "{what} parity: {} of {} texts identical",
+        golden.len() - mismatches.len(),
+        golden.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} texts tokenized differently",
+        mismatches.len(),
+        golden.len()
+    );
+    golden.len()
+}

@@ -6,7 +6,7 @@
 
 use edgenlu::bundled::{bpe_tokenize_only, bpe_tokenizer, open_tokenizer};
 use edgenlu::Limits;
-use edgenlu_tests::{golden_lines, require_model, runtime};
+use edgenlu_tests::{assert_same_ids, golden_lines, require_model, runtime};
 use std::time::Duration;
 
 const MODEL: &str = "smollm2-135m-instruct.q4_1";
@@ -34,11 +34,6 @@ struct TokenGolden {
 fn bpe_component_matches_hf_tokenizers_and_round_trips() {
     require_model(MODEL);
     let golden: Vec<TokenGolden> = golden_lines("bpe_ids.jsonl");
-    assert!(
-        golden.len() > 30_000,
-        "expected every dataset text, got {}",
-        golden.len()
-    );
     let france = golden
         .iter()
         .find(|g| g.text == "The capital of France is Paris.")
@@ -49,27 +44,11 @@ fn bpe_component_matches_hf_tokenizers_and_round_trips() {
     let skill = runtime()
         .load_skill(bpe_tokenize_only(MODEL, generous()))
         .unwrap();
-    let texts: Vec<String> = golden.iter().map(|g| g.text.clone()).collect();
-    let ids = skill.tokenize(&texts).expect("tokenizing");
-    let mismatches: Vec<_> = golden
+    let pairs: Vec<_> = golden
         .iter()
-        .zip(&ids)
-        .filter(|(g, ours)| &g.ids != *ours)
+        .map(|g| (g.text.clone(), g.ids.clone()))
         .collect();
-    for (g, ours) in mismatches.iter().take(5) {
-        eprintln!("{:?}\n  hf:   {:?}\n  ours: {:?}", g.text, g.ids, ours);
-    }
-    eprintln!(
-        "BPE parity: {} of {} texts identical",
-        golden.len() - mismatches.len(),
-        golden.len()
-    );
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} texts tokenized differently",
-        mismatches.len(),
-        golden.len()
-    );
+    assert_same_ids(&skill, &pairs, "BPE");
 
     // Decoding through the component on its own (skills have no decode entry point here).
     // A text with a byte the vocabulary cannot encode (BPE drops it, as Hugging Face does)

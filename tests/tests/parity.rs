@@ -3,7 +3,7 @@
 
 use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
 use edgenlu::Limits;
-use edgenlu_tests::{golden_lines, require_model, runtime};
+use edgenlu_tests::{assert_same_ids, golden_lines, require_model, runtime};
 use std::time::Duration;
 
 const F32_ENCODER: &str = "all-minilm-l6-v2.f32";
@@ -25,30 +25,11 @@ struct TokenGolden {
 fn wordpiece_component_matches_hf_tokenizers_on_every_dataset_text_and_hostile_strings() {
     require_model(F32_ENCODER);
     let golden: Vec<TokenGolden> = golden_lines("wordpiece_ids.jsonl");
-    assert!(
-        golden.len() > 30_000,
-        "expected every dataset text, got {}",
-        golden.len()
-    );
     let skill = runtime()
         .load_skill(intents_skill(F32_ENCODER, None, generous()))
         .unwrap();
-    let texts: Vec<String> = golden.iter().map(|g| g.text.clone()).collect();
-    let ids = skill.tokenize(&texts).expect("tokenizing");
-    let mismatches: Vec<_> = golden
-        .iter()
-        .zip(&ids)
-        .filter(|(g, ours)| &g.ids != *ours)
-        .collect();
-    for (g, ours) in mismatches.iter().take(5) {
-        eprintln!("{:?}\n  hf:   {:?}\n  ours: {:?}", g.text, g.ids, ours);
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {} texts tokenized differently",
-        mismatches.len(),
-        golden.len()
-    );
+    let pairs: Vec<_> = golden.into_iter().map(|g| (g.text, g.ids)).collect();
+    assert_same_ids(&skill, &pairs, "WordPiece");
 }
 
 #[derive(serde::Deserialize)]
