@@ -145,3 +145,23 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The libm-free rounding equals `f32::round` (checked exhaustively for |y| ≤ 40000 when
+    /// it was written; sampled here).
+    #[test]
+    fn round_half_away_is_roundf(y in -40000.0f32..40000.0, k in -300i32..300) {
+        prop_assert_eq!(edgenlu_kernels::formats::round_half_away(y), y.round() as i32);
+        let half = k as f32 + 0.5;
+        prop_assert_eq!(edgenlu_kernels::formats::round_half_away(half), half.round() as i32);
+    }
+}
+
+proptest! {
+    /// `abs_max` is the NaN-ignoring fold of |x|.
+    #[test]
+    fn abs_max_is_the_max_magnitude(x in prop::collection::vec(prop_oneof![8 => -1e30f32..1e30, 1 => Just(f32::NAN), 1 => Just(f32::INFINITY), 1 => Just(-0.0f32)], 0..40)) {
+        let expect = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        prop_assert_eq!(edgenlu_kernels::formats::abs_max(&x).to_bits(), expect.to_bits());
+    }
+}

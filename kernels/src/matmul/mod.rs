@@ -59,14 +59,14 @@ pub struct BlockQ16 {
 const _: () = assert!(std::mem::size_of::<BlockQ16>() == 68);
 
 /// Quantizes activations `x` (a whole number of blocks) to [`BlockQ16`]s, appending to `out`.
+#[inline]
 pub fn quantize_q16_blocks(x: &[f32], out: &mut Vec<BlockQ16>) {
     out.extend(x.chunks_exact(QK).map(|c| {
-        let amax = c.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 32767.0;
+        let d = crate::formats::abs_max(c) / 32767.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut qs = [0i16; QK];
         for (q, v) in qs.iter_mut().zip(c) {
-            *q = (v * id).round() as i16;
+            *q = crate::formats::round_half_away(v * id).clamp(-32768, 32767) as i16;
         }
         BlockQ16 { d, qs }
     }));
@@ -188,7 +188,7 @@ pub fn matmul_with(
     if n == 0 || rows == 0 {
         return Ok(());
     }
-    let acts = prepare(w.dtype(), acts, x);
+    let acts = prepare(variant, w.dtype(), acts, x);
     let threads = threads_for(w.bytes().len(), n, rows);
     if threads <= 1 {
         rows_into(kern, &acts, w, 0, rows, n, k, out, rows);
@@ -310,21 +310,56 @@ enum Prepared<'a> {
     Q8_1(Vec<BlockQ8_1>),
 }
 
-fn prepare(dtype: DType, acts: Activations, x: &[f32]) -> Prepared<'_> {
+/// Quantizes activations once per call. On x86 the same portable quantizers run inside
+/// `#[target_feature]` wrappers, so the compiler vectorizes them with AVX2/AVX-512 (baseline
+/// x86-64 lacks the integer min/max they need); the results are identical by construction.
+fn prepare(variant: Variant, dtype: DType, acts: Activations, x: &[f32]) -> Prepared<'_> {
+    #[cfg(target_arch = "x86_64")]
+    let simd = matches!(variant, Variant::Avx2 | Variant::Avx512);
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = {
+        let _ = variant;
+        false
+    };
+    let blocks = x.len() / QK;
     match (dtype, acts) {
         (DType::Q8_0 | DType::Q4_0, Activations::Quantized) => {
-            let mut q = Vec::with_capacity(x.len() / crate::formats::QK);
-            quantize_q8_0_blocks(x, &mut q);
+            let mut q = Vec::with_capacity(blocks);
+            if simd {
+                // SAFETY: `variant` passed `kernels_for`, so the CPU has AVX2.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::quantize_q8_0_avx2(x, &mut q)
+                };
+            } else {
+                quantize_q8_0_blocks(x, &mut q);
+            }
             Prepared::Q8_0(q)
         }
         (DType::Q4_1, Activations::Quantized) => {
-            let mut q = Vec::with_capacity(x.len() / crate::formats::QK);
-            quantize_q8_1_blocks(x, &mut q);
+            let mut q = Vec::with_capacity(blocks);
+            if simd {
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::quantize_q8_1_avx2(x, &mut q)
+                };
+            } else {
+                quantize_q8_1_blocks(x, &mut q);
+            }
             Prepared::Q8_1(q)
         }
         (DType::Q8_0, Activations::Int16) => {
-            let mut q = Vec::with_capacity(x.len() / QK);
-            quantize_q16_blocks(x, &mut q);
+            let mut q = Vec::with_capacity(blocks);
+            if simd {
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::quantize_q16_avx2(x, &mut q)
+                };
+            } else {
+                quantize_q16_blocks(x, &mut q);
+            }
             Prepared::Q16(q)
         }
         _ => Prepared::F32(x),

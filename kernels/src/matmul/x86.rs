@@ -758,3 +758,23 @@ unsafe fn avx512_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
     // SAFETY: same contract and features.
     unsafe { q8_0_q16_rows::<4>(w, x) }
 }
+
+// ---- activation quantizers ----------------------------------------------------------------
+//
+// The portable quantizers, compiled with AVX2 enabled so they vectorize (their integer
+// min/max need more than baseline SSE2). Same code, so the same results as the scalar path.
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut Vec<BlockQ8_0>) {
+    crate::formats::quantize_q8_0_blocks(x, out)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8_1_avx2(x: &[f32], out: &mut Vec<BlockQ8_1>) {
+    crate::formats::quantize_q8_1_blocks(x, out)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q16_avx2(x: &[f32], out: &mut Vec<BlockQ16>) {
+    super::quantize_q16_blocks(x, out)
+}
