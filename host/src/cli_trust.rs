@@ -516,8 +516,13 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 let prev = s
                     .previous
                     .map_or("-".to_string(), |p| p.version.to_string());
+                let pending = if s.unchecked {
+                    "  (health check pending: runs on next load)"
+                } else {
+                    ""
+                };
                 println!(
-                    "{name}  version {}  previous {prev}  sha256 {}",
+                    "{name}  version {}  previous {prev}  sha256 {}{pending}",
                     s.current.version, s.current.sha256
                 );
             }

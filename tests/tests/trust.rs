@@ -893,6 +893,57 @@ fn the_build_signs_the_bundled_skill_with_the_dev_key() {
     );
 }
 
+#[test]
+fn an_install_killed_before_its_health_check_is_checked_on_the_next_load() {
+    let index = tiny_index();
+    let dir = TempDir::new("pending");
+    default_trust(&dir.0);
+    let skills = SkillStore::at(&dir.0).unwrap();
+    let rt = runtime();
+    let manifest = |version| {
+        let mut m = dev::intents_manifest(DEFAULT_ENCODER, index, version);
+        m.publisher = "acme".into();
+        m
+    };
+    skills
+        .install_checked(&rt, &signed(&manifest(1)), unix_now())
+        .unwrap();
+    // What a kill between the switch and the health check's result leaves: version 2
+    // current but marked unchecked (written here by hand, as install_checked writes it).
+    let mut broken = manifest(2);
+    broken.health[1].intent = "RateBook".into();
+    skills.install(&signed(&broken), unix_now()).unwrap();
+    let path = dir.0.join("skills/intents/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["unchecked"] = true.into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert!(skills.state("intents").unwrap().unwrap().unchecked);
+
+    // The next load finishes the check, rolls back, and serves version 1.
+    let (v, skill) = skills.load(&rt, "intents").unwrap();
+    assert_eq!(v.manifest.version, 1);
+    let s = skills.state("intents").unwrap().unwrap();
+    assert!(!s.unchecked && s.current.version == 1 && s.previous.is_none());
+    assert_eq!(
+        skill
+            .handle("what is the weather forecast for london")
+            .unwrap()
+            .response
+            .intent,
+        "GetWeather"
+    );
+    // A good unchecked version passes its check on load and stays.
+    skills.install(&signed(&manifest(3)), unix_now()).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["unchecked"] = true.into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert_eq!(skills.recover(&rt, "intents").unwrap(), None);
+    let s = skills.state("intents").unwrap().unwrap();
+    assert!(!s.unchecked && s.current.version == 3);
+}
+
 /// The manifest grants a skill exactly its models: one it does not name stays closed.
 #[test]
 fn manifest_grants_are_what_the_skill_gets() {

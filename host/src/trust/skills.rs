@@ -31,6 +31,11 @@ pub struct SkillState {
     pub current: Installed,
     /// The version before it, kept for `rollback`.
     pub previous: Option<Installed>,
+    /// True from the switch to a new version until its health check passed: if the process
+    /// dies in between, the next [`SkillStore::load`] finishes the check (and rolls back on
+    /// failure), so an interrupted update cannot leave an unchecked version running.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchecked: bool,
 }
 
 /// What an install did.
@@ -152,7 +157,7 @@ impl SkillStore {
     /// [`install_checked`](Self::install_checked).
     pub fn install(&self, bytes: &[u8], now: u64) -> Result<InstallReport, TrustError> {
         let _lock = self.lock()?;
-        self.install_locked(bytes, now)
+        self.install_locked(bytes, now, false).map(|(r, _)| r)
     }
 
     /// Takes the store's write lock (released when the file is dropped), so two installers
@@ -169,7 +174,15 @@ impl SkillStore {
         Ok(f)
     }
 
-    fn install_locked(&self, bytes: &[u8], now: u64) -> Result<InstallReport, TrustError> {
+    /// Installs with the lock held; returns the report and the state before. With
+    /// `unchecked`, the new state is marked so and no file is deleted yet, so the state
+    /// before can be restored exactly if the health check fails.
+    fn install_locked(
+        &self,
+        bytes: &[u8],
+        now: u64,
+        unchecked: bool,
+    ) -> Result<(InstallReport, Option<SkillState>), TrustError> {
         let v = self.trust.verify(bytes, now)?;
         let name = v.manifest.name.clone();
         let dir = self.skill_dir(&name)?;
@@ -185,23 +198,27 @@ impl SkillStore {
             version: v.manifest.version,
             sha256: v.sha256.clone(),
         };
-        let previous = match old {
-            Some(s) if s.current.sha256 == new.sha256 => s.previous,
-            Some(s) => Some(s.current),
+        let previous = match &old {
+            Some(s) if s.current.sha256 == new.sha256 => s.previous.clone(),
+            Some(s) => Some(s.current.clone()),
             None => None,
         };
         let state = SkillState {
             current: new,
             previous,
+            unchecked,
         };
         self.write_state(&name, &state)?;
-        self.collect_garbage(&name, &state);
-        Ok(InstallReport {
+        if !unchecked {
+            self.collect_garbage(&name, &state);
+        }
+        let report = InstallReport {
             name,
             version: state.current.version,
             previous: state.previous.as_ref().map(|p| p.version),
             probes_passed: None,
-        })
+        };
+        Ok((report, old))
     }
 
     /// Deletes files of `name` that `state` does not name (older versions, temp files left
@@ -234,33 +251,15 @@ impl SkillStore {
         now: u64,
     ) -> Result<InstallReport, InstallError> {
         let _lock = self.lock()?;
-        let before = match super::skillfile::parse(bytes)
-            .ok()
-            .and_then(|f| super::manifest::Manifest::parse(f.manifest).ok())
-        {
-            Some(m) => self.state(&m.name)?,
-            None => None,
-        };
-        let mut report = self.install_locked(bytes, now)?;
+        let (mut report, before) = self.install_locked(bytes, now, true)?;
         match self.health_check(rt, &report.name) {
             Ok(n) => {
+                self.mark_checked(&report.name)?;
                 report.probes_passed = Some(n);
                 Ok(report)
             }
             Err(reason) => {
-                let restored = before.as_ref().map(|s| s.current.version);
-                match before {
-                    Some(s) if s.current.sha256 != self.current_sha(&report.name) => {
-                        let state = SkillState {
-                            current: s.current,
-                            previous: None,
-                        };
-                        self.write_state(&report.name, &state)?;
-                        self.collect_garbage(&report.name, &state);
-                    }
-                    Some(_) => {}
-                    None => self.remove_locked(&report.name)?,
-                }
+                let restored = self.restore(&report.name, before)?;
                 Err(InstallError::HealthCheck {
                     name: report.name,
                     version: report.version,
@@ -271,12 +270,64 @@ impl SkillStore {
         }
     }
 
-    fn current_sha(&self, name: &str) -> String {
-        self.state(name)
-            .ok()
-            .flatten()
-            .map(|s| s.current.sha256)
-            .unwrap_or_default()
+    /// Clears `unchecked` and deletes files the state no longer names.
+    fn mark_checked(&self, name: &str) -> Result<(), TrustError> {
+        let mut state = self
+            .state(name)?
+            .ok_or_else(|| TrustError::NotInstalled(name.into()))?;
+        state.unchecked = false;
+        self.write_state(name, &state)?;
+        self.collect_garbage(name, &state);
+        Ok(())
+    }
+
+    /// Puts back `before` (None: removes the skill); returns the version now current.
+    fn restore(&self, name: &str, before: Option<SkillState>) -> Result<Option<u64>, TrustError> {
+        match before {
+            Some(mut state) => {
+                state.unchecked = false;
+                self.write_state(name, &state)?;
+                self.collect_garbage(name, &state);
+                Ok(Some(state.current.version))
+            }
+            None => {
+                self.remove_locked(name)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Finishes an install whose health check never reported (the process died between the
+    /// switch and the result): runs the check now and, if it fails, goes back to the
+    /// previous version (or removes a first install). Returns why it rolled back, if it did.
+    pub fn recover(&self, rt: &Runtime, name: &str) -> Result<Option<String>, TrustError> {
+        let _lock = self.lock()?;
+        let Some(state) = self.state(name)? else {
+            return Ok(None);
+        };
+        if !state.unchecked {
+            return Ok(None);
+        }
+        match self.health_check(rt, name) {
+            Ok(_) => {
+                self.mark_checked(name)?;
+                Ok(None)
+            }
+            Err(reason) => {
+                let before = state.previous.map(|p| SkillState {
+                    current: p,
+                    previous: None,
+                    unchecked: false,
+                });
+                let restored = self.restore(name, before)?;
+                tracing::warn!(
+                    "{name} version {} failed the health check its install could not finish \
+                     ({reason}); now at {restored:?}",
+                    state.current.version
+                );
+                Ok(Some(reason))
+            }
+        }
     }
 
     /// Loads and runs the current version's probes; returns how many passed, or why one
@@ -314,6 +365,7 @@ impl SkillStore {
         let new = SkillState {
             current: previous,
             previous: Some(state.current),
+            unchecked: false,
         };
         // The file must still verify before it becomes current again.
         self.verify_installed(name, &new.current)?;
@@ -365,7 +417,12 @@ impl SkillStore {
     }
 
     /// Loads the current version of `name` with the grants its manifest gives it.
+    /// A version whose install was interrupted before its health check reported is checked
+    /// first ([`recover`](Self::recover)).
     pub fn load(&self, rt: &Runtime, name: &str) -> Result<(Verified, Skill), LoadError> {
+        if self.state(name)?.is_some_and(|s| s.unchecked) {
+            self.recover(rt, name)?;
+        }
         let (v, path) = self.current(name)?;
         let skill = rt.load_skill(v.manifest.skill_spec(&path))?;
         Ok((v, skill))
