@@ -968,6 +968,8 @@ fn manifest_grants_are_what_the_skill_gets() {
 const CHILD_ROOT: &str = "EDGENLU_TRUST_CHILD_ROOT";
 const CHILD_FILE: &str = "EDGENLU_TRUST_CHILD_FILE";
 const CHILD_FSIZE: &str = "EDGENLU_TRUST_CHILD_FSIZE";
+/// Set: the child installs with the health check (`install_checked`).
+const CHILD_CHECKED: &str = "EDGENLU_TRUST_CHILD_CHECKED";
 
 /// Not a test on its own: the child the crash and full-disk tests run. It installs one file
 /// (no health check: the crash window is the store's) and exits 0, or prints the error and
@@ -995,8 +997,18 @@ fn child_install() {
     let skills = SkillStore::at(Path::new(&root)).unwrap();
     // Markers for the parent: kills are timed from INSTALLING, and one after INSTALLED must
     // find the new version. stdout is line-buffered, so each line is out before we go on.
+    let checked = std::env::var_os(CHILD_CHECKED).is_some();
+    let rt = checked.then(runtime);
     println!("INSTALLING");
-    match skills.install(&bytes, unix_now()) {
+    let result = match &rt {
+        Some(rt) => skills
+            .install_checked(rt, &bytes, unix_now())
+            .map_err(|e| e.to_string()),
+        None => skills
+            .install(&bytes, unix_now())
+            .map_err(|e| e.to_string()),
+    };
+    match result {
         Ok(_) => {
             println!("INSTALLED");
             std::process::exit(0)
@@ -1048,6 +1060,88 @@ fn crash_fixture(dir: &Path) -> (PathBuf, PathBuf) {
     let file = dir.join("v2.wasm");
     std::fs::write(&file, signed(&acme_manifest(2))).unwrap();
     (pristine, file)
+}
+
+#[test]
+fn kill_9_during_a_failing_health_check_always_ends_on_the_old_version() {
+    let runs: usize = std::env::var("EDGENLU_KILL_CHECKED_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let index = tiny_index();
+    let dir = TempDir::new("killcheck");
+    let manifest = |version| {
+        let mut m = dev::intents_manifest(DEFAULT_ENCODER, index, version);
+        m.publisher = "acme".into();
+        m
+    };
+    let pristine = dir.0.join("pristine");
+    default_trust(&pristine);
+    let rt = runtime();
+    SkillStore::at(&pristine)
+        .unwrap()
+        .install_checked(&rt, &signed(&manifest(1)), unix_now())
+        .unwrap();
+    let mut broken = manifest(2);
+    broken.health[2].intent = "SearchCreativeWork".into();
+    let file = dir.0.join("v2-broken.wasm");
+    std::fs::write(&file, signed(&broken)).unwrap();
+    let work = dir.0.join("work");
+    let spawn = || {
+        let mut c = child(&work, &file).env(CHILD_CHECKED, "1").spawn().unwrap();
+        let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("INSTALLING") {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+            assert!(n > 0, "the child never started");
+        }
+        // Keep the pipe open: a closed one would kill the child on its next line.
+        (c, out, Instant::now())
+    };
+
+    // An uninterrupted run: the health check fails and the child reports the rollback.
+    copy_dir(&pristine, &work);
+    let (mut c, mut out, start) = spawn();
+    let status = c.wait().unwrap();
+    let full = start.elapsed();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(3), "{rest}");
+    assert!(rest.contains("rolled back to version 1"), "{rest}");
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut unchecked_found = 0;
+    for run in 0..runs {
+        std::fs::remove_dir_all(&work).unwrap();
+        copy_dir(&pristine, &work);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % (full.as_micros() as u64 + 1));
+        let (mut c, _out, _) = spawn();
+        std::thread::sleep(delay);
+        let _ = c.kill();
+        c.wait().unwrap();
+        let skills = SkillStore::at(&work).unwrap();
+        unchecked_found += skills
+            .state("intents")
+            .unwrap()
+            .is_some_and(|s| s.unchecked) as usize;
+        let (v, _) = skills
+            .load(&rt, "intents")
+            .unwrap_or_else(|e| panic!("run {run}: after a kill at {delay:?} nothing loads: {e}"));
+        assert_eq!(v.manifest.version, 1, "run {run}: kill at {delay:?}");
+        assert!(!skills.state("intents").unwrap().unwrap().unchecked);
+    }
+    eprintln!(
+        "{runs} kills over a {full:?} checked install; {unchecked_found} left version 2 \
+         unchecked, and every load ended on version 1"
+    );
+    assert!(
+        unchecked_found > 0,
+        "no kill landed during the health check"
+    );
 }
 
 #[test]
