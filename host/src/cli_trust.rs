@@ -358,6 +358,18 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 Ok(p) => println!("signed by key {}", edgenlu::trust::to_hex(&p.key_id)),
                 Err(e) => println!("signature: {e}"),
             }
+            match skillfile::component_imports(&bytes) {
+                Ok(imports) => {
+                    println!("imports:");
+                    for i in imports {
+                        match Capability::for_import(&i) {
+                            Some(c) => println!("  {i}  (needs capability {})", c.as_str()),
+                            None => println!("  {i}"),
+                        }
+                    }
+                }
+                Err(e) => println!("imports: {e}"),
+            }
             if let Some(m) = manifest {
                 match serde_json::from_slice::<serde_json::Value>(m) {
                     Ok(v) => println!("manifest:\n{}", serde_json::to_string_pretty(&v)?),
