@@ -961,6 +961,20 @@ fn manifest_grants_are_what_the_skill_gets() {
     let l = m.limits();
     assert_eq!(l.deadline, Duration::from_millis(1234));
     assert_eq!(l.guest_memory, 32 << 20);
+
+    // The budgets reach the running skill: a 1 ms deadline stops every request.
+    let dir = TempDir::new("budgets");
+    default_trust(&dir.0);
+    let skills = SkillStore::at(&dir.0).unwrap();
+    let mut m = dev::intents_manifest(DEFAULT_ENCODER, index, 1);
+    m.publisher = "acme".into();
+    m.budgets.deadline_ms = Some(1);
+    skills.install(&signed(&m), unix_now()).unwrap();
+    let (_, skill) = skills.load(&runtime(), "intents").unwrap();
+    let err = skill
+        .handle("what is the weather forecast for london")
+        .unwrap_err();
+    assert!(matches!(err, edgenlu::SkillError::Deadline(1)), "{err}");
 }
 
 // ---- crash and full-disk tests: a child process (this test binary, re-run) installs ----
