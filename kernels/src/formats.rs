@@ -10,11 +10,17 @@ pub const QK: usize = 32;
 /// Element formats. The discriminants are ggml's type ids, as stored in GGUF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// IEEE single precision (ggml type 0).
     F32,
+    /// IEEE half precision (ggml type 1).
     F16,
+    /// 4-bit blocks of 32 with an f16 scale, 18 bytes ([`BlockQ4_0`], ggml type 2).
     Q4_0,
+    /// 4-bit blocks of 32 with an f16 scale and minimum, 20 bytes ([`BlockQ4_1`], ggml type 3).
     Q4_1,
+    /// 8-bit blocks of 32 with an f16 scale, 34 bytes ([`BlockQ8_0`], ggml type 8).
     Q8_0,
+    /// 32-bit signed integers (labels, ids; ggml type 26).
     I32,
 }
 
@@ -79,6 +85,7 @@ impl DType {
 pub struct BlockQ8_0 {
     /// Scale, as IEEE half bits.
     pub d: u16,
+    /// Quantized values, x ≈ d · qs[i].
     pub qs: [i8; QK],
 }
 const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == 34);
@@ -287,15 +294,19 @@ impl<'a> WeightView<'a> {
         })
     }
 
+    /// The element format.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+    /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows
     }
+    /// Elements per row.
     pub fn cols(&self) -> usize {
         self.cols
     }
+    /// All rows' bytes, as borrowed.
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }

@@ -8,6 +8,8 @@
 //! Kernels validate shapes themselves and return [`KernelError`], so a caller that forgot a
 //! check gets an error instead of a panic or an out-of-bounds access.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod dispatch;
 pub mod formats;
