@@ -408,6 +408,61 @@ fn spread(pairs: __m128) -> __m512 {
     _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(pairs))
 }
 
+/// Like [`spread`] for the interleaved Q4 layout: lanes 0..4 and 8..12 get s0, lanes 4..8
+/// and 12..16 get s1 (i32 lane k of a dot sums bytes 4k..4k+4 of the 128-bit lane k / 4).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn spread_interleaved(pairs: __m128) -> __m512 {
+    let idx = _mm512_set_epi32(2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
+    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(pairs))
+}
+
+/// The nibbles of two Q4 blocks (16 bytes each at `p0`, `p1`) as bytes 0..=15 in the order
+/// [lo0, lo1, hi0, hi1] (16 bytes each): one 256-bit mask and shift unpack both blocks, where
+/// ggml's order (lo0, hi0, lo1, hi1) would need two; the activations are permuted to match.
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn nibbles_pair(p0: *const u8, p1: *const u8) -> __m512i {
+    // SAFETY: the caller passes pointers to 16 readable bytes each.
+    let q = unsafe {
+        _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(p0 as *const __m128i)),
+            _mm_loadu_si128(p1 as *const __m128i),
+            1,
+        )
+    };
+    let m = _mm256_set1_epi8(0x0f);
+    join(
+        _mm256_and_si256(q, m),
+        _mm256_and_si256(_mm256_srli_epi16(q, 4), m),
+    )
+}
+
+/// Two Q8_0 blocks' weights (block pointers).
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn q8_pair(p0: *const u8, p1: *const u8) -> __m512i {
+    // SAFETY: the caller passes pointers to whole blocks.
+    unsafe { join(q8_quants(p0), q8_quants(p1)) }
+}
+
+/// Two Q4_0 blocks' weights, signed q − 8, interleaved as [`nibbles_pair`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn q4_0_pair(p0: *const u8, p1: *const u8) -> __m512i {
+    // SAFETY: the caller passes pointers to whole 18-byte blocks.
+    let n = unsafe { nibbles_pair(p0.add(2), p1.add(2)) };
+    _mm512_sub_epi8(n, _mm512_set1_epi8(8))
+}
+
+/// Two Q4_1 blocks' weights, unsigned, interleaved as [`nibbles_pair`].
+#[inline]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn q4_1_pair(p0: *const u8, p1: *const u8) -> __m512i {
+    // SAFETY: the caller passes pointers to whole 20-byte blocks.
+    unsafe { nibbles_pair(p0.add(4), p1.add(4)) }
+}
+
 /// Generates a kernel computing one quantized weight row against `R` activation rows, two
 /// blocks per step in 512-bit registers with VNNI, the odd last block in 256 bits. With
 /// R = 1 it is the matrix-vector kernel; R = 4 is the matrix-matrix one, which loads and
@@ -416,7 +471,7 @@ fn spread(pairs: __m128) -> __m512 {
 /// `$wq(p)` gives a block's 32 weights (at block pointer `p`) as a 256-bit vector;
 /// `$dot512(w, x)` / `$dot256(w, x)` the i32 lane sums of their products with 32 activations.
 macro_rules! quantized_rows {
-    ($name:ident, $xblock:ty, $wbytes:expr, $wq:ident, $dot512:ident, $dot256:ident, $mins:expr) => {
+    ($name:ident, $xblock:ty, $wbytes:expr, $wq:ident, $wpair:ident, $interleaved:expr, $dot512:ident, $dot256:ident, $mins:expr) => {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         unsafe fn $name<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
             let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
@@ -433,14 +488,19 @@ macro_rules! quantized_rows {
                         w.as_ptr().add(b * $wbytes),
                         w.as_ptr().add((b + 1) * $wbytes),
                     );
-                    let wv = join($wq(w0), $wq(w1));
+                    let wv = $wpair(w0, w1);
                     let wd = f16_pairs(w0, w1);
                     for r in 0..R {
                         let (x0, x1) = (&x[r][b], &x[r][b + 1]);
-                        let xv = join(
+                        let mut xv = join(
                             _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i),
                             _mm256_loadu_si256(x1.qs.as_ptr() as *const __m256i),
                         );
+                        if $interleaved {
+                            // Match the weights' [lo0, lo1, hi0, hi1] order: 128-bit lanes
+                            // (x0[..16], x0[16..], x1[..16], x1[16..]) → (0, 2, 1, 3).
+                            xv = _mm512_shuffle_i64x2(xv, xv, 0b11_01_10_00);
+                        }
                         let prod = _mm_mul_ps(
                             wd,
                             f16_pairs(
@@ -449,7 +509,12 @@ macro_rules! quantized_rows {
                             ),
                         );
                         let a = &mut acc[r][(b / 2) % 2];
-                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps($dot512(wv, xv)), spread(prod), *a);
+                        let d = if $interleaved {
+                            spread_interleaved(prod)
+                        } else {
+                            spread(prod)
+                        };
+                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps($dot512(wv, xv)), d, *a);
                         if $mins {
                             mins[r] = _mm_add_ps(mins[r], prod);
                         }
@@ -537,6 +602,8 @@ quantized_rows!(
     BlockQ8_0,
     Q8_BYTES,
     q8_quants,
+    q8_pair,
+    false,
     idot_i8_512,
     idot_i8_256,
     false
@@ -546,6 +613,8 @@ quantized_rows!(
     BlockQ8_0,
     Q4_0_BYTES,
     q4_0_quants,
+    q4_0_pair,
+    true,
     idot_i8_512,
     idot_i8_256,
     false
@@ -555,6 +624,8 @@ quantized_rows!(
     BlockQ8_1,
     Q4_1_BYTES,
     q4_1_quants,
+    q4_1_pair,
+    true,
     udot_512,
     udot_256,
     true
