@@ -20,9 +20,9 @@ pub(super) const AVX2: RowKernels = RowKernels {
     f32_x4: None,
     f16_x4: None,
     q8_0_f32_x4: None,
-    q8_0_x4: None,
-    q4_0_x4: None,
-    q4_1_x4: None,
+    q8_0_x4: Some(avx2_q8_0_q8_0_x4),
+    q4_0_x4: Some(avx2_q4_0_q8_0_x4),
+    q4_1_x4: Some(avx2_q4_1_q8_1_x4),
     q8_0_q16: avx2_q8_0_q16,
     q8_0_q16_x4: None,
 };
@@ -177,70 +177,112 @@ unsafe fn avx2_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
     ))
 }
 
-/// Σ over 32 byte pairs of `w[i] · x[i]` (both signed) as 8 i32 lanes, via ggml's sign
-/// trick: `maddubs` wants an unsigned operand, so use `|w|` and move w's sign onto x.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn idot_i8_avx2(w: __m256i, x: __m256i) -> __m256i {
-    let aw = _mm256_sign_epi8(w, w);
-    let sx = _mm256_sign_epi8(x, w);
-    // |w| ≤ 128 and |x| ≤ 127, so each i16 pair sum is at most 32512: no saturation.
-    _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
+/// Generates AVX2 kernels of one quantized weight row against `R` activation rows (R = 1:
+/// matrix-vector, R = 4: matrix-matrix, the weights unpacked once for four rows). `$w(p)`
+/// gives a block's 32 weights at block pointer `p`; `$signed` selects ggml's sign trick
+/// (signed weights) over a plain `maddubs` (unsigned Q4_1 nibbles); `$mins` adds `m · s`.
+macro_rules! avx2_rows {
+    ($name:ident, $xblock:ty, $wbytes:expr, $w:ident, $signed:expr, $mins:expr) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
+        unsafe fn $name<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
+            let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
+            // Two accumulators per row (blocks alternate) so FMAs do not wait on each other.
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            let mut mins = [0f32; R];
+            let ones = _mm256_set1_epi16(1);
+            for b in 0..nb {
+                // SAFETY: block b is inside `w` and every row of `x` (b < nb).
+                unsafe {
+                    let wb = w.as_ptr().add(b * $wbytes);
+                    let wv = $w(wb);
+                    // maddubs wants an unsigned operand: |w|, with w's sign moved onto x.
+                    let uw = if $signed {
+                        _mm256_sign_epi8(wv, wv)
+                    } else {
+                        wv
+                    };
+                    let dw = f16_at(wb);
+                    for r in 0..R {
+                        let xb = &x[r][b];
+                        let mut xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+                        if $signed {
+                            xv = _mm256_sign_epi8(xv, wv);
+                        }
+                        // |w| ≤ 128, |x| ≤ 127: each i16 pair sum ≤ 32512, no saturation.
+                        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(uw, xv), ones);
+                        let d = _mm256_set1_ps(dw * f16_at(&xb.d as *const u16 as *const u8));
+                        let a = &mut acc[r][b % 2];
+                        *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, *a);
+                        if $mins {
+                            // Q4_1: m at bytes 2..4 of the weight block, s in the Q8_1 block.
+                            let xp = xb as *const $xblock as *const u8;
+                            mins[r] += f16_at(wb.add(2)) * f16_at(xp.add(2));
+                        }
+                    }
+                }
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1])) + mins[r];
+            }
+            out
+        }
+    };
 }
+
+avx2_rows!(avx2_q8_0_rows, BlockQ8_0, Q8_BYTES, q8_quants, true, false);
+avx2_rows!(
+    avx2_q4_0_rows,
+    BlockQ8_0,
+    Q4_0_BYTES,
+    q4_0_quants,
+    true,
+    false
+);
+avx2_rows!(
+    avx2_q4_1_rows,
+    BlockQ8_1,
+    Q4_1_BYTES,
+    q4_1_quants,
+    false,
+    true
+);
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
-    let nb = (w.len() / Q8_BYTES).min(x.len());
-    let mut acc = _mm256_setzero_ps();
-    for (b, xb) in x.iter().enumerate().take(nb) {
-        // SAFETY: block b's 34 bytes are inside `w` (b < nb).
-        unsafe {
-            let wb = w.as_ptr().add(b * Q8_BYTES);
-            let wv = _mm256_loadu_si256(wb.add(2) as *const __m256i);
-            let xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-            let d = _mm256_set1_ps(f16_at(wb) * f16_at(&xb.d as *const u16 as *const u8));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot_i8_avx2(wv, xv)), d, acc);
-        }
-    }
-    hsum256(acc)
+    // SAFETY: same contract and features.
+    unsafe { avx2_q8_0_rows::<1>(w, [x])[0] }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
-    let nb = (w.len() / Q4_0_BYTES).min(x.len());
-    let mut acc = _mm256_setzero_ps();
-    for (b, xb) in x.iter().enumerate().take(nb) {
-        // SAFETY: block b's 18 bytes are inside `w` (b < nb).
-        unsafe {
-            let wb = w.as_ptr().add(b * Q4_0_BYTES);
-            let wv = _mm256_sub_epi8(nibbles256(wb.add(2)), _mm256_set1_epi8(8));
-            let xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-            let d = _mm256_set1_ps(f16_at(wb) * f16_at(&xb.d as *const u16 as *const u8));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(idot_i8_avx2(wv, xv)), d, acc);
-        }
-    }
-    hsum256(acc)
+    // SAFETY: same contract and features.
+    unsafe { avx2_q4_0_rows::<1>(w, [x])[0] }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
-    let nb = (w.len() / Q4_1_BYTES).min(x.len());
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
-    for (b, xb) in x.iter().enumerate().take(nb) {
-        // SAFETY: block b's 20 bytes are inside `w` (b < nb).
-        unsafe {
-            let wb = w.as_ptr().add(b * Q4_1_BYTES);
-            let wv = nibbles256(wb.add(4));
-            let xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-            // Nibbles are unsigned already: maddubs takes them as they are.
-            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), _mm256_set1_epi16(1));
-            let d = _mm256_set1_ps(f16_at(wb) * f16_at(&xb.d as *const u16 as *const u8));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc);
-            mins += f16_at(wb.add(2)) * f16_at(&xb.s as *const u16 as *const u8);
-        }
-    }
-    hsum256(acc) + mins
+    // SAFETY: same contract and features.
+    unsafe { avx2_q4_1_rows::<1>(w, [x])[0] }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q8_0_q8_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q8_0_rows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q4_0_q8_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q4_0_rows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q4_1_q8_1_x4(w: &[u8], x: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q4_1_rows::<4>(w, x) }
 }
 
 // ---- AVX-512 ---------------------------------------------------------------------------
