@@ -21,7 +21,14 @@ use wasmtime::component::Resource;
 
 /// The model the harness grants: small weights of every format the kernels take.
 const MODEL: &str = "fuzz-model";
-const WEIGHTS: &[&str] = &["w.f32", "w.f16", "w.q8_0", "labels", "missing", "../etc/passwd"];
+const WEIGHTS: &[&str] = &[
+    "w.f32",
+    "w.f16",
+    "w.q8_0",
+    "labels",
+    "missing",
+    "../etc/passwd",
+];
 
 /// A model store with one small model, and the calls to run against it.
 pub struct HostCallHarness {
@@ -66,19 +73,30 @@ impl HostCallHarness {
     pub fn new(dir: &Path) -> HostCallHarness {
         let store = ModelStore::at(dir).expect("fuzz store");
         let path = store.path_for(MODEL).expect("fuzz model path");
-        let values: Vec<f32> = (0..64 * 32).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let values: Vec<f32> = (0..64 * 32)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
         let mut w = GgufWriter::new();
         w.add_metadata("general.architecture", MetaValue::String("fuzz".into()));
-        for (name, dtype) in [("w.f32", DType::F32), ("w.f16", DType::F16), ("w.q8_0", DType::Q8_0)] {
+        for (name, dtype) in [
+            ("w.f32", DType::F32),
+            ("w.f16", DType::F16),
+            ("w.q8_0", DType::Q8_0),
+        ] {
             let mut bytes = Vec::new();
             quantize(dtype, &values, &mut bytes).expect("quantize");
             w.add_tensor(name, dtype, &[64, 32], bytes).expect("tensor");
         }
         let labels: Vec<u8> = (0..16i32).flat_map(|i| i.to_le_bytes()).collect();
-        w.add_tensor("labels", DType::I32, &[16], labels).expect("tensor");
+        w.add_tensor("labels", DType::I32, &[16], labels)
+            .expect("tensor");
         w.write(&path).expect("writing the fuzz model");
-        store.record(MODEL, "fuzzing harness").expect("recording the fuzz model");
-        HostCallHarness { catalog: Arc::new(ModelCatalog::new(store)) }
+        store
+            .record(MODEL, "fuzzing harness")
+            .expect("recording the fuzz model");
+        HostCallHarness {
+            catalog: Arc::new(ModelCatalog::new(store)),
+        }
     }
 
     /// Decodes `data` into host calls and runs them. Panics only on a host bug.
@@ -90,7 +108,13 @@ impl HostCallHarness {
             deadline: Duration::from_secs(5),
             ..Limits::default()
         };
-        let mut s = ComponentState::new("fuzz".into(), self.catalog.clone(), vec![MODEL.into()], Default::default(), limits);
+        let mut s = ComponentState::new(
+            "fuzz".into(),
+            self.catalog.clone(),
+            vec![MODEL.into()],
+            Default::default(),
+            limits,
+        );
         let mut input = Input(data);
         let mut tensors: Vec<Resource<Tensor>> = Vec::new();
         let mut models: Vec<Resource<ModelHandle>> = Vec::new();
@@ -109,7 +133,8 @@ impl HostCallHarness {
             };
             let result: Result<(), HostError> = match op {
                 0 => {
-                    let dtype = [Dtype::F32, Dtype::I32, Dtype::Q80, Dtype::F16][input.u8() as usize % 4];
+                    let dtype =
+                        [Dtype::F32, Dtype::I32, Dtype::Q80, Dtype::F16][input.u8() as usize % 4];
                     let shape = input.shape();
                     s.zeros(dtype, shape).map(|r| tensors.push(r))
                 }
@@ -139,14 +164,16 @@ impl HostCallHarness {
                     s.add(out, a, b)
                 }
                 6 => {
-                    let (out, x, g, b) = (t(&mut input), t(&mut input), t(&mut input), t(&mut input));
+                    let (out, x, g, b) =
+                        (t(&mut input), t(&mut input), t(&mut input), t(&mut input));
                     let eps = input.f32();
                     s.layer_norm(out, x, g, b, eps)
                 }
                 7 => s.gelu(t(&mut input)),
                 8 => s.softmax(t(&mut input)),
                 9 => {
-                    let (out, q, k, v) = (t(&mut input), t(&mut input), t(&mut input), t(&mut input));
+                    let (out, q, k, v) =
+                        (t(&mut input), t(&mut input), t(&mut input), t(&mut input));
                     let (heads, kv_heads, causal) = (input.u32(), input.u32(), input.u8() % 2 == 0);
                     s.attention(out, q, k, v, heads, kv_heads, causal)
                 }
@@ -181,19 +208,22 @@ impl HostCallHarness {
                     match owned {
                         Some(i) => {
                             let h = tensors.swap_remove(i);
-                            HostTensor::drop(&mut s, Resource::new_own(h.rep())).map_err(HostError::Trap)
+                            HostTensor::drop(&mut s, Resource::new_own(h.rep()))
+                                .map_err(HostError::Trap)
                         }
                         None => Ok(()),
                     }
                 }
                 17 => {
-                    let name = [MODEL, "all-minilm-l6-v2.q8_0", "../fuzz-model", ""][input.u8() as usize % 4];
+                    let name = [MODEL, "all-minilm-l6-v2.q8_0", "../fuzz-model", ""]
+                        [input.u8() as usize % 4];
                     HostModel::open(&mut s, name.to_string()).map(|m| models.push(m))
                 }
                 18 => match models.first() {
                     Some(m) => {
                         let name = WEIGHTS[input.u8() as usize % WEIGHTS.len()];
-                        s.weight(Resource::new_borrow(m.rep()), name.to_string()).map(|r| tensors.push(r))
+                        s.weight(Resource::new_borrow(m.rep()), name.to_string())
+                            .map(|r| tensors.push(r))
                     }
                     None => Ok(()),
                 },
