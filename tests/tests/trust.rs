@@ -861,7 +861,9 @@ fn a_live_skill_swaps_versions_without_dropping_requests() {
             std::thread::sleep(Duration::from_millis(100));
         }
         skills.rollback("intents").unwrap();
-        assert_eq!(live.reload(&skills, &rt).unwrap(), 3);
+        assert!(live.refresh(&skills, &rt).unwrap());
+        assert_eq!(live.version(), 3);
+        assert!(!live.refresh(&skills, &rt).unwrap());
         std::thread::sleep(Duration::from_millis(100));
         done.store(true, Ordering::Relaxed);
     });

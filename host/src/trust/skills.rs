@@ -433,7 +433,14 @@ impl SkillStore {
 /// `Arc<Skill>` from [`get`](Self::get), so a swap never drops a request in flight.
 pub struct LiveSkill {
     name: String,
-    current: RwLock<(u64, Arc<Skill>)>,
+    current: RwLock<Live>,
+}
+
+/// What a [`LiveSkill`] serves now.
+struct Live {
+    version: u64,
+    sha256: String,
+    skill: Arc<Skill>,
 }
 
 impl LiveSkill {
@@ -442,22 +449,28 @@ impl LiveSkill {
         let (v, skill) = store.load(rt, name)?;
         Ok(LiveSkill {
             name: name.to_string(),
-            current: RwLock::new((v.manifest.version, Arc::new(skill))),
+            current: RwLock::new(Live {
+                version: v.manifest.version,
+                sha256: v.sha256,
+                skill: Arc::new(skill),
+            }),
         })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
+        // A panic while holding the lock cannot leave `Live` half-written (it is replaced
+        // whole), so a poisoned lock is still safe to use.
+        self.current.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The skill to answer the next request with.
     pub fn get(&self) -> Arc<Skill> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .1
-            .clone()
+        self.read().skill.clone()
     }
 
     /// The version [`get`](Self::get) returns.
     pub fn version(&self) -> u64 {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).0
+        self.read().version
     }
 
     /// Loads the store's current version (after an install or rollback) and swaps it in;
@@ -465,8 +478,26 @@ impl LiveSkill {
     pub fn reload(&self, store: &SkillStore, rt: &Runtime) -> Result<u64, LoadError> {
         // Load before taking the lock, so requests are never blocked by a compile.
         let (v, skill) = store.load(rt, &self.name)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-            (v.manifest.version, Arc::new(skill));
-        Ok(v.manifest.version)
+        let version = v.manifest.version;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Live {
+            version,
+            sha256: v.sha256,
+            skill: Arc::new(skill),
+        };
+        Ok(version)
+    }
+
+    /// Reloads only if the store's current file differs from the one served (one small
+    /// file read when nothing changed): what a server calls between requests or on a timer.
+    /// Returns whether it swapped.
+    pub fn refresh(&self, store: &SkillStore, rt: &Runtime) -> Result<bool, LoadError> {
+        let state = store
+            .state(&self.name)?
+            .ok_or_else(|| TrustError::NotInstalled(self.name.clone()))?;
+        if state.current.sha256 == self.read().sha256 && !state.unchecked {
+            return Ok(false);
+        }
+        self.reload(store, rt)?;
+        Ok(true)
     }
 }
