@@ -185,6 +185,20 @@ impl TrustStore {
         &self.dir
     }
 
+    /// Takes the trust store's write lock for a read-modify-write of one of its files
+    /// (released when dropped). Never held while taking the skill store's lock.
+    fn lock(&self) -> Result<std::fs::File, TrustError> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        f.lock().map_err(io_err(&path))?;
+        Ok(f)
+    }
+
     fn roots_path(&self) -> PathBuf {
         self.dir.join("roots.json")
     }
@@ -217,6 +231,7 @@ impl TrustStore {
 
     /// Pins a root key (idempotent).
     pub fn add_root(&self, key: &PublicKeyFile) -> Result<(), TrustError> {
+        let _lock = self.lock()?;
         key.key()?;
         let mut roots = self.roots()?;
         if !roots.iter().any(|r| r.key_id == key.key_id) {
@@ -250,6 +265,7 @@ impl TrustStore {
     /// Unpins root key `key_id` (hex): every delegation it signed stops verifying. Returns
     /// whether it was pinned.
     pub fn remove_root(&self, key_id: &str) -> Result<bool, TrustError> {
+        let _lock = self.lock()?;
         let mut roots = self.roots()?;
         let before = roots.len();
         roots.retain(|r| r.key_id != key_id);
@@ -429,6 +445,7 @@ impl TrustStore {
     /// Records `v` as accepted if it is newer than the highest so far (persisted atomically
     /// before the install switches over, so a kill cannot let an older file back in).
     pub fn accept(&self, v: &Verified) -> Result<(), TrustError> {
+        let _lock = self.lock()?;
         let mut acc = self.accepted()?;
         let newer = acc
             .get(&v.manifest.name)
