@@ -326,10 +326,15 @@ fn prepare(variant: Variant, dtype: DType, acts: Activations, x: &[f32]) -> Prep
         (DType::Q8_0 | DType::Q4_0, Activations::Quantized) => {
             let mut q = Vec::with_capacity(blocks);
             if simd {
-                // SAFETY: `variant` passed `kernels_for`, so the CPU has AVX2.
+                // SAFETY: `variant` passed `kernels_for`, so the CPU has AVX2 (and AVX-512
+                // for the Avx512 variant).
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    x86::quantize_q8_0_avx2(x, &mut q)
+                    if variant == Variant::Avx512 {
+                        x86::quantize_q8_0_avx512(x, &mut q)
+                    } else {
+                        x86::quantize_q8_0_avx2(x, &mut q)
+                    }
                 };
             } else {
                 quantize_q8_0_blocks(x, &mut q);
@@ -355,7 +360,11 @@ fn prepare(variant: Variant, dtype: DType, acts: Activations, x: &[f32]) -> Prep
                 // SAFETY: as above.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    x86::quantize_q16_avx2(x, &mut q)
+                    if variant == Variant::Avx512 {
+                        x86::quantize_q16_avx512(x, &mut q)
+                    } else {
+                        x86::quantize_q16_avx2(x, &mut q)
+                    }
                 };
             } else {
                 quantize_q16_blocks(x, &mut q);

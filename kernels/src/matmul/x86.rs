@@ -891,3 +891,134 @@ pub(super) unsafe fn quantize_q8_1_avx2(x: &[f32], out: &mut Vec<BlockQ8_1>) {
 pub(super) unsafe fn quantize_q16_avx2(x: &[f32], out: &mut Vec<BlockQ16>) {
     super::quantize_q16_blocks(x, out)
 }
+
+/// Round half away from zero and truncate to i32 lanes, as
+/// [`crate::formats::round_half_away`] does per element; NaN lanes become 0 (as `as i32`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn round_away_512(y: __m512) -> __m512i {
+    let sign = _mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(i32::MIN));
+    let half = _mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.49999997)));
+    let r = _mm512_cvttps_epi32(_mm512_add_ps(y, _mm512_castsi512_ps(half)));
+    _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(y, y), r)
+}
+
+/// max |x| over 32 values, NaN ignored, on the bit patterns (as `formats::abs_max`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn abs_max_512(v0: __m512, v1: __m512) -> f32 {
+    let mask = _mm512_set1_epi32(0x7fff_ffff);
+    let inf = _mm512_set1_epi32(0x7f80_0000);
+    let a0 = _mm512_and_si512(_mm512_castps_si512(v0), mask);
+    let a1 = _mm512_and_si512(_mm512_castps_si512(v1), mask);
+    // NaN bit patterns are above infinity's: count them as 0.
+    let a0 = _mm512_maskz_mov_epi32(_mm512_cmple_epu32_mask(a0, inf), a0);
+    let a1 = _mm512_maskz_mov_epi32(_mm512_cmple_epu32_mask(a1, inf), a1);
+    f32::from_bits(_mm512_reduce_max_epu32(_mm512_max_epu32(a0, a1)))
+}
+
+/// [`super::quantize_q16_blocks`] in AVX-512, with identical results.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q16_avx512(x: &[f32], out: &mut Vec<BlockQ16>) {
+    for c in x.chunks_exact(QK) {
+        // SAFETY: `c` holds 32 floats.
+        let (v0, v1) = unsafe {
+            (
+                _mm512_loadu_ps(c.as_ptr()),
+                _mm512_loadu_ps(c.as_ptr().add(16)),
+            )
+        };
+        let d = abs_max_512(v0, v1) / 32767.0;
+        let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q0 = _mm512_cvtsepi32_epi16(round_away_512(_mm512_mul_ps(v0, id)));
+        let q1 = _mm512_cvtsepi32_epi16(round_away_512(_mm512_mul_ps(v1, id)));
+        let mut block = BlockQ16 { d, qs: [0; QK] };
+        // SAFETY: qs holds 32 i16 = two 256-bit stores.
+        unsafe {
+            _mm256_storeu_si256(block.qs.as_mut_ptr() as *mut __m256i, q0);
+            _mm256_storeu_si256(block.qs.as_mut_ptr().add(16) as *mut __m256i, q1);
+        }
+        out.push(block);
+    }
+}
+
+/// [`crate::formats::quantize_q8_0_blocks`] in AVX-512, with identical results.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8_0_avx512(x: &[f32], out: &mut Vec<BlockQ8_0>) {
+    for c in x.chunks_exact(QK) {
+        // SAFETY: `c` holds 32 floats.
+        let (v0, v1) = unsafe {
+            (
+                _mm512_loadu_ps(c.as_ptr()),
+                _mm512_loadu_ps(c.as_ptr().add(16)),
+            )
+        };
+        let d = abs_max_512(v0, v1) / 127.0;
+        let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q0 = _mm512_cvtsepi32_epi8(round_away_512(_mm512_mul_ps(v0, id)));
+        let q1 = _mm512_cvtsepi32_epi8(round_away_512(_mm512_mul_ps(v1, id)));
+        let mut block = BlockQ8_0 {
+            d: half::f16::from_f32(d).to_bits(),
+            qs: [0; QK],
+        };
+        // SAFETY: qs holds 32 i8 = two 128-bit stores.
+        unsafe {
+            _mm_storeu_si128(block.qs.as_mut_ptr() as *mut __m128i, q0);
+            _mm_storeu_si128(block.qs.as_mut_ptr().add(16) as *mut __m128i, q1);
+        }
+        out.push(block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX-512 activation quantizers give exactly the portable ones' blocks, including
+    /// ties (values that scale to k + 0.5), zeros, NaN and infinities.
+    #[test]
+    fn avx512_quantizers_equal_the_portable_ones() {
+        if !crate::Variant::Avx512.is_supported() {
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..2000 {
+            let scale = [1e-6f32, 1e-2, 1.0, 37.0, 1e4][round % 5];
+            let mut x: Vec<f32> = (0..4 * QK)
+                .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale)
+                .collect();
+            // Exact ties: amax 127 (so d = 1) and values k + 0.5.
+            for (j, v) in x[..QK].iter_mut().enumerate() {
+                *v = if j == 0 {
+                    127.0
+                } else {
+                    (j as f32 - 16.0) + 0.5
+                };
+            }
+            x[QK..2 * QK].fill(0.0);
+            if round % 7 == 0 {
+                x[2 * QK + 3] = f32::NAN;
+                x[2 * QK + 5] = f32::INFINITY;
+            }
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            crate::formats::quantize_q8_0_blocks(&x, &mut a);
+            // SAFETY: AVX-512 checked above.
+            unsafe { quantize_q8_0_avx512(&x, &mut b) };
+            assert_eq!(a, b, "q8_0 round {round}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            super::super::quantize_q16_blocks(&x, &mut a);
+            // SAFETY: AVX-512 checked above.
+            unsafe { quantize_q16_avx512(&x, &mut b) };
+            // Compare bits: NaN scales must match too.
+            let bits =
+                |v: &Vec<BlockQ16>| v.iter().map(|b| (b.d.to_bits(), b.qs)).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "q16 round {round}");
+        }
+    }
+}
