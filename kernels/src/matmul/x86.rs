@@ -101,6 +101,7 @@ unsafe fn avx2_f32(w: &[u8], x: &[f32]) -> f32 {
         j += 32;
     }
     while j + 8 <= len {
+        // SAFETY: j + 8 <= len, inside both slices.
         let (wv, xv) = unsafe { (_mm256_loadu_ps(wp.add(j)), _mm256_loadu_ps(xp.add(j))) };
         acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
         j += 8;
@@ -135,6 +136,7 @@ unsafe fn avx2_f16(w: &[u8], x: &[f32]) -> f32 {
         j += 32;
     }
     while j + 8 <= len {
+        // SAFETY: j + 8 <= len, inside both slices.
         let (wv, xv) = unsafe {
             (
                 _mm256_cvtph_ps(_mm_loadu_si128(wp.add(j) as *const __m128i)),
@@ -307,6 +309,7 @@ unsafe fn avx512_f32(w: &[u8], x: &[f32]) -> f32 {
         j += 64;
     }
     while j + 16 <= len {
+        // SAFETY: j + 16 <= len, inside both slices.
         let (wv, xv) = unsafe { (_mm512_loadu_ps(wp.add(j)), _mm512_loadu_ps(xp.add(j))) };
         acc[0] = _mm512_fmadd_ps(wv, xv, acc[0]);
         j += 16;
@@ -350,6 +353,7 @@ unsafe fn avx512_f16(w: &[u8], x: &[f32]) -> f32 {
         j += 64;
     }
     while j + 16 <= len {
+        // SAFETY: j + 16 <= len, inside both slices.
         let (wv, xv) = unsafe {
             (
                 _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(j) as *const __m256i)),
@@ -568,6 +572,7 @@ macro_rules! quantized_rows {
             for r in 0..R {
                 out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
                 if b < nb {
+                    // SAFETY: the odd last block b < nb is inside `w` and every x row.
                     unsafe {
                         let w0 = w.as_ptr().add(b * $wbytes);
                         let x0 = &x[r][b];
@@ -733,6 +738,7 @@ macro_rules! x4_elementwise {
             while j + 32 <= len {
                 let (w0, w1) = unsafe { ($load(wp, j), $load(wp, j + 16)) };
                 for (a, xr) in acc.iter_mut().zip(x) {
+                    // SAFETY: j + 32 <= len, inside every x row.
                     unsafe {
                         a[0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr.as_ptr().add(j)), a[0]);
                         a[1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr.as_ptr().add(j + 16)), a[1]);
