@@ -33,9 +33,9 @@ static PLAIN: RowKernels = RowKernels {
     f32_x4: None,
     f16_x4: None,
     q8_0_f32_x4: None,
-    q8_0_x4: None,
-    q4_0_x4: None,
-    q4_1_x4: None,
+    q8_0_x4: Some(plain::q8_0_x4),
+    q4_0_x4: Some(plain::q4_0_x4),
+    q4_1_x4: Some(plain::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
     q8_0_q16_x4: None,
 };
@@ -50,9 +50,9 @@ static DOTPROD: RowKernels = RowKernels {
     f32_x4: None,
     f16_x4: None,
     q8_0_f32_x4: None,
-    q8_0_x4: None,
-    q4_0_x4: None,
-    q4_1_x4: None,
+    q8_0_x4: Some(dotprod::q8_0_x4),
+    q4_0_x4: Some(dotprod::q4_0_x4),
+    q4_1_x4: Some(dotprod::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
     q8_0_q16_x4: None,
 };
@@ -190,65 +190,119 @@ macro_rules! quantized_kernels {
             )
         }
 
+        /// Generates one quantized weight row · `R` activation rows (R = 1: matrix-vector;
+        /// R = 4: matrix-matrix, each weight block loaded and unpacked once for four rows).
+        /// `$wq(p)` gives a block's weights (block pointer `p`) as two 16-byte halves.
+        macro_rules! rows {
+            ($rows:ident, $xblock:ty, $wbytes:expr, $wq:ident, $mins:expr) => {
+                #[target_feature(enable = $features)]
+                #[allow(clippy::needless_range_loop)] // b indexes `w` and all R x rows alike
+                pub(super) unsafe fn $rows<const R: usize>(
+                    w: &[u8],
+                    x: [&[$xblock]; R],
+                ) -> [f32; R] {
+                    let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
+                    let mut acc = [vdupq_n_f32(0.0); R];
+                    let mut mins = [0f32; R];
+                    for b in 0..nb {
+                        let wb = &w[b * $wbytes..];
+                        let dw = f16_at(wb, 0);
+                        // SAFETY: the whole block b is inside `w` (b < nb).
+                        let (lo, hi) = unsafe { $wq(wb.as_ptr()) };
+                        for r in 0..R {
+                            let xb = &x[r][b];
+                            // SAFETY: `xb.qs` holds 32 bytes.
+                            let i = unsafe {
+                                let s = $idot(vdupq_n_s32(0), lo, vld1q_s8(xb.qs.as_ptr()));
+                                $idot(s, hi, vld1q_s8(xb.qs.as_ptr().add(16)))
+                            };
+                            let dx = half::f16::from_bits(xb.d).to_f32();
+                            acc[r] = vfmaq_n_f32(acc[r], vcvtq_f32_s32(i), dw * dx);
+                            if $mins {
+                                // Q4_1: m at bytes 2..4 of the weight block, s of the Q8_1 block.
+                                let xp = xb as *const $xblock as *const u8;
+                                // SAFETY: bytes 2..4 of the activation block (its `s`).
+                                let s = unsafe { std::slice::from_raw_parts(xp, 4) };
+                                mins[r] += f16_at(wb, 2) * f16_at(s, 2);
+                            }
+                        }
+                    }
+                    let mut out = [0f32; R];
+                    for r in 0..R {
+                        out[r] = vaddvq_f32(acc[r]) + mins[r];
+                    }
+                    out
+                }
+            };
+        }
+
+        /// Q8_0 weights at block pointer `p`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn q8_halves(p: *const u8) -> (int8x16_t, int8x16_t) {
+            // SAFETY: the caller passes a pointer to a whole 34-byte block.
+            unsafe {
+                let q = p.add(2) as *const i8;
+                (vld1q_s8(q), vld1q_s8(q.add(16)))
+            }
+        }
+
+        /// Q4_0 weights at block pointer `p`, as signed q − 8.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn q4_0_halves(p: *const u8) -> (int8x16_t, int8x16_t) {
+            // SAFETY: the caller passes a pointer to a whole 18-byte block.
+            let (lo, hi) = unsafe { nibbles(p.add(2)) };
+            let eight = vdupq_n_s8(8);
+            (vsubq_s8(lo, eight), vsubq_s8(hi, eight))
+        }
+
+        /// Q4_1 weights at block pointer `p`, unsigned 0..=15.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn q4_1_halves(p: *const u8) -> (int8x16_t, int8x16_t) {
+            // SAFETY: the caller passes a pointer to a whole 20-byte block.
+            unsafe { nibbles(p.add(4)) }
+        }
+
+        rows!(q8_0_rows, BlockQ8_0, Q8_BYTES, q8_halves, false);
+        rows!(q4_0_rows, BlockQ8_0, Q4_0_BYTES, q4_0_halves, false);
+        rows!(q4_1_rows, BlockQ8_1, Q4_1_BYTES, q4_1_halves, true);
+
         #[target_feature(enable = $features)]
         pub(super) unsafe fn q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
-            let nb = (w.len() / Q8_BYTES).min(x.len());
-            let mut acc = vdupq_n_f32(0.0);
-            for (b, xb) in x.iter().enumerate().take(nb) {
-                let wb = &w[b * Q8_BYTES..];
-                // SAFETY: the block's 32 quants are inside `w` (b < nb) and `xb`.
-                let i = unsafe {
-                    let p = wb.as_ptr().add(2) as *const i8;
-                    let s = $idot(vdupq_n_s32(0), vld1q_s8(p), vld1q_s8(xb.qs.as_ptr()));
-                    $idot(s, vld1q_s8(p.add(16)), vld1q_s8(xb.qs.as_ptr().add(16)))
-                };
-                let d = f16_at(wb, 0) * half::f16::from_bits(xb.d).to_f32();
-                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), d);
-            }
-            vaddvq_f32(acc)
+            // SAFETY: same contract and features.
+            unsafe { q8_0_rows::<1>(w, [x])[0] }
         }
 
         #[target_feature(enable = $features)]
         pub(super) unsafe fn q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
-            let nb = (w.len() / Q4_0_BYTES).min(x.len());
-            let mut acc = vdupq_n_f32(0.0);
-            let eight = vdupq_n_s8(8);
-            for (b, xb) in x.iter().enumerate().take(nb) {
-                let wb = &w[b * Q4_0_BYTES..];
-                // SAFETY: the block's 16 nibble bytes are inside `w` (b < nb).
-                let i = unsafe {
-                    let (lo, hi) = nibbles(wb.as_ptr().add(2));
-                    let s = $idot(
-                        vdupq_n_s32(0),
-                        vsubq_s8(lo, eight),
-                        vld1q_s8(xb.qs.as_ptr()),
-                    );
-                    $idot(s, vsubq_s8(hi, eight), vld1q_s8(xb.qs.as_ptr().add(16)))
-                };
-                let d = f16_at(wb, 0) * half::f16::from_bits(xb.d).to_f32();
-                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), d);
-            }
-            vaddvq_f32(acc)
+            // SAFETY: same contract and features.
+            unsafe { q4_0_rows::<1>(w, [x])[0] }
         }
 
         #[target_feature(enable = $features)]
         pub(super) unsafe fn q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
-            let nb = (w.len() / Q4_1_BYTES).min(x.len());
-            let mut acc = vdupq_n_f32(0.0);
-            let mut mins = 0f32;
-            for (b, xb) in x.iter().enumerate().take(nb) {
-                let wb = &w[b * Q4_1_BYTES..];
-                // SAFETY: the block's 16 nibble bytes are inside `w` (b < nb).
-                let i = unsafe {
-                    let (lo, hi) = nibbles(wb.as_ptr().add(4));
-                    let s = $idot(vdupq_n_s32(0), lo, vld1q_s8(xb.qs.as_ptr()));
-                    $idot(s, hi, vld1q_s8(xb.qs.as_ptr().add(16)))
-                };
-                let d = f16_at(wb, 0) * half::f16::from_bits(xb.d).to_f32();
-                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), d);
-                mins += f16_at(wb, 2) * half::f16::from_bits(xb.s).to_f32();
-            }
-            vaddvq_f32(acc) + mins
+            // SAFETY: same contract and features.
+            unsafe { q4_1_rows::<1>(w, [x])[0] }
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q8_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            // SAFETY: same contract and features.
+            unsafe { q8_0_rows::<4>(w, x) }
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q4_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            // SAFETY: same contract and features.
+            unsafe { q4_0_rows::<4>(w, x) }
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q4_1_x4(w: &[u8], x: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+            // SAFETY: same contract and features.
+            unsafe { q4_1_rows::<4>(w, x) }
         }
     };
 }
