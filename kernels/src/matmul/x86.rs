@@ -24,7 +24,7 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q4_0_x4: Some(avx2_q4_0_q8_0_x4),
     q4_1_x4: Some(avx2_q4_1_q8_1_x4),
     q8_0_q16: avx2_q8_0_q16,
-    q8_0_q16_x4: None,
+    q8_0_q16_x4: Some(avx2_q8_0_q16_x4),
 };
 
 pub(super) const AVX512: RowKernels = RowKernels {
@@ -811,27 +811,50 @@ unsafe fn avx512_q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
 
 // ---- Q8_0 weights · 16-bit activations ----------------------------------------------------
 
+/// One Q8_0 weight row · `R` rows of 16-bit activations in AVX2: the weights are widened to
+/// i16 once per block and `vpmaddwd` takes 16 products per instruction.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn avx2_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
-    let nb = (w.len() / Q8_BYTES).min(x.len());
-    let mut acc = _mm256_setzero_ps();
-    for (b, xb) in x.iter().enumerate().take(nb) {
-        // SAFETY: block b's 34 bytes are inside `w` (b < nb); `xb` holds 32 i16.
+#[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
+unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
+    let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for b in 0..nb {
+        // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
         unsafe {
             let wb = w.as_ptr().add(b * Q8_BYTES);
             let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i));
             let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
-            let xp = xb.qs.as_ptr() as *const __m256i;
-            // |w·x| ≤ 128 · 32767 per product, pairs < 2³¹: no overflow in vpmaddwd.
-            let dot = _mm256_add_epi32(
-                _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
-                _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
-            );
-            let d = _mm256_set1_ps(f16_at(wb) * xb.d);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, acc);
+            let dw = f16_at(wb);
+            for r in 0..R {
+                let xb = &x[r][b];
+                let xp = xb.qs.as_ptr() as *const __m256i;
+                // |w·x| ≤ 128 · 32767 per product, pairs < 2³¹: no overflow in vpmaddwd.
+                let dot = _mm256_add_epi32(
+                    _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
+                    _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
+                );
+                let a = &mut acc[r][b % 2];
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * xb.d), *a);
+            }
         }
     }
-    hsum256(acc)
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1]));
+    }
+    out
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q8_0_q16_rows::<1>(w, [x])[0] }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q8_0_q16_rows::<4>(w, x) }
 }
 
 /// One Q8_0 weight row · `R` rows of 16-bit activations: per block, the 32 weights are
