@@ -191,7 +191,8 @@ macro_rules! avx2_rows {
             let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
             // Two accumulators per row (blocks alternate) so FMAs do not wait on each other.
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            let mut mins = [0f32; R];
+            // Two partial sums of the m·s terms too, for the same reason.
+            let mut mins = [[0f32; 2]; R];
             let ones = _mm256_set1_epi16(1);
             for b in 0..nb {
                 // SAFETY: block b is inside `w` and every row of `x` (b < nb).
@@ -205,6 +206,8 @@ macro_rules! avx2_rows {
                         wv
                     };
                     let dw = f16_at(wb);
+                    // Q4_1: the minimum m at bytes 2..4 of the weight block.
+                    let mw = if $mins { f16_at(wb.add(2)) } else { 0.0 };
                     for r in 0..R {
                         let xb = &x[r][b];
                         let mut xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
@@ -217,16 +220,16 @@ macro_rules! avx2_rows {
                         let a = &mut acc[r][b % 2];
                         *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, *a);
                         if $mins {
-                            // Q4_1: m at bytes 2..4 of the weight block, s in the Q8_1 block.
+                            // s at bytes 2..4 of the Q8_1 block.
                             let xp = xb as *const $xblock as *const u8;
-                            mins[r] += f16_at(wb.add(2)) * f16_at(xp.add(2));
+                            mins[r][b % 2] += mw * f16_at(xp.add(2));
                         }
                     }
                 }
             }
             let mut out = [0f32; R];
             for r in 0..R {
-                out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1])) + mins[r];
+                out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1])) + (mins[r][0] + mins[r][1]);
             }
             out
         }
