@@ -21,6 +21,7 @@ pub const DEFAULT_INDEX: &str = "snips-intents";
 pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
     ComponentSpec {
         path: PathBuf::from(paths::TOKENIZER_WORDPIECE),
+        bytes: None,
         grants: Grants {
             models: vec![encoder.to_string()],
             config: [("model".to_string(), encoder.to_string())].into(),
@@ -34,6 +35,7 @@ pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
 pub fn bpe_tokenizer(model: &str, limits: Limits) -> ComponentSpec {
     ComponentSpec {
         path: PathBuf::from(paths::TOKENIZER_BPE),
+        bytes: None,
         grants: Grants {
             models: vec![model.to_string()],
             config: [("model".to_string(), model.to_string())].into(),
@@ -87,6 +89,7 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
         name: "intents".into(),
         skill: ComponentSpec {
             path: PathBuf::from(paths::SKILL_INTENTS),
+            bytes: None,
             grants: Grants {
                 models,
                 config,
@@ -104,6 +107,7 @@ pub fn hostile_skill(model: &str, limits: Limits) -> SkillSpec {
         name: "hostile".into(),
         skill: ComponentSpec {
             path: PathBuf::from(paths::HOSTILE),
+            bytes: None,
             grants: Grants {
                 models: vec![model.to_string()],
                 config: [("model".to_string(), model.to_string())].into(),

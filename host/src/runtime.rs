@@ -35,6 +35,10 @@ pub struct Grants {
 #[derive(Debug, Clone)]
 pub struct ComponentSpec {
     pub path: PathBuf,
+    /// The component's bytes when the caller already read and verified them (a signed skill):
+    /// the host compiles exactly these instead of reading `path` again, which could have
+    /// changed since the check.
+    pub bytes: Option<Arc<[u8]>>,
     pub grants: Grants,
 }
 
@@ -132,6 +136,47 @@ pub(crate) fn classify_trap(e: wasmtime::Error, state: &ComponentState) -> Skill
     }
 }
 
+/// The MAC of a compiled-component cache entry: SHA-256(secret ‖ SHA-256(code)).
+fn cache_mac(secret: &[u8; 32], code: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(secret);
+    h.update(Sha256::digest(code));
+    h.finalize().into()
+}
+
+/// This device's secret for cache MACs, created (mode 0600) on first use.
+fn cache_secret(dir: &Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("mac.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(secret) = bytes.try_into() {
+            return Ok(secret);
+        }
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!("mac.key.tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&secret)?;
+    f.sync_all()?;
+    // Another process may have won the race: whichever key is in place is the key.
+    if std::fs::hard_link(&tmp, &path).is_err() {
+        std::fs::remove_file(&tmp)?;
+        return std::fs::read(&path)?
+            .try_into()
+            .map_err(|_| std::io::Error::other("mac.key is not 32 bytes"));
+    }
+    std::fs::remove_file(&tmp)?;
+    Ok(secret)
+}
+
 /// Makes freed per-request buffers (tensors, guest memories) go back to the OS.
 ///
 /// glibc raises its mmap threshold to the size of the largest block freed, after which large
@@ -217,41 +262,68 @@ impl Runtime {
         store
     }
 
-    /// Compiles a component, or loads it from the on-disk cache of compiled components.
+    /// Compiles the component file at `path` (see [`Runtime::compile`]).
     pub fn load_component(&self, path: &Path) -> Result<Component, SkillError> {
-        let err = |reason: String| SkillError::Load {
+        let bytes = std::fs::read(path).map_err(|e| SkillError::Load {
             what: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.compile(&path.display().to_string(), &bytes)
+    }
+
+    /// The component `spec` names: its verified bytes if it carries them, else its file.
+    fn spec_component(&self, spec: &ComponentSpec) -> Result<Component, SkillError> {
+        match &spec.bytes {
+            Some(bytes) => self.compile(&spec.path.display().to_string(), bytes),
+            None => self.load_component(&spec.path),
+        }
+    }
+
+    /// Compiles a component, or loads it from the on-disk cache of compiled components.
+    ///
+    /// A cached entry is native code, so it is trusted only if it carries this device's MAC:
+    /// SHA-256(secret ‖ SHA-256(code)) with a 32-byte secret kept 0600 beside the cache (fixed
+    /// length input, so no length extension). A file dropped into the cache by anyone without
+    /// the secret is ignored and recompiled, never loaded.
+    pub fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, SkillError> {
+        let err = |reason: String| SkillError::Load {
+            what: what.to_string(),
             reason,
         };
-        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         let engine = &self.inner.engine;
         let Some(dir) = &self.inner.cache_dir else {
-            return Component::new(engine, &bytes).map_err(|e| err(format!("{e:?}")));
+            return Component::new(engine, bytes).map_err(|e| err(format!("{e:?}")));
         };
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
         engine
             .precompile_compatibility_hash()
             .hash(&mut engine_hash);
-        let key = format!("{:x}-{:016x}", Sha256::digest(&bytes), engine_hash.finish());
+        let key = format!("{:x}-{:016x}", Sha256::digest(bytes), engine_hash.finish());
         let cached = dir.join(format!("{key}.cwasm"));
-        if cached.exists() {
-            // SAFETY: the cache holds only files this process family wrote with
-            // `precompile_component` for this engine configuration (the key includes the
-            // engine's compatibility hash), in the host's private data directory.
-            if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
-                return Ok(c);
+        let secret = cache_secret(dir).map_err(|e| err(format!("cache key: {e}")))?;
+        if let Ok(file) = std::fs::read(&cached) {
+            if let Some(code) =
+                file.strip_suffix(&cache_mac(&secret, &file[..file.len().saturating_sub(32)])[..])
+            {
+                // SAFETY: the code carries this device's MAC, so this host wrote it with
+                // `precompile_component` for this engine configuration (the key includes the
+                // engine's compatibility hash); it is deserialized from the bytes just checked.
+                if let Ok(c) = unsafe { Component::deserialize(engine, code) } {
+                    return Ok(c);
+                }
             }
         }
         let compiled = engine
-            .precompile_component(&bytes)
+            .precompile_component(bytes)
             .map_err(|e| err(format!("{e:?}")))?;
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        let mut file = compiled.clone();
+        file.extend_from_slice(&cache_mac(&secret, &compiled));
         let tmp = dir.join(format!("{key}.tmp{}", std::process::id()));
-        std::fs::write(&tmp, &compiled)
+        std::fs::write(&tmp, &file)
             .and_then(|_| std::fs::rename(&tmp, &cached))
             .map_err(|e| err(e.to_string()))?;
-        // SAFETY: as above; this file was written just now from `precompile_component`.
-        unsafe { Component::deserialize_file(engine, &cached) }.map_err(|e| err(format!("{e:?}")))
+        // SAFETY: produced just now by `precompile_component` for this engine.
+        unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| err(format!("{e:?}")))
     }
 
     fn linker(&self) -> Linker<ComponentState> {
@@ -266,7 +338,7 @@ impl Runtime {
         };
         let tokenizer = match &spec.tokenizer {
             Some(t) => {
-                let component = self.load_component(&t.path)?;
+                let component = self.spec_component(t)?;
                 let mut linker = self.linker();
                 crate::bindings::tokenizer::Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(
                     &mut linker,
@@ -285,7 +357,7 @@ impl Runtime {
             }
             None => None,
         };
-        let component = self.load_component(&spec.skill.path)?;
+        let component = self.spec_component(&spec.skill)?;
         let mut linker = self.linker();
         SkillBindings::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
             .map_err(|e| load_err(&spec.skill.path, e))?;

@@ -276,6 +276,7 @@ impl Manifest {
             name: self.name.clone(),
             skill: ComponentSpec {
                 path: path.to_path_buf(),
+                bytes: None,
                 grants: Grants {
                     models: self.models.clone(),
                     config: self.config.clone(),

@@ -393,6 +393,16 @@ impl SkillStore {
     }
 
     fn verify_installed(&self, name: &str, inst: &Installed) -> Result<Verified, TrustError> {
+        self.verify_installed_bytes(name, inst).map(|(v, _)| v)
+    }
+
+    /// [`verify_installed`](Self::verify_installed), keeping the bytes that were verified so
+    /// the runtime compiles exactly those (the file could change after the check).
+    fn verify_installed_bytes(
+        &self,
+        name: &str,
+        inst: &Installed,
+    ) -> Result<(Verified, Vec<u8>), TrustError> {
         let path = self.skill_dir(name)?.join(&inst.file);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
         let v = self.trust.verify_signed(&bytes)?;
@@ -403,7 +413,7 @@ impl SkillStore {
                 reason: "the file does not match state.json".into(),
             });
         }
-        Ok(v)
+        Ok((v, bytes))
     }
 
     /// The current version of `name`, verified again (signature, key, grants) from the bytes
@@ -423,8 +433,15 @@ impl SkillStore {
         if self.state(name)?.is_some_and(|s| s.unchecked) {
             self.recover(rt, name)?;
         }
-        let (v, path) = self.current(name)?;
-        let skill = rt.load_skill(v.manifest.skill_spec(&path))?;
+        let state = self
+            .state(name)?
+            .ok_or_else(|| TrustError::NotInstalled(name.into()))?;
+        let (v, bytes) = self.verify_installed_bytes(name, &state.current)?;
+        let mut spec = v
+            .manifest
+            .skill_spec(&self.skill_dir(name)?.join(&state.current.file));
+        spec.skill.bytes = Some(bytes.into());
+        let skill = rt.load_skill(spec)?;
         Ok((v, skill))
     }
 }
