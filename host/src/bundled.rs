@@ -17,6 +17,18 @@ pub const DEFAULT_ENCODER: &str = "all-minilm-l6-v2.q8_0";
 /// The default datastore name, as the README's demo builds it from SNIPS.
 pub const DEFAULT_INDEX: &str = "snips-intents";
 
+/// Names of the tokenizer components this host links, as manifests name them.
+pub const TOKENIZERS: &[&str] = &["wordpiece", "bpe"];
+
+/// The bundled tokenizer component called `name` (one of [`TOKENIZERS`]) over `model`.
+pub fn tokenizer(name: &str, model: &str, limits: Limits) -> Option<ComponentSpec> {
+    match name {
+        "wordpiece" => Some(wordpiece_tokenizer(model, limits)),
+        "bpe" => Some(bpe_tokenizer(model, limits)),
+        _ => None,
+    }
+}
+
 /// The tokenizer component reading its vocabulary from `encoder`.
 pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
     ComponentSpec {

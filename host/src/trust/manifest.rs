@@ -62,7 +62,7 @@ impl Capability {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerRef {
-    /// Tokenizer component; today only the bundled `wordpiece`.
+    /// Tokenizer component: one the host bundles (`wordpiece` or `bpe`).
     pub component: String,
     /// Model whose vocabulary it uses; must also be in the manifest's `models`.
     pub model: String,
@@ -197,10 +197,11 @@ impl Manifest {
             }
         }
         if let Some(t) = &self.tokenizer {
-            if t.component != "wordpiece" {
+            if !crate::bundled::TOKENIZERS.contains(&t.component.as_str()) {
                 return Err(bad(format!(
-                    "unknown tokenizer component {:?} (this host links \"wordpiece\")",
-                    t.component
+                    "unknown tokenizer component {:?} (this host links {:?})",
+                    t.component,
+                    crate::bundled::TOKENIZERS
                 )));
             }
             if !self.models.contains(&t.model) {
@@ -286,7 +287,7 @@ impl Manifest {
             tokenizer: self
                 .tokenizer
                 .as_ref()
-                .map(|t| crate::bundled::wordpiece_tokenizer(&t.model, limits)),
+                .and_then(|t| crate::bundled::tokenizer(&t.component, &t.model, limits)),
         }
     }
 }
