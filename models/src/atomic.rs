@@ -1,20 +1,22 @@
-//! Crash-safe file replacement, shared by the GGUF writer, the store index and fetch: a kill
-//! at any instant leaves either the old file or the complete new one, never a torn mix.
+//! Crash-safe file replacement, shared by the GGUF writer, the store index, fetch and the
+//! host's trust and skill stores: a kill at any instant leaves either the old file or the
+//! complete new one, never a torn mix.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// `<path>.tmp`, next to `path` so the final rename stays on one file system.
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+/// `<path>.tmp<pid>`, next to `path` so the final rename stays on one file system, and
+/// per process so two writers never share a temp file.
+fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
 
-/// Writes `path` atomically: `fill` writes `<path>.tmp`, which is fsynced, renamed over
+/// Writes `path` atomically: `fill` writes a temp file beside it, which is fsynced, renamed over
 /// `path`, and the directory fsynced so the rename itself survives a power cut.
-pub(crate) fn write_atomic(
+pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
@@ -36,7 +38,7 @@ pub(crate) fn write_atomic(
 }
 
 /// Fsyncs the directory holding `path` (a no-op where directories cannot be opened).
-pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+pub fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

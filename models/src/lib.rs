@@ -4,7 +4,7 @@
 //!
 //! Dependency direction: `edgenlu-kernels` ← this crate ← the host.
 
-mod atomic;
+pub mod atomic;
 pub mod fetch;
 pub mod gguf;
 pub mod import;

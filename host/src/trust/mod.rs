@@ -231,32 +231,10 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Writes `path` crash-safely: a temp file next to it, fsync, rename, fsync the directory.
-/// A kill at any instant leaves the old file or the complete new one.
+/// Writes `path` crash-safely (temp file, fsync, rename, fsync the directory), with the
+/// model store's helper, mapping errors to [`TrustError`].
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), TrustError> {
-    use std::io::Write;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        sync_dir(path)
-    })();
-    if result.is_err() {
-        // Best effort: the temp file is garbage either way; the error is what matters.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
+    edgenlu_models::atomic::write_atomic(path, |w| w.write_all(bytes)).map_err(io_err(path))
 }
 
-/// Fsyncs the directory holding `path`, so a rename into it survives a power cut.
-pub(crate) fn sync_dir(path: &std::path::Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => std::fs::File::open(d)?.sync_all(),
-        _ => Ok(()),
-    }
-}
+pub(crate) use edgenlu_models::atomic::sync_dir;
