@@ -31,6 +31,8 @@ import struct
 import sys
 from pathlib import Path
 
+from texts import dataset_texts, hostile_texts
+
 REPO = Path(__file__).resolve().parents[2]
 
 # GGUF metadata value types (ggml's gguf.h).
@@ -100,25 +102,6 @@ def byte_char(b: int) -> str:
     if printable(b):
         return chr(b)
     return chr(256 + sum(1 for x in range(b) if not printable(x)))
-
-
-def dataset_texts(root: Path):
-    files = sorted(root.rglob("*.jsonl"))
-    if not files:
-        sys.exit(f"no .jsonl files under {root}")
-    for path in files:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)["text"]
-
-
-def hostile_texts(path: Path):
-    for entry in json.loads(path.read_text(encoding="utf-8")):
-        if isinstance(entry, dict):
-            yield entry["repeat"] * entry["times"]
-        else:
-            yield entry
 
 
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"

@@ -20,26 +20,9 @@ import json
 import sys
 from pathlib import Path
 
+from texts import dataset_texts, hostile_texts
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def dataset_texts(root: Path):
-    files = sorted(root.rglob("*.jsonl"))
-    if not files:
-        sys.exit(f"no .jsonl files under {root}")
-    for path in files:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)["text"]
-
-
-def hostile_texts(path: Path):
-    for entry in json.loads(path.read_text(encoding="utf-8")):
-        if isinstance(entry, dict):
-            yield entry["repeat"] * entry["times"]
-        else:
-            yield entry
 
 
 def all_code_points(group: int = 64):
