@@ -352,11 +352,19 @@ pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), Ker
                 *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
         }
-        DType::F16 => {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+        DType::F16 => match bytemuck::try_cast_slice::<u8, f16>(bytes) {
+            // Aligned (as GGUF data is): `half` converts whole slices with F16C where the CPU
+            // has it, detected at run time; the conversion is exact either way.
+            Ok(halves) if cfg!(target_endian = "little") => {
+                use half::slice::HalfFloatSliceExt;
+                halves.convert_to_f32_slice(out);
             }
-        }
+            _ => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+        },
         // Integer tensors (labels, ids) read as numbers; exact below 2^24.
         DType::I32 => {
             for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
