@@ -987,68 +987,13 @@ const CHILD_FSIZE: &str = "EDGENLU_TRUST_CHILD_FSIZE";
 /// Set: the child installs with the health check (`install_checked`).
 const CHILD_CHECKED: &str = "EDGENLU_TRUST_CHILD_CHECKED";
 
-/// Not a test on its own: the child the crash and full-disk tests run. It installs one file
-/// (no health check: the crash window is the store's) and exits 0, or prints the error and
-/// exits 3.
-#[test]
-#[ignore = "run by the kill -9 and full-disk tests as a child process"]
-fn child_install() {
-    let (Some(root), Some(file)) = (std::env::var_os(CHILD_ROOT), std::env::var_os(CHILD_FILE))
-    else {
-        return;
-    };
-    if let Some(limit) = std::env::var(CHILD_FSIZE).ok().and_then(|v| v.parse().ok()) {
-        // SAFETY: plain libc calls on this single-threaded child before it writes anything;
-        // ignoring SIGXFSZ makes an oversized write fail with EFBIG instead of killing us.
-        unsafe {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let lim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
-        }
-    }
-    let bytes = std::fs::read(file).unwrap();
-    let skills = SkillStore::at(Path::new(&root)).unwrap();
-    // Markers for the parent: kills are timed from INSTALLING, and one after INSTALLED must
-    // find the new version. stdout is line-buffered, so each line is out before we go on.
-    let checked = std::env::var_os(CHILD_CHECKED).is_some();
-    let rt = checked.then(runtime);
-    println!("INSTALLING");
-    let result = match &rt {
-        Some(rt) => skills
-            .install_checked(rt, &bytes, unix_now())
-            .map_err(|e| e.to_string()),
-        None => skills
-            .install(&bytes, unix_now())
-            .map_err(|e| e.to_string()),
-    };
-    match result {
-        Ok(_) => {
-            println!("INSTALLED");
-            std::process::exit(0)
-        }
-        Err(e) => {
-            println!("INSTALL-ERROR: {e}");
-            std::process::exit(3)
-        }
-    }
-}
-
 fn child(root: &Path, file: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "child_install",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD_ROOT, root)
-    .env(CHILD_FILE, file)
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::null());
+    // The child is a program of its own (tests/src/bin/trust_child_install.rs).
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trust_child_install"));
+    cmd.env(CHILD_ROOT, root)
+        .env(CHILD_FILE, file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
     cmd
 }
 
