@@ -40,15 +40,6 @@ impl Tensor {
         shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
-    /// A zero-filled f32 tensor.
-    pub fn zeros_f32(shape: Vec<usize>) -> Tensor {
-        let n = shape.iter().product();
-        Tensor {
-            shape,
-            data: TensorData::F32(vec![0.0; n]),
-        }
-    }
-
     /// A view of a model weight (shape outermost first).
     pub fn mapped(file: Arc<GgufFile>, name: String, dtype: DType, shape: Vec<usize>) -> Tensor {
         Tensor {
@@ -75,17 +66,6 @@ impl Tensor {
             TensorData::F32(v) => v.len() * 4,
             TensorData::I32(v) => v.len() * 4,
             TensorData::Mapped { .. } => 0,
-        }
-    }
-
-    /// The elements of an f32 tensor the guest owns.
-    pub fn f32s(&self) -> Result<&[f32], HostError> {
-        match &self.data {
-            TensorData::F32(v) => Ok(v),
-            _ => Err(HostError::invalid(format!(
-                "expected an f32 tensor, got {:?}",
-                self.dtype()
-            ))),
         }
     }
 
