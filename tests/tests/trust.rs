@@ -447,6 +447,10 @@ fn oversized_or_malformed_manifests_are_refused() {
             br#"{"format":1,"name":"x","version":1,"publisher":"acme","tokenizer":{"component":"wordpiece","model":"all-minilm-l6-v2.q8_0"}}"#,
             "not among",
         ),
+        (
+            br#"{"format":1,"name":"x","version":1,"publisher":"acme","models":["all-minilm-l6-v2.q8_0"],"tokenizer":{"component":"../tok","model":"all-minilm-l6-v2.q8_0"}}"#,
+            "unknown tokenizer component",
+        ),
     ] {
         let err = trust.verify(&sign_raw(bytes), now).unwrap_err();
         assert!(

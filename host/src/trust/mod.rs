@@ -238,3 +238,17 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), T
 }
 
 pub(crate) use edgenlu_models::atomic::sync_dir;
+
+/// Takes an exclusive lock on `<dir>/.lock` (released when the returned file is dropped), so
+/// two processes never interleave their read-modify-write of a store's files.
+pub(crate) fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, TrustError> {
+    let path = dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    f.lock().map_err(io_err(&path))?;
+    Ok(f)
+}

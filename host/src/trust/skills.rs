@@ -163,15 +163,7 @@ impl SkillStore {
     /// Takes the store's write lock (released when the file is dropped), so two installers
     /// (a CLI and a server, say) cannot interleave their state switches.
     fn lock(&self) -> Result<std::fs::File, TrustError> {
-        let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        f.lock().map_err(io_err(&path))?;
-        Ok(f)
+        super::lock_dir(&self.dir)
     }
 
     /// Installs with the lock held; returns the report and the state before. With

@@ -188,15 +188,7 @@ impl TrustStore {
     /// Takes the trust store's write lock for a read-modify-write of one of its files
     /// (released when dropped). Never held while taking the skill store's lock.
     fn lock(&self) -> Result<std::fs::File, TrustError> {
-        let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        f.lock().map_err(io_err(&path))?;
-        Ok(f)
+        super::lock_dir(&self.dir)
     }
 
     fn roots_path(&self) -> PathBuf {
