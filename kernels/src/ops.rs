@@ -16,12 +16,14 @@ mod activation;
 mod attention;
 mod linear;
 mod norm;
+mod rope;
 mod search;
 
-pub use activation::{gelu, softmax};
-pub use attention::attention;
-pub use linear::{add, embed, matmul};
-pub use norm::{l2_normalize, layer_norm, mean_pool};
+pub use activation::{gelu, silu, softmax, swiglu};
+pub use attention::{attention, KvCache};
+pub use linear::{add, embed, matmul, mul, scale};
+pub use norm::{l2_normalize, layer_norm, mean_pool, rms_norm};
+pub use rope::{rope, RopeLayout};
 pub use search::{argmax, nn_search, Hit};
 
 use crate::{DType, KernelError, WeightView};
@@ -53,7 +55,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `a * b`, or an error naming what overflowed.
-fn mul(a: usize, b: usize, what: &str) -> Result<usize, KernelError> {
+fn size_mul(a: usize, b: usize, what: &str) -> Result<usize, KernelError> {
     a.checked_mul(b)
         .ok_or_else(|| KernelError::InvalidArgument(format!("{what}: {a} x {b} overflows")))
 }

@@ -464,3 +464,181 @@ fn argmax_picks_the_first_max_and_ignores_nan() {
     assert!(is_invalid(ops::argmax(&[])));
     assert!(is_invalid(ops::argmax(&[f32::NAN])));
 }
+
+// ---- decoder ops: rms_norm, silu, swiglu, mul, scale, rope, kv cache ----------------------
+
+#[test]
+fn rms_norm_scales_rows_by_their_root_mean_square() {
+    // Row [3, 4]: mean square 12.5; row [0, 0] stays zero.
+    let x = [3.0, 4.0, 0.0, 0.0];
+    let mut out = [9.0; 4];
+    ops::rms_norm(&mut out, &x, 2, &[1.0, 2.0], 0.0).unwrap();
+    let r = 12.5f32.sqrt();
+    assert_close(&out, &[3.0 / r, 8.0 / r, 0.0, 0.0], 1e-6);
+    assert!(is_shape(ops::rms_norm(&mut out, &x, 3, &[1.0; 3], 0.0)));
+    assert!(is_shape(ops::rms_norm(&mut out, &x, 2, &[1.0; 3], 0.0)));
+    assert!(is_invalid(ops::rms_norm(
+        &mut out,
+        &x,
+        2,
+        &[1.0; 2],
+        f32::NAN
+    )));
+    assert!(is_invalid(ops::rms_norm(&mut out, &x, 0, &[], 0.0)));
+}
+
+#[test]
+fn silu_and_swiglu_match_the_definition() {
+    let mut x = [0.0, 1.0, -2.0, 30.0, -100.0];
+    ops::silu(&mut x).unwrap();
+    let s = |v: f32| v / (1.0 + (-v).exp());
+    assert_close(&x, &[0.0, s(1.0), s(-2.0), 30.0, 0.0], 1e-6);
+    let mut out = [0.0; 2];
+    ops::swiglu(&mut out, &[1.0, -2.0], &[3.0, 0.5]).unwrap();
+    assert_close(&out, &[3.0 * s(1.0), 0.5 * s(-2.0)], 1e-6);
+    assert!(is_shape(ops::swiglu(&mut out, &[1.0], &[1.0, 2.0])));
+}
+
+#[test]
+fn mul_broadcasts_and_scale_refuses_non_finite() {
+    let mut out = [0.0; 4];
+    ops::mul(&mut out, &[1.0, 2.0, 3.0, 4.0], &[10.0, -1.0]).unwrap();
+    assert_eq!(out, [10.0, -2.0, 30.0, -4.0]);
+    assert!(is_shape(ops::mul(&mut out, &[1.0; 4], &[1.0; 3])));
+    assert!(is_invalid(ops::mul(&mut out, &[1.0; 4], &[])));
+    ops::scale(&mut out, 0.5).unwrap();
+    assert_eq!(out, [5.0, -1.0, 15.0, -2.0]);
+    assert!(is_invalid(ops::scale(&mut out, f32::INFINITY)));
+    assert_eq!(out, [5.0, -1.0, 15.0, -2.0]);
+}
+
+#[test]
+fn rope_rotates_pairs_by_position_times_frequency() {
+    // One head of 4 at position 2, base 100: pair 0 turns by 2 rad, pair 1 by 2/10 rad.
+    let x0 = [1.0, 0.0, 0.0, 1.0];
+    let (a, b) = (2f32, 0.2f32);
+    let mut x = x0;
+    ops::rope(&mut x, 1, 4, 2, 100.0, ops::RopeLayout::Interleaved).unwrap();
+    assert_close(&x, &[a.cos(), a.sin(), -b.sin(), b.cos()], 1e-6);
+    // The halves layout pairs (0, 2) and (1, 3).
+    let mut x = x0;
+    ops::rope(&mut x, 1, 4, 2, 100.0, ops::RopeLayout::Halves).unwrap();
+    assert_close(&x, &[a.cos(), -b.sin(), a.sin(), b.cos()], 1e-6);
+    // Position 0 leaves rows alone; the second row is at position 1.
+    let mut x = [1.0, 2.0, 3.0, 4.0, 1.0, 0.0, 1.0, 0.0];
+    ops::rope(&mut x, 2, 2, 0, 10.0, ops::RopeLayout::Interleaved).unwrap();
+    assert_close(
+        &x,
+        &[
+            1.0,
+            2.0,
+            3.0,
+            4.0,
+            1f32.cos(),
+            1f32.sin(),
+            1f32.cos(),
+            1f32.sin(),
+        ],
+        1e-6,
+    );
+    assert!(is_invalid(ops::rope(
+        &mut x,
+        1,
+        3,
+        0,
+        10.0,
+        ops::RopeLayout::Interleaved
+    )));
+    assert!(is_invalid(ops::rope(
+        &mut x,
+        2,
+        2,
+        0,
+        1.0,
+        ops::RopeLayout::Interleaved
+    )));
+    assert!(is_invalid(ops::rope(
+        &mut x,
+        2,
+        2,
+        usize::MAX,
+        10.0,
+        ops::RopeLayout::Interleaved
+    )));
+    assert!(is_shape(ops::rope(
+        &mut x,
+        3,
+        2,
+        0,
+        10.0,
+        ops::RopeLayout::Interleaved
+    )));
+}
+
+#[test]
+fn kv_cache_attention_equals_attention_over_the_whole_sequence() {
+    // Two layers, 2 query heads over 1 kv head of 2: feeding 3 positions then 2 must give the
+    // same outputs as causal attention over all 5 at once.
+    let (heads, kv_heads, d) = (2, 1, 2);
+    let seq = |n: usize, seed: f32| -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    };
+    let (q, k, v) = (seq(5 * 4, 0.0), seq(5 * 2, 1.0), seq(5 * 2, 2.0));
+    let mut whole = vec![0.0; 5 * 4];
+    ops::attention(&mut whole, &q, &k, &v, 5, 5, heads, kv_heads, d, true).unwrap();
+
+    let mut cache = ops::KvCache::new(2, 5, 2).unwrap();
+    let mut got = vec![0.0; 5 * 4];
+    for (first, n) in [(0, 3), (3, 2)] {
+        for layer in 0..2 {
+            let out = &mut got[first * 4..(first + n) * 4];
+            let (kk, vv) = (
+                &k[first * 2..(first + n) * 2],
+                &v[first * 2..(first + n) * 2],
+            );
+            cache
+                .attend(
+                    layer,
+                    out,
+                    &q[first * 4..(first + n) * 4],
+                    kk,
+                    vv,
+                    heads,
+                    kv_heads,
+                )
+                .unwrap();
+        }
+        cache.advance(n).unwrap();
+    }
+    assert_close(&got, &whole, 1e-6);
+    assert_eq!(cache.len(), 5);
+    // Full: one more position is refused, and so is committing positions no layer saw.
+    assert!(is_invalid(cache.attend(
+        0,
+        &mut [0.0; 4],
+        &[0.0; 4],
+        &[0.0; 2],
+        &[0.0; 2],
+        2,
+        1
+    )));
+    assert!(is_invalid(cache.advance(1)));
+    let mut fresh = ops::KvCache::new(2, 5, 2).unwrap();
+    fresh
+        .attend(0, &mut [0.0; 4], &[0.0; 4], &[0.0; 2], &[0.0; 2], 2, 1)
+        .unwrap();
+    assert!(
+        is_invalid(fresh.advance(1)),
+        "layer 1 has not seen the position"
+    );
+    assert!(is_invalid(fresh.attend(
+        2,
+        &mut [0.0; 4],
+        &[0.0; 4],
+        &[0.0; 2],
+        &[0.0; 2],
+        2,
+        1
+    )));
+    assert!(is_invalid(ops::KvCache::new(usize::MAX, 2, 2)));
+}

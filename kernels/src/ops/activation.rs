@@ -1,6 +1,6 @@
-//! Elementwise and row-wise activations: `gelu`, `softmax`.
+//! Elementwise and row-wise activations: `gelu`, `silu`, `swiglu`, `softmax`.
 
-use super::rows_of;
+use super::{expect_len, rows_of};
 use crate::KernelError;
 
 /// GELU in its exact erf form, `0.5 · x · (1 + erf(x / √2))`, in place: Hugging Face's
@@ -11,6 +11,30 @@ pub fn gelu(x: &mut [f32]) -> Result<(), KernelError> {
         *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
     }
     Ok(())
+}
+
+/// SiLU (swish), `x · σ(x) = x / (1 + e^-x)`, in place. Never fails.
+pub fn silu(x: &mut [f32]) -> Result<(), KernelError> {
+    for v in x.iter_mut() {
+        *v = silu_one(*v);
+    }
+    Ok(())
+}
+
+/// The gated FFN activation of llama: `out = silu(gate) · up`, elementwise over slices of
+/// one length.
+pub fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) -> Result<(), KernelError> {
+    expect_len("swiglu gate", gate.len(), out.len())?;
+    expect_len("swiglu up", up.len(), out.len())?;
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = silu_one(g) * u;
+    }
+    Ok(())
+}
+
+#[inline]
+fn silu_one(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
 }
 
 /// Softmax over each row of `cols`, in place, computed as `exp(x - max) / Σ exp(x - max)` so

@@ -1,7 +1,7 @@
 //! Scaled dot-product attention without a cache.
 
 use super::activation::softmax_row;
-use super::{dot, expect_len, mul};
+use super::{dot, expect_len, size_mul};
 use crate::KernelError;
 
 /// Multi-head scaled dot-product attention with grouped-query support.
@@ -38,11 +38,11 @@ pub fn attention(
             "attention: {heads} heads is not a multiple of {kv_heads} kv heads"
         )));
     }
-    let q_cols = mul(heads, head_dim, "attention q row")?;
-    let kv_cols = mul(kv_heads, head_dim, "attention kv row")?;
-    expect_len("attention q", q.len(), mul(n, q_cols, "attention q")?)?;
+    let q_cols = size_mul(heads, head_dim, "attention q row")?;
+    let kv_cols = size_mul(kv_heads, head_dim, "attention kv row")?;
+    expect_len("attention q", q.len(), size_mul(n, q_cols, "attention q")?)?;
     expect_len("attention out", out.len(), q.len())?;
-    let kv_len = mul(m, kv_cols, "attention k")?;
+    let kv_len = size_mul(m, kv_cols, "attention k")?;
     expect_len("attention k", k.len(), kv_len)?;
     expect_len("attention v", v.len(), kv_len)?;
     if n > 0 && m == 0 {
@@ -82,4 +82,158 @@ pub fn attention(
         }
     }
     Ok(())
+}
+
+/// Keys and values of past positions for every layer of a decoder, so each generated token
+/// attends to the prompt without recomputing it.
+///
+/// Positions `0..len()` are committed. A call to [`KvCache::attend`] for a layer writes the
+/// keys and values of the `n` new positions after them and attends over all `len() + n`;
+/// once every layer has seen those positions, [`KvCache::advance`] commits them. Storage
+/// grows with the positions used (f32, `[position, kv_cols]` per layer), up to `capacity`.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    kv_cols: usize,
+    capacity: usize,
+    len: usize,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl KvCache {
+    /// An empty cache for `layers` layers of `kv_cols` (kv heads · head dim) per position,
+    /// holding at most `capacity` positions. Nothing is allocated until positions arrive.
+    pub fn new(layers: usize, capacity: usize, kv_cols: usize) -> Result<Self, KernelError> {
+        if layers == 0 || kv_cols == 0 {
+            return Err(KernelError::InvalidArgument(format!(
+                "kv cache: {layers} layers of {kv_cols} columns"
+            )));
+        }
+        Self::bytes_for(layers, capacity, kv_cols).ok_or_else(|| {
+            KernelError::InvalidArgument(format!(
+                "kv cache: {layers} layers x {capacity} positions x {kv_cols} overflows"
+            ))
+        })?;
+        Ok(KvCache {
+            kv_cols,
+            capacity,
+            len: 0,
+            k: vec![Vec::new(); layers],
+            v: vec![Vec::new(); layers],
+        })
+    }
+
+    /// Bytes a full cache of this shape holds (keys and values, f32), or `None` on overflow.
+    pub fn bytes_for(layers: usize, capacity: usize, kv_cols: usize) -> Option<usize> {
+        layers
+            .checked_mul(capacity)?
+            .checked_mul(kv_cols)?
+            .checked_mul(2 * std::mem::size_of::<f32>())
+    }
+
+    /// Committed positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no position is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most positions this cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of layers.
+    pub fn layers(&self) -> usize {
+        self.k.len()
+    }
+
+    /// Keys (or values) per position and layer.
+    pub fn kv_cols(&self) -> usize {
+        self.kv_cols
+    }
+
+    /// Drops positions from `len` on (e.g. to reuse a shared prompt prefix).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Causal attention of `n` new positions at layer `layer`: stores their keys `k` and
+    /// values `v` (`[n, kv_cols]`) after the committed ones, then computes
+    /// `out [n, heads·head_dim]` from queries `q` over all `len() + n` positions, as
+    /// [`attention`] with `causal`. Fails without changing anything if the positions do not
+    /// fit in the capacity or memory cannot be had.
+    #[allow(clippy::too_many_arguments)] // mirrors the WIT call plus the shapes it derives
+    pub fn attend(
+        &mut self,
+        layer: usize,
+        out: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        heads: usize,
+        kv_heads: usize,
+    ) -> Result<(), KernelError> {
+        let kv_cols = self.kv_cols;
+        if layer >= self.k.len() {
+            return Err(KernelError::InvalidArgument(format!(
+                "kv cache: layer {layer} of {}",
+                self.k.len()
+            )));
+        }
+        if kv_heads == 0 || !kv_cols.is_multiple_of(kv_heads) {
+            return Err(KernelError::InvalidArgument(format!(
+                "kv cache: {kv_heads} kv heads do not divide {kv_cols} columns"
+            )));
+        }
+        let head_dim = kv_cols / kv_heads;
+        let n = super::rows_of("kv cache k", k.len(), kv_cols)?;
+        expect_len("kv cache v", v.len(), k.len())?;
+        let m = self.len + n;
+        if m > self.capacity {
+            return Err(KernelError::InvalidArgument(format!(
+                "kv cache: {} + {n} positions exceed its capacity of {}",
+                self.len, self.capacity
+            )));
+        }
+        let (start, end) = (self.len * kv_cols, m * kv_cols);
+        for (store, new) in [(&mut self.k[layer], k), (&mut self.v[layer], v)] {
+            store.truncate(start);
+            store.try_reserve(new.len()).map_err(|_| {
+                KernelError::InvalidArgument(format!("kv cache: cannot allocate {end} floats"))
+            })?;
+            store.extend_from_slice(new);
+        }
+        attention(
+            out,
+            q,
+            &self.k[layer][..end],
+            &self.v[layer][..end],
+            n,
+            m,
+            heads,
+            kv_heads,
+            head_dim,
+            true,
+        )
+    }
+
+    /// Commits `n` positions every layer has attended; an error if some layer has not.
+    pub fn advance(&mut self, n: usize) -> Result<(), KernelError> {
+        let m = self.len.checked_add(n).filter(|&m| m <= self.capacity);
+        let need = m.and_then(|m| m.checked_mul(self.kv_cols));
+        match need {
+            Some(need) if self.k.iter().chain(&self.v).all(|s| s.len() >= need) => {
+                self.len += n;
+                Ok(())
+            }
+            _ => Err(KernelError::InvalidArgument(format!(
+                "kv cache: cannot commit {n} positions after {}: not every layer has them",
+                self.len
+            ))),
+        }
+    }
 }

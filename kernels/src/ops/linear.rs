@@ -1,6 +1,7 @@
-//! Ops that read weights row by row: `matmul`, `embed`, and the broadcasting `add`.
+//! Ops that read weights row by row (`matmul`, `embed`) and the broadcasting elementwise
+//! ops (`add`, `mul`, `scale`).
 
-use super::{expect_len, expect_weight_dtype, mul};
+use super::{expect_len, expect_weight_dtype, size_mul};
 use crate::{KernelError, WeightView};
 
 /// `out[n, rows] = x[n, k] · w[rows, k]ᵀ (+ bias[rows])`, with `k = w.cols()` and
@@ -27,7 +28,11 @@ pub fn matmul(
 pub fn embed(out: &mut [f32], table: &WeightView, ids: &[i32]) -> Result<(), KernelError> {
     expect_weight_dtype(table, "embed")?;
     let cols = table.cols();
-    expect_len("embed out", out.len(), mul(ids.len(), cols, "embed out")?)?;
+    expect_len(
+        "embed out",
+        out.len(),
+        size_mul(ids.len(), cols, "embed out")?,
+    )?;
     if let Some((i, id)) = ids
         .iter()
         .enumerate()
@@ -50,20 +55,47 @@ pub fn embed(out: &mut [f32], table: &WeightView, ids: &[i32]) -> Result<(), Ker
 /// `out = a + b`, where `b` repeats over `a` (e.g. a bias row added to every row):
 /// `out[i] = a[i] + b[i % b.len()]`. `b` must be nonempty and its length must divide `a`'s.
 pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) -> Result<(), KernelError> {
-    expect_len("add out", out.len(), a.len())?;
+    broadcast("add", out, a, b, |x, y| x + y)
+}
+
+/// `out = a · b` elementwise, with `b` repeating over `a` as in [`add`].
+pub fn mul(out: &mut [f32], a: &[f32], b: &[f32]) -> Result<(), KernelError> {
+    broadcast("mul", out, a, b, |x, y| x * y)
+}
+
+/// `x *= s` in place; `s` must be finite.
+pub fn scale(x: &mut [f32], s: f32) -> Result<(), KernelError> {
+    if !s.is_finite() {
+        return Err(KernelError::InvalidArgument(format!("scale: factor {s}")));
+    }
+    for v in x.iter_mut() {
+        *v *= s;
+    }
+    Ok(())
+}
+
+/// `out[i] = f(a[i], b[i % b.len()])` after checking the lengths.
+fn broadcast(
+    op: &str,
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    f: impl Fn(f32, f32) -> f32,
+) -> Result<(), KernelError> {
+    expect_len(&format!("{op} out"), out.len(), a.len())?;
     if b.is_empty() {
-        return Err(KernelError::InvalidArgument("add: b is empty".into()));
+        return Err(KernelError::InvalidArgument(format!("{op}: b is empty")));
     }
     if !a.len().is_multiple_of(b.len()) {
         return Err(KernelError::ShapeMismatch(format!(
-            "add: b of {} elements does not divide a of {}",
+            "{op}: b of {} elements does not divide a of {}",
             b.len(),
             a.len()
         )));
     }
     for (o_row, a_row) in out.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
-        for ((o, x), y) in o_row.iter_mut().zip(a_row).zip(b) {
-            *o = x + y;
+        for ((o, &x), &y) in o_row.iter_mut().zip(a_row).zip(b) {
+            *o = f(x, y);
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
-//! Row normalizations and pooling: `layer_norm`, `mean_pool`, `l2_normalize`.
+//! Row normalizations and pooling: `layer_norm`, `rms_norm`, `mean_pool`, `l2_normalize`.
 
-use super::{expect_len, mul, rows_of};
+use super::{expect_len, rows_of, size_mul};
 use crate::KernelError;
 
 /// Layer normalization over rows of `cols`: `out = (x - mean) / sqrt(var + eps) · gamma + beta`,
@@ -36,6 +36,40 @@ pub fn layer_norm(
     Ok(())
 }
 
+/// RMS normalization over rows of `cols` (llama's norm): `out = x / sqrt(mean(x²) + eps) · w`.
+/// `x` and `out` are `[rows, cols]`, `w` is `[cols]`, and `eps` must be finite and
+/// non-negative. The mean of squares accumulates in f64.
+pub fn rms_norm(
+    out: &mut [f32],
+    x: &[f32],
+    cols: usize,
+    w: &[f32],
+    eps: f32,
+) -> Result<(), KernelError> {
+    rows_of("rms_norm x", x.len(), cols)?;
+    expect_len("rms_norm out", out.len(), x.len())?;
+    expect_len("rms_norm w", w.len(), cols)?;
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(KernelError::InvalidArgument(format!(
+            "rms_norm: eps = {eps}"
+        )));
+    }
+    for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+        let ms = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / cols as f64;
+        let denom = (ms + eps as f64).sqrt();
+        // An all-zero row with eps 0 has nothing to scale: keep it zero, not NaN.
+        let inv = if denom > 0.0 {
+            (1.0 / denom) as f32
+        } else {
+            0.0
+        };
+        for ((o, &v), &g) in o.iter_mut().zip(row).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+    Ok(())
+}
+
 /// `out[cols]` = the mean of the first `count` rows of `x [rows, cols]`; `1 <= count <= rows`.
 /// Encoders pass the number of real (unpadded) tokens as `count`.
 pub fn mean_pool(
@@ -45,7 +79,7 @@ pub fn mean_pool(
     cols: usize,
     count: usize,
 ) -> Result<(), KernelError> {
-    expect_len("mean_pool x", x.len(), mul(rows, cols, "mean_pool x")?)?;
+    expect_len("mean_pool x", x.len(), size_mul(rows, cols, "mean_pool x")?)?;
     expect_len("mean_pool out", out.len(), cols)?;
     if count == 0 || count > rows {
         return Err(KernelError::InvalidArgument(format!(
