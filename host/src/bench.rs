@@ -1,4 +1,5 @@
-//! `edgenlu bench kernels [--json]`: times the native matmul kernels on the shapes that
+//! `edgenlu bench generate [--json]`: SmolLM2 generation beside llama.cpp (see
+//! [`BenchCommand::Generate`]). `edgenlu bench kernels [--json]`: times the native matmul kernels on the shapes that
 //! matter (SmolLM2, MiniLM, one 7B-class matrix; n = 1 and 16; 1 and 2 threads) with the
 //! variant this machine runs, and sets each against a read-bandwidth roofline measured in the
 //! same run (STREAM-style sum of a 256 MiB buffer). Weights are pseudo-random, quantized with
@@ -10,14 +11,30 @@
 
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
+use edgenlu::bundled;
+use edgenlu::{ChatRequest, Forward, SamplingParams};
 use edgenlu_kernels::active_variant;
 use edgenlu_kernels::bench::{read_bandwidth, time_matmul, weights, MatmulResult, SHAPES};
 use edgenlu_kernels::dispatch::{default_threads, variant_from_env};
-use std::time::Duration;
+use edgenlu_models::store::ModelStore;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// What `edgenlu bench` measures.
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// SmolLM2 generation through the Wasm chat skill (fused and guest-composed forward
+    /// passes) on 1 and 2 threads, beside llama.cpp (llama-cpp-python, if installed) on the
+    /// same GGUF, prompt tokens and thread count: prefill and decode tok/s, per-token p50/p90/p99,
+    /// ratios, % of the decode bound the measured memory bandwidth sets, peak RSS.
+    Generate {
+        /// One JSON document on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Tokens to decode per prompt.
+        #[arg(long, default_value_t = 64)]
+        tokens: u32,
+    },
     /// Matmul per shape, n and threads: µs, G weights/s, GB/s and % of the measured memory
     /// read bandwidth (force a variant with EDGENLU_KERNELS=scalar|avx2|avx512|neon).
     Kernels {
@@ -28,10 +45,306 @@ pub enum BenchCommand {
 }
 
 /// Runs a bench command.
-pub fn run(cmd: BenchCommand) -> Result<()> {
+pub fn run(cmd: BenchCommand, store: &ModelStore) -> Result<()> {
     match cmd {
         BenchCommand::Kernels { json } => kernels(json),
+        BenchCommand::Generate { json, tokens } => generate(store, json, tokens),
     }
+}
+
+/// Prompts `bench generate` runs: chat requests as a device would send them.
+const GENERATE_PROMPTS: &[&str] = &[
+    "What is the capital of France?",
+    "Write a short poem about the sea.",
+    "Explain what a transformer model is in two sentences.",
+    "Give me three tips for a good night's sleep.",
+];
+
+/// Timings of one runtime over all [`GENERATE_PROMPTS`] at one thread count.
+#[derive(serde::Serialize)]
+struct GenerateTimings {
+    runtime: String,
+    threads: usize,
+    prefill_tokens_per_s: f64,
+    decode_tokens_per_s: f64,
+    step_ms_p50: f64,
+    step_ms_p90: f64,
+    step_ms_p99: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+impl GenerateTimings {
+    fn new(runtime: &str, threads: usize, prefill: f64, decode: f64, mut steps: Vec<f64>) -> Self {
+        steps.sort_by(f64::total_cmp);
+        GenerateTimings {
+            runtime: runtime.into(),
+            threads,
+            prefill_tokens_per_s: prefill,
+            decode_tokens_per_s: decode,
+            step_ms_p50: percentile(&steps, 0.5),
+            step_ms_p90: percentile(&steps, 0.9),
+            step_ms_p99: percentile(&steps, 0.99),
+        }
+    }
+}
+
+/// Runs the chat skill on every prompt; per-token times come from the streamed text's
+/// arrival (one sink call per token), so they include the guest's loop and the host call.
+fn time_edgenlu(
+    skill: &edgenlu::Skill,
+    forward: Forward,
+    threads: usize,
+    tokens: u32,
+) -> Result<(GenerateTimings, Vec<Vec<u32>>)> {
+    edgenlu_kernels::dispatch::set_max_threads(threads);
+    let (mut prefill_tokens, mut prefill_s, mut decode_tokens, mut decode_s) =
+        (0u64, 0f64, 0u64, 0f64);
+    let mut steps = Vec::new();
+    let mut prompt_ids = Vec::new();
+    for prompt in GENERATE_PROMPTS {
+        let stamps = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let sink_stamps = stamps.clone();
+        let sink: edgenlu::TextSink =
+            Box::new(move |_| sink_stamps.lock().unwrap().push(Instant::now()));
+        let req = ChatRequest {
+            prompt: prompt.to_string(),
+            template: true,
+            max_tokens: tokens,
+            sampling: SamplingParams {
+                temperature: 0.0,
+                top_k: 0,
+                top_p: 1.0,
+                seed: 0,
+            },
+            forward,
+        };
+        let start = Instant::now();
+        let r = skill.chat(&req, Some(sink))?;
+        let wall = start.elapsed().as_secs_f64();
+        prompt_ids.push(r.prompt_ids.clone());
+        let u = &r.usage;
+        let stamps = stamps.lock().unwrap();
+        steps.extend(stamps.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1e3));
+        if u.prefill_micros > 0 {
+            prefill_tokens += u.prompt_tokens as u64;
+            prefill_s += u.prefill_micros as f64 / 1e6;
+            decode_tokens += u.generated_tokens.saturating_sub(1) as u64;
+            decode_s += u.decode_micros as f64 / 1e6;
+        } else {
+            // The guest-composed pass has no host-side split: count the whole request.
+            decode_tokens += u.generated_tokens as u64;
+            decode_s += wall;
+        }
+    }
+    edgenlu_kernels::dispatch::set_max_threads(0);
+    let name = match forward {
+        Forward::Fused => "edgenlu (Wasm guest, fused pass)",
+        Forward::Primitives => "edgenlu (Wasm guest, composed primitives)",
+    };
+    let prefill = if prefill_s > 0.0 {
+        prefill_tokens as f64 / prefill_s
+    } else {
+        f64::NAN
+    };
+    Ok((
+        GenerateTimings::new(
+            name,
+            threads,
+            prefill,
+            decode_tokens as f64 / decode_s,
+            steps,
+        ),
+        prompt_ids,
+    ))
+}
+
+/// llama.cpp through llama-cpp-python on the same GGUF and prompt tokens, or why not.
+fn time_llama_cpp(
+    gguf: &std::path::Path,
+    threads: usize,
+    tokens: u32,
+    prompts: &[Vec<u32>],
+) -> Result<GenerateTimings, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-", "--gguf"])
+        .arg(gguf)
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--tokens",
+            &tokens.to_string(),
+        ])
+        .args([
+            "--prompt-ids",
+            &serde_json::to_string(prompts).expect("ids serialize"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(include_str!("../../scripts/bench/llama_cpp_generate.py").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "llama-cpp-python bench gave no JSON ({e}); exit {}",
+            out.status
+        )
+    })?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(e.to_string());
+    }
+    let num = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+    let steps = v["step_ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    let version = v.get("version").and_then(|x| x.as_str()).unwrap_or("?");
+    Ok(GenerateTimings::new(
+        &format!("llama.cpp (llama-cpp-python {version})"),
+        threads,
+        num("prefill_tokens_per_s"),
+        num("decode_tokens_per_s"),
+        steps,
+    ))
+}
+
+/// Peak resident set (VmHWM) of this process, bytes, where /proc says.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
+}
+
+fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
+    let model = bundled::DEFAULT_DECODER;
+    let rt = edgenlu::Runtime::new(
+        edgenlu::ModelCatalog::new(store.clone()),
+        Some(store.root().join("cache/components")),
+    )?;
+    let skill = rt.load_skill(bundled::chat_skill(model, bundled::chat_limits()))?;
+    let gguf = store.path_for(model)?;
+    let file = edgenlu_models::GgufFile::open(&gguf)?;
+    let weight_bytes = edgenlu_models::Llama::new(std::sync::Arc::new(file))?.weight_bytes();
+    let bw = [
+        read_bandwidth(ROOFLINE_BYTES, 1, 5),
+        read_bandwidth(ROOFLINE_BYTES, 2, 5),
+    ];
+    // Warm-up: compile caches, page in the weights.
+    time_edgenlu(&skill, Forward::Fused, 2, 4)?;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for threads in [1, 2] {
+        let (fused, prompts) = time_edgenlu(&skill, Forward::Fused, threads, tokens)?;
+        let (composed, _) = time_edgenlu(&skill, Forward::Primitives, threads, tokens)?;
+        let reference = time_llama_cpp(&gguf, threads, tokens, &prompts);
+        let bound = bw[threads - 1] / weight_bytes as f64;
+        let mut entry = serde_json::json!({
+            "threads": threads,
+            "decode_bound_tokens_per_s": bound,
+            "edgenlu_fused": fused,
+            "edgenlu_primitives": composed,
+            "fused_over_primitives": fused.decode_tokens_per_s / composed.decode_tokens_per_s,
+            "fused_pct_of_bound": 100.0 * fused.decode_tokens_per_s / bound,
+        });
+        match reference {
+            Ok(r) => {
+                entry["decode_ratio_vs_llama_cpp"] =
+                    (fused.decode_tokens_per_s / r.decode_tokens_per_s).into();
+                entry["prefill_ratio_vs_llama_cpp"] =
+                    (fused.prefill_tokens_per_s / r.prefill_tokens_per_s).into();
+                entry["llama_cpp"] = serde_json::to_value(&r)?;
+            }
+            Err(e) => {
+                entry["llama_cpp"] = serde_json::json!({ "not_available": e });
+                notes.push(format!("llama.cpp not measured: {e}"));
+            }
+        }
+        rows.push(entry);
+    }
+    let doc = serde_json::json!({
+        "model": model,
+        "weight_bytes_per_token": weight_bytes,
+        "variant": active_variant().name(),
+        "tokens_per_prompt": tokens,
+        "prompts": GENERATE_PROMPTS,
+        "read_gbytes_per_s": [bw[0] / 1e9, bw[1] / 1e9],
+        "peak_rss_bytes": peak_rss(),
+        "results": rows,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!(
+        "{model}: {:.1} MB of weights read per token; variant {}; read bandwidth {:.1} / {:.1} GB/s (1 / 2 threads)",
+        weight_bytes as f64 / 1e6,
+        active_variant(),
+        bw[0] / 1e9,
+        bw[1] / 1e9
+    );
+    println!(
+        "{:<48} {:>2} {:>10} {:>10} {:>8} {:>8} {:>8}",
+        "runtime", "t", "prefill/s", "decode/s", "p50 ms", "p90 ms", "p99 ms"
+    );
+    for row in &rows {
+        for key in ["edgenlu_fused", "edgenlu_primitives", "llama_cpp"] {
+            let t = &row[key];
+            if t.get("runtime").is_none() {
+                continue;
+            }
+            let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{:<48} {:>2} {:>10.1} {:>10.1} {:>8.2} {:>8.2} {:>8.2}",
+                t["runtime"].as_str().unwrap_or("?"),
+                row["threads"],
+                f("prefill_tokens_per_s"),
+                f("decode_tokens_per_s"),
+                f("step_ms_p50"),
+                f("step_ms_p90"),
+                f("step_ms_p99")
+            );
+        }
+        let g = |k: &str| row[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "   {} thread(s): decode vs llama.cpp {:.2}x, prefill vs llama.cpp {:.2}x, fused/composed {:.2}x, {:.0}% of the {:.0} tok/s bandwidth bound",
+            row["threads"],
+            g("decode_ratio_vs_llama_cpp"),
+            g("prefill_ratio_vs_llama_cpp"),
+            g("fused_over_primitives"),
+            g("fused_pct_of_bound"),
+            g("decode_bound_tokens_per_s")
+        );
+    }
+    for n in notes {
+        println!("note: {n}");
+    }
+    match peak_rss() {
+        Some(b) => println!(
+            "peak RSS {:.1} MiB (model mapped, not copied: {:.1} MB file)",
+            b as f64 / (1 << 20) as f64,
+            std::fs::metadata(&gguf)
+                .map(|m| m.len() as f64 / 1e6)
+                .unwrap_or(f64::NAN)
+        ),
+        None => println!("peak RSS: not available here"),
+    }
+    Ok(())
 }
 
 const ROOFLINE_BYTES: usize = 256 << 20;

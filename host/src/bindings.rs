@@ -15,6 +15,8 @@ wasmtime::component::bindgen!({
     with: {
         "edgenlu:nlu/tensors.tensor": crate::tensors::Tensor,
         "edgenlu:nlu/models.model": crate::models_host::ModelHandle,
+        "edgenlu:nlu/kernels.kv-cache": crate::kernels_host::KvCacheHandle,
+        "edgenlu:nlu/llm.generation": crate::llm_host::Generation,
     },
 });
 
@@ -35,5 +37,27 @@ pub mod tokenizer {
     });
 }
 
+/// The chat-skill world adds the `chat` export to the skill world's imports.
+pub mod chat {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "chat-skill",
+        additional_derives: [serde::Serialize],
+        imports: { default: trappable },
+        with: {
+            "edgenlu:nlu/types": super::edgenlu::nlu::types,
+            "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
+            "edgenlu:nlu/models": super::edgenlu::nlu::models,
+            "edgenlu:nlu/kernels": super::edgenlu::nlu::kernels,
+            "edgenlu:nlu/llm": super::edgenlu::nlu::llm,
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+            "edgenlu:nlu/tokenize": super::edgenlu::nlu::tokenize,
+        },
+    });
+}
+
+pub use self::chat::exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
+pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
 pub use self::edgenlu::nlu::types::{Dtype, Error as WitError};
 pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};

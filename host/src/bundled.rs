@@ -14,6 +14,8 @@ pub use edgenlu_guest_artifacts as paths;
 
 /// The default encoder model: all-MiniLM-L6-v2 at q8_0, as `edgenlu models fetch` stores it.
 pub const DEFAULT_ENCODER: &str = "all-minilm-l6-v2.q8_0";
+/// The default decoder model: SmolLM2-135M-Instruct at q4_1, as `edgenlu models fetch` stores it.
+pub const DEFAULT_DECODER: &str = "smollm2-135m-instruct.q4_1";
 /// The default datastore name, as the README's demo builds it from SNIPS.
 pub const DEFAULT_INDEX: &str = "snips-intents";
 
@@ -127,5 +129,33 @@ pub fn hostile_skill(model: &str, limits: Limits) -> SkillSpec {
             },
         },
         tokenizer: Some(wordpiece_tokenizer(model, limits)),
+    }
+}
+
+/// Limits for the `chat` skill: generation needs a KV cache (about 46 KB per position for
+/// SmolLM2) and more time than one classification.
+pub fn chat_limits() -> Limits {
+    Limits {
+        host_memory: 128 << 20,
+        deadline: std::time::Duration::from_secs(120),
+        max_tokens: 1024,
+        ..Limits::default()
+    }
+}
+
+/// The `chat` skill (`guest/skill-chat`) over decoder `model`, linked to the BPE tokenizer.
+pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
+    SkillSpec {
+        name: "chat".into(),
+        skill: ComponentSpec {
+            path: PathBuf::from(paths::SKILL_CHAT),
+            bytes: None,
+            grants: Grants {
+                models: vec![model.to_string()],
+                config: [("model".to_string(), model.to_string())].into(),
+                limits: limits.clone(),
+            },
+        },
+        tokenizer: Some(bpe_tokenizer(model, limits)),
     }
 }

@@ -2,16 +2,24 @@
 //! kernels in `edgenlu-kernels`. Output tensors are written in place; an output may not alias
 //! an input (the guest allocates one more tensor instead of the host copying on every call).
 
-use crate::bindings::edgenlu::nlu::kernels::{Hit, Host};
+use crate::bindings::edgenlu::nlu::kernels::{Hit, Host, HostKvCache, RopeLayout};
 use crate::error::HostError;
 use crate::state::{guard, Budget, ComponentState};
 use crate::tensors::Tensor;
+use edgenlu_kernels::ops::KvCache;
 use edgenlu_kernels::{ops, WeightView};
 use std::ops::Range;
 use std::time::Instant;
 use wasmtime::component::Resource;
 
 type T = Resource<Tensor>;
+
+/// A guest's `kv-cache`: the kernels' cache plus the bytes of host memory charged for it
+/// (its full capacity, up front, so a cache can never grow past the skill's budget).
+pub struct KvCacheHandle {
+    cache: KvCache,
+    charged: usize,
+}
 
 impl ComponentState {
     /// Runs `f` with the output tensor's buffer moved out of the table, so inputs can be
@@ -308,5 +316,152 @@ impl Host for ComponentState {
     fn argmax(&mut self, x: T) -> Result<u32, HostError> {
         self.budget.check_deadline()?;
         guard(|| Ok(ops::argmax(&self.tensor(&x)?.f32_values()?)? as u32))
+    }
+
+    fn rms_norm(&mut self, out: T, x: T, w: T, eps: f32) -> Result<(), HostError> {
+        self.with_output(&out, &[&x, &w], |buf, out_shape, s| {
+            let xt = s.tensor(&x)?;
+            expect_shape("rms-norm output", out_shape, xt.shape())?;
+            let w = s.tensor(&w)?.f32_values()?;
+            Ok(ops::rms_norm(
+                buf,
+                &xt.f32_values()?,
+                last_dim(xt.shape()),
+                &w,
+                eps,
+            )?)
+        })
+    }
+
+    fn rope(
+        &mut self,
+        x: T,
+        heads: u32,
+        first_pos: u32,
+        base: f32,
+        layout: RopeLayout,
+    ) -> Result<(), HostError> {
+        let layout = match layout {
+            RopeLayout::Interleaved => ops::RopeLayout::Interleaved,
+            RopeLayout::Halves => ops::RopeLayout::Halves,
+        };
+        self.in_place(&x, |buf, shape| {
+            let (heads, cols) = (heads as usize, last_dim(shape));
+            if heads == 0 || cols % heads != 0 {
+                return Err(HostError::invalid(format!(
+                    "{heads} heads do not divide rows of {cols}"
+                )));
+            }
+            Ok(ops::rope(
+                buf,
+                heads,
+                cols / heads,
+                first_pos as usize,
+                base,
+                layout,
+            )?)
+        })
+    }
+
+    fn silu(&mut self, x: T) -> Result<(), HostError> {
+        self.in_place(&x, |buf, _| Ok(ops::silu(buf)?))
+    }
+
+    fn swiglu(&mut self, gate: T, up: T) -> Result<(), HostError> {
+        self.with_output(&gate, &[&up], |buf, shape, s| {
+            let ut = s.tensor(&up)?;
+            expect_shape("swiglu up", ut.shape(), shape)?;
+            Ok(ops::swiglu(buf, &ut.f32_values()?)?)
+        })
+    }
+
+    fn mul(&mut self, out: T, a: T, b: T) -> Result<(), HostError> {
+        self.with_output(&out, &[&a, &b], |buf, out_shape, s| {
+            let at = s.tensor(&a)?;
+            expect_shape("mul output", out_shape, at.shape())?;
+            let bv = s.tensor(&b)?.f32_values()?;
+            Ok(ops::mul(buf, &at.f32_values()?, &bv)?)
+        })
+    }
+
+    fn scale(&mut self, x: T, factor: f32) -> Result<(), HostError> {
+        self.in_place(&x, |buf, _| Ok(ops::scale(buf, factor)?))
+    }
+
+    #[allow(clippy::too_many_arguments)] // the WIT call's arguments
+    fn attend(
+        &mut self,
+        cache: Resource<KvCacheHandle>,
+        layer: u32,
+        out: T,
+        q: T,
+        k: T,
+        v: T,
+        heads: u32,
+        kv_heads: u32,
+    ) -> Result<(), HostError> {
+        self.budget.check_deadline()?;
+        // The cache is moved out of the table for the call (like an output tensor), so the
+        // input tensors can be borrowed meanwhile; it always goes back.
+        let mut handle = std::mem::replace(
+            self.table.get_mut(&cache)?,
+            KvCacheHandle {
+                cache: KvCache::new(1, 0, 1)?,
+                charged: 0,
+            },
+        );
+        let result = self.with_output(&out, &[&q, &k, &v], |buf, out_shape, s| {
+            let (qt, kt, vt) = (s.tensor(&q)?, s.tensor(&k)?, s.tensor(&v)?);
+            expect_shape("attend output", out_shape, qt.shape())?;
+            handle.cache.attend(
+                layer as usize,
+                buf,
+                &qt.f32_values()?,
+                &kt.f32_values()?,
+                &vt.f32_values()?,
+                heads as usize,
+                kv_heads as usize,
+            )?;
+            Ok(())
+        });
+        *self.table.get_mut(&cache)? = handle;
+        result
+    }
+}
+
+impl HostKvCache for ComponentState {
+    fn create(
+        &mut self,
+        layers: u32,
+        capacity: u32,
+        kv_cols: u32,
+    ) -> Result<Resource<KvCacheHandle>, HostError> {
+        self.budget.check_deadline()?;
+        let (layers, capacity, kv_cols) = (layers as usize, capacity as usize, kv_cols as usize);
+        let bytes = KvCache::bytes_for(layers, capacity, kv_cols)
+            .ok_or_else(|| HostError::invalid("kv-cache size overflows"))?;
+        let cache = KvCache::new(layers, capacity, kv_cols)?;
+        self.budget.charge_host_bytes(bytes)?;
+        self.push_handle(KvCacheHandle {
+            cache,
+            charged: bytes,
+        })
+        .inspect_err(|_| self.budget.release_host_bytes(bytes))
+    }
+
+    fn len(&mut self, cache: Resource<KvCacheHandle>) -> wasmtime::Result<u32> {
+        Ok(self.table.get(&cache)?.cache.len() as u32)
+    }
+
+    fn advance(&mut self, cache: Resource<KvCacheHandle>, n: u32) -> Result<(), HostError> {
+        Ok(self.table.get_mut(&cache)?.cache.advance(n as usize)?)
+    }
+
+    fn drop(&mut self, cache: Resource<KvCacheHandle>) -> wasmtime::Result<()> {
+        let h = self
+            .delete_handle(cache)
+            .map_err(|_| wasmtime::format_err!("dropping an unknown kv-cache"))?;
+        self.budget.release_host_bytes(h.charged);
+        Ok(())
     }
 }

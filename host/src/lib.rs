@@ -12,6 +12,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod kernels_host;
+mod llm_host;
 pub mod models_host;
 pub mod runtime;
 mod state;
@@ -19,8 +20,11 @@ pub mod tensors;
 mod tokenizer;
 pub mod trust;
 
-pub use bindings::{AnswerPath, Response, Slot, Timing, WitError};
+pub use bindings::{
+    AnswerPath, ChatRequest, ChatResponse, FinishReason, Forward, Response, SamplingParams, Slot,
+    Timing, Usage, WitError,
+};
 pub use error::SkillError;
 pub use models_host::ModelCatalog;
 pub use runtime::{Answer, ComponentSpec, Grants, Runtime, Skill, SkillSpec};
-pub use state::Limits;
+pub use state::{Limits, TextSink};

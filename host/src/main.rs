@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
 use edgenlu::datastore::{self, Example};
-use edgenlu::{Limits, ModelCatalog, Runtime, Skill};
+use edgenlu::{ChatRequest, Forward, Limits, ModelCatalog, Runtime, SamplingParams, Skill};
 use edgenlu_kernels::DType;
 use edgenlu_models::store::ModelStore;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -74,12 +74,123 @@ enum Command {
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: String,
     },
+    /// Generate text with the bundled chat skill: SmolLM2-135M-Instruct driven by a Wasm guest,
+    /// streamed to stdout as the guest pulls tokens; ends with token counts and speed on stderr.
+    /// Greedy unless --temperature is above 0.
+    ///
+    /// Example: edgenlu generate --chat --max-tokens 48 "What is the capital of France?"
+    Generate(GenerateArgs),
     /// Benchmarks. `bench kernels [--json]`: the native matmul kernels per shape, n and
     /// threads (µs, G weights/s, GB/s, % of the memory-read roofline measured in the same run).
     ///
     /// Example: EDGENLU_KERNELS=avx2 edgenlu bench kernels --json
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+/// Arguments of `edgenlu generate` (also used by `edgenlu bench generate`).
+#[derive(clap::Args, Clone)]
+pub struct GenerateArgs {
+    /// The prompt (with --chat, the user's message).
+    prompt: String,
+    /// Wrap the prompt in the model's chat template (ChatML).
+    #[arg(long)]
+    chat: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Sample among the K most likely tokens only (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    /// Sample within the smallest set of tokens whose probability reaches P.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Which forward pass the guest uses: the host's fused llama pass, or its own pass made
+    /// of primitive kernels (greedy only, no streaming).
+    #[arg(long, value_enum, default_value = "fused")]
+    forward: ForwardArg,
+    /// Decoder model in the store.
+    #[arg(long, default_value = bundled::DEFAULT_DECODER)]
+    model: String,
+    /// Print the whole response (text, ids, usage) as JSON instead of streaming.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--forward` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum ForwardArg {
+    Fused,
+    Primitives,
+}
+
+impl GenerateArgs {
+    fn request(&self) -> ChatRequest {
+        ChatRequest {
+            prompt: self.prompt.clone(),
+            template: self.chat,
+            max_tokens: self.max_tokens,
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                seed: self.seed,
+            },
+            forward: match self.forward {
+                ForwardArg::Fused => Forward::Fused,
+                ForwardArg::Primitives => Forward::Primitives,
+            },
+        }
+    }
+}
+
+fn generate(rt: &Runtime, args: &GenerateArgs) -> Result<()> {
+    use std::io::Write;
+    let skill = rt.load_skill(bundled::chat_skill(&args.model, bundled::chat_limits()))?;
+    let start = Instant::now();
+    let sink: Option<edgenlu::TextSink> = (!args.json).then(|| {
+        Box::new(|text: &str| {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (e.g. `| head`) must not fail the generation.
+            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+        }) as edgenlu::TextSink
+    });
+    let streamed = sink.is_some() && matches!(args.forward, ForwardArg::Fused);
+    let response = skill.chat(&args.request(), sink).context("generating")?;
+    let total = start.elapsed();
+    if args.json {
+        println!("{}", serde_json::to_string(&response)?);
+        return Ok(());
+    }
+    if !streamed {
+        print!("{}", response.text);
+    }
+    println!();
+    let u = &response.usage;
+    let decode_s = u.decode_micros as f64 / 1e6;
+    let rate = |n: u32, s: f64| {
+        if s > 0.0 {
+            format!("{:.1} tok/s", n as f64 / s)
+        } else {
+            "-".into()
+        }
+    };
+    eprintln!(
+        "{} prompt tokens ({}), {} generated ({}), finish {:?}, {:.2} s in all",
+        u.prompt_tokens,
+        rate(u.prompt_tokens, u.prefill_micros as f64 / 1e6),
+        u.generated_tokens,
+        rate(u.generated_tokens.saturating_sub(1), decode_s),
+        response.finish,
+        total.as_secs_f64()
+    );
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -351,7 +462,8 @@ fn main() -> Result<()> {
             eval(&skill, &examples, json)?;
         }
         Command::Trust(cmd) => cli_trust::run(cmd, &store)?,
-        Command::Bench(cmd) => bench::run(cmd)?,
+        Command::Bench(cmd) => bench::run(cmd, &store)?,
+        Command::Generate(args) => generate(&runtime(store)?, &args)?,
         Command::Tokenize { texts, encoder } => {
             let rt = runtime(store)?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;

@@ -48,6 +48,13 @@ pub struct ModelHandle {
     file: Arc<GgufFile>,
 }
 
+impl ModelHandle {
+    /// The mapped file.
+    pub(crate) fn file(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+}
+
 fn to_wit(v: &GgufValue) -> Option<MetaValue> {
     use GgufValue as G;
     Some(match v {

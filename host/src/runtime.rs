@@ -2,11 +2,13 @@
 //! `InstancePre` reused across requests, and a fresh `Store` (fresh memory, handle table and
 //! budgets) for every request. An epoch ticker stops guests that run past their deadline.
 
+use crate::bindings::chat::ChatSkill;
 use crate::bindings::tokenizer::TokenizerPre;
+use crate::bindings::{ChatRequest, ChatResponse};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::error::SkillError;
 use crate::models_host::ModelCatalog;
-use crate::state::{ComponentState, Limits};
+use crate::state::{ComponentState, Limits, TextSink};
 use crate::tokenizer::TokenizerLink;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -410,6 +412,7 @@ impl Skill {
     /// Runs `f` against a fresh instance of the skill, with host timings.
     fn with_instance<R>(
         &self,
+        on_text: Option<TextSink>,
         f: impl FnOnce(
             &mut Store<ComponentState>,
             &wasmtime::component::Instance,
@@ -420,6 +423,7 @@ impl Skill {
             .runtime
             .new_store(&self.spec.name, &self.spec.skill.grants, deadline);
         store.data_mut().tokenizer = self.tokenizer.as_ref().map(|t| t.for_request(deadline));
+        store.data_mut().on_text = on_text;
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -438,7 +442,7 @@ impl Skill {
             text: text.to_string(),
             locale: None,
         };
-        let (mut response, store) = self.with_instance(|store, instance| {
+        let (mut response, store) = self.with_instance(None, |store, instance| {
             let bindings = SkillBindings::new(&mut *store, instance)?;
             bindings.edgenlu_nlu_nlu().call_handle(store, &req)
         })?;
@@ -471,7 +475,7 @@ impl Skill {
 
     /// The skill's embedding of `text` (its `embedder` export).
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, SkillError> {
-        let (v, _) = self.with_instance(|store, instance| {
+        let (v, _) = self.with_instance(None, |store, instance| {
             let iface = instance
                 .get_export_index(&mut *store, None, "edgenlu:nlu/embedder@0.1.0")
                 .ok_or_else(|| {
@@ -488,6 +492,21 @@ impl Skill {
             Ok(r)
         })?;
         Ok(v)
+    }
+
+    /// Generates text with a chat skill (one exporting `edgenlu:nlu/chat`), in a fresh
+    /// instance. With the fused forward pass, each piece of text also goes to `on_text` as
+    /// the skill pulls it from the host.
+    pub fn chat(
+        &self,
+        req: &ChatRequest,
+        on_text: Option<TextSink>,
+    ) -> Result<ChatResponse, SkillError> {
+        let (response, _) = self.with_instance(on_text, |store, instance| {
+            let bindings = ChatSkill::new(&mut *store, instance)?;
+            bindings.edgenlu_nlu_chat().call_complete(store, req)
+        })?;
+        Ok(response)
     }
 
     /// Tokenizes with the linked tokenizer, in a fresh instance (for tests and tools).

@@ -33,6 +33,8 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Bytes of log text per request; past that, log calls are dropped.
     pub log_bytes: usize,
+    /// Tokens one generation may produce.
+    pub max_tokens: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +48,7 @@ impl Default for Limits {
             max_text_bytes: 1 << 20,
             max_response_bytes: 64 << 10,
             log_bytes: 16 << 10,
+            max_tokens: 256,
         }
     }
 }
@@ -117,6 +120,9 @@ impl Budget {
     }
 }
 
+/// Receives generated text piece by piece (always whole UTF-8 characters).
+pub type TextSink = Box<dyn FnMut(&str) + Send>;
+
 /// The store data of one instantiated component.
 pub struct ComponentState {
     pub table: ResourceTable,
@@ -130,6 +136,8 @@ pub struct ComponentState {
     pub tokenizer: Option<LinkedTokenizer>,
     /// Name used in log lines.
     pub component: String,
+    /// Where generated text goes as the guest pulls it (`generation.next`), e.g. stdout.
+    pub on_text: Option<TextSink>,
     /// Handles (tensors, models) the guest holds now.
     live_handles: usize,
 }
@@ -159,6 +167,7 @@ impl ComponentState {
             config,
             tokenizer: None,
             component,
+            on_text: None,
             live_handles: 0,
         }
     }

@@ -88,10 +88,15 @@ impl LinkedTokenizer {
     pub fn decode(&mut self, ids: &[u32]) -> Result<String, SkillError> {
         self.call(|store, t| t.edgenlu_nlu_tokenize().call_decode(store, ids))
     }
+
+    /// Raw bytes of `ids`' text (may end inside a UTF-8 character).
+    pub fn decode_bytes(&mut self, ids: &[u32]) -> Result<Vec<u8>, SkillError> {
+        self.call(|store, t| t.edgenlu_nlu_tokenize().call_decode_bytes(store, ids))
+    }
 }
 
 /// How a failure inside the tokenizer looks to the skill that called it.
-fn to_host_error(e: SkillError) -> HostError {
+pub(crate) fn to_host_error(e: SkillError) -> HostError {
     match e {
         SkillError::Guest(w) => HostError::Guest(w),
         SkillError::Deadline(_) => HostError::budget(e.to_string()),
@@ -110,19 +115,28 @@ impl tokenize::Host for ComponentState {
                 self.budget.limits.max_text_bytes
             )));
         }
-        let tok = self
-            .tokenizer
-            .as_mut()
-            .ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
-        tok.encode(&text).map_err(to_host_error)
+        self.linked_tokenizer()?
+            .encode(&text)
+            .map_err(to_host_error)
     }
 
     fn decode(&mut self, ids: Vec<u32>) -> Result<String, HostError> {
+        self.linked_tokenizer()?.decode(&ids).map_err(to_host_error)
+    }
+
+    fn decode_bytes(&mut self, ids: Vec<u32>) -> Result<Vec<u8>, HostError> {
+        self.linked_tokenizer()?
+            .decode_bytes(&ids)
+            .map_err(to_host_error)
+    }
+}
+
+impl ComponentState {
+    /// The tokenizer linked to this skill, once the deadline is checked.
+    pub(crate) fn linked_tokenizer(&mut self) -> Result<&mut LinkedTokenizer, HostError> {
         self.budget.check_deadline()?;
-        let tok = self
-            .tokenizer
+        self.tokenizer
             .as_mut()
-            .ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))?;
-        tok.decode(&ids).map_err(to_host_error)
+            .ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))
     }
 }

@@ -265,6 +265,9 @@ impl Manifest {
         if let Some(d) = self.budgets.deadline_ms {
             limits.deadline = Duration::from_millis(d);
         }
+        if let Some(t) = self.budgets.max_tokens {
+            limits.max_tokens = t as usize;
+        }
         limits
     }
 

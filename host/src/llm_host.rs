@@ -1,0 +1,311 @@
+//! The `llm` interface: a generation runs the fused llama pass ([`edgenlu_models::Llama`]) over
+//! a KV cache charged to the skill, samples each token on the host, and assembles the bytes the
+//! linked tokenizer gives for it into whole UTF-8 characters, so no token boundary can split
+//! a character in what the guest or the device sees.
+
+use crate::bindings::edgenlu::nlu::llm::{
+    FinishReason, Host, HostGeneration, Options, Token, Usage,
+};
+use crate::error::HostError;
+use crate::models_host::ModelHandle;
+use crate::state::{guard, ComponentState};
+use crate::tokenizer::to_host_error;
+use edgenlu_kernels::ops::KvCache;
+use edgenlu_models::{Llama, LlamaError, Sampler, Sampling};
+use std::time::{Duration, Instant};
+use wasmtime::component::Resource;
+
+/// Most stop tokens one generation takes.
+const MAX_STOP_TOKENS: usize = 64;
+
+/// A generation in progress: the model, its cache, and the token chosen to come next.
+pub struct Generation {
+    model: Llama,
+    cache: KvCache,
+    logits: Vec<f32>,
+    sampler: Sampler,
+    stop: Vec<u32>,
+    max_tokens: usize,
+    prompt_tokens: usize,
+    generated: usize,
+    /// The next token, already sampled (so the token before it knows whether it is the last
+    /// and can flush a dangling partial character).
+    upcoming: Option<u32>,
+    /// Bytes of a character not yet complete.
+    pending: Vec<u8>,
+    finish: Option<FinishReason>,
+    prefill: Duration,
+    decode: Duration,
+    /// Host memory charged for the cache and logits, released on drop.
+    charged: usize,
+}
+
+impl From<LlamaError> for HostError {
+    fn from(e: LlamaError) -> Self {
+        match e {
+            LlamaError::Kernel(k) => k.into(),
+            LlamaError::Interrupted => {
+                HostError::budget("the request's deadline passed during the forward pass")
+            }
+            other => HostError::invalid(other.to_string()),
+        }
+    }
+}
+
+/// Moves the whole characters at the front of `pending` into `out`; malformed bytes become
+/// U+FFFD; an incomplete character at the end stays in `pending` unless `flush`.
+fn take_utf8(pending: &mut Vec<u8>, out: &mut String, flush: bool) {
+    let mut rest: &[u8] = pending;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).expect("checked valid"));
+                match e.error_len() {
+                    Some(bad) => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        rest = &after[bad..];
+                    }
+                    None if flush => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        rest = &[];
+                        break;
+                    }
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let keep = rest.len();
+    pending.drain(..pending.len() - keep);
+}
+
+impl Generation {
+    /// Samples the token after the current logits; finishes on a stop token or no token.
+    fn choose_next(&mut self) {
+        match self.sampler.sample(&self.logits) {
+            Some(t) if !self.stop.contains(&t) => self.upcoming = Some(t),
+            _ => {
+                self.upcoming = None;
+                self.finish = Some(FinishReason::Stop);
+            }
+        }
+    }
+}
+
+impl Host for ComponentState {}
+
+impl HostGeneration for ComponentState {
+    fn start(
+        &mut self,
+        model: Resource<ModelHandle>,
+        prompt: Vec<u32>,
+        opts: Options,
+    ) -> Result<Resource<Generation>, HostError> {
+        self.budget.check_deadline()?;
+        let limits = &self.budget.limits;
+        if opts.max_tokens as usize > limits.max_tokens {
+            return Err(HostError::budget(format!(
+                "{} tokens requested, the skill may generate {}",
+                opts.max_tokens, limits.max_tokens
+            )));
+        }
+        if prompt.is_empty() {
+            return Err(HostError::invalid("the prompt has no tokens"));
+        }
+        if opts.stop.len() > MAX_STOP_TOKENS {
+            return Err(HostError::invalid(format!(
+                "{} stop tokens, at most {MAX_STOP_TOKENS}",
+                opts.stop.len()
+            )));
+        }
+        let s = &opts.sampling;
+        let sampling = Sampling {
+            temperature: s.temperature,
+            top_k: s.top_k as usize,
+            top_p: s.top_p,
+            seed: s.seed,
+        };
+        let sampler = Sampler::new(sampling).map_err(HostError::invalid)?;
+        let file = self.table.get(&model)?.file().clone();
+        let llama = Llama::new(file).map_err(|e| match e {
+            LlamaError::Metadata(m) => HostError::invalid(format!("no fused forward pass: {m}")),
+            other => other.into(),
+        })?;
+        let config = llama.config().clone();
+        let capacity = prompt
+            .len()
+            .checked_add(opts.max_tokens as usize)
+            .filter(|&c| c <= config.context)
+            .ok_or_else(|| {
+                HostError::invalid(format!(
+                    "{} prompt tokens + {} new ones exceed the model's context of {}",
+                    prompt.len(),
+                    opts.max_tokens,
+                    config.context
+                ))
+            })?;
+        let charged = KvCache::bytes_for(config.layers, capacity, config.kv_cols())
+            .and_then(|b| b.checked_add(config.vocab * 4))
+            .ok_or_else(|| HostError::invalid("kv cache size overflows"))?;
+        self.budget.charge_host_bytes(charged)?;
+        let deadline = self.budget.deadline;
+        let started = Instant::now();
+        let prefilled = guard(|| {
+            let mut cache = llama.new_cache(capacity)?;
+            let mut logits = vec![0f32; config.vocab];
+            llama.forward(&prompt, &mut cache, &mut logits, &|| {
+                Instant::now() > deadline
+            })?;
+            Ok((cache, logits))
+        });
+        let (cache, logits) = match prefilled {
+            Ok(v) => v,
+            Err(e) => {
+                self.budget.release_host_bytes(charged);
+                return Err(e);
+            }
+        };
+        let prefill = started.elapsed();
+        self.budget.kernel_time += prefill;
+        self.budget.weight_bytes_read += llama.weight_bytes() as u64;
+        let mut g = Generation {
+            model: llama,
+            cache,
+            logits,
+            sampler,
+            stop: opts.stop,
+            max_tokens: opts.max_tokens as usize,
+            prompt_tokens: prompt.len(),
+            generated: 0,
+            upcoming: None,
+            pending: Vec::new(),
+            finish: None,
+            prefill,
+            decode: Duration::ZERO,
+            charged,
+        };
+        if g.max_tokens == 0 {
+            g.finish = Some(FinishReason::Length);
+        } else {
+            g.choose_next();
+        }
+        self.push_handle(g)
+            .inspect_err(|_| self.budget.release_host_bytes(charged))
+    }
+
+    fn next(&mut self, gen: Resource<Generation>) -> Result<Option<Token>, HostError> {
+        self.budget.check_deadline()?;
+        let Some(id) = self.table.get_mut(&gen)?.upcoming.take() else {
+            return Ok(None);
+        };
+        let bytes = self
+            .linked_tokenizer()?
+            .decode_bytes(&[id])
+            .map_err(to_host_error)?;
+        let deadline = self.budget.deadline;
+        let g = self.table.get_mut(&gen)?;
+        g.generated += 1;
+        if g.generated >= g.max_tokens {
+            g.finish = Some(FinishReason::Length);
+        } else {
+            let started = Instant::now();
+            let stepped = guard(|| {
+                Ok(g.model.forward(&[id], &mut g.cache, &mut g.logits, &|| {
+                    Instant::now() > deadline
+                })?)
+            });
+            let spent = started.elapsed();
+            g.decode += spent;
+            self.budget.kernel_time += spent;
+            stepped?;
+            let g = self.table.get_mut(&gen)?;
+            self.budget.weight_bytes_read += g.model.weight_bytes() as u64;
+            g.choose_next();
+        }
+        let g = self.table.get_mut(&gen)?;
+        g.pending.extend_from_slice(&bytes);
+        let mut text = String::new();
+        let last = g.finish.is_some();
+        take_utf8(&mut g.pending, &mut text, last);
+        if let Some(sink) = self.on_text.as_mut() {
+            sink(&text);
+        }
+        Ok(Some(Token { id, text }))
+    }
+
+    fn cancel(&mut self, gen: Resource<Generation>) -> wasmtime::Result<()> {
+        let g = self.table.get_mut(&gen)?;
+        if g.finish.is_none() {
+            g.finish = Some(FinishReason::Cancelled);
+        }
+        g.upcoming = None;
+        g.pending.clear();
+        Ok(())
+    }
+
+    fn finish(&mut self, gen: Resource<Generation>) -> wasmtime::Result<Option<FinishReason>> {
+        Ok(self.table.get(&gen)?.finish)
+    }
+
+    fn usage(&mut self, gen: Resource<Generation>) -> wasmtime::Result<Usage> {
+        let g = self.table.get(&gen)?;
+        Ok(Usage {
+            prompt_tokens: g.prompt_tokens as u32,
+            generated_tokens: g.generated as u32,
+            prefill_micros: g.prefill.as_micros() as u64,
+            decode_micros: g.decode.as_micros() as u64,
+        })
+    }
+
+    fn drop(&mut self, gen: Resource<Generation>) -> wasmtime::Result<()> {
+        let g = self
+            .delete_handle(gen)
+            .map_err(|_| wasmtime::format_err!("dropping an unknown generation"))?;
+        self.budget.release_host_bytes(g.charged);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_utf8;
+
+    #[test]
+    fn characters_split_across_tokens_come_out_whole() {
+        let mut pending = Vec::new();
+        let mut out = String::new();
+        // "é" (C3 A9) and "😀" (F0 9F 98 80) arriving a byte or two at a time.
+        for piece in [
+            &[b'a', 0xC3][..],
+            &[0xA9, 0xF0, 0x9F],
+            &[0x98],
+            &[0x80, b'!'],
+        ] {
+            pending.extend_from_slice(piece);
+            take_utf8(&mut pending, &mut out, false);
+        }
+        assert_eq!(out, "aé😀!");
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn malformed_bytes_become_replacement_characters() {
+        let mut pending = vec![b'x', 0xFF, b'y', 0xE2, 0x82];
+        let mut out = String::new();
+        take_utf8(&mut pending, &mut out, false);
+        assert_eq!(out, "x\u{FFFD}y");
+        assert_eq!(pending, [0xE2, 0x82], "an incomplete tail waits for more");
+        take_utf8(&mut pending, &mut out, true);
+        assert_eq!(out, "x\u{FFFD}y\u{FFFD}");
+        assert!(pending.is_empty());
+    }
+}
