@@ -27,6 +27,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The `intents` skill: MiniLM embedding + nearest neighbour.",
     ),
     (
+        "skill-chat",
+        "SKILL_CHAT",
+        "The `chat` skill: SmolLM2 generation with the ChatML template, fused or primitives forward pass.",
+    ),
+    (
         "hostile",
         "HOSTILE",
         "Test skill whose `handle` carries out the attack on the host named by the utterance.",

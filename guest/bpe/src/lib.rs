@@ -451,6 +451,34 @@ mod tests {
     }
 
     #[test]
+    fn decode_bytes_keeps_split_characters_raw() {
+        let bpe = toy();
+        // "é" has no merge in the toy vocabulary: two byte tokens, each half a character.
+        let ids = bpe.encode("é");
+        assert_eq!(ids.len(), 2);
+        let pieces: Vec<Vec<u8>> = ids.iter().map(|&i| bpe.decode_bytes(&[i])).collect();
+        assert_eq!(pieces, [vec![0xC3], vec![0xA9]]);
+        assert_eq!(pieces.concat(), "é".as_bytes());
+        assert_eq!(bpe.decode_bytes(&ids), "é".as_bytes());
+    }
+
+    #[test]
+    fn decode_is_decode_bytes_made_text() {
+        let bpe = toy();
+        for s in ["hello world", "<|im_start|>lll", "👍🏽 é", "a\u{0}b", ""] {
+            let ids = bpe.encode(s);
+            for cut in 0..=ids.len() {
+                let ids = &ids[..cut];
+                assert_eq!(
+                    bpe.decode(ids),
+                    String::from_utf8_lossy(&bpe.decode_bytes(ids))
+                );
+            }
+            assert_eq!(bpe.decode_bytes(&ids), s.as_bytes());
+        }
+    }
+
+    #[test]
     fn rejects_merges_outside_the_vocabulary() {
         let tokens: Vec<String> = (0..=255u8).map(|b| byte_char(b).to_string()).collect();
         let err = Bpe::new(tokens, &["a b".to_string()], &[]).unwrap_err();

@@ -200,3 +200,28 @@ fn ids_and_decode_match_hugging_face() {
         bad[..bad.len().min(5)].join("\n")
     );
 }
+
+/// Generated text arrives one id at a time: each id's raw bytes, concatenated, are the text's
+/// UTF-8 even where an id ends inside a character, and `decode` is those bytes made text.
+#[test]
+fn decode_bytes_one_id_at_a_time_is_the_text() {
+    let tok = tokenizer();
+    let (mut lossless, mut split) = (0, 0);
+    for g in goldens() {
+        let pieces: Vec<Vec<u8>> = g.ids.iter().map(|&id| tok.decode_bytes(&[id])).collect();
+        split += pieces
+            .iter()
+            .filter(|p| std::str::from_utf8(p).is_err())
+            .count();
+        let bytes = pieces.concat();
+        assert_eq!(bytes, tok.decode_bytes(&g.ids));
+        assert_eq!(tok.decode(&g.ids), String::from_utf8_lossy(&bytes));
+        if g.lossless {
+            assert_eq!(bytes, g.text.as_bytes(), "{:?}", g.text);
+            lossless += 1;
+        }
+    }
+    assert!(lossless > 0);
+    // The goldens include characters the vocabulary spells with more than one token.
+    assert!(split > 0, "no id ends inside a character");
+}

@@ -84,6 +84,17 @@ fn load() -> Result<Bpe, Error> {
     Bpe::new(tokens, &merges, &specials).map_err(|e| invalid(format!("model {name:?}: {e}")))
 }
 
+/// Out-of-range ids are a caller bug worth reporting, not something to skip silently.
+fn check_ids(t: &Bpe, ids: &[u32]) -> Result<(), Error> {
+    match ids.iter().find(|&&id| id as usize >= t.vocab_len()) {
+        Some(&bad) => Err(invalid(format!(
+            "token id {bad} is outside the vocabulary ({} tokens)",
+            t.vocab_len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 struct Component;
 
 impl Guest for Component {
@@ -93,14 +104,15 @@ impl Guest for Component {
 
     fn decode(ids: Vec<u32>) -> Result<String, Error> {
         let t = tokenizer()?;
-        // Out-of-range ids are a caller bug worth reporting, not something to skip silently.
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= t.vocab_len()) {
-            return Err(invalid(format!(
-                "token id {bad} is outside the vocabulary ({} tokens)",
-                t.vocab_len()
-            )));
-        }
+        check_ids(t, &ids)?;
         Ok(t.decode(&ids))
+    }
+
+    fn decode_bytes(ids: Vec<u32>) -> Result<Vec<u8>, Error> {
+        let t = tokenizer()?;
+        check_ids(t, &ids)?;
+        // Byte-level tokens: a character split across ids comes back as its partial bytes.
+        Ok(t.decode_bytes(&ids))
     }
 }
 

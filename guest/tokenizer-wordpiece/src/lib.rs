@@ -133,6 +133,11 @@ impl Guest for Component {
         }
         Ok(t.decode(&ids))
     }
+
+    fn decode_bytes(ids: Vec<u32>) -> Result<Vec<u8>, Error> {
+        // WordPiece tokens are whole characters: the bytes are those of the decoded text.
+        Ok(Self::decode(ids)?.into_bytes())
+    }
 }
 
 export!(Component);

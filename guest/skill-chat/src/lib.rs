@@ -1,0 +1,214 @@
+//! The `chat` skill: text generation with SmolLM2 (or another llama model), prompted through
+//! its ChatML template.
+//!
+//! `chat.complete` runs one of two forward passes:
+//! - `fused`: the host's llama pass through `llm.generation` (any sampling; the text streams to
+//!   the device as the skill pulls tokens);
+//! - `primitives`: the same pass composed here of primitive kernels ([`llama`]), greedy only,
+//!   whose ids equal the fused pass's bit for bit.
+//!
+//! `nlu.handle` answers an utterance with a short greedy chat reply (fused).
+//!
+//! Config keys (from the skill's spec):
+//! - `model`: the decoder's model name (default `smollm2-135m-instruct.q4_1`);
+//! - `system`: the system turn of the template (default SmolLM2's own).
+//!
+//! Generation stops at the model's `tokenizer.ggml.eos_token_id`, `<|im_end|>` or
+//! `<|endoftext|>`, or after the requested number of tokens.
+
+wit_bindgen::generate!({ path: "../../wit", world: "chat-skill" });
+
+mod llama;
+mod template;
+
+use edgenlu::nlu::config;
+use edgenlu::nlu::llm::{FinishReason, Generation, Options, Sampling, Usage};
+use edgenlu::nlu::models::{MetaValue, Model};
+use edgenlu::nlu::tokenize;
+use edgenlu::nlu::types::Error;
+use exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
+use exports::edgenlu::nlu::nlu::{Path, Request, Response};
+
+/// The decoder used when the config names none.
+pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct.q4_1";
+
+/// Most tokens of a reply to an utterance (`nlu.handle`).
+pub const HANDLE_MAX_TOKENS: u32 = 24;
+
+/// Texts of the end-of-turn tokens that stop a generation besides the model's EOS.
+const STOP_TEXTS: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
+
+/// Greedy decoding (the first largest logit).
+const GREEDY: Sampling = Sampling {
+    temperature: 0.0,
+    top_k: 0,
+    top_p: 1.0,
+    seed: 0,
+};
+
+pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+/// The ids that end a generation: the model's EOS and the ids of [`STOP_TEXTS`] that the
+/// tokenizer encodes as one token, without repeats.
+fn stop_ids(model: &Model) -> Result<Vec<u32>, Error> {
+    let mut stop = Vec::new();
+    if let Some(MetaValue::Int(eos)) = model.meta("tokenizer.ggml.eos_token_id") {
+        if let Ok(eos) = u32::try_from(eos) {
+            stop.push(eos);
+        }
+    }
+    for text in STOP_TEXTS {
+        if let [id] = tokenize::encode(text)?[..] {
+            if !stop.contains(&id) {
+                stop.push(id);
+            }
+        }
+    }
+    Ok(stop)
+}
+
+/// Generates with the host's fused pass, pulling tokens until the generation ends.
+fn complete_fused(
+    model: &Model,
+    prompt: &[u32],
+    stop: Vec<u32>,
+    req: &ChatRequest,
+) -> Result<(String, Vec<u32>, FinishReason, Usage), Error> {
+    let generation = Generation::start(
+        model,
+        prompt,
+        &Options {
+            max_tokens: req.max_tokens,
+            stop,
+            sampling: req.sampling,
+        },
+    )?;
+    let (mut text, mut ids) = (String::new(), Vec::new());
+    while let Some(token) = generation.next()? {
+        ids.push(token.id);
+        text.push_str(&token.text);
+    }
+    let usage = generation.usage();
+    let finish = generation
+        .finish()
+        .ok_or_else(|| Error::Internal("the generation ended without a reason".into()))?;
+    Ok((text, ids, finish, usage))
+}
+
+/// Generates greedily with the forward pass composed of primitive kernels.
+fn complete_primitives(
+    model: &Model,
+    prompt: &[u32],
+    stop: &[u32],
+    max_tokens: u32,
+) -> Result<(String, Vec<u32>, FinishReason, Usage), Error> {
+    let llama = llama::Llama::load(model)?;
+    let prompt_len = u32::try_from(prompt.len()).map_err(|_| invalid("the prompt is too long"))?;
+    let capacity = prompt_len
+        .checked_add(max_tokens)
+        .filter(|&c| llama.config().context.is_none_or(|ctx| c <= ctx))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{prompt_len} prompt tokens + {max_tokens} new ones exceed the model's context \
+                 of {:?}",
+                llama.config().context
+            ))
+        })?;
+    let cache = llama.new_cache(capacity)?;
+    let head = llama.head()?;
+    // The whole prompt in one pass; its activations are freed before decoding starts.
+    let mut next = {
+        let mut scratch = llama.scratch(prompt_len)?;
+        llama.forward(prompt, &cache, &mut scratch, &head)?
+    };
+    let mut ids = Vec::new();
+    let finish = if max_tokens == 0 {
+        FinishReason::Length
+    } else {
+        let mut step = llama.scratch(1)?;
+        loop {
+            if stop.contains(&next) {
+                break FinishReason::Stop;
+            }
+            ids.push(next);
+            if ids.len() >= max_tokens as usize {
+                break FinishReason::Length;
+            }
+            next = llama.forward(&[next], &cache, &mut step, &head)?;
+        }
+    };
+    let usage = Usage {
+        prompt_tokens: prompt_len,
+        generated_tokens: ids.len() as u32,
+        prefill_micros: 0,
+        decode_micros: 0,
+    };
+    Ok((tokenize::decode(&ids)?, ids, finish, usage))
+}
+
+fn complete(req: ChatRequest) -> Result<ChatResponse, Error> {
+    let name = config::get("model").unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let model = Model::open(&name)?;
+    let text = if req.template {
+        let system = config::get("system");
+        template::chatml(
+            system.as_deref().unwrap_or(template::DEFAULT_SYSTEM),
+            &req.prompt,
+        )
+    } else {
+        req.prompt.clone()
+    };
+    let prompt_ids = tokenize::encode(&text)?;
+    if prompt_ids.is_empty() {
+        return Err(invalid("the prompt has no tokens"));
+    }
+    let stop = stop_ids(&model)?;
+    let (text, ids, finish, usage) = match req.forward {
+        Forward::Fused => complete_fused(&model, &prompt_ids, stop, &req)?,
+        Forward::Primitives => {
+            if req.sampling.temperature != 0.0 {
+                return Err(invalid("the primitives path decodes greedily"));
+            }
+            complete_primitives(&model, &prompt_ids, &stop, req.max_tokens)?
+        }
+    };
+    Ok(ChatResponse {
+        text,
+        prompt_ids,
+        ids,
+        finish,
+        usage,
+    })
+}
+
+struct Chat;
+
+impl exports::edgenlu::nlu::chat::Guest for Chat {
+    fn complete(req: ChatRequest) -> Result<ChatResponse, Error> {
+        complete(req)
+    }
+}
+
+impl exports::edgenlu::nlu::nlu::Guest for Chat {
+    fn handle(req: Request) -> Result<Response, Error> {
+        let reply = complete(ChatRequest {
+            prompt: req.text,
+            template: true,
+            max_tokens: HANDLE_MAX_TOKENS,
+            sampling: GREEDY,
+            forward: Forward::Fused,
+        })?;
+        Ok(Response {
+            intent: "chat".to_string(),
+            confidence: 1.0,
+            slots: Vec::new(),
+            reply: Some(reply.text),
+            path: Path::Local,
+            timings: Vec::new(),
+        })
+    }
+}
+
+export!(Chat);
