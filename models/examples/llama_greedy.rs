@@ -1,19 +1,27 @@
-//! Greedy continuation with the fused llama forward pass, straight from a GGUF file:
+//! Greedy continuation with the fused llama forward pass, straight from a GGUF file, no Wasm:
+//!
 //! `cargo run --release -p edgenlu-models --example llama_greedy -- MODEL.gguf 32 504 3575 282 4649 314`
-//! prints the generated token ids and the decode speed.
+//!
+//! prints the generated token ids as JSON, and prefill time and decode speed on stderr.
+//! `--f32-activations` (first) keeps activations in f32 instead of quantizing them per block.
 
 use std::sync::Arc;
 
+use edgenlu_kernels::matmul::Activations;
 use edgenlu_models::{GgufFile, Llama, Sampler, Sampling};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let f32_acts = args.next_if(|a| a == "--f32-activations").is_some();
     let path = args
         .next()
-        .ok_or("usage: llama_greedy MODEL.gguf COUNT PROMPT_IDS...")?;
+        .ok_or("usage: llama_greedy [--f32-activations] MODEL.gguf COUNT PROMPT_IDS...")?;
     let count: usize = args.next().ok_or("missing COUNT")?.parse()?;
     let prompt: Vec<u32> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
-    let model = Llama::new(Arc::new(GgufFile::open(path.as_ref())?))?;
+    let mut model = Llama::new(Arc::new(GgufFile::open(path.as_ref())?))?;
+    if f32_acts {
+        model = model.with_activations(Activations::F32);
+    }
     let mut cache = model.new_cache(prompt.len() + count)?;
     let mut logits = vec![0f32; model.config().vocab];
     let mut sampler = Sampler::new(Sampling::GREEDY)?;
@@ -24,11 +32,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = std::time::Instant::now();
     for _ in 0..count {
         let next = sampler.sample(&logits).ok_or("no token")?;
-        if std::env::var_os("TOP2").is_some() {
-            let mut l: Vec<(f32, usize)> = logits.iter().copied().zip(0..).collect();
-            l.sort_by(|a, b| b.0.total_cmp(&a.0));
-            eprintln!("{:?}", &l[..3]);
-        }
         ids.push(next);
         model.forward(&[next], &mut cache, &mut logits, &|| false)?;
     }

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use edgenlu_kernels::matmul::{matmul_with, Activations};
 use edgenlu_kernels::ops::{self, KvCache, RopeLayout};
-use edgenlu_kernels::{DType, KernelError, WeightView};
+use edgenlu_kernels::{active_variant, DType, KernelError, WeightView};
 
 use crate::gguf::GgufFile;
 
@@ -97,6 +98,7 @@ pub struct Llama {
     blocks: Vec<Block>,
     output_norm: Slot,
     output: Slot,
+    activations: Option<Activations>,
 }
 
 impl std::fmt::Debug for Llama {
@@ -234,7 +236,26 @@ impl Llama {
             blocks,
             output_norm,
             output,
+            activations: None,
         })
+    }
+
+    /// Runs every matrix with `acts` instead of the kernels' default per format (quantized
+    /// activations for q4 weights, as ggml does). [`Activations::F32`] keeps activations in
+    /// f32: slower, and only the weights' own rounding remains, which is how tests check the
+    /// pass itself against a float reference.
+    pub fn with_activations(mut self, acts: Activations) -> Llama {
+        self.activations = Some(acts);
+        self
+    }
+
+    /// `out = x · wᵀ` with this model's activation mode.
+    fn matmul(&self, out: &mut [f32], x: &[f32], n: usize, w: Slot) -> Result<(), KernelError> {
+        let w = self.view(w);
+        match self.activations {
+            None => ops::matmul(out, x, n, &w, None),
+            Some(acts) => matmul_with(active_variant(), acts, out, x, n, &w, None),
+        }
     }
 
     /// The hyperparameters.
@@ -337,9 +358,9 @@ impl Llama {
                 return Err(LlamaError::Interrupted);
             }
             ops::rms_norm(&mut xb, &x, dim, self.vector(b.attn_norm), c.rms_eps)?;
-            ops::matmul(&mut q, &xb, n, &self.view(b.q), None)?;
-            ops::matmul(&mut k, &xb, n, &self.view(b.k), None)?;
-            ops::matmul(&mut v, &xb, n, &self.view(b.v), None)?;
+            self.matmul(&mut q, &xb, n, b.q)?;
+            self.matmul(&mut k, &xb, n, b.k)?;
+            self.matmul(&mut v, &xb, n, b.v)?;
             ops::rope(
                 &mut q,
                 c.heads,
@@ -357,13 +378,13 @@ impl Llama {
                 RopeLayout::Interleaved,
             )?;
             cache.attend(layer, &mut att, &q, &k, &v, c.heads, c.kv_heads)?;
-            ops::matmul(&mut xb, &att, n, &self.view(b.out), None)?;
+            self.matmul(&mut xb, &att, n, b.out)?;
             add_into(&mut x, &xb);
             ops::rms_norm(&mut xb, &x, dim, self.vector(b.ffn_norm), c.rms_eps)?;
-            ops::matmul(&mut gate, &xb, n, &self.view(b.gate), None)?;
-            ops::matmul(&mut up, &xb, n, &self.view(b.up), None)?;
+            self.matmul(&mut gate, &xb, n, b.gate)?;
+            self.matmul(&mut up, &xb, n, b.up)?;
             ops::swiglu(&mut gate, &up)?;
-            ops::matmul(&mut xb, &gate, n, &self.view(b.down), None)?;
+            self.matmul(&mut xb, &gate, n, b.down)?;
             add_into(&mut x, &xb);
         }
         if interrupted() {
@@ -379,7 +400,7 @@ impl Llama {
             self.vector(self.output_norm),
             c.rms_eps,
         )?;
-        ops::matmul(logits, &normed, 1, &self.view(self.output), None)?;
+        self.matmul(logits, &normed, 1, self.output)?;
         Ok(())
     }
 }

@@ -7,20 +7,26 @@
 
 use edgenlu::bundled::{bpe_tokenizer, chat_limits, chat_skill, open_tokenizer, DEFAULT_DECODER};
 use edgenlu::{ChatRequest, FinishReason, Forward, Limits, SamplingParams, SkillError, WitError};
+use edgenlu_kernels::matmul::Activations;
 use edgenlu_models::{GgufFile, Llama};
 use edgenlu_tests::{golden_lines, require_model, runtime, store};
 use std::sync::{Arc, Mutex};
 
-/// How far below our largest logit llama.cpp's greedy token may be, at any step of its
-/// continuation fed back to our pass (teacher forcing): q4_1/q8_0 weights with quantized
-/// activations in both, but different activation rounding, KV precision (llama.cpp keeps f16)
-/// and summation order, so near-ties may flip. Measured worst case and margin in
-/// docs/BENCHMARKS.md.
-const TEACHER_FORCED_LOGIT_TOL: f32 = 0.5;
+/// Where the fast pass (quantized activations) and llama.cpp's q4_1 run choose different tokens
+/// after the same prefix, the float pass must rate the two within this many logits of each
+/// other: both runtimes carry noise of up to about 1 logit from quantized activations
+/// (llama.cpp also from its f16 KV cache), so near-ties flip either way.
+const NEAR_TIE_TOL: f32 = 1.0;
 
-/// Our first-step logits against the float64 reference: max |difference| relative to the
-/// logits' standard deviation.
-const FIRST_STEP_REL_TOL: f32 = 0.05;
+/// First-step logits with f32 activations against the float64 reference (same dequantized
+/// weights): max |difference| over the vocabulary, from f32 arithmetic alone.
+const EXACT_LOGIT_TOL: f32 = 1e-3;
+
+/// First-step logits with the default quantized activations (Q8_1 blocks for the q4_1
+/// matrices, as ggml) against the float64 reference: max |difference| over the vocabulary,
+/// relative to the logits' standard deviation. llama.cpp itself measures 0.17–0.34 on the same
+/// prompts (docs/BENCHMARKS.md).
+const QUANTIZED_REL_TOL: f32 = 0.4;
 
 fn greedy(prompt: &str, template: bool, max_tokens: u32, forward: Forward) -> ChatRequest {
     ChatRequest {
@@ -53,7 +59,10 @@ fn native_model() -> Llama {
 struct Greedy {
     prompt: String,
     prompt_ids: Vec<u32>,
+    /// llama.cpp on the q4_1 GGUF.
     generated_ids: Vec<u32>,
+    /// llama.cpp on the same weights unpacked to f32, with an f32 KV cache.
+    f32_generated_ids: Vec<u32>,
 }
 
 #[derive(serde::Deserialize)]
@@ -77,91 +86,141 @@ fn the_capital_of_france_is_paris() {
     assert_eq!((r.usage.prompt_tokens, r.usage.generated_tokens), (5, 3));
 }
 
+/// Greedy ids of `model` after `prompt`: `count` of them, stop tokens included.
+fn native_greedy(model: &Llama, prompt: &[u32], count: usize) -> Vec<u32> {
+    let mut cache = model.new_cache(prompt.len() + count).unwrap();
+    let mut logits = vec![0f32; model.config().vocab];
+    model
+        .forward(prompt, &mut cache, &mut logits, &|| false)
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let t = edgenlu_kernels::ops::argmax(&logits).unwrap() as u32;
+        ids.push(t);
+        model
+            .forward(&[t], &mut cache, &mut logits, &|| false)
+            .unwrap();
+    }
+    ids
+}
+
+/// The float pass's logits after `prompt` followed by `prefix`.
+fn logits_after(model: &Llama, prompt: &[u32], prefix: &[u32]) -> Vec<f32> {
+    let ids: Vec<u32> = prompt.iter().chain(prefix).copied().collect();
+    first_step(model, &ids)
+}
+
 #[test]
-fn greedy_tokens_follow_llama_cpp() {
+fn greedy_tokens_match_llama_cpp() {
     let golden: Vec<Greedy> = golden_lines("llama_greedy.jsonl");
     assert!(golden.len() >= 20, "{} golden prompts", golden.len());
     let skill = chat();
-    let model = native_model();
-    let (mut identical, mut worst) = (0, 0f32);
+    let fast = native_model();
+    let exact = native_model().with_activations(Activations::F32);
+    let (mut identical_fast, mut worst_tie) = (0, 0f32);
     for g in &golden {
-        // The Wasm guest, its BPE tokenizer and the fused pass, end to end.
+        let short: String = g.prompt.chars().take(40).collect();
+        // 1. The float pass against llama.cpp on the same weights unpacked to f32 (f32 KV
+        //    cache): identical, all 32 tokens.
+        let ids = native_greedy(&exact, &g.prompt_ids, 32);
+        assert_eq!(
+            ids, g.f32_generated_ids,
+            "{short:?}: f32 pass vs llama.cpp f32"
+        );
+        // 2. The Wasm guest (BPE tokenizer component, ChatML-free prompt, fused pass) gives
+        //    exactly the native fast pass's tokens, up to its first stop token.
         let r = skill
             .chat(&greedy(&g.prompt, false, 32, Forward::Fused), None)
             .unwrap();
-        assert_eq!(r.prompt_ids, g.prompt_ids, "tokenization of {:?}", g.prompt);
-        let stop = r.ids.len() < 32;
-        let ours = &r.ids;
-        let agree = ours
+        assert_eq!(r.prompt_ids, g.prompt_ids, "tokenization of {short:?}");
+        let fast_ids = native_greedy(&fast, &g.prompt_ids, 32);
+        assert_eq!(
+            r.ids[..],
+            fast_ids[..r.ids.len()],
+            "{short:?}: guest vs native"
+        );
+        assert!(r.ids.len() == 32 || [0, 2].contains(&fast_ids[r.ids.len()]));
+        // 3. The fast pass against llama.cpp's q4_1 run: the same tokens until a near-tie,
+        //    judged by the float pass, flips one way in one and the other in the other.
+        let same = fast_ids
             .iter()
             .zip(&g.generated_ids)
             .take_while(|(a, b)| a == b)
             .count();
-        if agree == g.generated_ids.len() || (stop && agree == ours.len()) {
-            identical += 1;
+        if same == 32 {
+            identical_fast += 1;
+            continue;
         }
-        // Teacher forcing: feed llama.cpp's tokens to our pass; at every step its token must be
-        // our choice or within the tolerance of it.
-        let mut cache = model.new_cache(g.prompt_ids.len() + 32).unwrap();
-        let mut logits = vec![0f32; model.config().vocab];
-        model
-            .forward(&g.prompt_ids, &mut cache, &mut logits, &|| false)
-            .unwrap();
-        for (step, &t) in g.generated_ids.iter().enumerate() {
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let gap = max - logits[t as usize];
-            worst = worst.max(gap);
-            assert!(
-                gap <= TEACHER_FORCED_LOGIT_TOL,
-                "{:?} step {step}: llama.cpp's token {t} is {gap} below our best logit",
-                g.prompt
-            );
-            model
-                .forward(&[t], &mut cache, &mut logits, &|| false)
-                .unwrap();
-        }
+        let logits = logits_after(&exact, &g.prompt_ids, &fast_ids[..same]);
+        let tie = (logits[fast_ids[same] as usize] - logits[g.generated_ids[same] as usize]).abs();
+        worst_tie = worst_tie.max(tie);
+        eprintln!("{short:?}: fast pass and llama.cpp q4_1 part at token {same}, float logits {tie:.3} apart");
+        assert!(
+            tie <= NEAR_TIE_TOL,
+            "{short:?}: token {same} differs by {tie} float logits"
+        );
     }
     eprintln!(
-        "llama.cpp parity: {identical} of {} prompts identical over 32 tokens; worst teacher-forced gap {worst:.4}",
-        golden.len()
+        "llama.cpp parity: f32 pass {n} of {n} identical x 32 tokens; fast pass {identical_fast} of {n} identical with llama.cpp q4_1, the rest part at near-ties at most {worst_tie:.3} float logits apart",
+        n = golden.len()
     );
-    assert!(
-        identical * 4 >= golden.len() * 3,
-        "only {identical} of {} identical",
-        golden.len()
-    );
+}
+
+/// Max |difference| of two logit vectors, and the standard deviation of the second.
+fn logit_distance(ours: &[f32], reference: &[f32]) -> (f32, f32) {
+    let n = reference.len() as f32;
+    let mean = reference.iter().sum::<f32>() / n;
+    let std = (reference.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt();
+    let max_diff = ours
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    (max_diff, std)
+}
+
+fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
+    let mut cache = model.new_cache(ids.len()).unwrap();
+    let mut logits = vec![0f32; model.config().vocab];
+    model
+        .forward(ids, &mut cache, &mut logits, &|| false)
+        .unwrap();
+    logits
 }
 
 #[test]
 fn first_step_logits_match_the_float_reference() {
     let reference: Vec<Reference> = golden_lines("llama_reference.jsonl");
-    assert!(!reference.is_empty());
-    let model = native_model();
+    assert!(reference.len() >= 4);
+    let quantized = native_model();
+    let exact = native_model().with_activations(Activations::F32);
+    let argmax = |v: &[f32]| edgenlu_kernels::ops::argmax(v).unwrap();
     for r in &reference {
-        let mut cache = model.new_cache(r.prompt_ids.len()).unwrap();
-        let mut logits = vec![0f32; model.config().vocab];
-        model
-            .forward(&r.prompt_ids, &mut cache, &mut logits, &|| false)
-            .unwrap();
-        let n = logits.len() as f32;
-        let mean = r.logits.iter().sum::<f32>() / n;
-        let std = (r.logits.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt();
-        let max_diff = logits
-            .iter()
-            .zip(&r.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        let argmax = |v: &[f32]| edgenlu_kernels::ops::argmax(v).unwrap();
+        let short: String = r.prompt.chars().take(40).collect();
+        // The pass itself: f32 activations leave only f32-vs-f64 arithmetic.
+        let logits = first_step(&exact, &r.prompt_ids);
+        let (max_diff, std) = logit_distance(&logits, &r.logits);
+        eprintln!("{short:?} f32 activations: max |Δ| {max_diff:.5}");
+        assert!(max_diff <= EXACT_LOGIT_TOL, "{short:?}: {max_diff}");
+        assert_eq!(argmax(&logits), argmax(&r.logits), "{short:?}");
+        // The fast path: quantized activations, as ggml.
+        let logits = first_step(&quantized, &r.prompt_ids);
+        let (max_diff, _) = logit_distance(&logits, &r.logits);
+        let best = r.logits[argmax(&r.logits)];
+        let gap = best - r.logits[argmax(&logits)];
         eprintln!(
-            "{:?}: max |Δ| {max_diff:.4}, logit std {std:.3}, relative {:.4}",
-            r.prompt,
+            "{short:?} quantized activations: max |Δ| {max_diff:.4} = {:.4} std; our token is {gap:.4} below the reference's best",
             max_diff / std
         );
-        assert_eq!(argmax(&logits), argmax(&r.logits), "{:?}", r.prompt);
         assert!(
-            max_diff / std <= FIRST_STEP_REL_TOL,
-            "{:?}: {max_diff} vs std {std}",
-            r.prompt
+            max_diff / std <= QUANTIZED_REL_TOL,
+            "{short:?}: {max_diff} vs std {std}"
+        );
+        // Where quantized activations flip a near-tie (llama.cpp flips the chat prompt's first
+        // token the same way), our token must still be a near-best one of the reference.
+        assert!(
+            gap <= max_diff,
+            "{short:?}: our token is {gap} below the best"
         );
     }
 }
