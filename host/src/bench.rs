@@ -241,17 +241,23 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
     let gguf = store.path_for(model)?;
     let file = edgenlu_models::GgufFile::open(&gguf)?;
     let weight_bytes = edgenlu_models::Llama::new(std::sync::Arc::new(file))?.weight_bytes();
+    // Warm-up: compile caches, page in the weights.
+    time_edgenlu(&skill, Forward::Fused, 2, 4)?;
+    let mut measured = Vec::new();
+    for threads in [1, 2] {
+        let (fused, prompts) = time_edgenlu(&skill, Forward::Fused, threads, tokens)?;
+        let (composed, _) = time_edgenlu(&skill, Forward::Primitives, threads, tokens)?;
+        measured.push((threads, fused, composed, prompts));
+    }
+    // Peak RSS of generation itself, read before the bandwidth probe allocates its buffer.
+    let rss = peak_rss();
     let bw = [
         read_bandwidth(ROOFLINE_BYTES, 1, 5),
         read_bandwidth(ROOFLINE_BYTES, 2, 5),
     ];
-    // Warm-up: compile caches, page in the weights.
-    time_edgenlu(&skill, Forward::Fused, 2, 4)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for threads in [1, 2] {
-        let (fused, prompts) = time_edgenlu(&skill, Forward::Fused, threads, tokens)?;
-        let (composed, _) = time_edgenlu(&skill, Forward::Primitives, threads, tokens)?;
+    for (threads, fused, composed, prompts) in measured {
         let reference = time_llama_cpp(&gguf, threads, tokens, &prompts);
         let bound = bw[threads - 1] / weight_bytes as f64;
         let mut entry = serde_json::json!({
@@ -284,7 +290,7 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
         "tokens_per_prompt": tokens,
         "prompts": GENERATE_PROMPTS,
         "read_gbytes_per_s": [bw[0] / 1e9, bw[1] / 1e9],
-        "peak_rss_bytes": peak_rss(),
+        "peak_rss_bytes": rss,
         "results": rows,
     });
     if json {
@@ -308,16 +314,20 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
             if t.get("runtime").is_none() {
                 continue;
             }
-            let f = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            // Figures a runtime does not report (NaN, null in JSON) print as "-".
+            let f = |k: &str, width: usize, digits: usize| match t[k].as_f64() {
+                Some(v) if v.is_finite() => format!("{v:>width$.digits$}"),
+                _ => format!("{:>width$}", "-"),
+            };
             println!(
-                "{:<48} {:>2} {:>10.1} {:>10.1} {:>8.2} {:>8.2} {:>8.2}",
+                "{:<48} {:>2} {} {} {} {} {}",
                 t["runtime"].as_str().unwrap_or("?"),
                 row["threads"],
-                f("prefill_tokens_per_s"),
-                f("decode_tokens_per_s"),
-                f("step_ms_p50"),
-                f("step_ms_p90"),
-                f("step_ms_p99")
+                f("prefill_tokens_per_s", 10, 1),
+                f("decode_tokens_per_s", 10, 1),
+                f("step_ms_p50", 8, 2),
+                f("step_ms_p90", 8, 2),
+                f("step_ms_p99", 8, 2)
             );
         }
         let g = |k: &str| row[k].as_f64().unwrap_or(f64::NAN);
@@ -334,7 +344,7 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
     for n in notes {
         println!("note: {n}");
     }
-    match peak_rss() {
+    match rss {
         Some(b) => println!(
             "peak RSS {:.1} MiB (model mapped, not copied: {:.1} MB file)",
             b as f64 / (1 << 20) as f64,

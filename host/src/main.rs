@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
 use edgenlu::datastore::{self, Example};
-use edgenlu::{ChatRequest, Forward, Limits, ModelCatalog, Runtime, SamplingParams, Skill};
+use edgenlu::{
+    ChatRequest, FinishReason, Forward, Limits, ModelCatalog, Runtime, SamplingParams, Skill,
+};
 use edgenlu_kernels::DType;
 use edgenlu_models::store::ModelStore;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -172,6 +174,7 @@ fn generate(rt: &Runtime, args: &GenerateArgs) -> Result<()> {
         print!("{}", response.text);
     }
     println!();
+    std::io::stdout().flush()?;
     let u = &response.usage;
     let decode_s = u.decode_micros as f64 / 1e6;
     let rate = |n: u32, s: f64| {
@@ -182,12 +185,16 @@ fn generate(rt: &Runtime, args: &GenerateArgs) -> Result<()> {
         }
     };
     eprintln!(
-        "{} prompt tokens ({}), {} generated ({}), finish {:?}, {:.2} s in all",
+        "{} prompt tokens ({}), {} generated ({}), finished by {}, {:.2} s in all",
         u.prompt_tokens,
         rate(u.prompt_tokens, u.prefill_micros as f64 / 1e6),
         u.generated_tokens,
         rate(u.generated_tokens.saturating_sub(1), decode_s),
-        response.finish,
+        match response.finish {
+            FinishReason::Stop => "a stop token",
+            FinishReason::Length => "--max-tokens",
+            FinishReason::Cancelled => "cancel",
+        },
         total.as_secs_f64()
     );
     Ok(())
