@@ -16,3 +16,5 @@ step "answers"
     "rate this novel five out of six stars" \
     "find the movie schedule at the nearest cinema" \
     "show me the creative work called The Dark Knight"
+step "generation: SmolLM2-135M-Instruct driven by the chat skill component"
+"$edgenlu" generate --chat --max-tokens 48 "What is the capital of France?"
