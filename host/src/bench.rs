@@ -220,10 +220,11 @@ fn time_llama_cpp(
     ))
 }
 
-/// Peak resident set (VmHWM) of this process, bytes, where /proc says.
-fn peak_rss() -> Option<u64> {
+/// A `/proc/self/status` field in bytes (`VmHWM`: peak resident set; `RssAnon`: resident
+/// memory not backed by a file; `RssFile`: resident pages of mapped files), where /proc says.
+fn proc_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace()
         .nth(1)?
         .parse::<u64>()
@@ -249,8 +250,10 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
         let (composed, _) = time_edgenlu(&skill, Forward::Primitives, threads, tokens)?;
         measured.push((threads, fused, composed, prompts));
     }
-    // Peak RSS of generation itself, read before the bandwidth probe allocates its buffer.
-    let rss = peak_rss();
+    // Memory of generation itself, read before the bandwidth probe allocates its buffer. The
+    // model is mapped, so its pages count as RssFile; RssAnon is what the process allocated.
+    let rss = proc_status_bytes("VmHWM:");
+    let (anon, file_backed) = (proc_status_bytes("RssAnon:"), proc_status_bytes("RssFile:"));
     let bw = [
         read_bandwidth(ROOFLINE_BYTES, 1, 5),
         read_bandwidth(ROOFLINE_BYTES, 2, 5),
@@ -291,6 +294,8 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
         "prompts": GENERATE_PROMPTS,
         "read_gbytes_per_s": [bw[0] / 1e9, bw[1] / 1e9],
         "peak_rss_bytes": rss,
+        "rss_anon_bytes": anon,
+        "rss_file_bytes": file_backed,
         "results": rows,
     });
     if json {
@@ -344,16 +349,18 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
     for n in notes {
         println!("note: {n}");
     }
-    match rss {
-        Some(b) => println!(
-            "peak RSS {:.1} MiB (model mapped, not copied: {:.1} MB file)",
-            b as f64 / (1 << 20) as f64,
-            std::fs::metadata(&gguf)
-                .map(|m| m.len() as f64 / 1e6)
-                .unwrap_or(f64::NAN)
-        ),
-        None => println!("peak RSS: not available here"),
-    }
+    let mib = |b: Option<u64>| {
+        b.map_or("not available here".to_string(), |b| {
+            format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+        })
+    };
+    println!(
+        "peak RSS while generating {}; now {} anonymous + {} file-backed (the {:.1} MB model is mapped, not copied)",
+        mib(rss),
+        mib(anon),
+        mib(file_backed),
+        std::fs::metadata(&gguf).map_or(f64::NAN, |m| m.len() as f64 / 1e6)
+    );
     Ok(())
 }
 
