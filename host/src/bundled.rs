@@ -115,20 +115,26 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
 }
 
 /// The hostile test skill (`guest/hostile`): each utterance names an attack on the host.
-/// It is granted `model` (config key `model`) and linked to the WordPiece tokenizer over it.
-pub fn hostile_skill(model: &str, limits: Limits) -> SkillSpec {
+/// It is granted `encoder` (config key `model`) and `decoder` (config key `decoder`, for the
+/// generation attacks), and linked to the WordPiece tokenizer over the encoder: generated ids
+/// past the WordPiece vocabulary are one more thing the host must refuse cleanly.
+pub fn hostile_skill(encoder: &str, decoder: &str, limits: Limits) -> SkillSpec {
     SkillSpec {
         name: "hostile".into(),
         skill: ComponentSpec {
             path: PathBuf::from(paths::HOSTILE),
             bytes: None,
             grants: Grants {
-                models: vec![model.to_string()],
-                config: [("model".to_string(), model.to_string())].into(),
+                models: vec![encoder.to_string(), decoder.to_string()],
+                config: [
+                    ("model".to_string(), encoder.to_string()),
+                    ("decoder".to_string(), decoder.to_string()),
+                ]
+                .into(),
                 limits: limits.clone(),
             },
         },
-        tokenizer: Some(wordpiece_tokenizer(model, limits)),
+        tokenizer: Some(wordpiece_tokenizer(encoder, limits)),
     }
 }
 

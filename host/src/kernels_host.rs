@@ -438,10 +438,16 @@ impl HostKvCache for ComponentState {
     ) -> Result<Resource<KvCacheHandle>, HostError> {
         self.budget.check_deadline()?;
         let (layers, capacity, kv_cols) = (layers as usize, capacity as usize, kv_cols as usize);
+        // The positions are charged at full capacity, and so is the per-layer bookkeeping the
+        // cache allocates at once (a key and a value `Vec` per layer): billions of layers of
+        // no positions would otherwise be an uncharged allocation that aborts the host.
         let bytes = KvCache::bytes_for(layers, capacity, kv_cols)
+            .and_then(|b| b.checked_add(layers.checked_mul(2 * size_of::<Vec<f32>>())?))
             .ok_or_else(|| HostError::invalid("kv-cache size overflows"))?;
-        let cache = KvCache::new(layers, capacity, kv_cols)?;
+        // Charged before the cache exists: the budget, not the allocator, says no.
         self.budget.charge_host_bytes(bytes)?;
+        let cache = KvCache::new(layers, capacity, kv_cols)
+            .inspect_err(|_| self.budget.release_host_bytes(bytes))?;
         self.push_handle(KvCacheHandle {
             cache,
             charged: bytes,

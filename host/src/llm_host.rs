@@ -18,6 +18,12 @@ use wasmtime::component::Resource;
 /// Most stop tokens one generation takes.
 const MAX_STOP_TOKENS: usize = 64;
 
+/// Most prompt tokens one forward pass of the prefill takes; a longer prompt goes through in
+/// chunks. The pass polls the deadline only between blocks, and one block over thousands of
+/// tokens runs for seconds (attention grows with the square of them), so chunks keep every
+/// stretch between polls short whatever the prompt's length (and the pass's scratch small).
+const PREFILL_CHUNK: usize = 128;
+
 /// A generation in progress: the model, its cache, and the token chosen to come next.
 pub struct Generation {
     model: Llama,
@@ -162,9 +168,11 @@ impl HostGeneration for ComponentState {
         let prefilled = guard(|| {
             let mut cache = llama.new_cache(capacity)?;
             let mut logits = vec![0f32; config.vocab];
-            llama.forward(&prompt, &mut cache, &mut logits, &|| {
-                Instant::now() > deadline
-            })?;
+            for chunk in prompt.chunks(PREFILL_CHUNK) {
+                llama.forward(chunk, &mut cache, &mut logits, &|| {
+                    Instant::now() > deadline
+                })?;
+            }
             Ok((cache, logits))
         });
         let (cache, logits) = match prefilled {
@@ -176,7 +184,8 @@ impl HostGeneration for ComponentState {
         };
         let prefill = started.elapsed();
         self.budget.kernel_time += prefill;
-        self.budget.weight_bytes_read += llama.weight_bytes() as u64;
+        let passes = prompt.len().div_ceil(PREFILL_CHUNK) as u64;
+        self.budget.weight_bytes_read += passes * llama.weight_bytes() as u64;
         let mut g = Generation {
             model: llama,
             cache,
@@ -207,10 +216,18 @@ impl HostGeneration for ComponentState {
         let Some(id) = self.table.get_mut(&gen)?.upcoming.take() else {
             return Ok(None);
         };
-        let bytes = self
-            .linked_tokenizer()?
-            .decode_bytes(&[id])
-            .map_err(to_host_error)?;
+        let decoded = self
+            .linked_tokenizer()
+            .and_then(|t| t.decode_bytes(&[id]).map_err(to_host_error));
+        let bytes = match decoded {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // The token stays next: a refused token is neither lost nor the end of the
+                // generation (which would leave `next` at none with no finish reason).
+                self.table.get_mut(&gen)?.upcoming = Some(id);
+                return Err(e);
+            }
+        };
         let deadline = self.budget.deadline;
         let g = self.table.get_mut(&gen)?;
         g.generated += 1;

@@ -1,8 +1,11 @@
 //! The hostile-guest suite: every attack in `guest/hostile` ends in a typed error (or a trap
 //! that discards the instance) within its deadline plus a margin, and the host goes on
 //! serving: after each attack an honest request to the same skill still succeeds.
+//!
+//! The skill holds the MiniLM encoder and the SmolLM2 decoder, so the attacks cover the
+//! decoder's kernels, the `kv-cache` resource and `llm` generations as well.
 
-use edgenlu::bundled::{hostile_skill, intents_skill, DEFAULT_ENCODER};
+use edgenlu::bundled::{hostile_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::{Limits, SkillError, WitError};
 use edgenlu_tests::{require_model, runtime};
 use std::time::{Duration, Instant};
@@ -15,14 +18,28 @@ fn limits() -> Limits {
         guest_memory: 16 << 20,
         host_memory: 16 << 20,
         handles: 256,
+        // Generations may hold up to ~340 positions of SmolLM2's kv cache in 16 MiB; the
+        // token budget is what "generation-too-many-tokens" runs into.
+        max_tokens: 32,
         ..Limits::default()
     }
+}
+
+fn hostile(rt: &edgenlu::Runtime, limits: Limits) -> edgenlu::Skill {
+    rt.load_skill(hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits))
+        .unwrap()
 }
 
 /// What an attack must end in.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
     Deadline,
+    /// The deadline, seen either in Wasm (an epoch trap) or by a host call (its typed
+    /// budget-exceeded error): which one depends on where the guest is when time runs out.
+    DeadlineOrBudget,
+    /// Not an attack on the host but a check of its contract: the skill answers this intent
+    /// when the host behaved (and names what it saw otherwise).
+    Answer(&'static str),
     Memory,
     Trap(&'static str),
     InvalidArgument,
@@ -36,7 +53,9 @@ enum Expect {
 fn matches(expect: Expect, err: &SkillError) -> bool {
     use Expect as E;
     match (expect, err) {
-        (E::Deadline, SkillError::Deadline(_)) | (E::Memory, SkillError::Memory(_)) => true,
+        (E::Deadline | E::DeadlineOrBudget, SkillError::Deadline(_))
+        | (E::DeadlineOrBudget, SkillError::Guest(WitError::BudgetExceeded(_)))
+        | (E::Memory, SkillError::Memory(_)) => true,
         (E::Trap(what), SkillError::Trap(msg)) => msg.to_lowercase().contains(what),
         (E::InvalidArgument, SkillError::Guest(WitError::InvalidArgument(_)))
         | (E::ShapeMismatch, SkillError::Guest(WitError::ShapeMismatch(_)))
@@ -106,15 +125,37 @@ const ATTACKS: &[(&str, Expect)] = &[
     ("divide-by-zero", Expect::Trap("unreachable")),
     ("trap-mid-work", Expect::Trap("unreachable")),
     ("no-such-attack", Expect::InvalidArgument),
+    // decoder kernels and the kv cache
+    ("kv-cache-bomb", Expect::BudgetExceeded),
+    ("kv-cache-overflow", Expect::InvalidArgument),
+    ("rope-bad-args", Expect::InvalidArgument),
+    ("decoder-kernel-args", Expect::InvalidArgument),
+    // generations
+    ("generation-too-many-tokens", Expect::BudgetExceeded),
+    ("generation-context-overflow", Expect::InvalidArgument),
+    ("generation-bad-ids", Expect::InvalidArgument),
+    ("generation-bad-sampling", Expect::InvalidArgument),
+    ("generation-many-stop-tokens", Expect::InvalidArgument),
+    ("generation-on-encoder", Expect::InvalidArgument),
+    ("generation-bomb", Expect::BudgetExceeded),
+    // SmolLM2 ids the linked WordPiece tokenizer cannot decode
+    ("generation-tokenizer-mismatch", Expect::InvalidArgument),
+    ("trap-mid-generation", Expect::Trap("unreachable")),
+    ("generation-deadline", Expect::DeadlineOrBudget),
+    ("generation-after-drop", Expect::Trap("handle")),
+    ("generation-as-model", Expect::Trap("handle")),
+    ("next-after-cancel", Expect::Answer("none-after-cancel")),
+    ("generation-zero-tokens", Expect::Answer("length")),
+    // host memory comes back when a kv cache or a generation is dropped
+    ("budget-released-on-drop", Expect::Answer("released")),
 ];
 
 #[test]
 fn every_attack_ends_in_its_typed_error_in_time_and_the_host_goes_on() {
     require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
     let rt = runtime();
-    let hostile = rt
-        .load_skill(hostile_skill(DEFAULT_ENCODER, limits()))
-        .unwrap();
+    let hostile = hostile(&rt, limits());
     assert_eq!(
         hostile
             .handle("ok")
@@ -128,15 +169,16 @@ fn every_attack_ends_in_its_typed_error_in_time_and_the_host_goes_on() {
         let start = Instant::now();
         let result = hostile.handle(attack);
         let took = start.elapsed();
-        match result {
-            Ok(answer) => failures.push(format!(
+        match (result, expect) {
+            (Ok(answer), Expect::Answer(intent)) if answer.response.intent == intent => {}
+            (Ok(answer), _) => failures.push(format!(
                 "{attack}: succeeded ({:?})",
                 answer.response.intent
             )),
-            Err(e) if !matches(expect, &e) => {
+            (Err(e), _) if !matches(expect, &e) => {
                 failures.push(format!("{attack}: expected {expect:?}, got {e}"))
             }
-            Err(_) => {}
+            (Err(_), _) => {}
         }
         // A hang guard, not a speed assertion: generous against a busy machine.
         if took > DEADLINE + Duration::from_secs(3) {
@@ -163,6 +205,36 @@ fn every_attack_ends_in_its_typed_error_in_time_and_the_host_goes_on() {
     assert_eq!(intents.embed("play some jazz").unwrap().len(), 384);
 }
 
+#[test]
+fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
+    require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
+    let rt = runtime();
+    // Room for a kv cache of the whole context (~370 MiB for SmolLM2), so only the deadline
+    // can stop the prefill of ~8,000 tokens.
+    let limits = Limits {
+        host_memory: 1 << 30,
+        ..limits()
+    };
+    let hostile = hostile(&rt, limits);
+    let start = Instant::now();
+    let result = hostile.handle("generation-long-prompt");
+    let took = start.elapsed();
+    match &result {
+        Err(e) if matches(Expect::DeadlineOrBudget, e) => {}
+        other => panic!("expected the deadline, got {other:?}"),
+    }
+    assert!(
+        took <= DEADLINE + Duration::from_secs(3),
+        "the prefill ran {took:?} against a deadline of {DEADLINE:?}"
+    );
+    eprintln!(
+        "generation-long-prompt ended after {took:?}: {}",
+        result.unwrap_err()
+    );
+    assert_eq!(hostile.handle("ok").unwrap().response.intent, "ok");
+}
+
 fn rss_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
     let kb: usize = status
@@ -176,6 +248,7 @@ fn rss_bytes() -> usize {
 #[test]
 fn ten_thousand_hostile_requests_leave_rss_near_baseline() {
     require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
     let rt = runtime();
     let limits = Limits {
         guest_memory: 8 << 20,
@@ -183,13 +256,17 @@ fn ten_thousand_hostile_requests_leave_rss_near_baseline() {
         handles: 128,
         ..limits()
     };
-    let hostile = rt
-        .load_skill(hostile_skill(DEFAULT_ENCODER, limits))
-        .unwrap();
+    let hostile = hostile(&rt, limits);
     // Quick attacks only: the ones that wait for a deadline would take an hour at 10,000.
+    // (Generations that trap or are refused midway stay in: their caches must not pile up.)
     let quick: Vec<&str> = ATTACKS
         .iter()
-        .filter(|(_, e)| !matches!(e, Expect::Deadline))
+        .filter(|(_, e)| {
+            !matches!(
+                e,
+                Expect::Deadline | Expect::DeadlineOrBudget | Expect::Answer(_)
+            )
+        })
         .map(|(a, _)| *a)
         .collect();
     let run = |n: usize| {
