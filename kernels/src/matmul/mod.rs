@@ -375,9 +375,12 @@ fn prepare(variant: Variant, dtype: DType, acts: Activations, x: &[f32]) -> Prep
     }
 }
 
-/// Below this many weight bytes a call stays on one thread: spawning costs tens of µs,
-/// about what reading 512 KiB takes at 15 GB/s.
-const SPLIT_BYTES: usize = 512 << 10;
+/// Below this many weight bytes a matrix-vector call stays on one thread. Waking a pool
+/// helper costs tens of µs, and a decoder makes hundreds of these calls per token: splitting
+/// SmolLM2's 553 KB FFN matrices made 2-thread decoding slower than 1-thread (125 vs 146
+/// tok/s, `edgenlu bench generate`); with only the 30 MB output head split, 2 threads decode
+/// at 154 tok/s.
+const SPLIT_BYTES: usize = 4 << 20;
 /// Batched calls are compute-bound sooner, so split them from this many weight bytes.
 const SPLIT_BYTES_BATCH: usize = 128 << 10;
 /// At least this many rows per thread.
