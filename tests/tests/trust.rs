@@ -444,6 +444,14 @@ fn oversized_or_malformed_manifests_are_refused() {
             "memory_mib",
         ),
         (
+            br#"{"format":1,"name":"x","version":1,"publisher":"acme","budgets":{"handles":0}}"#,
+            "budgets.handles",
+        ),
+        (
+            br#"{"format":1,"name":"x","version":1,"publisher":"acme","budgets":{"host_memory_mib":4294967295}}"#,
+            "budgets.host_memory_mib",
+        ),
+        (
             br#"{"format":1,"name":"x","version":1,"publisher":"acme","tokenizer":{"component":"wordpiece","model":"all-minilm-l6-v2.q8_0"}}"#,
             "not among",
         ),
@@ -964,9 +972,17 @@ fn manifest_grants_are_what_the_skill_gets() {
     let mut m = m;
     m.budgets.deadline_ms = Some(1234);
     m.budgets.memory_mib = Some(32);
+    m.budgets.host_memory_mib = Some(48);
+    m.budgets.handles = Some(99);
+    m.budgets.max_response_kib = Some(3);
+    m.budgets.max_tokens = Some(77);
     let l = m.limits();
     assert_eq!(l.deadline, Duration::from_millis(1234));
     assert_eq!(l.guest_memory, 32 << 20);
+    assert_eq!(l.host_memory, 48 << 20);
+    assert_eq!(l.handles, 99);
+    assert_eq!(l.max_response_bytes, 3 << 10);
+    assert_eq!(l.max_tokens, 77);
 
     // The budgets reach the running skill: a 1 ms deadline stops every request.
     let dir = TempDir::new("budgets");

@@ -23,6 +23,8 @@ const MAX_PROBE_BYTES: usize = 1024;
 const MAX_MEMORY_MIB: u32 = 1024;
 const MAX_DEADLINE_MS: u64 = 60_000;
 const MAX_TOKENS: u32 = 4096;
+const MAX_HANDLES: u32 = 1 << 16;
+const MAX_RESPONSE_KIB: u32 = 16 << 10;
 
 /// A capability a skill may ask for beyond computing on its granted models.
 #[derive(
@@ -81,6 +83,15 @@ pub struct Budgets {
     /// Most tokens a request may generate (for decoder skills).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Host memory held on the skill's behalf (tensors, KV caches, generations), MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_memory_mib: Option<u32>,
+    /// Live handles (tensors, models, caches, generations) at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handles: Option<u32>,
+    /// Largest response (intent, reply, slots), KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_kib: Option<u32>,
 }
 
 /// One health-check probe: an utterance and the intent the skill must answer.
@@ -243,6 +254,15 @@ impl Manifest {
                 "budgets.max_tokens must be at most {MAX_TOKENS}"
             )));
         }
+        for (what, value, max) in [
+            ("host_memory_mib", b.host_memory_mib, MAX_MEMORY_MIB),
+            ("handles", b.handles, MAX_HANDLES),
+            ("max_response_kib", b.max_response_kib, MAX_RESPONSE_KIB),
+        ] {
+            if value.is_some_and(|v| v == 0 || v > max) {
+                return Err(bad(format!("budgets.{what} must be 1..={max}")));
+            }
+        }
         if self.health.len() > MAX_PROBES
             || self
                 .health
@@ -267,6 +287,15 @@ impl Manifest {
         }
         if let Some(t) = self.budgets.max_tokens {
             limits.max_tokens = t as usize;
+        }
+        if let Some(m) = self.budgets.host_memory_mib {
+            limits.host_memory = (m as usize) << 20;
+        }
+        if let Some(h) = self.budgets.handles {
+            limits.handles = h as usize;
+        }
+        if let Some(k) = self.budgets.max_response_kib {
+            limits.max_response_bytes = (k as usize) << 10;
         }
         limits
     }
