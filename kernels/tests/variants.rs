@@ -275,6 +275,32 @@ fn threads_give_identical_results() {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A row's result does not depend on the batch it is computed in: the matrix-vector
+    /// kernels (several weight rows per pass, n = 1) give exactly what the one-row kernels
+    /// give for the same activation row inside a batch of two (n = 2), bit for bit.
+    #[test]
+    fn matrix_vector_equals_the_row_kernels_bit_for_bit(
+        (_, rows, k, w, x) in case(false),
+        dt in prop_oneof![Just(DType::Q8_0), Just(DType::Q4_0), Just(DType::Q4_1)],
+    ) {
+        let bytes = encode(dt, &w);
+        let x = &x[..k];
+        let pair: Vec<f32> = x.iter().chain(x).copied().collect();
+        for v in Variant::supported() {
+            let single = run(v, Activations::Quantized, dt, &bytes, rows, k, x, 1);
+            let batch = run(v, Activations::Quantized, dt, &bytes, rows, k, &pair, 2);
+            prop_assert_eq!(
+                single.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+                batch[..rows].iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+                "{} {:?} rows {} k {}", v, dt, rows, k
+            );
+        }
+    }
+}
+
 /// A variant this CPU lacks is refused, not run.
 #[test]
 fn unsupported_variants_are_refused() {

@@ -118,7 +118,17 @@ pub(crate) struct RowKernels {
     pub q8_0_q16: unsafe fn(&[u8], &[BlockQ16]) -> f32,
     /// Matrix-matrix form of `q8_0_q16`.
     pub q8_0_q16_x4: Option<X4Quantized<BlockQ16>>,
+    /// Matrix-vector forms: four weight rows · one activation row, each row's result
+    /// bit-identical to the one-row kernel's (the activation blocks are read once for four).
+    pub q8_0_w4: Option<W4Quantized<BlockQ8_0>>,
+    /// See `q8_0_w4`.
+    pub q4_0_w4: Option<W4Quantized<BlockQ8_0>>,
+    /// See `q8_0_w4`.
+    pub q4_1_w4: Option<W4Quantized<BlockQ8_1>>,
 }
+
+/// Four weight rows (raw bytes) · one row of quantized activation blocks.
+pub(crate) type W4Quantized<B> = unsafe fn([&[u8]; 4], &[B]) -> [f32; 4];
 
 /// One weight row (raw bytes) · four rows of quantized activation blocks.
 pub(crate) type X4Quantized<B> = unsafe fn(&[u8], [&[B]; 4]) -> [f32; 4];
@@ -423,7 +433,34 @@ fn rows_into(
         (Prepared::F32(_), DType::Q8_0) => kern.q8_0_f32_x4,
         _ => None,
     };
-    for r in r0..r1 {
+    let mut first_row = r0;
+    if n == 1 {
+        // Matrix-vector: four weight rows per pass over the activation blocks.
+        let w4 = match (acts, w.dtype()) {
+            (Prepared::Q8_0(q), DType::Q4_0) => kern.q4_0_w4.map(|f| (f, &q[..nb])),
+            (Prepared::Q8_0(q), _) => kern.q8_0_w4.map(|f| (f, &q[..nb])),
+            _ => None,
+        };
+        if let Some((f, x)) = w4 {
+            while first_row + 4 <= r1 {
+                let r = first_row;
+                // SAFETY: as below; the w4 kernels come from the same checked table.
+                let v = unsafe { f(std::array::from_fn(|t| w.row_bytes(r + t)), x) };
+                dst[r - r0..r - r0 + 4].copy_from_slice(&v);
+                first_row += 4;
+            }
+        }
+        if let (Prepared::Q8_1(q), Some(f)) = (acts, kern.q4_1_w4) {
+            while first_row + 4 <= r1 {
+                let r = first_row;
+                // SAFETY: as below.
+                let v = unsafe { f(std::array::from_fn(|t| w.row_bytes(r + t)), &q[..nb]) };
+                dst[r - r0..r - r0 + 4].copy_from_slice(&v);
+                first_row += 4;
+            }
+        }
+    }
+    for r in first_row..r1 {
         let wr = w.row_bytes(r);
         let mut i = 0;
         // Matrix-matrix: four activation rows per pass over the weight row.

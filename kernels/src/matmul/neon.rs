@@ -38,6 +38,9 @@ static PLAIN: RowKernels = RowKernels {
     q4_1_x4: Some(plain::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
     q8_0_q16_x4: None,
+    q8_0_w4: None,
+    q4_0_w4: None,
+    q4_1_w4: None,
 };
 
 static DOTPROD: RowKernels = RowKernels {
@@ -55,6 +58,9 @@ static DOTPROD: RowKernels = RowKernels {
     q4_1_x4: Some(dotprod::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
     q8_0_q16_x4: None,
+    q8_0_w4: None,
+    q4_0_w4: None,
+    q4_1_w4: None,
 };
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
