@@ -15,6 +15,7 @@ mod kernels_host;
 mod llm_host;
 pub mod models_host;
 pub mod runtime;
+pub mod serve;
 mod state;
 pub mod tensors;
 mod tokenizer;

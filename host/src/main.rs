@@ -82,6 +82,30 @@ enum Command {
     ///
     /// Example: edgenlu generate --chat --max-tokens 48 "What is the capital of France?"
     Generate(GenerateArgs),
+    /// Serve the skills over HTTP: `POST /v1/nlu`, OpenAI-compatible `POST /v1/embeddings` and
+    /// `POST /v1/chat/completions` (`stream: true` for server-sent events), `GET /v1/models`,
+    /// `GET /healthz`, `GET /metrics` (Prometheus). The intents skill is the installed one if
+    /// the skill store has it (new versions swap in between requests), else the bundled one
+    /// over --index. SIGTERM or SIGINT stops accepting and drains requests in flight.
+    ///
+    /// Example: edgenlu serve --listen 127.0.0.1:8080 --workers 2 --queue 16
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Datastore of the bundled intents skill (when none is installed).
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        index: String,
+        /// Worker threads answering requests.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Requests that may wait for a worker; past that, 503.
+        #[arg(long, default_value_t = 16)]
+        queue: usize,
+        /// Largest request body, bytes; past that, 413.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_body: usize,
+    },
     /// Benchmarks. `bench kernels [--json]`: the native matmul kernels per shape, n and
     /// threads (µs, G weights/s, GB/s, % of the memory-read roofline measured in the same run).
     ///
@@ -296,6 +320,49 @@ fn intents_for_index(rt: &Runtime, index: &str) -> Result<Skill> {
     ))?)
 }
 
+/// The skills `edgenlu serve` answers with: the installed intents skill if there is one.
+fn serve_skills(rt: &Runtime, store: &ModelStore, index: &str) -> Result<edgenlu::serve::Skills> {
+    use edgenlu::serve::IntentsSkill;
+    use edgenlu::trust::skills::{LiveSkill, SkillStore};
+    let skills = SkillStore::at(store.root())?;
+    let intents = if skills.state("intents")?.is_some() {
+        IntentsSkill::Live {
+            live: LiveSkill::open(&skills, rt, "intents")?,
+            store: skills,
+            runtime: rt.clone(),
+        }
+    } else {
+        IntentsSkill::Fixed(std::sync::Arc::new(intents_for_index(rt, index)?))
+    };
+    let decoder = bundled::DEFAULT_DECODER.to_string();
+    Ok(edgenlu::serve::Skills {
+        intents,
+        encoder: DEFAULT_ENCODER.to_string(),
+        chat: std::sync::Arc::new(
+            rt.load_skill(bundled::chat_skill(&decoder, bundled::chat_limits()))?,
+        ),
+        decoder,
+    })
+}
+
+fn serve(store: &ModelStore, index: &str, config: &edgenlu::serve::ServeConfig) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let rt = runtime(store.clone())?;
+    let skills = serve_skills(&rt, store, index)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGTERM, SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let server = edgenlu::serve::Server::start(config, skills)?;
+    eprintln!("edgenlu serving on http://{}", server.addr());
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("draining requests in flight");
+    server.shutdown();
+    Ok(())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -471,6 +538,22 @@ fn main() -> Result<()> {
         Command::Trust(cmd) => cli_trust::run(cmd, &store)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,
         Command::Generate(args) => generate(&runtime(store)?, &args)?,
+        Command::Serve {
+            listen,
+            index,
+            workers,
+            queue,
+            max_body,
+        } => serve(
+            &store,
+            &index,
+            &edgenlu::serve::ServeConfig {
+                listen,
+                workers,
+                queue,
+                max_body,
+            },
+        )?,
         Command::Tokenize { texts, encoder } => {
             let rt = runtime(store)?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;

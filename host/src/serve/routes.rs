@@ -1,0 +1,417 @@
+//! The routes: request bodies in, JSON (or server-sent events) out, OpenAI's shapes where
+//! the route is OpenAI's.
+
+use super::{Shared, Skills};
+use crate::bindings::{ChatRequest, FinishReason, Forward, SamplingParams, WitError};
+use crate::error::SkillError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tiny_http::{Header, Method, Request, Response};
+
+/// Tokens a chat completion generates when the request does not say.
+const DEFAULT_MAX_TOKENS: u32 = 128;
+
+/// A failed request: HTTP status and an OpenAI-style error body.
+struct Failure {
+    status: u16,
+    kind: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn body(&self) -> Value {
+        json!({ "error": { "message": self.message, "type": self.kind, "code": self.status } })
+    }
+}
+
+/// How a skill's failure looks over HTTP: the client's fault (400), a budget (503, counted),
+/// or ours (500).
+fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
+    let budget = matches!(
+        e,
+        SkillError::Deadline(_)
+            | SkillError::Memory(_)
+            | SkillError::ResponseTooLarge { .. }
+            | SkillError::Guest(WitError::BudgetExceeded(_))
+    );
+    if budget {
+        shared
+            .metrics
+            .budget_exceeded
+            .fetch_add(1, Ordering::Relaxed);
+        return Failure::new(503, "budget_exceeded", e.to_string());
+    }
+    match e {
+        SkillError::Guest(
+            WitError::InvalidArgument(_) | WitError::ShapeMismatch(_) | WitError::NotFound(_),
+        ) => Failure::new(400, "invalid_request_error", e.to_string()),
+        other => Failure::new(500, "server_error", other.to_string()),
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
+}
+
+fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_data(v.to_string().into_bytes())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+}
+
+/// Answers 503 from the accept thread: the queue is full.
+pub(super) fn reject_busy(shared: &Shared, req: Request, start: Instant) {
+    let f = Failure::new(503, "server_busy", "the request queue is full; retry later");
+    let _ = req.respond(json_response(f.status, &f.body()).with_header(header("Retry-After", "1")));
+    shared.metrics.observe("queue", 503, start.elapsed());
+}
+
+/// Answers one request (on a worker thread).
+pub(super) fn handle(shared: &Shared, mut req: Request, start: Instant) {
+    let route = match (req.method(), req.url()) {
+        (Method::Get, "/healthz") => "/healthz",
+        (Method::Get, "/metrics") => "/metrics",
+        (Method::Get, "/v1/models") => "/v1/models",
+        (Method::Post, "/v1/nlu") => "/v1/nlu",
+        (Method::Post, "/v1/embeddings") => "/v1/embeddings",
+        (Method::Post, "/v1/chat/completions") => "/v1/chat/completions",
+        _ => "other",
+    };
+    let result = read_body(shared, &mut req).and_then(|body| match route {
+        "/healthz" => Ok(Reply::Text("ok\n".into(), "text/plain")),
+        "/metrics" => {
+            let versions = vec![("intents".to_string(), shared.skills.intents.version())];
+            Ok(Reply::Text(
+                shared.metrics.render(&versions),
+                "text/plain; version=0.0.4",
+            ))
+        }
+        "/v1/models" => Ok(Reply::Json(models(&shared.skills))),
+        "/v1/nlu" => nlu(shared, &body),
+        "/v1/embeddings" => embeddings(shared, &body),
+        "/v1/chat/completions" => chat(shared, &body),
+        _ => Err(Failure::new(
+            404,
+            "not_found",
+            format!("no route {} {}", req.method(), req.url()),
+        )),
+    });
+    let status = match result {
+        Ok(Reply::Json(v)) => {
+            let _ = req.respond(json_response(200, &v));
+            200
+        }
+        Ok(Reply::Text(t, ctype)) => {
+            let _ =
+                req.respond(Response::from_string(t).with_header(header("Content-Type", ctype)));
+            200
+        }
+        Ok(Reply::Stream(chat_req)) => {
+            stream_chat(shared, req, &chat_req);
+            200
+        }
+        Err(f) => {
+            let _ = req.respond(json_response(f.status, &f.body()));
+            f.status
+        }
+    };
+    shared.metrics.observe(route, status, start.elapsed());
+}
+
+enum Reply {
+    Json(Value),
+    Text(String, &'static str),
+    /// A chat completion to stream as server-sent events.
+    Stream(ChatRequest),
+}
+
+fn read_body(shared: &Shared, req: &mut Request) -> Result<Vec<u8>, Failure> {
+    let too_big = || {
+        Failure::new(
+            413,
+            "invalid_request_error",
+            format!("the body is larger than {} bytes", shared.max_body),
+        )
+    };
+    if req.body_length().is_some_and(|n| n > shared.max_body) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(shared.max_body as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            Failure::new(
+                400,
+                "invalid_request_error",
+                format!("reading the body: {e}"),
+            )
+        })?;
+    if body.len() > shared.max_body {
+        return Err(too_big());
+    }
+    Ok(body)
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body)
+        .map_err(|e| Failure::new(400, "invalid_request_error", format!("bad JSON body: {e}")))
+}
+
+fn models(skills: &Skills) -> Value {
+    let model =
+        |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "edgenlu" });
+    json!({ "object": "list", "data": [model("intents"), model(&skills.encoder), model(&skills.decoder)] })
+}
+
+#[derive(Deserialize)]
+struct NluBody {
+    text: String,
+}
+
+fn nlu(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
+    let b: NluBody = parse(body)?;
+    let skill = shared.skills.intents.current();
+    let answer = skill
+        .handle(&b.text)
+        .map_err(|e| skill_failure(shared, e))?;
+    Ok(Reply::Json(json!({ "text": b.text, "response": answer })))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    input: Input,
+}
+
+fn embeddings(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
+    let b: EmbeddingsBody = parse(body)?;
+    let texts = match b.input {
+        Input::One(t) => vec![t],
+        Input::Many(v) => v,
+    };
+    if texts.is_empty() {
+        return Err(Failure::new(400, "invalid_request_error", "input is empty"));
+    }
+    let skill = shared.skills.intents.current();
+    let tokens: usize = skill
+        .tokenize(&texts)
+        .map_err(|e| skill_failure(shared, e))?
+        .iter()
+        .map(Vec::len)
+        .sum();
+    let data = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let v = skill.embed(t).map_err(|e| skill_failure(shared, e))?;
+            Ok(json!({ "object": "embedding", "index": i, "embedding": v }))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    Ok(Reply::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": shared.skills.encoder,
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+    })))
+}
+
+#[derive(Deserialize)]
+struct Message {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    messages: Vec<Message>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    seed: Option<u64>,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// The skill request for an OpenAI chat body: the last user message, in the chat template;
+/// greedy unless the client sets a temperature (a device answers the same way every time
+/// unless asked otherwise).
+fn chat_request(body: &[u8]) -> Result<(ChatRequest, bool), Failure> {
+    let b: ChatBody = parse(body)?;
+    let prompt = b
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .ok_or_else(|| Failure::new(400, "invalid_request_error", "no user message"))?
+        .content
+        .clone();
+    let req = ChatRequest {
+        prompt,
+        template: true,
+        max_tokens: b
+            .max_completion_tokens
+            .or(b.max_tokens)
+            .unwrap_or(DEFAULT_MAX_TOKENS),
+        sampling: SamplingParams {
+            temperature: b.temperature.unwrap_or(0.0),
+            top_k: 0,
+            top_p: b.top_p.unwrap_or(1.0),
+            seed: b.seed.unwrap_or(0),
+        },
+        forward: Forward::Fused,
+    };
+    Ok((req, b.stream))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn finish_reason(f: FinishReason) -> &'static str {
+    match f {
+        FinishReason::Length => "length",
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+}
+
+fn chat(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
+    let (req, stream) = chat_request(body)?;
+    if stream {
+        return Ok(Reply::Stream(req));
+    }
+    let r = shared
+        .skills
+        .chat
+        .chat(&req, None)
+        .map_err(|e| skill_failure(shared, e))?;
+    let u = &r.usage;
+    shared
+        .metrics
+        .tokens
+        .fetch_add(u.generated_tokens as u64, Ordering::Relaxed);
+    Ok(Reply::Json(json!({
+        "id": format!("chatcmpl-{}", unix_now()),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": shared.skills.decoder,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": r.text },
+            "finish_reason": finish_reason(r.finish),
+        }],
+        "usage": {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.generated_tokens,
+            "total_tokens": u.prompt_tokens + u.generated_tokens,
+        },
+    })))
+}
+
+/// Server-sent events read from a channel: each message is one `data:` event.
+struct Events {
+    rx: Receiver<String>,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Events {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            match self.rx.recv() {
+                Ok(data) => {
+                    self.buf = format!("data: {data}\n\n").into_bytes();
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Streams a chat completion: one `chat.completion.chunk` per piece of text as the guest pulls
+/// tokens, a last chunk with the finish reason (or an error object), then `[DONE]`.
+fn stream_chat(shared: &Shared, req: Request, chat_req: &ChatRequest) {
+    let (tx, rx) = channel::<String>();
+    let (id, created, model) = (
+        format!("chatcmpl-{}", unix_now()),
+        unix_now(),
+        shared.skills.decoder.clone(),
+    );
+    let chunk = move |delta: Value, finish: Value| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+        })
+        .to_string()
+    };
+    let _ = tx.send(chunk(
+        json!({ "role": "assistant", "content": "" }),
+        Value::Null,
+    ));
+    std::thread::scope(|scope| {
+        let sink_tx = tx.clone();
+        let sink_chunk = chunk.clone();
+        scope.spawn(move || {
+            let sink: crate::TextSink = Box::new(move |text| {
+                if !text.is_empty() {
+                    let _ = sink_tx.send(sink_chunk(json!({ "content": text }), Value::Null));
+                }
+            });
+            match shared.skills.chat.chat(chat_req, Some(sink)) {
+                Ok(r) => {
+                    shared
+                        .metrics
+                        .tokens
+                        .fetch_add(r.usage.generated_tokens as u64, Ordering::Relaxed);
+                    let _ = tx.send(chunk(json!({}), json!(finish_reason(r.finish))));
+                }
+                Err(e) => {
+                    let _ = tx.send(skill_failure(shared, e).body().to_string());
+                }
+            }
+            let _ = tx.send("[DONE]".into());
+        });
+        let events = Events {
+            rx,
+            buf: Vec::new(),
+            at: 0,
+        };
+        let response = Response::new(
+            200.into(),
+            vec![
+                header("Content-Type", "text/event-stream"),
+                header("Cache-Control", "no-cache"),
+            ],
+            events,
+            None,
+            None,
+        );
+        let _ = req.respond(response);
+    });
+}
