@@ -4,7 +4,8 @@
 source "$(dirname "$0")/common.sh"
 setup
 step "python references ($(python3 --version))"
-python3 -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/golden/requirements.txt"
+python3 -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/golden/requirements.txt" \
+    -r "$repo/scripts/serve/requirements.txt"
 hf="$("$edgenlu" models root)/hf/all-minilm-l6-v2"
 mkdir -p "$repo/golden"
 step "golden: HF tokenizers ids for every dataset text, hostile strings, every code point"
@@ -26,6 +27,8 @@ step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe
+step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any error fails)"
+python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20
 step "fuzz smoke runs (30 s per target)"
 "$repo/scripts/fuzz-smoke.sh" 30
 step "kernels on aarch64 (cross-built, qemu-user, NEON forced)"; "$repo/scripts/arm-kernels.sh"

@@ -74,8 +74,8 @@ fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
 /// Answers 503 from the accept thread: the queue is full.
 pub(super) fn reject_busy(shared: &Shared, req: Request, start: Instant) {
     let f = Failure::new(503, "server_busy", "the request queue is full; retry later");
-    let _ = req.respond(json_response(f.status, &f.body()).with_header(header("Retry-After", "1")));
     shared.metrics.observe("queue", 503, start.elapsed());
+    let _ = req.respond(json_response(f.status, &f.body()).with_header(header("Retry-After", "1")));
 }
 
 /// Answers one request (on a worker thread).
@@ -108,26 +108,27 @@ pub(super) fn handle(shared: &Shared, mut req: Request, start: Instant) {
             format!("no route {} {}", req.method(), req.url()),
         )),
     });
-    let status = match result {
+    // Metrics are recorded before the response goes out, so a client that reads /metrics
+    // right after its answer sees its request counted.
+    match result {
         Ok(Reply::Json(v)) => {
+            shared.metrics.observe(route, 200, start.elapsed());
             let _ = req.respond(json_response(200, &v));
-            200
         }
         Ok(Reply::Text(t, ctype)) => {
+            shared.metrics.observe(route, 200, start.elapsed());
             let _ =
                 req.respond(Response::from_string(t).with_header(header("Content-Type", ctype)));
-            200
         }
         Ok(Reply::Stream(chat_req)) => {
             stream_chat(shared, req, &chat_req);
-            200
+            shared.metrics.observe(route, 200, start.elapsed());
         }
         Err(f) => {
+            shared.metrics.observe(route, f.status, start.elapsed());
             let _ = req.respond(json_response(f.status, &f.body()));
-            f.status
         }
-    };
-    shared.metrics.observe(route, status, start.elapsed());
+    }
 }
 
 enum Reply {

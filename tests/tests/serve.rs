@@ -1,0 +1,305 @@
+//! `edgenlu serve` on loopback: every route with a plain HTTP/1.1 client, the official
+//! `openai` Python client (embeddings, chat, streamed chat), the limits (413, 503, 400) and a
+//! graceful shutdown that finishes the request in flight.
+
+use edgenlu::bundled::{chat_limits, chat_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::datastore;
+use edgenlu::serve::{IntentsSkill, ServeConfig, Server, Skills};
+use edgenlu::Limits;
+use edgenlu_tests::{datasets_dir, require_model, runtime, store};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A small SNIPS datastore for the intents skill (built once per test binary).
+fn index() -> &'static str {
+    static INDEX: OnceLock<&'static str> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let name = "test-serve-snips";
+        let rt = runtime();
+        let embedder = rt
+            .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
+            .unwrap();
+        let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
+        let train = datastore::limit_per_intent(train, 20);
+        let store = store();
+        datastore::build(
+            &embedder,
+            DEFAULT_ENCODER,
+            &train,
+            2,
+            &store.path_for(name).unwrap(),
+            &|_| {},
+        )
+        .unwrap();
+        store.record(name, "tests/serve.rs").unwrap();
+        name
+    })
+}
+
+fn start(config: ServeConfig) -> Server {
+    require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
+    let rt = runtime();
+    let intents = rt
+        .load_skill(intents_skill(
+            DEFAULT_ENCODER,
+            Some(index()),
+            Limits::default(),
+        ))
+        .unwrap();
+    let chat = rt
+        .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
+        .unwrap();
+    Server::start(
+        &config,
+        Skills {
+            intents: IntentsSkill::Fixed(Arc::new(intents)),
+            encoder: DEFAULT_ENCODER.into(),
+            chat: Arc::new(chat),
+            decoder: DEFAULT_DECODER.into(),
+        },
+    )
+    .unwrap()
+}
+
+fn config() -> ServeConfig {
+    ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        ..ServeConfig::default()
+    }
+}
+
+/// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) before reading a large body and close: ignore write errors.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn post(addr: SocketAddr, path: &str, v: Value) -> (u16, Value) {
+    let (status, body) = http(addr, "POST", path, v.to_string().as_bytes());
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn chat_body(stream: bool) -> Value {
+    json!({"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12, "stream": stream})
+}
+
+#[test]
+fn every_route_answers() {
+    let server = start(config());
+    let addr = server.addr();
+    assert_eq!(http(addr, "GET", "/healthz", b""), (200, "ok\n".into()));
+
+    let (status, v) = post(
+        addr,
+        "/v1/nlu",
+        json!({"text": "play some jazz by miles davis"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["response"]["intent"], "PlayMusic");
+
+    let (status, v) = post(
+        addr,
+        "/v1/embeddings",
+        json!({"input": ["play some jazz", "hi"]}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let e: Vec<f64> = serde_json::from_value(v["data"][0]["embedding"].clone()).unwrap();
+    assert_eq!(e.len(), 384);
+    assert!((e.iter().map(|x| x * x).sum::<f64>().sqrt() - 1.0).abs() < 1e-3);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() >= 4);
+
+    let (status, whole) = post(addr, "/v1/chat/completions", chat_body(false));
+    assert_eq!(status, 200);
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!text.is_empty());
+    assert_eq!(whole["usage"]["completion_tokens"], 12);
+    assert_eq!(whole["choices"][0]["finish_reason"], "length");
+
+    // Streamed: the same greedy text, in chunks, then a finish reason and [DONE].
+    let (status, sse) = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        chat_body(true).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let events: Vec<&str> = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, text);
+    assert!(chunks.len() > 3, "{} chunks", chunks.len());
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "length"
+    );
+
+    let (status, models) = http(addr, "GET", "/v1/models", b"");
+    assert_eq!(status, 200);
+    assert!(models.contains(DEFAULT_DECODER) && models.contains(DEFAULT_ENCODER));
+
+    // Bad requests: typed errors with OpenAI's error shape.
+    let (status, body) = http(addr, "POST", "/v1/nlu", b"{not json");
+    assert_eq!(status, 400);
+    assert!(body.contains("\"error\""));
+    assert_eq!(http(addr, "GET", "/nope", b"").0, 404);
+    let (status, _) = post(addr, "/v1/chat/completions", json!({"messages": []}));
+    assert_eq!(status, 400);
+
+    let (status, metrics) = http(addr, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("edgenlu_requests_total{route=\"/v1/nlu\",status=\"200\"} 1"));
+    assert!(metrics.contains("edgenlu_requests_total{route=\"/v1/nlu\",status=\"400\"} 1"));
+    assert!(metrics.contains("edgenlu_generated_tokens_total 24"));
+    assert!(metrics.contains("edgenlu_request_seconds_count{route=\"/v1/chat/completions\"} 3"));
+    server.shutdown();
+}
+
+#[test]
+fn oversized_bodies_and_a_full_queue_are_refused() {
+    let server = start(ServeConfig {
+        workers: 1,
+        queue: 1,
+        max_body: 1024,
+        ..config()
+    });
+    let addr = server.addr();
+    let big = json!({"text": "x".repeat(4096)}).to_string();
+    assert_eq!(http(addr, "POST", "/v1/nlu", big.as_bytes()).0, 413);
+
+    // Six chat requests at once against one worker and a queue of one: one runs, one waits,
+    // the rest are refused at once with 503; the accepted ones finish.
+    let body =
+        json!({"messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 40});
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || post(addr, "/v1/chat/completions", body).0)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    assert_eq!(ok + busy, 6, "{statuses:?}");
+    assert!(ok >= 1 && busy >= 1, "{statuses:?}");
+    let (_, metrics) = http(addr, "GET", "/metrics", b"");
+    assert!(
+        metrics.contains(&format!("edgenlu_rejected_total {busy}")),
+        "{metrics}"
+    );
+    assert_eq!(http(addr, "GET", "/healthz", b"").0, 200);
+    server.shutdown();
+}
+
+#[test]
+fn shutdown_drains_the_request_in_flight() {
+    let server = start(config());
+    let addr = server.addr();
+    let body =
+        json!({"messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 60});
+    let in_flight = std::thread::spawn(move || post(addr, "/v1/chat/completions", body));
+    std::thread::sleep(Duration::from_millis(200));
+    server.shutdown();
+    let (status, v) = in_flight.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["usage"]["completion_tokens"], 60);
+    // Nothing answers any more (the socket may still take a connection until it closes).
+    let answered = TcpStream::connect(addr).is_ok_and(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut buf = [0u8; 16];
+        matches!(s.read(&mut buf), Ok(n) if n > 0)
+    });
+    assert!(!answered, "a request after shutdown was answered");
+}
+
+#[test]
+fn the_official_openai_client_works_against_it() {
+    let server = start(config());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/serve/openai_client_check.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("--base-url")
+        .arg(format!("http://{}/v1", server.addr()))
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "the openai client failed (install it: python3 -m pip install -r scripts/serve/requirements.txt):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("openai client {}: {v}", v["openai_version"]);
+    assert_eq!(v["embedding_count"], 2);
+    assert_eq!(v["embedding_dims"], 384);
+    assert!(!v["chat_text"].as_str().unwrap().is_empty());
+    assert_eq!(v["chat_completion_tokens"], 12);
+    assert_eq!(
+        v["stream_text"], v["chat_text"],
+        "streamed and whole greedy text agree"
+    );
+    assert_eq!(v["stream_finish"], "length");
+    assert!(v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == DEFAULT_DECODER));
+    server.shutdown();
+}
