@@ -77,13 +77,14 @@ impl Metrics {
         }
         out.push_str("# HELP edgenlu_request_seconds Request latency by route.\n");
         out.push_str("# TYPE edgenlu_request_seconds histogram\n");
-        for (route, (buckets, sum, count)) in self
+        for (route, h) in self
             .latency
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            for (b, le) in buckets.iter().zip(BUCKETS) {
+            let (sum, count) = (h.sum, h.count);
+            for (b, le) in h.buckets.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,
                     "edgenlu_request_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {b}"
