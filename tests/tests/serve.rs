@@ -303,3 +303,81 @@ fn the_official_openai_client_works_against_it() {
         .any(|m| m == DEFAULT_DECODER));
     server.shutdown();
 }
+
+/// Installing a new version of the served skill while requests keep coming: every request is
+/// answered, and the new version is what answers afterwards.
+#[test]
+fn a_hot_swap_under_load_loses_no_request() {
+    use edgenlu::trust::dev;
+    use edgenlu::trust::skills::{LiveSkill, SkillStore};
+    require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let dir = std::env::temp_dir().join(format!("edgenlu-serve-swap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let skills = SkillStore::at(&dir).unwrap();
+    dev::trust_dev(skills.trust(), now).unwrap();
+    let install = |version| {
+        let m = dev::intents_manifest(DEFAULT_ENCODER, index(), version);
+        skills
+            .install(&dev::signed_intents(&m).unwrap(), now)
+            .unwrap();
+    };
+    install(1);
+    let rt = runtime();
+    let live = LiveSkill::open(&skills, &rt, "intents").unwrap();
+    let chat = rt
+        .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
+        .unwrap();
+    let server = Server::start(
+        &config(),
+        Skills {
+            intents: IntentsSkill::Live {
+                live,
+                store: SkillStore::at(&dir).unwrap(),
+                runtime: rt.clone(),
+            },
+            encoder: DEFAULT_ENCODER.into(),
+            chat: Arc::new(chat),
+            decoder: DEFAULT_DECODER.into(),
+        },
+    )
+    .unwrap();
+    let addr = server.addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let (status, v) = post(addr, "/v1/nlu", json!({"text": "play some jazz"}));
+                    assert_eq!(v["response"]["intent"], "PlayMusic");
+                    statuses.push(status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    install(2);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(statuses.len() > 10, "{} requests", statuses.len());
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let (_, metrics) = http(addr, "GET", "/metrics", b"");
+    assert!(
+        metrics.contains("edgenlu_skill_version{skill=\"intents\"} 2"),
+        "{metrics}"
+    );
+    eprintln!("{} requests across the swap, all answered", statuses.len());
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
