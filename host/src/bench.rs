@@ -9,7 +9,7 @@
 //! the measured read bandwidth at the same thread count (above 100 % when the matrix stays in
 //! cache between calls). Numbers, never assertions: see docs/BENCHMARKS.md.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use edgenlu::bundled;
 use edgenlu::{ChatRequest, Forward, SamplingParams};
@@ -17,12 +17,43 @@ use edgenlu_kernels::active_variant;
 use edgenlu_kernels::bench::{read_bandwidth, time_matmul, weights, MatmulResult, SHAPES};
 use edgenlu_kernels::dispatch::{default_threads, variant_from_env};
 use edgenlu_models::store::ModelStore;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What `edgenlu bench` measures.
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// The intents skill on real utterances (the seed's sheet): latency p50/p90/p99 after a
+    /// warm-up, throughput, accuracy, peak RAM (VmHWM), storage footprint (binary, models,
+    /// components), energy per inference from RAPL where readable.
+    Nlu {
+        /// One JSON document on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Labelled utterances (JSONL with `text` and `intent`).
+        #[arg(long, default_value = "../shared/datasets/snips/test.jsonl")]
+        data: PathBuf,
+        /// The skill's datastore.
+        #[arg(long, default_value = bundled::DEFAULT_INDEX)]
+        index: String,
+        /// Use only the first N utterances.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Sentence embeddings (MiniLM through the intents skill's `embedder`) on real utterances:
+    /// latency p50/p90/p99 after a warm-up, texts/s and tokens/s, peak RAM, footprint, energy.
+    Embed {
+        /// One JSON document on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Texts (JSONL with `text`).
+        #[arg(long, default_value = "../shared/datasets/snips/test.jsonl")]
+        data: PathBuf,
+        /// Use only the first N texts.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// SmolLM2 generation through the Wasm chat skill (fused and guest-composed forward
     /// passes) on 1 and 2 threads, beside llama.cpp (llama-cpp-python, if installed) on the
     /// same GGUF, prompt tokens and thread count: prefill and decode tok/s, per-token p50/p90/p99,
@@ -49,6 +80,13 @@ pub fn run(cmd: BenchCommand, store: &ModelStore) -> Result<()> {
     match cmd {
         BenchCommand::Kernels { json } => kernels(json),
         BenchCommand::Generate { json, tokens } => generate(store, json, tokens),
+        BenchCommand::Nlu {
+            json,
+            data,
+            index,
+            limit,
+        } => nlu(store, &data, &index, limit, json),
+        BenchCommand::Embed { json, data, limit } => embed(store, &data, limit, json),
     }
 }
 
@@ -72,7 +110,8 @@ struct GenerateTimings {
     step_ms_p99: f64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of sorted values, nearest rank; NaN when there are none.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -462,4 +501,222 @@ fn kernels(json: bool) -> Result<()> {
 
 fn dtype_name(r: &MatmulResult) -> String {
     format!("{:?}", r.shape.dtype).to_lowercase()
+}
+
+/// Utterances the sheet runs before timing (compilation caches, page cache, allocator).
+const WARM_UP: usize = 10;
+
+/// Energy counter of the CPU package from RAPL (`/sys/class/powercap`), µJ, where readable.
+fn rapl_micro_joules() -> Option<u64> {
+    std::fs::read_to_string("/sys/class/powercap/intel-rapl:0/energy_uj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Bytes of a file, 0 if it cannot be read.
+fn file_bytes(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// One sheet: what every `bench nlu|embed` reports.
+struct Sheet {
+    what: &'static str,
+    latencies_ms: Vec<f64>,
+    wall_s: f64,
+    energy_uj: Option<u64>,
+    tokens: Option<usize>,
+    accuracy: Option<(usize, usize)>,
+    footprint: Vec<(String, u64)>,
+}
+
+impl Sheet {
+    fn print(mut self, json: bool) -> Result<()> {
+        self.latencies_ms.sort_by(f64::total_cmp);
+        let n = self.latencies_ms.len();
+        let l = |p| percentile(&self.latencies_ms, p);
+        let rss = proc_status_bytes("VmHWM:");
+        let total: u64 = self.footprint.iter().map(|(_, b)| b).sum();
+        let energy = self.energy_uj.map(|uj| uj as f64 / 1e6 / n.max(1) as f64);
+        let doc = serde_json::json!({
+            "bench": self.what,
+            "variant": active_variant().name(),
+            "inferences": n,
+            "warm_up": WARM_UP,
+            "latency_ms": { "p50": l(0.5), "p90": l(0.9), "p99": l(0.99) },
+            "throughput_per_s": n as f64 / self.wall_s,
+            "tokens_per_s": self.tokens.map(|t| t as f64 / self.wall_s),
+            "accuracy": self.accuracy.map(|(c, t)| c as f64 / t as f64),
+            "peak_rss_bytes": rss,
+            "footprint_bytes": self.footprint.iter().map(|(k, b)| (k.clone(), *b)).collect::<std::collections::BTreeMap<_, _>>(),
+            "footprint_total_bytes": total,
+            "energy_joules_per_inference": energy,
+        });
+        if json {
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            return Ok(());
+        }
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        println!(
+            "{} ({} kernels), {n} inferences after {WARM_UP} warm-up",
+            self.what,
+            active_variant()
+        );
+        println!(
+            "latency     p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms",
+            l(0.5),
+            l(0.9),
+            l(0.99)
+        );
+        match self.tokens {
+            Some(t) => println!(
+                "throughput  {:.1} /s, {:.0} tokens/s (one at a time)",
+                n as f64 / self.wall_s,
+                t as f64 / self.wall_s
+            ),
+            None => println!(
+                "throughput  {:.1} /s (one at a time)",
+                n as f64 / self.wall_s
+            ),
+        }
+        if let Some((c, t)) = self.accuracy {
+            println!("accuracy    {:.2} % ({c}/{t})", 100.0 * c as f64 / t as f64);
+        }
+        match rss {
+            Some(b) => println!("peak RAM    {:.1} MiB (VmHWM)", mib(b)),
+            None => println!("peak RAM    not available here"),
+        }
+        println!("footprint   {:.1} MiB in all", mib(total));
+        for (what, b) in &self.footprint {
+            println!("            {:>8.1} MiB  {what}", mib(*b));
+        }
+        match energy {
+            Some(j) => println!("energy      {:.3} J per inference (RAPL, CPU package)", j),
+            None => println!("energy      not available here (no readable RAPL counter)"),
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` on every item after a warm-up on the first few (`f`'s flag: false while warming
+/// up): latencies, wall time and RAPL energy of the timed pass.
+fn timed<T>(
+    items: &[T],
+    mut f: impl FnMut(&T, bool) -> Result<()>,
+) -> Result<(Vec<f64>, f64, Option<u64>)> {
+    for it in items.iter().take(WARM_UP) {
+        f(it, false)?;
+    }
+    let e0 = rapl_micro_joules();
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(items.len());
+    for it in items {
+        let t = Instant::now();
+        f(it, true)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let energy = e0
+        .zip(rapl_micro_joules())
+        .map(|(a, b)| b.saturating_sub(a));
+    Ok((lat, wall, energy))
+}
+
+/// The storage a skill needs on the device: this binary, its components and models.
+fn footprint(store: &ModelStore, models: &[&str], components: &[&str]) -> Vec<(String, u64)> {
+    let mut out = vec![(
+        "edgenlu binary".to_string(),
+        std::env::current_exe().map_or(0, |p| file_bytes(&p)),
+    )];
+    for m in models {
+        if let Ok(p) = store.path_for(m) {
+            out.push((format!("model {m}"), file_bytes(&p)));
+        }
+    }
+    for c in components {
+        let name = Path::new(c)
+            .file_name()
+            .map_or(c.to_string(), |n| n.to_string_lossy().into());
+        out.push((format!("component {name}"), file_bytes(Path::new(c))));
+    }
+    out
+}
+
+fn examples(data: &Path, limit: Option<usize>) -> Result<Vec<edgenlu::datastore::Example>> {
+    let mut ex = edgenlu::datastore::read_examples(data)
+        .with_context(|| format!("reading {} (give --data)", data.display()))?;
+    if let Some(n) = limit {
+        ex.truncate(n);
+    }
+    anyhow::ensure!(!ex.is_empty(), "{} has no examples", data.display());
+    Ok(ex)
+}
+
+fn nlu(
+    store: &ModelStore,
+    data: &Path,
+    index: &str,
+    limit: Option<usize>,
+    json: bool,
+) -> Result<()> {
+    let ex = examples(data, limit)?;
+    let rt = crate::runtime(store.clone())?;
+    let skill = crate::intents_for_index(&rt, index)?;
+    let mut correct = 0;
+    let (lat, wall, energy) = timed(&ex, |e, counted| {
+        let a = skill.handle(&e.text)?;
+        correct += (counted && a.response.intent == e.intent) as usize;
+        Ok(())
+    })?;
+    Sheet {
+        what: "intents skill (tokenize + MiniLM q8_0 + nearest neighbour), per utterance",
+        latencies_ms: lat,
+        wall_s: wall,
+        energy_uj: energy,
+        tokens: None,
+        accuracy: Some((correct, ex.len())),
+        footprint: footprint(
+            store,
+            &[bundled::DEFAULT_ENCODER, index],
+            &[
+                bundled::paths::SKILL_INTENTS,
+                bundled::paths::TOKENIZER_WORDPIECE,
+            ],
+        ),
+    }
+    .print(json)
+}
+
+fn embed(store: &ModelStore, data: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+    let ex = examples(data, limit)?;
+    let rt = crate::runtime(store.clone())?;
+    let skill = rt.load_skill(bundled::intents_skill(
+        bundled::DEFAULT_ENCODER,
+        None,
+        edgenlu::Limits::default(),
+    ))?;
+    let texts: Vec<String> = ex.iter().map(|e| e.text.clone()).collect();
+    let tokens: usize = skill.tokenize(&texts)?.iter().map(Vec::len).sum();
+    let (lat, wall, energy) = timed(&texts, |t, _| {
+        skill.embed(t)?;
+        Ok(())
+    })?;
+    Sheet {
+        what: "sentence embedding (tokenize + MiniLM q8_0 + mean-pool), per text",
+        latencies_ms: lat,
+        wall_s: wall,
+        energy_uj: energy,
+        tokens: Some(tokens),
+        accuracy: None,
+        footprint: footprint(
+            store,
+            &[bundled::DEFAULT_ENCODER],
+            &[
+                bundled::paths::SKILL_INTENTS,
+                bundled::paths::TOKENIZER_WORDPIECE,
+            ],
+        ),
+    }
+    .print(json)
 }

@@ -363,11 +363,6 @@ fn serve(store: &ModelStore, index: &str, config: &edgenlu::serve::ServeConfig) 
     Ok(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
     let pb = bar(examples.len(), "eval");
     let mut latencies = Vec::with_capacity(examples.len());
@@ -402,9 +397,9 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
     let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
     latencies.sort_by(f64::total_cmp);
     let (p50, p90, p99) = (
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.9),
-        percentile(&latencies, 0.99),
+        bench::percentile(&latencies, 0.5),
+        bench::percentile(&latencies, 0.9),
+        bench::percentile(&latencies, 0.99),
     );
     if json {
         println!(
