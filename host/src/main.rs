@@ -106,10 +106,11 @@ enum Command {
         #[arg(long, default_value_t = 1 << 20)]
         max_body: usize,
     },
-    /// Benchmarks. `bench kernels [--json]`: the native matmul kernels per shape, n and
-    /// threads (µs, G weights/s, GB/s, % of the memory-read roofline measured in the same run).
+    /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:
+    /// latency, throughput, accuracy, peak RAM, footprint, energy), `bench generate` (SmolLM2
+    /// beside llama.cpp), `bench kernels` (matmul per shape against the memory roofline).
     ///
-    /// Example: EDGENLU_KERNELS=avx2 edgenlu bench kernels --json
+    /// Example: edgenlu bench nlu --json; EDGENLU_KERNELS=avx2 edgenlu bench kernels
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
