@@ -29,7 +29,9 @@ step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe
 step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any error fails)"
-python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20
+"$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name serve-load-snips
+python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20 \
+    --index serve-load-snips
 step "fuzz smoke runs (30 s per target)"
 "$repo/scripts/fuzz-smoke.sh" 30
 step "kernels on aarch64 (cross-built, qemu-user, NEON forced)"; "$repo/scripts/arm-kernels.sh"

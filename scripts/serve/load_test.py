@@ -5,7 +5,8 @@ tenth request a short chat completion), samples the server's RSS every second, t
 with SIGTERM (which drains). Prints requests, errors, latency p50/p99 and RSS over time; exits
 nonzero on any error. Only the standard library:
 
-    python3 scripts/serve/load_test.py --edgenlu target/release/edgenlu --clients 4 --seconds 20
+    python3 scripts/serve/load_test.py --edgenlu target/release/edgenlu --clients 4 --seconds 20 \
+        [--index snips-intents]
 """
 
 import argparse
@@ -48,11 +49,13 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--data", default=str(REPO.parent / "shared/datasets/snips/test.jsonl"))
+    ap.add_argument("--index", default="snips-intents", help="the intents skill's datastore")
     args = ap.parse_args()
     texts = [json.loads(l)["text"] for l in open(args.data) if l.strip()]
     port = free_port()
     server = subprocess.Popen(
-        [args.edgenlu, "serve", "--listen", f"127.0.0.1:{port}", "--workers", "2", "--queue", str(4 * args.clients)],
+        [args.edgenlu, "serve", "--listen", f"127.0.0.1:{port}", "--workers", "2",
+         "--queue", str(4 * args.clients), "--index", args.index],
         stderr=subprocess.PIPE,
         text=True,
     )
