@@ -582,42 +582,50 @@ macro_rules! quantized_rows {
                 }
                 b += 2;
             }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-                if b < nb {
-                    // SAFETY: the odd last block b < nb is inside `w` and every x row.
-                    unsafe {
-                        let w0 = w.as_ptr().add(b * $wbytes);
-                        let x0 = &x[r][b];
-                        let xv = _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i);
-                        let prod = _mm_mul_ps(
-                            f16_pairs(w0, w0),
-                            f16_pairs(
-                                x0 as *const $xblock as *const u8,
-                                x0 as *const $xblock as *const u8,
-                            ),
-                        );
-                        out[r] += hsum256(_mm256_mul_ps(
-                            _mm256_cvtepi32_ps($dot256($wq(w0), xv)),
-                            _mm256_set1_ps(_mm_cvtss_f32(prod)),
-                        ));
-                        if $mins {
-                            // Lane 1 only: lane 3 repeats the same block.
-                            out[r] += _mm_cvtss_f32(_mm_shuffle_ps(prod, prod, 1));
-                        }
-                    }
-                }
-                if $mins {
-                    // m·s products sit in lanes 1 and 3.
-                    let m = mins[r];
-                    out[r] += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1))
-                        + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3));
-                }
-            }
-            out
+            std::array::from_fn(|r| {
+                // The odd last block b < nb is inside `w` and every x row.
+                let tail = (b < nb).then(|| (w.as_ptr().wrapping_add(b * $wbytes), &x[r][b]));
+                // SAFETY: same features; `tail` points at whole blocks.
+                unsafe { finish_row!($xblock, $wq, $dot256, $mins, acc[r], mins[r], tail) }
+            })
         }
     };
+}
+
+/// The end of one weight row · activation row product, shared by both kernel shapes: the two
+/// accumulators reduced, then the odd last block `tail` (weight block pointer, activation
+/// block) in 256 bits, then the m·s sums — always in this order, so both shapes give the same
+/// bits. Expands to unsafe code: use inside `unsafe`, `tail` pointing at whole blocks.
+macro_rules! finish_row {
+    ($xblock:ty, $wq:ident, $dot256:ident, $mins:expr, $acc:expr, $min_sum:expr, $tail:expr) => {{
+        let acc: [__m512; 2] = $acc;
+        let mut out = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        let tail: Option<(*const u8, &$xblock)> = $tail;
+        if let Some((w0, x0)) = tail {
+            let xv = _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i);
+            let prod = _mm_mul_ps(
+                f16_pairs(w0, w0),
+                f16_pairs(
+                    x0 as *const $xblock as *const u8,
+                    x0 as *const $xblock as *const u8,
+                ),
+            );
+            out += hsum256(_mm256_mul_ps(
+                _mm256_cvtepi32_ps($dot256($wq(w0), xv)),
+                _mm256_set1_ps(_mm_cvtss_f32(prod)),
+            ));
+            if $mins {
+                // Lane 1 only: lane 3 repeats the same block.
+                out += _mm_cvtss_f32(_mm_shuffle_ps(prod, prod, 1));
+            }
+        }
+        if $mins {
+            // m·s products sit in lanes 1 and 3.
+            let m: __m128 = $min_sum;
+            out += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3));
+        }
+        out
+    }};
 }
 
 /// Q8_0 weights at block pointer `p`.
@@ -780,38 +788,12 @@ macro_rules! quantized_wrows {
                 }
                 b += 2;
             }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-                if b < nb {
-                    // SAFETY: the odd last block b < nb is inside `x` and every weight row.
-                    unsafe {
-                        let w0 = w[r].as_ptr().add(b * $wbytes);
-                        let x0 = &x[b];
-                        let xv = _mm256_loadu_si256(x0.qs.as_ptr() as *const __m256i);
-                        let prod = _mm_mul_ps(
-                            f16_pairs(w0, w0),
-                            f16_pairs(
-                                x0 as *const $xblock as *const u8,
-                                x0 as *const $xblock as *const u8,
-                            ),
-                        );
-                        out[r] += hsum256(_mm256_mul_ps(
-                            _mm256_cvtepi32_ps($dot256($wq(w0), xv)),
-                            _mm256_set1_ps(_mm_cvtss_f32(prod)),
-                        ));
-                        if $mins {
-                            out[r] += _mm_cvtss_f32(_mm_shuffle_ps(prod, prod, 1));
-                        }
-                    }
-                }
-                if $mins {
-                    let m = mins[r];
-                    out[r] += _mm_cvtss_f32(_mm_shuffle_ps(m, m, 1))
-                        + _mm_cvtss_f32(_mm_shuffle_ps(m, m, 3));
-                }
-            }
-            out
+            std::array::from_fn(|r| {
+                // The odd last block b < nb is inside `x` and every weight row.
+                let tail = (b < nb).then(|| (w[r].as_ptr().wrapping_add(b * $wbytes), &x[b]));
+                // SAFETY: same features; `tail` points at whole blocks.
+                unsafe { finish_row!($xblock, $wq, $dot256, $mins, acc[r], mins[r], tail) }
+            })
         }
     };
 }
