@@ -17,4 +17,4 @@ step "answers"
     "find the movie schedule at the nearest cinema" \
     "show me the creative work called The Dark Knight"
 step "generation: SmolLM2-135M-Instruct driven by the chat skill component"
-"$edgenlu" generate --chat --max-tokens 48 "What is the capital of France?"
+"$edgenlu" generate --chat --max-tokens 64 "Give me three tips for a good night's sleep."
