@@ -164,12 +164,7 @@ fn time_edgenlu(
             prompt: prompt.to_string(),
             template: true,
             max_tokens: tokens,
-            sampling: SamplingParams {
-                temperature: 0.0,
-                top_k: 0,
-                top_p: 1.0,
-                seed: 0,
-            },
+            sampling: SamplingParams::GREEDY,
             forward,
         };
         let start = Instant::now();

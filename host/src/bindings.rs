@@ -59,5 +59,15 @@ pub mod chat {
 
 pub use self::chat::exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
 pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
+
+impl SamplingParams {
+    /// Greedy decoding: temperature 0 (the first largest logit); the other fields unused.
+    pub const GREEDY: SamplingParams = SamplingParams {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 0,
+    };
+}
 pub use self::edgenlu::nlu::types::{Dtype, Error as WitError};
 pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};

@@ -52,6 +52,33 @@ pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
         .collect()
 }
 
+/// Builds a datastore called `name` in the test store from the first `per_intent` SNIPS train
+/// examples of each intent, embedded by the bundled intents skill, and records it with
+/// `provenance`. Returns how many examples it holds.
+pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usize {
+    use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
+    use edgenlu::datastore;
+    require_model(DEFAULT_ENCODER);
+    let embedder = runtime()
+        .load_skill(intents_skill(
+            DEFAULT_ENCODER,
+            None,
+            edgenlu::Limits::default(),
+        ))
+        .expect("loading the intents skill");
+    let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl"))
+        .expect("reading SNIPS train");
+    let train = datastore::limit_per_intent(train, per_intent);
+    let store = store();
+    let path = store.path_for(name).expect("a datastore path");
+    datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, &path, &|_| {})
+        .expect("building the datastore");
+    store
+        .record(name, provenance)
+        .expect("recording the datastore");
+    train.len()
+}
+
 /// Path of the repository's shared datasets (`../shared/datasets` beside the checkout, or
 /// `$EDGENLU_DATASETS`).
 pub fn datasets_dir() -> PathBuf {

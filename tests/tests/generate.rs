@@ -33,12 +33,7 @@ fn greedy(prompt: &str, template: bool, max_tokens: u32, forward: Forward) -> Ch
         prompt: prompt.into(),
         template,
         max_tokens,
-        sampling: SamplingParams {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            seed: 0,
-        },
+        sampling: SamplingParams::GREEDY,
         forward,
     }
 }

@@ -4,30 +4,14 @@
 use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
 use edgenlu::datastore;
 use edgenlu::{AnswerPath, Limits};
-use edgenlu_tests::{datasets_dir, require_model, runtime, store};
+use edgenlu_tests::{build_snips_index, datasets_dir, require_model, runtime};
 
 #[test]
 fn snips_intents_from_a_small_datastore() {
     require_model(DEFAULT_ENCODER);
     let rt = runtime();
-    let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
-    let train = datastore::limit_per_intent(train, 60);
-    assert_eq!(train.len(), 7 * 60);
-    let embedder = rt
-        .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
-        .unwrap();
     let name = "test-snips-small";
-    let store = store();
-    datastore::build(
-        &embedder,
-        DEFAULT_ENCODER,
-        &train,
-        2,
-        &store.path_for(name).unwrap(),
-        &|_| {},
-    )
-    .unwrap();
-    store.record(name, "tests/intents.rs").unwrap();
+    assert_eq!(build_snips_index(name, 60, "tests/intents.rs"), 7 * 60);
 
     let skill = rt
         .load_skill(intents_skill(

@@ -3,10 +3,9 @@
 //! graceful shutdown that finishes the request in flight.
 
 use edgenlu::bundled::{chat_limits, chat_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::datastore;
 use edgenlu::serve::{IntentsSkill, ServeConfig, Server, Skills};
 use edgenlu::Limits;
-use edgenlu_tests::{datasets_dir, require_model, runtime, store};
+use edgenlu_tests::{build_snips_index, require_model, runtime};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,23 +17,7 @@ fn index() -> &'static str {
     static INDEX: OnceLock<&'static str> = OnceLock::new();
     INDEX.get_or_init(|| {
         let name = "test-serve-snips";
-        let rt = runtime();
-        let embedder = rt
-            .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
-            .unwrap();
-        let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
-        let train = datastore::limit_per_intent(train, 20);
-        let store = store();
-        datastore::build(
-            &embedder,
-            DEFAULT_ENCODER,
-            &train,
-            2,
-            &store.path_for(name).unwrap(),
-            &|_| {},
-        )
-        .unwrap();
-        store.record(name, "tests/serve.rs").unwrap();
+        build_snips_index(name, 20, "tests/serve.rs");
         name
     })
 }

@@ -3,16 +3,14 @@
 //! disk run against a fresh store in a temporary directory.
 
 use edgenlu::bundled::DEFAULT_ENCODER;
-use edgenlu::datastore;
 use edgenlu::trust::keys::{self, PublicKeyFile};
 use edgenlu::trust::manifest::{Capability, Manifest, MAX_MANIFEST_BYTES};
 use edgenlu::trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
 use edgenlu::trust::skills::{InstallError, LiveSkill, SkillStore};
 use edgenlu::trust::store::{Delegation, TrustStore};
 use edgenlu::trust::{dev, unix_now, TrustError};
-use edgenlu::Limits;
 use edgenlu_models::store::ModelStore;
-use edgenlu_tests::{datasets_dir, require_model, runtime, store};
+use edgenlu_tests::{build_snips_index, require_model, runtime, store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -734,27 +732,7 @@ fn tiny_index() -> &'static str {
         require_model(DEFAULT_ENCODER);
         let models = store();
         if models.verify(NAME).is_err() {
-            let rt = runtime();
-            let embedder = rt
-                .load_skill(edgenlu::bundled::intents_skill(
-                    DEFAULT_ENCODER,
-                    None,
-                    Limits::default(),
-                ))
-                .unwrap();
-            let train =
-                datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
-            let train = datastore::limit_per_intent(train, 20);
-            datastore::build(
-                &embedder,
-                DEFAULT_ENCODER,
-                &train,
-                2,
-                &models.path_for(NAME).unwrap(),
-                &|_| {},
-            )
-            .unwrap();
-            models.record(NAME, "tests/trust.rs").unwrap();
+            build_snips_index(NAME, 20, "tests/trust.rs");
         }
         *built = true;
     }

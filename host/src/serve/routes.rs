@@ -275,9 +275,9 @@ fn chat_request(body: &[u8]) -> Result<(ChatRequest, bool), Failure> {
             .unwrap_or(DEFAULT_MAX_TOKENS),
         sampling: SamplingParams {
             temperature: b.temperature.unwrap_or(0.0),
-            top_k: 0,
             top_p: b.top_p.unwrap_or(1.0),
             seed: b.seed.unwrap_or(0),
+            ..SamplingParams::GREEDY
         },
         forward: Forward::Fused,
     };
