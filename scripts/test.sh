@@ -35,3 +35,5 @@ python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --se
 step "fuzz smoke runs (30 s per target)"
 "$repo/scripts/fuzz-smoke.sh" 30
 step "kernels on aarch64 (cross-built, qemu-user, NEON forced)"; "$repo/scripts/arm-kernels.sh"
+step "the same components on aarch64: cross-built host under qemu vs x86-64, all of SNIPS test (scripts/arm-check.sh)"
+"$repo/scripts/arm-check.sh"

@@ -12,7 +12,7 @@
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use edgenlu::bundled;
-use edgenlu::{ChatRequest, Forward, SamplingParams};
+use edgenlu::{ChatRequest, Forward, Limits, SamplingParams};
 use edgenlu_kernels::active_variant;
 use edgenlu_kernels::bench::{read_bandwidth, time_matmul, weights, MatmulResult, SHAPES};
 use edgenlu_kernels::dispatch::{default_threads, variant_from_env};
@@ -647,7 +647,7 @@ fn nlu(
 ) -> Result<()> {
     let ex = examples(data, limit)?;
     let rt = crate::runtime(store.clone())?;
-    let skill = crate::intents_for_index(&rt, index)?;
+    let skill = crate::intents_for_index(&rt, index, Limits::default())?;
     let mut correct = 0;
     let (lat, wall, energy) = timed(&ex, |e, counted| {
         let a = skill.handle(&e.text)?;

@@ -4,17 +4,25 @@
 //!
 //! Layout: `index.embeddings` f16 [rows, dim], `index.labels` i32 [rows] (positions in
 //! `edgenlu.index.intents`), `edgenlu.index.encoder` (the encoder model the rows came from).
+//! With a trained intent head ([`IntentHead`], `edgenlu skill build`): `head.weight` f32
+//! [intents, dim], `head.bias` f32 [intents], `edgenlu.head.temperature` and
+//! `edgenlu.head.oos_threshold`. Examples labelled [`OUT_OF_SCOPE`] are never rows or intents:
+//! they only tune the threshold.
 
 use crate::error::SkillError;
 use crate::runtime::Skill;
 use edgenlu_kernels::formats::{quantize, DType};
 use edgenlu_models::gguf::{GgufWriter, MetaValue};
+use edgenlu_models::IntentHead;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
 /// `general.architecture` of a datastore file.
 pub const ARCHITECTURE: &str = "edgenlu-index";
+
+/// The intent datasets give out-of-scope utterances (CLINC150's), and the skill answers them.
+pub const OUT_OF_SCOPE: &str = "oos";
 
 /// One labelled utterance from a JSONL dataset (`{"text": ..., "intent": ...}` per line).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -110,57 +118,83 @@ pub fn build(
     out: &Path,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(), DatastoreError> {
-    let intents: Vec<String> = examples
+    let embeddings = embed_examples(skill, examples, threads, progress)?;
+    write(encoder, examples, &embeddings, None, out)
+}
+
+/// Embeds every example with `skill`, exactly as the skill embeds what it answers, on
+/// `threads` threads; `progress` gets the number done so far.
+pub fn embed_examples(
+    skill: &Skill,
+    examples: &[Example],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Vec<f32>>, DatastoreError> {
+    crate::parallel::map(
+        examples,
+        threads.clamp(1, 16),
+        |i, example| {
+            skill
+                .embed(&example.text)
+                .map_err(|source| DatastoreError::Embed {
+                    index: i,
+                    text: example.text.clone(),
+                    source,
+                })
+        },
+        progress,
+    )
+    .into_iter()
+    .collect()
+}
+
+/// The intents of `examples`, sorted, without [`OUT_OF_SCOPE`].
+pub fn intents_of(examples: &[Example]) -> Vec<String> {
+    examples
         .iter()
+        .filter(|e| e.intent != OUT_OF_SCOPE)
         .map(|e| e.intent.clone())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
-        .collect();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let threads = threads.clamp(1, 16);
-    let embeddings: Vec<Result<Vec<f32>, DatastoreError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let done = &done;
-                scope.spawn(move || {
-                    (t..examples.len())
-                        .step_by(threads)
-                        .map(|i| {
-                            let r = skill.embed(&examples[i].text).map_err(|source| {
-                                DatastoreError::Embed {
-                                    index: i,
-                                    text: examples[i].text.clone(),
-                                    source,
-                                }
-                            });
-                            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
-                            (i, r)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut all: Vec<(usize, Result<Vec<f32>, DatastoreError>)> = workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("embedding thread panicked"))
-            .collect();
-        all.sort_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, r)| r).collect()
-    });
-    let embeddings = embeddings.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let dim = embeddings[0].len();
-    let mut rows = Vec::with_capacity(embeddings.len() * dim * 2);
-    for e in &embeddings {
-        quantize(DType::F16, e, &mut rows).map_err(|e| DatastoreError::Write(e.to_string()))?;
-    }
-    let labels: Vec<u8> = examples
+        .collect()
+}
+
+/// Each example's position in `intents`; `None` if out of scope or not among them.
+pub fn labels_in(examples: &[Example], intents: &[String]) -> Vec<Option<usize>> {
+    examples
         .iter()
-        .flat_map(|e| {
-            (intents
-                .binary_search(&e.intent)
-                .expect("from the same list") as i32)
-                .to_le_bytes()
-        })
+        .map(|e| intents.binary_search(&e.intent).ok())
+        .collect()
+}
+
+/// Writes the datastore of `examples` (embedded as `embeddings`, in order) to `out`, with
+/// `head` if given (trained over [`intents_of`]`(examples)`).
+pub fn write(
+    encoder: &str,
+    examples: &[Example],
+    embeddings: &[Vec<f32>],
+    head: Option<&IntentHead>,
+    out: &Path,
+) -> Result<(), DatastoreError> {
+    let write_err = |e: String| DatastoreError::Write(e);
+    let intents = intents_of(examples);
+    let rows: Vec<(usize, &Vec<f32>)> = labels_in(examples, &intents)
+        .into_iter()
+        .zip(embeddings)
+        .filter_map(|(label, e)| label.map(|l| (l, e)))
+        .collect();
+    let dim = rows
+        .first()
+        .ok_or_else(|| write_err("no in-scope examples".into()))?
+        .1
+        .len();
+    let mut packed = Vec::with_capacity(rows.len() * dim * 2);
+    for (_, e) in &rows {
+        quantize(DType::F16, e, &mut packed).map_err(|e| write_err(e.to_string()))?;
+    }
+    let labels: Vec<u8> = rows
+        .iter()
+        .flat_map(|(l, _)| (*l as i32).to_le_bytes())
         .collect();
     let mut w = GgufWriter::new();
     w.add_metadata(
@@ -177,10 +211,40 @@ pub fn build(
                 .collect(),
         ),
     );
-    w.add_tensor("index.embeddings", DType::F16, &[examples.len(), dim], rows)
-        .and_then(|w| w.add_tensor("index.labels", DType::I32, &[examples.len()], labels))
-        .map_err(|e| DatastoreError::Write(e.to_string()))?;
-    w.write(out)
-        .map_err(|e| DatastoreError::Write(e.to_string()))?;
+    w.add_tensor("index.embeddings", DType::F16, &[rows.len(), dim], packed)
+        .and_then(|w| w.add_tensor("index.labels", DType::I32, &[rows.len()], labels))
+        .map_err(|e| write_err(e.to_string()))?;
+    if let Some(head) = head {
+        if head.intents() != intents.len() || head.dim != dim {
+            return Err(write_err(format!(
+                "the head is {} intents x {}, the examples {} x {dim}",
+                head.intents(),
+                head.dim,
+                intents.len()
+            )));
+        }
+        let f32_bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+        w.add_metadata("edgenlu.head.temperature", MetaValue::F32(head.temperature));
+        w.add_metadata(
+            "edgenlu.head.oos_threshold",
+            MetaValue::F32(head.oos_threshold),
+        );
+        w.add_tensor(
+            "head.weight",
+            DType::F32,
+            &[intents.len(), dim],
+            f32_bytes(&head.weight),
+        )
+        .and_then(|w| {
+            w.add_tensor(
+                "head.bias",
+                DType::F32,
+                &[intents.len()],
+                f32_bytes(&head.bias),
+            )
+        })
+        .map_err(|e| write_err(e.to_string()))?;
+    }
+    w.write(out).map_err(|e| write_err(e.to_string()))?;
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod fuzzing;
 mod kernels_host;
 mod llm_host;
 pub mod models_host;
+pub mod parallel;
 pub mod runtime;
 pub mod serve;
 mod state;
@@ -26,6 +27,7 @@ pub use bindings::{
     Timing, Usage, WitError,
 };
 pub use error::SkillError;
+pub use llm_host::PREFILL_CHUNK;
 pub use models_host::ModelCatalog;
-pub use runtime::{Answer, ComponentSpec, Grants, Runtime, Skill, SkillSpec};
+pub use runtime::{Answer, ComponentSpec, Grants, Runtime, RuntimeOptions, Skill, SkillSpec};
 pub use state::{Limits, TextSink};

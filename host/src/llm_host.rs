@@ -22,7 +22,7 @@ const MAX_STOP_TOKENS: usize = 64;
 /// chunks. The pass polls the deadline only between blocks, and one block over thousands of
 /// tokens runs for seconds (attention grows with the square of them), so chunks keep every
 /// stretch between polls short whatever the prompt's length (and the pass's scratch small).
-const PREFILL_CHUNK: usize = 128;
+pub const PREFILL_CHUNK: usize = 128;
 
 /// A generation in progress: the model, its cache, and the token chosen to come next.
 pub struct Generation {

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 mod bench;
 mod cli_trust;
+mod conformance;
 
 #[derive(Parser)]
 #[command(
@@ -113,6 +114,13 @@ enum Command {
     /// Example: edgenlu bench nlu --json; EDGENLU_KERNELS=avx2 edgenlu bench kernels
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Cross-machine agreement: `conformance run` records what the bundled components compute
+    /// on a dataset and fixed prompts (with the SHA-256 of every component and model);
+    /// `conformance compare` checks a second machine's record against a reference.
+    ///
+    /// Example: edgenlu conformance run --data ../shared/datasets/snips/test.jsonl --out x86.json
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCommand),
 }
 
 /// Arguments of `edgenlu generate` (also used by `edgenlu bench generate`).
@@ -305,7 +313,7 @@ fn bar(len: usize, what: &str) -> ProgressBar {
 }
 
 /// Loads the intents skill answering from datastore `index`, with the encoder it was built with.
-fn intents_for_index(rt: &Runtime, index: &str) -> Result<Skill> {
+fn intents_for_index(rt: &Runtime, index: &str, limits: Limits) -> Result<Skill> {
     let file = rt.catalog().get(index).with_context(|| {
         format!("opening datastore {index:?} (build it with `edgenlu skill index`)")
     })?;
@@ -314,11 +322,7 @@ fn intents_for_index(rt: &Runtime, index: &str) -> Result<Skill> {
         .and_then(|v| v.as_str())
         .with_context(|| format!("{index} is not a datastore: no edgenlu.index.encoder"))?
         .to_string();
-    Ok(rt.load_skill(bundled::intents_skill(
-        &encoder,
-        Some(index),
-        Limits::default(),
-    ))?)
+    Ok(rt.load_skill(bundled::intents_skill(&encoder, Some(index), limits))?)
 }
 
 /// The skills `edgenlu serve` answers with: the installed intents skill if there is one.
@@ -333,7 +337,11 @@ fn serve_skills(rt: &Runtime, store: &ModelStore, index: &str) -> Result<edgenlu
             runtime: rt.clone(),
         }
     } else {
-        IntentsSkill::Fixed(std::sync::Arc::new(intents_for_index(rt, index)?))
+        IntentsSkill::Fixed(std::sync::Arc::new(intents_for_index(
+            rt,
+            index,
+            Limits::default(),
+        )?))
     };
     let decoder = bundled::DEFAULT_DECODER.to_string();
     Ok(edgenlu::serve::Skills {
@@ -504,7 +512,7 @@ fn main() -> Result<()> {
         }
         Command::Run { texts, index } => {
             let rt = runtime(store)?;
-            let skill = intents_for_index(&rt, &index)?;
+            let skill = intents_for_index(&rt, &index, Limits::default())?;
             for text in texts {
                 let answer = skill
                     .handle(&text)
@@ -528,11 +536,12 @@ fn main() -> Result<()> {
                 examples.truncate(n);
             }
             let rt = runtime(store)?;
-            let skill = intents_for_index(&rt, &index)?;
+            let skill = intents_for_index(&rt, &index, Limits::default())?;
             eval(&skill, &examples, json)?;
         }
         Command::Trust(cmd) => cli_trust::run(cmd, &store)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,
+        Command::Conformance(cmd) => conformance::run(cmd, &store)?,
         Command::Generate(args) => generate(&runtime(store)?, &args)?,
         Command::Serve {
             listen,

@@ -197,13 +197,78 @@ fn return_freed_memory_to_the_os() {
     }
 }
 
+/// How the engine lays out guest memory. The defaults suit a device; an emulator such as
+/// qemu-user, where reserving gigabytes of address space per instance is slow, wants less.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Address space reserved for each linear memory, bytes (wasmtime's default: 4 GiB plus
+    /// guard pages on 64-bit hosts). When set, the guard shrinks to 64 KiB and memories grow
+    /// by moving instead of into reserved space: bounds are checked in code, which is slower.
+    pub memory_reservation: Option<u64>,
+}
+
+/// The environment variable [`RuntimeOptions::from_env`] reads.
+pub const MEMORY_RESERVATION_ENV: &str = "EDGENLU_WASM_MEMORY_RESERVATION_MIB";
+
+impl RuntimeOptions {
+    /// Options from the environment: `EDGENLU_WASM_MEMORY_RESERVATION_MIB=64` sets
+    /// [`RuntimeOptions::memory_reservation`] (the ARM check under qemu does).
+    pub fn from_env() -> Result<RuntimeOptions, SkillError> {
+        let Ok(value) = std::env::var(MEMORY_RESERVATION_ENV) else {
+            return Ok(RuntimeOptions::default());
+        };
+        match value.trim().parse::<u64>() {
+            Ok(mib) if (1..=1 << 20).contains(&mib) => Ok(RuntimeOptions {
+                memory_reservation: Some(mib << 20),
+            }),
+            _ => Err(SkillError::Load {
+                what: MEMORY_RESERVATION_ENV.into(),
+                reason: format!("{value:?} is not a size in MiB between 1 and 1048576"),
+            }),
+        }
+    }
+
+    fn apply(&self, config: &mut Config) {
+        if let Some(bytes) = self.memory_reservation {
+            config.memory_reservation(bytes);
+            config.memory_guard_size(64 << 10);
+            config.memory_reservation_for_growth(0);
+        }
+    }
+}
+
+/// Feeds `Hash` output into SHA-256, so a cache key does not depend on std's hasher, which may
+/// change between Rust releases.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+}
+
 impl Runtime {
-    /// A runtime opening models from `catalog`, caching compiled components in `cache_dir`.
+    /// A runtime opening models from `catalog`, caching compiled components in `cache_dir`,
+    /// with [`RuntimeOptions::from_env`].
     pub fn new(catalog: ModelCatalog, cache_dir: Option<PathBuf>) -> Result<Runtime, SkillError> {
+        Runtime::with_options(catalog, cache_dir, RuntimeOptions::from_env()?)
+    }
+
+    /// A runtime with explicit engine options.
+    pub fn with_options(
+        catalog: ModelCatalog,
+        cache_dir: Option<PathBuf>,
+        options: RuntimeOptions,
+    ) -> Result<Runtime, SkillError> {
         return_freed_memory_to_the_os();
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        options.apply(&mut config);
         let engine = Engine::new(&config).map_err(|e| SkillError::Load {
             what: "engine".into(),
             reason: e.to_string(),
@@ -283,6 +348,12 @@ impl Runtime {
 
     /// Compiles a component, or loads it from the on-disk cache of compiled components.
     ///
+    /// Entries live in a folder per CPU architecture and are keyed by the component's SHA-256
+    /// and a SHA-256 of the engine's compatibility hash (wasmtime version, target, CPU
+    /// features, engine settings), so a cache shared by two hosts, or kept across an upgrade,
+    /// never hands one of them the other's code; wasmtime also checks the header on load, and
+    /// an entry it refuses is recompiled and replaced.
+    ///
     /// A cached entry is native code, so it is trusted only if it carries this device's MAC:
     /// SHA-256(secret ‖ SHA-256(code)) with a 32-byte secret kept 0600 beside the cache (fixed
     /// length input, so no length extension). A file dropped into the cache by anyone without
@@ -293,16 +364,18 @@ impl Runtime {
             reason,
         };
         let engine = &self.inner.engine;
-        let Some(dir) = &self.inner.cache_dir else {
+        let Some(root) = &self.inner.cache_dir else {
             return Component::new(engine, bytes).map_err(|e| err(format!("{e:?}")));
         };
-        let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+        let mut engine_hash = Sha256Hasher(Sha256::new());
         engine
             .precompile_compatibility_hash()
             .hash(&mut engine_hash);
         let key = format!("{:x}-{:016x}", Sha256::digest(bytes), engine_hash.finish());
+        let dir = &root.join(std::env::consts::ARCH);
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cache: {e}")))?;
         let cached = dir.join(format!("{key}.cwasm"));
-        let secret = cache_secret(dir).map_err(|e| err(format!("cache key: {e}")))?;
+        let secret = cache_secret(root).map_err(|e| err(format!("cache key: {e}")))?;
         if let Ok(file) = std::fs::read(&cached) {
             if let Some(code) =
                 file.strip_suffix(&cache_mac(&secret, &file[..file.len().saturating_sub(32)])[..])
