@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod bench;
+mod cli_skill;
 mod cli_trust;
 mod conformance;
 
@@ -39,7 +40,7 @@ enum Command {
     Models(ModelsCommand),
     /// Build skill data.
     #[command(subcommand)]
-    Skill(SkillCommand),
+    Skill(cli_skill::SkillCommand),
     /// Answer utterances with the intents skill; prints one JSON response per utterance.
     ///
     /// Example: edgenlu run "play some jazz" "will it rain tomorrow in Paris"
@@ -262,32 +263,6 @@ enum ModelsCommand {
     Root,
 }
 
-#[derive(Subcommand)]
-enum SkillCommand {
-    /// Build the intents skill's nearest-neighbour datastore from labelled examples.
-    ///
-    /// Each example is embedded by the skill component itself, so the datastore matches what
-    /// the skill computes when it answers. Example:
-    /// edgenlu skill index --data ../shared/datasets/snips/train.jsonl --per-intent 300
-    Index {
-        /// JSONL with `text` and `intent` on each line.
-        #[arg(long)]
-        data: PathBuf,
-        /// Store name of the datastore.
-        #[arg(long, default_value = DEFAULT_INDEX)]
-        name: String,
-        /// Encoder model to embed with.
-        #[arg(long, default_value = DEFAULT_ENCODER)]
-        encoder: String,
-        /// Keep at most N examples per intent (file order).
-        #[arg(long)]
-        per_intent: Option<usize>,
-        /// Threads embedding in parallel.
-        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
-        threads: usize,
-    },
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum Quant {
     F32,
@@ -372,6 +347,35 @@ fn serve(store: &ModelStore, index: &str, config: &edgenlu::serve::ServeConfig) 
     Ok(())
 }
 
+/// CLINC150's out-of-scope figures, for data where gold or answers include `oos`.
+struct OutOfScopeScores {
+    /// Right answers among in-scope examples (an `oos` answer is wrong there).
+    in_scope_accuracy: f64,
+    /// Out-of-scope examples answered `oos`.
+    recall: f64,
+    /// `oos` answers that were out of scope.
+    precision: f64,
+}
+
+impl OutOfScopeScores {
+    fn of(pairs: &[(&str, String)]) -> Option<OutOfScopeScores> {
+        use datastore::OUT_OF_SCOPE as OOS;
+        if !pairs.iter().any(|(g, p)| *g == OOS || p == OOS) {
+            return None;
+        }
+        let ratio = |num: usize, den: usize| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+        let count = |f: &dyn Fn(&str, &str) -> bool| pairs.iter().filter(|(g, p)| f(g, p)).count();
+        Some(OutOfScopeScores {
+            in_scope_accuracy: ratio(
+                count(&|g, p| g != OOS && g == p),
+                count(&|g, _| g != OOS),
+            ),
+            recall: ratio(count(&|g, p| g == OOS && p == OOS), count(&|g, _| g == OOS)),
+            precision: ratio(count(&|g, p| g == OOS && p == OOS), count(&|_, p| p == OOS)),
+        })
+    }
+}
+
 fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
     let pb = bar(examples.len(), "eval");
     let mut latencies = Vec::with_capacity(examples.len());
@@ -404,6 +408,7 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
         })
         .collect();
     let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
+    let oos = OutOfScopeScores::of(&pairs);
     latencies.sort_by(f64::total_cmp);
     let (p50, p90, p99) = (
         bench::percentile(&latencies, 0.5),
@@ -415,6 +420,9 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
             "{}",
             serde_json::json!({
                 "examples": pairs.len(), "correct": correct, "accuracy": accuracy, "macro_f1": macro_f1,
+                "out_of_scope": oos.as_ref().map(|o| serde_json::json!({
+                    "in_scope_accuracy": o.in_scope_accuracy, "recall": o.recall, "precision": o.precision,
+                })),
                 "latency_ms": {"p50": p50, "p90": p90, "p99": p99},
             })
         );
@@ -426,6 +434,14 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
             pairs.len()
         );
         println!("macro-F1   {:.2} %", macro_f1 * 100.0);
+        if let Some(o) = &oos {
+            println!(
+                "in-scope   {:.2} % accuracy   out-of-scope recall {:.2} %, precision {:.2} %",
+                o.in_scope_accuracy * 100.0,
+                o.recall * 100.0,
+                o.precision * 100.0
+            );
+        }
         println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
     }
     Ok(())
@@ -482,34 +498,7 @@ fn main() -> Result<()> {
                 println!("{}  {:>12}  {}", entry.sha256, entry.size, entry.name);
             }
         }
-        Command::Skill(SkillCommand::Index {
-            data,
-            name,
-            encoder,
-            per_intent,
-            threads,
-        }) => {
-            let mut examples = datastore::read_examples(&data)?;
-            if let Some(n) = per_intent {
-                examples = datastore::limit_per_intent(examples, n);
-            }
-            let rt = runtime(store.clone())?;
-            let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
-            let pb = bar(examples.len(), "embed");
-            let out = store.path_for(&name)?;
-            datastore::build(&skill, &encoder, &examples, threads, &out, &|n| {
-                pb.set_position(n as u64)
-            })?;
-            pb.finish_and_clear();
-            store.record(
-                &name,
-                &format!("edgenlu skill index --data {}", data.display()),
-            )?;
-            println!(
-                "{name}: {} examples embedded with {encoder}",
-                examples.len()
-            );
-        }
+        Command::Skill(cmd) => cli_skill::run(cmd, &store)?,
         Command::Run { texts, index } => {
             let rt = runtime(store)?;
             let skill = intents_for_index(&rt, &index, Limits::default())?;

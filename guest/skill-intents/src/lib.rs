@@ -1,12 +1,15 @@
 //! The `intents` skill: tokenize → BERT encoder (all-MiniLM-L6-v2) through host kernels →
-//! mean pooling + L2 norm (as sentence-transformers does) → nearest neighbours in the skill's
-//! datastore of example embeddings → intent by similarity-weighted vote.
+//! mean pooling + L2 norm (as sentence-transformers does) → the intent: from the datastore's
+//! trained head when it has one (`edgenlu skill build`: a linear layer, temperature-scaled
+//! softmax, and an out-of-scope threshold on the top probability, answering `oos` below it),
+//! else by a similarity-weighted vote of the nearest example embeddings (`edgenlu skill index`).
 //!
 //! The encoder architecture lives here, in Wasm, driving the host's primitive kernels; the
 //! weights never leave the host. Config keys (from the skill's spec):
 //! - `encoder`: model name of the BERT encoder (GGUF, llama.cpp BERT layout);
 //! - `index`: model name of the datastore (`index.embeddings`, `index.labels`,
-//!   `edgenlu.index.intents`), built by `edgenlu skill index`; not needed to embed;
+//!   `edgenlu.index.intents`, optionally `head.weight`, `head.bias`, `edgenlu.head.*`), built
+//!   by `edgenlu skill index` or `edgenlu skill build`; not needed to embed;
 //! - `max-tokens` (optional, default 128, as the model's tokenizer.json truncates);
 //! - `neighbours` (optional, default 8).
 
@@ -190,6 +193,93 @@ fn embed_text(text: &str) -> Result<(Tensor, u32), Error> {
     Ok((bert.embed(&ids)?, bert.dim))
 }
 
+/// What the skill answers when the head's top probability is below its threshold.
+const OUT_OF_SCOPE: &str = "oos";
+
+/// The head's temperature and out-of-scope threshold, if the datastore has a head.
+fn head_meta(index: &Model) -> Result<Option<(f32, f32)>, Error> {
+    let float = |key: &str| match index.meta(key) {
+        Some(MetaValue::Float(v)) if v.is_finite() => Ok(Some(v as f32)),
+        None => Ok(None),
+        _ => Err(invalid(format!("datastore metadata {key} is not a number"))),
+    };
+    match (
+        float("edgenlu.head.temperature")?,
+        float("edgenlu.head.oos_threshold")?,
+    ) {
+        (Some(t), Some(threshold)) if t > 0.0 => Ok(Some((t, threshold))),
+        (None, None) => Ok(None),
+        _ => Err(invalid(
+            "datastore head needs a positive temperature and a threshold",
+        )),
+    }
+}
+
+/// Intent and calibrated probability from the head: softmax((W·q + b) / T), `oos` below the
+/// threshold.
+fn classify_with_head(
+    index: &Model,
+    query: &Tensor,
+    intents: &[String],
+    temperature: f32,
+    threshold: f32,
+) -> Result<(String, f32), Error> {
+    let n = intents.len() as u32;
+    let logits = Tensor::zeros(Dtype::F32, &[1, n])?;
+    kernels::matmul(
+        &logits,
+        query,
+        &index.weight("head.weight")?,
+        Some(&index.weight("head.bias")?),
+    )?;
+    kernels::scale(&logits, 1.0 / temperature)?;
+    kernels::softmax(&logits)?;
+    let probs = logits.read_f32(0, 1)?;
+    let (best, p) = probs
+        .iter()
+        .enumerate()
+        .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+    if p < threshold {
+        return Ok((OUT_OF_SCOPE.to_string(), p));
+    }
+    let intent = intents
+        .get(best)
+        .ok_or_else(|| invalid(format!("head row {best} has no intent")))?;
+    Ok((intent.clone(), p))
+}
+
+/// Intent by a similarity-weighted vote of the nearest datastore rows; confidence is the
+/// winner's share of the vote.
+fn nearest_neighbour_vote(
+    index: &Model,
+    query: &Tensor,
+    intents: &[String],
+) -> Result<(String, f32), Error> {
+    let rows = index.weight("index.embeddings")?;
+    let labels = index.weight("index.labels")?;
+    let hits = kernels::nn_search(&rows, query, config_u32("neighbours", 8)?)?;
+
+    // Close neighbours count more, dissimilar ones not at all.
+    let mut votes = vec![0f32; intents.len()];
+    for hit in &hits {
+        let label = labels.read_f32(hit.row, 1)?[0] as usize;
+        let slot = votes
+            .get_mut(label)
+            .ok_or_else(|| invalid(format!("label {label} out of range")))?;
+        *slot += hit.score.max(0.0);
+    }
+    let total: f32 = votes.iter().sum();
+    let (best, weight) =
+        votes.iter().enumerate().fold(
+            (0, f32::MIN),
+            |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc },
+        );
+    Ok((
+        intents[best].clone(),
+        if total > 0.0 { weight / total } else { 0.0 },
+    ))
+}
+
 impl exports::edgenlu::nlu::nlu::Guest for Intents {
     fn handle(req: Request) -> Result<Response, Error> {
         let (query, _) = embed_text(&req.text)?;
@@ -204,28 +294,15 @@ impl exports::edgenlu::nlu::nlu::Guest for Intents {
                 )))
             }
         };
-        let rows = index.weight("index.embeddings")?;
-        let labels = index.weight("index.labels")?;
-        let hits = kernels::nn_search(&rows, &query, config_u32("neighbours", 8)?)?;
-
-        // Similarity-weighted vote: close neighbours count more, dissimilar ones not at all.
-        let mut votes = vec![0f32; intents.len()];
-        for hit in &hits {
-            let label = labels.read_f32(hit.row, 1)?[0] as usize;
-            let slot = votes
-                .get_mut(label)
-                .ok_or_else(|| invalid(format!("label {label} out of range")))?;
-            *slot += hit.score.max(0.0);
-        }
-        let total: f32 = votes.iter().sum();
-        let (best, weight) =
-            votes.iter().enumerate().fold(
-                (0, f32::MIN),
-                |acc, (i, &w)| if w > acc.1 { (i, w) } else { acc },
-            );
+        let (intent, confidence) = match head_meta(&index)? {
+            Some((temperature, threshold)) => {
+                classify_with_head(&index, &query, &intents, temperature, threshold)?
+            }
+            None => nearest_neighbour_vote(&index, &query, &intents)?,
+        };
         Ok(Response {
-            intent: intents[best].clone(),
-            confidence: if total > 0.0 { weight / total } else { 0.0 },
+            intent,
+            confidence,
             slots: Vec::new(),
             reply: None,
             path: Path::Local,
