@@ -183,10 +183,9 @@ fn embed(
     let rt = crate::runtime(store.clone())?;
     let skill = rt.load_skill(bundled::intents_skill(encoder, None, Limits::default()))?;
     let pb = crate::bar(examples.len(), "embed");
-    let embeddings = datastore::embed_examples(&skill, examples, threads, &|n| {
-        pb.set_position(n as u64)
-    })
-    .context("embedding the examples")?;
+    let embeddings =
+        datastore::embed_examples(&skill, examples, threads, &|n| pb.set_position(n as u64))
+            .context("embedding the examples")?;
     pb.finish_and_clear();
     Ok(embeddings)
 }

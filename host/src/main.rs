@@ -363,13 +363,16 @@ impl OutOfScopeScores {
         if !pairs.iter().any(|(g, p)| *g == OOS || p == OOS) {
             return None;
         }
-        let ratio = |num: usize, den: usize| if den == 0 { 0.0 } else { num as f64 / den as f64 };
+        let ratio = |num: usize, den: usize| {
+            if den == 0 {
+                0.0
+            } else {
+                num as f64 / den as f64
+            }
+        };
         let count = |f: &dyn Fn(&str, &str) -> bool| pairs.iter().filter(|(g, p)| f(g, p)).count();
         Some(OutOfScopeScores {
-            in_scope_accuracy: ratio(
-                count(&|g, p| g != OOS && g == p),
-                count(&|g, _| g != OOS),
-            ),
+            in_scope_accuracy: ratio(count(&|g, p| g != OOS && g == p), count(&|g, _| g != OOS)),
             recall: ratio(count(&|g, p| g == OOS && p == OOS), count(&|g, _| g == OOS)),
             precision: ratio(count(&|g, p| g == OOS && p == OOS), count(&|_, p| p == OOS)),
         })
