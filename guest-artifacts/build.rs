@@ -32,6 +32,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The `chat` skill: SmolLM2 generation with the ChatML template, fused or primitives forward pass.",
     ),
     (
+        "policy-default",
+        "POLICY_DEFAULT",
+        "The default vendor policy component: answer locally, offload over the uplink, or reject.",
+    ),
+    (
         "hostile",
         "HOSTILE",
         "Test skill whose `handle` carries out the attack on the host named by the utterance.",

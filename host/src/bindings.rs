@@ -20,6 +20,20 @@ wasmtime::component::bindgen!({
     },
 });
 
+/// The policy world imports only config and log, shared with the skill world.
+pub mod policy {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "policy-component",
+        additional_derives: [serde::Serialize],
+        imports: { default: trappable },
+        with: {
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+        },
+    });
+}
+
 /// The tokenizer world shares every imported interface with the skill world.
 pub mod tokenizer {
     wasmtime::component::bindgen!({
@@ -57,8 +71,29 @@ pub mod chat {
     });
 }
 
+/// The embedding-skill world adds the `embedder` export to the skill world's imports.
+pub mod embedding {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "embedding-skill",
+        additional_derives: [serde::Serialize],
+        imports: { default: trappable },
+        with: {
+            "edgenlu:nlu/types": super::edgenlu::nlu::types,
+            "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
+            "edgenlu:nlu/models": super::edgenlu::nlu::models,
+            "edgenlu:nlu/kernels": super::edgenlu::nlu::kernels,
+            "edgenlu:nlu/llm": super::edgenlu::nlu::llm,
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+            "edgenlu:nlu/tokenize": super::edgenlu::nlu::tokenize,
+        },
+    });
+}
+
 pub use self::chat::exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
 pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
+pub use self::embedding::exports::edgenlu::nlu::embedder::Encoded;
 
 impl SamplingParams {
     /// Greedy decoding: temperature 0 (the first largest logit); the other fields unused.
@@ -69,5 +104,6 @@ impl SamplingParams {
         seed: 0,
     };
 }
-pub use self::edgenlu::nlu::types::{Dtype, Error as WitError};
+pub use self::edgenlu::nlu::types::{Dtype, Error as WitError, TokenSpan};
 pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};
+pub use self::policy::exports::edgenlu::nlu::policy::{Decision, Signals, Verdict};

@@ -165,3 +165,21 @@ pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
         tokenizer: Some(bpe_tokenizer(model, limits)),
     }
 }
+
+/// The default vendor policy component (`guest/policy-default`) with `config` (e.g.
+/// `min-confidence`, `min-battery`, `max-chars`) and a short deadline: a decision is a few
+/// comparisons.
+pub fn default_policy(config: std::collections::BTreeMap<String, String>) -> ComponentSpec {
+    ComponentSpec {
+        path: PathBuf::from(paths::POLICY_DEFAULT),
+        bytes: None,
+        grants: Grants {
+            models: Vec::new(),
+            config,
+            limits: Limits {
+                deadline: std::time::Duration::from_millis(500),
+                ..Limits::default()
+            },
+        },
+    }
+}

@@ -1,11 +1,12 @@
 //! `edgenlu skill`: building a skill's data — the nearest-neighbour datastore (`index`), and
 //! the datastore with a trained, calibrated intent head (`build`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
-use edgenlu::datastore::{self, Example, OUT_OF_SCOPE};
-use edgenlu::Limits;
-use edgenlu_models::intent_head::{HeadTraining, IntentHead, Labelled};
+use edgenlu::datastore::{self, Example};
+use edgenlu::training;
+use edgenlu::{Limits, Skill};
+use edgenlu_models::softmax_head::HeadTraining;
 use edgenlu_models::store::ModelStore;
 use std::path::PathBuf;
 
@@ -38,7 +39,9 @@ pub enum SkillCommand {
     /// with the skill, train a softmax head on the embeddings, calibrate it (temperature
     /// scaling) and tune its out-of-scope threshold on the validation examples (intent `oos`
     /// marks out-of-scope ones), and store the datastore and the head as one file. The skill
-    /// then answers with the head, and `oos` below the threshold.
+    /// then answers with the head, and `oos` below the threshold. When the examples carry
+    /// slot spans (`"slots": [{"start", "end", "slot"}]`, in characters), a BIO slot tagger is
+    /// trained on the encoder's token states too, and the skill fills slots with it.
     ///
     /// Example: edgenlu skill build --train ../shared/datasets/clinc150/train.jsonl
     /// --val ../shared/datasets/clinc150/val.jsonl --name clinc150
@@ -86,7 +89,7 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
             }
             let embeddings = embed(store, &encoder, &examples, threads)?;
             let out = store.path_for(&name)?;
-            datastore::write(&encoder, &examples, &embeddings, None, &out)?;
+            datastore::write(&encoder, &examples, &embeddings, None, None, &out)?;
             store.record(
                 &name,
                 &format!("edgenlu skill index --data {}", data.display()),
@@ -105,70 +108,54 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
             threads,
         } => {
             let examples = datastore::read_examples(&train)?;
-            let intents = datastore::intents_of(&examples);
-            if intents.is_empty() {
-                bail!("{} has no in-scope examples", train.display());
-            }
-            let embeddings = embed(store, &encoder, &examples, threads)?;
-            let labels = datastore::labels_in(&examples, &intents);
-            let training = HeadTraining {
-                epochs,
-                ..HeadTraining::default()
-            };
-            let started = std::time::Instant::now();
-            let mut head = IntentHead::train(
-                &Labelled {
-                    embeddings: &embeddings,
-                    labels: &labels,
-                },
-                intents.len(),
-                &training,
-            )?;
-            let trained_in = started.elapsed();
-            if let Some(val) = &val {
-                let val_examples = datastore::read_examples(val)?;
-                check_known(&val_examples, &intents, val)?;
-                let val_embeddings = embed(store, &encoder, &val_examples, threads)?;
-                let val_set = Labelled {
-                    embeddings: &val_embeddings,
-                    labels: &datastore::labels_in(&val_examples, &intents),
-                };
-                head.calibrate(&val_set)?;
-                head.tune_oos_threshold(&val_set)?;
-            }
+            let val_examples = val.as_deref().map(datastore::read_examples).transpose()?;
+            let rt = crate::runtime(store.clone())?;
+            let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
+            let pb = crate::bar(examples.len(), "encode");
             let out = store.path_for(&name)?;
-            datastore::write(&encoder, &examples, &embeddings, Some(&head), &out)?;
+            let trained = training::build(
+                &skill,
+                &encoder,
+                training::Examples {
+                    train: &examples,
+                    val: val_examples.as_deref(),
+                },
+                threads,
+                &HeadTraining {
+                    epochs,
+                    ..HeadTraining::default()
+                },
+                &out,
+                &|stage, done, total| {
+                    pb.set_message(stage.to_string());
+                    pb.set_length(total as u64);
+                    pb.set_position(done as u64);
+                },
+            )
+            .with_context(|| format!("building {name} from {}", train.display()))?;
+            pb.finish_and_clear();
             let mut source = format!("edgenlu skill build --train {}", train.display());
             if let Some(val) = &val {
                 source += &format!(" --val {}", val.display());
             }
             store.record(&name, &source)?;
+            let head = &trained.head;
             println!(
                 "{name}: head over {} intents trained on {} examples in {:.1} s ({epochs} epochs); \
                  temperature {:.3}, out-of-scope below {:.3}",
-                intents.len(),
-                labels.iter().flatten().count(),
-                trained_in.as_secs_f64(),
+                trained.intents,
+                trained.examples,
+                trained.head_time.as_secs_f64(),
                 head.temperature,
                 head.oos_threshold
             );
+            if let Some((tags, tokens, time)) = trained.slots {
+                println!(
+                    "{name}: slot tagger over {tags} tags trained on {tokens} tokens in {:.1} s",
+                    time.as_secs_f64()
+                );
+            }
         }
-    }
-    Ok(())
-}
-
-/// Validation intents must be training intents (or `oos`): an unknown one would silently
-/// count as out of scope.
-fn check_known(examples: &[Example], intents: &[String], path: &std::path::Path) -> Result<()> {
-    if let Some(e) = examples
-        .iter()
-        .find(|e| e.intent != OUT_OF_SCOPE && intents.binary_search(&e.intent).is_err())
-    {
-        bail!(
-            "{}: intent {:?} is not among the training intents",
-            path.display(),
-            e.intent
-        );
     }
     Ok(())
 }
@@ -180,12 +167,24 @@ fn embed(
     examples: &[Example],
     threads: usize,
 ) -> Result<Vec<Vec<f32>>> {
+    with_progress(store, encoder, examples, "embed", |skill, progress| {
+        datastore::embed_examples(skill, examples, threads, progress)
+    })
+}
+
+/// Runs `f` with the intents skill over `encoder` and a progress bar over `examples`.
+fn with_progress<R>(
+    store: &ModelStore,
+    encoder: &str,
+    examples: &[Example],
+    what: &str,
+    f: impl FnOnce(&Skill, &(dyn Fn(usize) + Sync)) -> Result<R, datastore::DatastoreError>,
+) -> Result<R> {
     let rt = crate::runtime(store.clone())?;
     let skill = rt.load_skill(bundled::intents_skill(encoder, None, Limits::default()))?;
-    let pb = crate::bar(examples.len(), "embed");
-    let embeddings =
-        datastore::embed_examples(&skill, examples, threads, &|n| pb.set_position(n as u64))
-            .context("embedding the examples")?;
+    let pb = crate::bar(examples.len(), what);
+    let r = f(&skill, &|n| pb.set_position(n as u64))
+        .with_context(|| format!("{what}: the examples"))?;
     pb.finish_and_clear();
-    Ok(embeddings)
+    Ok(r)
 }

@@ -4,16 +4,20 @@
 //!
 //! Layout: `index.embeddings` f16 [rows, dim], `index.labels` i32 [rows] (positions in
 //! `edgenlu.index.intents`), `edgenlu.index.encoder` (the encoder model the rows came from).
-//! With a trained intent head ([`IntentHead`], `edgenlu skill build`): `head.weight` f32
+//! With a trained intent head ([`SoftmaxHead`], `edgenlu skill build`): `head.weight` f32
 //! [intents, dim], `head.bias` f32 [intents], `edgenlu.head.temperature` and
-//! `edgenlu.head.oos_threshold`. Examples labelled [`OUT_OF_SCOPE`] are never rows or intents:
+//! `edgenlu.head.oos_threshold`. With a slot tagger: `slots.weight` f32 [tags, dim],
+//! `slots.bias` f32 [tags], `slots.transitions` f32 [tags, tags] (log-probabilities) and
+//! `edgenlu.slots.tags`. Examples labelled [`OUT_OF_SCOPE`] are never rows or intents:
 //! they only tune the threshold.
 
+use crate::bindings::Encoded;
 use crate::error::SkillError;
 use crate::runtime::Skill;
+use crate::slots::SlotTagger;
 use edgenlu_kernels::formats::{quantize, DType};
 use edgenlu_models::gguf::{GgufWriter, MetaValue};
-use edgenlu_models::IntentHead;
+use edgenlu_models::SoftmaxHead;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
@@ -24,11 +28,14 @@ pub const ARCHITECTURE: &str = "edgenlu-index";
 /// The intent datasets give out-of-scope utterances (CLINC150's), and the skill answers them.
 pub const OUT_OF_SCOPE: &str = "oos";
 
-/// One labelled utterance from a JSONL dataset (`{"text": ..., "intent": ...}` per line).
+/// One labelled utterance from a JSONL dataset (`{"text": ..., "intent": ...}` per line,
+/// optionally `"slots": [{"start": ..., "end": ..., "slot": ...}]` in characters).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Example {
     pub text: String,
     pub intent: String,
+    #[serde(default)]
+    pub slots: Vec<crate::slots::CharSpan>,
 }
 
 /// Why a dataset or datastore could not be read or built.
@@ -119,7 +126,7 @@ pub fn build(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(), DatastoreError> {
     let embeddings = embed_examples(skill, examples, threads, progress)?;
-    write(encoder, examples, &embeddings, None, out)
+    write(encoder, examples, &embeddings, None, None, out)
 }
 
 /// Embeds every example with `skill`, exactly as the skill embeds what it answers, on
@@ -130,17 +137,35 @@ pub fn embed_examples(
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Vec<f32>>, DatastoreError> {
+    map_examples(examples, threads, progress, |text| skill.embed(text))
+}
+
+/// Every example through `skill`'s encoder: token states and sentence embedding (for slot
+/// tagging), as [`embed_examples`] otherwise.
+pub fn encode_examples(
+    skill: &Skill,
+    examples: &[Example],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Encoded>, DatastoreError> {
+    map_examples(examples, threads, progress, |text| skill.encode(text))
+}
+
+fn map_examples<R: Send>(
+    examples: &[Example],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+    f: impl Fn(&str) -> Result<R, SkillError> + Sync,
+) -> Result<Vec<R>, DatastoreError> {
     crate::parallel::map(
         examples,
         threads.clamp(1, 16),
         |i, example| {
-            skill
-                .embed(&example.text)
-                .map_err(|source| DatastoreError::Embed {
-                    index: i,
-                    text: example.text.clone(),
-                    source,
-                })
+            f(&example.text).map_err(|source| DatastoreError::Embed {
+                index: i,
+                text: example.text.clone(),
+                source,
+            })
         },
         progress,
     )
@@ -168,12 +193,13 @@ pub fn labels_in(examples: &[Example], intents: &[String]) -> Vec<Option<usize>>
 }
 
 /// Writes the datastore of `examples` (embedded as `embeddings`, in order) to `out`, with
-/// `head` if given (trained over [`intents_of`]`(examples)`).
+/// `head` if given (trained over [`intents_of`]`(examples)`) and the slot tagger if given.
 pub fn write(
     encoder: &str,
     examples: &[Example],
     embeddings: &[Vec<f32>],
-    head: Option<&IntentHead>,
+    head: Option<&SoftmaxHead>,
+    tagger: Option<&SlotTagger>,
     out: &Path,
 ) -> Result<(), DatastoreError> {
     let write_err = |e: String| DatastoreError::Write(e);
@@ -214,35 +240,65 @@ pub fn write(
     w.add_tensor("index.embeddings", DType::F16, &[rows.len(), dim], packed)
         .and_then(|w| w.add_tensor("index.labels", DType::I32, &[rows.len()], labels))
         .map_err(|e| write_err(e.to_string()))?;
+    let f32_bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
+    let add_linear = |w: &mut GgufWriter, name: &str, h: &SoftmaxHead| {
+        w.add_tensor(
+            format!("{name}.weight"),
+            DType::F32,
+            &[h.classes(), h.dim],
+            f32_bytes(&h.weight),
+        )
+        .and_then(|w| {
+            w.add_tensor(
+                format!("{name}.bias"),
+                DType::F32,
+                &[h.classes()],
+                f32_bytes(&h.bias),
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| write_err(e.to_string()))
+    };
     if let Some(head) = head {
-        if head.intents() != intents.len() || head.dim != dim {
+        if head.classes() != intents.len() || head.dim != dim {
             return Err(write_err(format!(
                 "the head is {} intents x {}, the examples {} x {dim}",
-                head.intents(),
+                head.classes(),
                 head.dim,
                 intents.len()
             )));
         }
-        let f32_bytes = |v: &[f32]| bytemuck::cast_slice::<f32, u8>(v).to_vec();
         w.add_metadata("edgenlu.head.temperature", MetaValue::F32(head.temperature));
         w.add_metadata(
             "edgenlu.head.oos_threshold",
             MetaValue::F32(head.oos_threshold),
         );
+        add_linear(&mut w, "head", head)?;
+    }
+    if let Some(tagger) = tagger {
+        if tagger.head.classes() != tagger.tags.len() || tagger.head.dim != dim {
+            return Err(write_err(
+                "the slot tagger does not fit its tags or the encoder".into(),
+            ));
+        }
+        w.add_metadata(
+            "edgenlu.slots.tags",
+            MetaValue::Array(
+                tagger
+                    .tags
+                    .iter()
+                    .map(|t| MetaValue::String(t.clone()))
+                    .collect(),
+            ),
+        );
+        add_linear(&mut w, "slots", &tagger.head)?;
+        let t = tagger.tags.len();
         w.add_tensor(
-            "head.weight",
+            "slots.transitions",
             DType::F32,
-            &[intents.len(), dim],
-            f32_bytes(&head.weight),
+            &[t, t],
+            f32_bytes(&tagger.transitions),
         )
-        .and_then(|w| {
-            w.add_tensor(
-                "head.bias",
-                DType::F32,
-                &[intents.len()],
-                f32_bytes(&head.bias),
-            )
-        })
         .map_err(|e| write_err(e.to_string()))?;
     }
     w.write(out).map_err(|e| write_err(e.to_string()))?;

@@ -9,22 +9,26 @@ mod bindings;
 pub mod bundled;
 pub mod datastore;
 pub mod error;
+pub mod eval;
 #[doc(hidden)]
 pub mod fuzzing;
 mod kernels_host;
 mod llm_host;
 pub mod models_host;
 pub mod parallel;
+pub mod policy;
 pub mod runtime;
 pub mod serve;
+pub mod slots;
 mod state;
 pub mod tensors;
 mod tokenizer;
+pub mod training;
 pub mod trust;
 
 pub use bindings::{
-    AnswerPath, ChatRequest, ChatResponse, FinishReason, Forward, Response, SamplingParams, Slot,
-    Timing, Usage, WitError,
+    AnswerPath, ChatRequest, ChatResponse, Decision, Encoded, FinishReason, Forward, Response,
+    SamplingParams, Signals, Slot, Timing, TokenSpan, Usage, Verdict, WitError,
 };
 pub use error::SkillError;
 pub use llm_host::PREFILL_CHUNK;

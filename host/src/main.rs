@@ -347,71 +347,42 @@ fn serve(store: &ModelStore, index: &str, config: &edgenlu::serve::ServeConfig) 
     Ok(())
 }
 
-/// CLINC150's out-of-scope figures, for data where gold or answers include `oos`.
-struct OutOfScopeScores {
-    /// Right answers among in-scope examples (an `oos` answer is wrong there).
-    in_scope_accuracy: f64,
-    /// Out-of-scope examples answered `oos`.
-    recall: f64,
-    /// `oos` answers that were out of scope.
-    precision: f64,
-}
-
-impl OutOfScopeScores {
-    fn of(pairs: &[(&str, String)]) -> Option<OutOfScopeScores> {
-        use datastore::OUT_OF_SCOPE as OOS;
-        if !pairs.iter().any(|(g, p)| *g == OOS || p == OOS) {
-            return None;
-        }
-        let ratio = |num: usize, den: usize| {
-            if den == 0 {
-                0.0
-            } else {
-                num as f64 / den as f64
-            }
-        };
-        let count = |f: &dyn Fn(&str, &str) -> bool| pairs.iter().filter(|(g, p)| f(g, p)).count();
-        Some(OutOfScopeScores {
-            in_scope_accuracy: ratio(count(&|g, p| g != OOS && g == p), count(&|g, _| g != OOS)),
-            recall: ratio(count(&|g, p| g == OOS && p == OOS), count(&|g, _| g == OOS)),
-            precision: ratio(count(&|g, p| g == OOS && p == OOS), count(&|_, p| p == OOS)),
-        })
-    }
-}
-
 fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
+    use edgenlu::eval::{IntentScores, OutOfScopeScores, SpanScores};
+    use edgenlu::slots::{to_bytes, ByteSpan};
     let pb = bar(examples.len(), "eval");
     let mut latencies = Vec::with_capacity(examples.len());
-    let mut pairs = Vec::with_capacity(examples.len());
+    let mut answers = Vec::with_capacity(examples.len());
+    let mut spans = SpanScores::default();
     for ex in examples {
         let start = Instant::now();
         let answer = skill
             .handle(&ex.text)
             .with_context(|| format!("answering {:?}", ex.text))?;
         latencies.push(start.elapsed().as_secs_f64() * 1e3);
-        pairs.push((ex.intent.as_str(), answer.response.intent));
+        let predicted: Vec<ByteSpan> = answer
+            .response
+            .slots
+            .iter()
+            .map(|s| ByteSpan {
+                start: s.start as usize,
+                end: s.end as usize,
+                slot: s.name.clone(),
+            })
+            .collect();
+        spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
+        answers.push(answer.response.intent);
         pb.inc(1);
     }
     pb.finish_and_clear();
-    let correct = pairs.iter().filter(|(g, p)| g == p).count();
-    let accuracy = correct as f64 / pairs.len() as f64;
-    let labels: std::collections::BTreeSet<&str> =
-        pairs.iter().flat_map(|(g, p)| [*g, p.as_str()]).collect();
-    let f1s: Vec<f64> = labels
+    let pairs: Vec<(&str, &str)> = examples
         .iter()
-        .map(|&l| {
-            let tp = pairs.iter().filter(|(g, p)| *g == l && p == l).count() as f64;
-            let fp = pairs.iter().filter(|(g, p)| *g != l && p == l).count() as f64;
-            let fn_ = pairs.iter().filter(|(g, p)| *g == l && p != l).count() as f64;
-            if tp == 0.0 {
-                0.0
-            } else {
-                2.0 * tp / (2.0 * tp + fp + fn_)
-            }
-        })
+        .zip(&answers)
+        .map(|(e, a)| (e.intent.as_str(), a.as_str()))
         .collect();
-    let macro_f1 = f1s.iter().sum::<f64>() / f1s.len() as f64;
+    let intents = IntentScores::of(&pairs);
     let oos = OutOfScopeScores::of(&pairs);
+    let has_slots = spans.gold + spans.predicted > 0;
     latencies.sort_by(f64::total_cmp);
     let (p50, p90, p99) = (
         bench::percentile(&latencies, 0.5),
@@ -422,27 +393,43 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "examples": pairs.len(), "correct": correct, "accuracy": accuracy, "macro_f1": macro_f1,
+                "examples": intents.examples, "correct": intents.correct,
+                "accuracy": intents.accuracy, "macro_f1": intents.macro_f1,
                 "out_of_scope": oos.as_ref().map(|o| serde_json::json!({
                     "in_scope_accuracy": o.in_scope_accuracy, "recall": o.recall, "precision": o.precision,
+                })),
+                "slots": has_slots.then(|| serde_json::json!({
+                    "gold": spans.gold, "predicted": spans.predicted, "correct": spans.correct,
+                    "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
                 })),
                 "latency_ms": {"p50": p50, "p90": p90, "p99": p99},
             })
         );
     } else {
-        println!("examples   {}", pairs.len());
+        println!("examples   {}", intents.examples);
         println!(
-            "accuracy   {:.2} % ({correct}/{})",
-            accuracy * 100.0,
-            pairs.len()
+            "accuracy   {:.2} % ({}/{})",
+            intents.accuracy * 100.0,
+            intents.correct,
+            intents.examples
         );
-        println!("macro-F1   {:.2} %", macro_f1 * 100.0);
+        println!("macro-F1   {:.2} %", intents.macro_f1 * 100.0);
         if let Some(o) = &oos {
             println!(
                 "in-scope   {:.2} % accuracy   out-of-scope recall {:.2} %, precision {:.2} %",
                 o.in_scope_accuracy * 100.0,
                 o.recall * 100.0,
                 o.precision * 100.0
+            );
+        }
+        if has_slots {
+            println!(
+                "slots      F1 {:.2} %   precision {:.2} %, recall {:.2} % ({} of {} gold spans exact)",
+                spans.f1() * 100.0,
+                spans.precision() * 100.0,
+                spans.recall() * 100.0,
+                spans.correct,
+                spans.gold
             );
         }
         println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");

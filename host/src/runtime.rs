@@ -3,8 +3,9 @@
 //! budgets) for every request. An epoch ticker stops guests that run past their deadline.
 
 use crate::bindings::chat::ChatSkill;
+use crate::bindings::embedding::EmbeddingSkill;
 use crate::bindings::tokenizer::TokenizerPre;
-use crate::bindings::{ChatRequest, ChatResponse};
+use crate::bindings::{ChatRequest, ChatResponse, Encoded};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::error::SkillError;
 use crate::models_host::ModelCatalog;
@@ -549,20 +550,20 @@ impl Skill {
     /// The skill's embedding of `text` (its `embedder` export).
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, SkillError> {
         let (v, _) = self.with_instance(None, |store, instance| {
-            let iface = instance
-                .get_export_index(&mut *store, None, "edgenlu:nlu/embedder@0.1.0")
-                .ok_or_else(|| {
-                    wasmtime::format_err!("the skill does not export edgenlu:nlu/embedder")
-                })?;
-            let func = instance
-                .get_export_index(&mut *store, Some(&iface), "embed")
-                .ok_or_else(|| {
-                    wasmtime::format_err!("the embedder interface has no embed function")
-                })?;
-            let embed = instance
-                .get_typed_func::<(&str,), (Result<Vec<f32>, WitError>,)>(&mut *store, &func)?;
-            let (r,) = embed.call(&mut *store, (text,))?;
-            Ok(r)
+            EmbeddingSkill::new(&mut *store, instance)?
+                .edgenlu_nlu_embedder()
+                .call_embed(store, text)
+        })?;
+        Ok(v)
+    }
+
+    /// The encoder's state for every token of `text`, with the tokens' spans and the sentence
+    /// embedding, in a fresh instance (needs a skill exporting `edgenlu:nlu/embedder`).
+    pub fn encode(&self, text: &str) -> Result<Encoded, SkillError> {
+        let (v, _) = self.with_instance(None, |store, instance| {
+            EmbeddingSkill::new(&mut *store, instance)?
+                .edgenlu_nlu_embedder()
+                .call_encode(store, text)
         })?;
         Ok(v)
     }

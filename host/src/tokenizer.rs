@@ -4,6 +4,7 @@
 
 use crate::bindings::edgenlu::nlu::tokenize;
 use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
+use crate::bindings::TokenSpan;
 use crate::error::{HostError, SkillError};
 use crate::runtime::{classify_trap, Grants, Runtime};
 use crate::state::ComponentState;
@@ -84,6 +85,11 @@ impl LinkedTokenizer {
         self.call(|store, t| t.edgenlu_nlu_tokenize().call_encode(store, text))
     }
 
+    /// Tokens of `text` with the byte ranges they came from.
+    pub fn encode_spans(&mut self, text: &str) -> Result<Vec<TokenSpan>, SkillError> {
+        self.call(|store, t| t.edgenlu_nlu_tokenize().call_encode_spans(store, text))
+    }
+
     /// Text of `ids`.
     pub fn decode(&mut self, ids: &[u32]) -> Result<String, SkillError> {
         self.call(|store, t| t.edgenlu_nlu_tokenize().call_decode(store, ids))
@@ -107,16 +113,14 @@ pub(crate) fn to_host_error(e: SkillError) -> HostError {
 
 impl tokenize::Host for ComponentState {
     fn encode(&mut self, text: String) -> Result<Vec<u32>, HostError> {
-        self.budget.check_deadline()?;
-        if text.len() > self.budget.limits.max_text_bytes {
-            return Err(HostError::budget(format!(
-                "{} bytes of text is more than the {} a skill may tokenize at once",
-                text.len(),
-                self.budget.limits.max_text_bytes
-            )));
-        }
-        self.linked_tokenizer()?
+        self.tokenizer_for_text(&text)?
             .encode(&text)
+            .map_err(to_host_error)
+    }
+
+    fn encode_spans(&mut self, text: String) -> Result<Vec<TokenSpan>, HostError> {
+        self.tokenizer_for_text(&text)?
+            .encode_spans(&text)
             .map_err(to_host_error)
     }
 
@@ -132,6 +136,18 @@ impl tokenize::Host for ComponentState {
 }
 
 impl ComponentState {
+    /// The linked tokenizer, once `text` is checked against the budget for tokenizing.
+    fn tokenizer_for_text(&mut self, text: &str) -> Result<&mut LinkedTokenizer, HostError> {
+        if text.len() > self.budget.limits.max_text_bytes {
+            return Err(HostError::budget(format!(
+                "{} bytes of text is more than the {} a skill may tokenize at once",
+                text.len(),
+                self.budget.limits.max_text_bytes
+            )));
+        }
+        self.linked_tokenizer()
+    }
+
     /// The tokenizer linked to this skill, once the deadline is checked.
     pub(crate) fn linked_tokenizer(&mut self) -> Result<&mut LinkedTokenizer, HostError> {
         self.budget.check_deadline()?;

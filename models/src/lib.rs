@@ -9,15 +9,15 @@ pub mod atomic;
 pub mod fetch;
 pub mod gguf;
 pub mod import;
-pub mod intent_head;
 pub mod llama;
 pub mod sampling;
+pub mod softmax_head;
 pub mod store;
 
 pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};
 pub use import::ImportError;
-pub use intent_head::{HeadError, HeadTraining, IntentHead};
 pub use llama::{Llama, LlamaConfig, LlamaError};
 pub use sampling::{Sampler, Sampling};
+pub use softmax_head::{HeadError, HeadTraining, SoftmaxHead};
 pub use store::{ModelStore, StoreError};

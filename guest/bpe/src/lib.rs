@@ -267,6 +267,29 @@ impl Bpe {
         ids
     }
 
+    /// The tokens of `text` as [`Bpe::encode`] gives them, each with the byte range of `text`
+    /// it stands for: byte-level tokens cover exactly their bytes, so the ranges tile the text.
+    pub fn encode_spans(&self, text: &str) -> Vec<(u32, std::ops::Range<usize>)> {
+        let mut at = 0;
+        self.encode(text)
+            .into_iter()
+            .map(|id| {
+                let start = at;
+                at += self.token_len(id);
+                (id, start..at)
+            })
+            .collect()
+    }
+
+    /// Bytes of token `id` (0 outside the vocabulary).
+    fn token_len(&self, id: u32) -> usize {
+        let id = id as usize;
+        match self.token_ends.get(id) {
+            Some(&end) => (end - if id == 0 { 0 } else { self.token_ends[id - 1] }) as usize,
+            None => 0,
+        }
+    }
+
     /// Where the first special token in `text` starts, with its length and id (the longest
     /// one starting there); `(text.len(), None)` if there is none.
     fn next_special(&self, text: &str) -> (usize, Option<(usize, u32)>) {
@@ -358,10 +381,9 @@ impl Bpe {
     pub fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
         let mut out = Vec::new();
         for &id in ids {
-            let id = id as usize;
-            if let Some(&end) = self.token_ends.get(id) {
-                let start = if id == 0 { 0 } else { self.token_ends[id - 1] };
-                out.extend_from_slice(&self.token_bytes[start as usize..end as usize]);
+            if let Some(&end) = self.token_ends.get(id as usize) {
+                let end = end as usize;
+                out.extend_from_slice(&self.token_bytes[end - self.token_len(id)..end]);
             }
         }
         out

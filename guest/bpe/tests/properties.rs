@@ -69,6 +69,20 @@ proptest! {
     }
 
     #[test]
+    fn spans_tile_the_text_token_by_token(s in any::<String>(), merges in merge_table()) {
+        let (bpe, _, _) = tokenizer(&merges);
+        let spans = bpe.encode_spans(&s);
+        prop_assert_eq!(spans.iter().map(|(id, _)| *id).collect::<Vec<_>>(), bpe.encode(&s));
+        let mut at = 0;
+        for (id, range) in &spans {
+            prop_assert_eq!(range.start, at);
+            prop_assert_eq!(&s.as_bytes()[range.clone()], &bpe.decode_bytes(&[*id])[..]);
+            at = range.end;
+        }
+        prop_assert_eq!(at, s.len());
+    }
+
+    #[test]
     fn heap_merges_agree_with_the_textbook_loop(s in "[ab ]{0,40}", merges in merge_table()) {
         let (bpe, tokens, lines) = tokenizer(&merges);
         let expected: Vec<u32> = pre_tokenize(&s)

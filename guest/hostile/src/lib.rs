@@ -564,11 +564,13 @@ fn attack(name: &str) -> Result<Response, Error> {
         }
         "generation-on-encoder" => greedy(&model()?, &[101, 102], 4).map(|_| ok("generating")),
         "generation-bomb" => {
-            // Each holds a kv cache of 36 positions (1.6 MiB) and its logits (192 KiB).
+            // Each holds a kv cache of 201 positions (about 9 MiB) and its logits (192 KiB),
+            // charged in full at start: the 16 MiB budget runs out at the second, after two
+            // one-token prefills, long before any deadline even on a busy machine.
             let m = decoder()?;
             let mut hoard = Vec::new();
             loop {
-                hoard.push(greedy(&m, &prompt(4), 32)?);
+                hoard.push(greedy(&m, &prompt(1), 200)?);
             }
         }
         "generation-tokenizer-mismatch" => {

@@ -20,8 +20,9 @@ use edgenlu::nlu::kernels;
 use edgenlu::nlu::models::{MetaValue, Model};
 use edgenlu::nlu::tensors::Tensor;
 use edgenlu::nlu::tokenize;
-use edgenlu::nlu::types::{Dtype, Error};
-use exports::edgenlu::nlu::nlu::{Path, Request, Response};
+use edgenlu::nlu::types::{Dtype, Error, TokenSpan};
+use exports::edgenlu::nlu::embedder::Encoded as EncodedText;
+use exports::edgenlu::nlu::nlu::{Path, Request, Response, Slot};
 
 struct Intents;
 
@@ -123,8 +124,9 @@ impl Bert {
         })
     }
 
-    /// Mean-pooled, L2-normalized sentence embedding [dim] of `ids`.
-    fn embed(&self, ids: &[u32]) -> Result<Tensor, Error> {
+    /// The last hidden state [n, dim] of `ids` and their mean-pooled, L2-normalized sentence
+    /// embedding [dim].
+    fn encode(&self, ids: &[u32]) -> Result<(Tensor, Tensor), Error> {
         let n = ids.len() as u32;
         if n == 0 || n > self.context {
             return Err(invalid(format!(
@@ -174,23 +176,177 @@ impl Bert {
         let pooled = f32s(&[dim])?;
         kernels::mean_pool(&pooled, &h, n)?;
         kernels::l2_normalize(&pooled)?;
-        Ok(pooled)
+        Ok((h, pooled))
     }
 }
 
-/// Tokenizes and embeds `text` with the configured encoder.
-fn embed_text(text: &str) -> Result<(Tensor, u32), Error> {
+/// A text through the encoder.
+struct Encoded {
+    /// The tokens the encoder saw, with their byte spans in the text.
+    tokens: Vec<TokenSpan>,
+    /// Last hidden state [tokens, dim].
+    hidden: Tensor,
+    /// Sentence embedding [dim].
+    pooled: Tensor,
+    dim: u32,
+}
+
+/// Tokenizes and encodes `text` with the configured encoder.
+fn encode_text(text: &str) -> Result<Encoded, Error> {
     let encoder = config::get("encoder").ok_or_else(|| invalid("config has no `encoder` model"))?;
     let bert = Bert::open(&encoder)?;
-    let mut ids = tokenize::encode(text)?;
+    let mut tokens = tokenize::encode_spans(text)?;
     let max = config_u32("max-tokens", 128)?.clamp(2, bert.context) as usize;
-    if ids.len() > max {
+    if tokens.len() > max {
         // Keep [CLS] and the first words, end with [SEP], as the tokenizer's truncation does.
-        let sep = *ids.last().expect("longer than max");
-        ids.truncate(max - 1);
-        ids.push(sep);
+        let sep = *tokens.last().expect("longer than max");
+        tokens.truncate(max - 1);
+        tokens.push(sep);
     }
-    Ok((bert.embed(&ids)?, bert.dim))
+    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+    let (hidden, pooled) = bert.encode(&ids)?;
+    Ok(Encoded {
+        tokens,
+        hidden,
+        pooled,
+        dim: bert.dim,
+    })
+}
+
+/// The datastore's slot tagger: BIO tags ("O", "B-name", "I-name", …) for every token.
+fn tag_slots(index: &Model, text: &str, encoded: &Encoded) -> Result<Vec<Slot>, Error> {
+    let tags = match index.meta("edgenlu.slots.tags") {
+        Some(MetaValue::Texts(t)) if !t.is_empty() => t,
+        None => return Ok(Vec::new()),
+        _ => {
+            return Err(invalid(
+                "datastore edgenlu.slots.tags is not a list of tags",
+            ))
+        }
+    };
+    let n = encoded.tokens.len() as u32;
+    let logits = Tensor::zeros(Dtype::F32, &[n, tags.len() as u32])?;
+    kernels::matmul(
+        &logits,
+        &encoded.hidden,
+        &index.weight("slots.weight")?,
+        Some(&index.weight("slots.bias")?),
+    )?;
+    let t = tags.len();
+    let scores = logits.read_f32(0, n)?;
+    let transitions = index.weight("slots.transitions")?.read_f32(0, t as u32)?;
+    if transitions.len() != t * t {
+        return Err(invalid("slots.transitions is not [tags × tags]"));
+    }
+    // Tokens added around the text take no tag.
+    let words: Vec<usize> = (0..encoded.tokens.len())
+        .filter(|&i| encoded.tokens[i].start != encoded.tokens[i].end)
+        .collect();
+    let emissions: Vec<&[f32]> = words.iter().map(|&i| &scores[i * t..(i + 1) * t]).collect();
+    let path = viterbi(&emissions, &transitions, t);
+    let mut best = vec![tags[0].as_str(); encoded.tokens.len()];
+    for (&i, &tag) in words.iter().zip(&path) {
+        best[i] = tags[tag].as_str();
+    }
+    Ok(decode_bio(text, &encoded.tokens, &best))
+}
+
+/// The most likely tag sequence: per-token log-softmax of `emissions` plus the transition
+/// log-probabilities [`t` × `t`], starting after tag 0 (`O`).
+fn viterbi(emissions: &[&[f32]], transitions: &[f32], t: usize) -> Vec<usize> {
+    let log_softmax = |row: &[f32]| -> Vec<f32> {
+        let max = row.iter().fold(f32::MIN, |a, &b| a.max(b));
+        let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+        row.iter().map(|v| v - max - sum.ln()).collect()
+    };
+    let mut score: Vec<f32> = Vec::new();
+    let mut back: Vec<Vec<usize>> = Vec::with_capacity(emissions.len());
+    for (k, row) in emissions.iter().enumerate() {
+        let e = log_softmax(row);
+        let mut next = vec![f32::MIN; t];
+        let mut from = vec![0usize; t];
+        for j in 0..t {
+            if k == 0 {
+                next[j] = transitions[j] + e[j];
+                continue;
+            }
+            for i in 0..t {
+                let s = score[i] + transitions[i * t + j];
+                if s > next[j] {
+                    next[j] = s;
+                    from[j] = i;
+                }
+            }
+            next[j] += e[j];
+        }
+        score = next;
+        back.push(from);
+    }
+    let Some(mut tag) = (0..score.len()).max_by(|&a, &b| score[a].total_cmp(&score[b])) else {
+        return Vec::new();
+    };
+    let mut path = vec![0; emissions.len()];
+    for k in (0..emissions.len()).rev() {
+        path[k] = tag;
+        tag = back[k][tag];
+    }
+    path
+}
+
+/// Spans from per-token BIO tags: `B-x` opens a slot, `I-x` extends an open `x` (or opens one),
+/// anything else closes it. Tokens added around the text (empty spans) are skipped; a slot
+/// that ends inside a word is extended to the word's end.
+fn decode_bio(text: &str, tokens: &[TokenSpan], tags: &[&str]) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut open = false;
+    for (t, tag) in tokens.iter().zip(tags) {
+        if t.start == t.end {
+            open = false;
+            continue;
+        }
+        let (kind, name) = match tag.split_once('-') {
+            Some((k @ ("B" | "I"), name)) => (k, name),
+            _ => {
+                // A word's continuation piece tagged O stays in the slot its word started.
+                let inside_word = open
+                    && slots
+                        .last()
+                        .is_some_and(|s| s.end == t.start && joins_word(text, t.start as usize));
+                if inside_word {
+                    slots.last_mut().expect("open").end = t.end;
+                } else {
+                    open = false;
+                }
+                continue;
+            }
+        };
+        let extends = open && kind == "I" && slots.last().is_some_and(|s| s.name == name);
+        if extends {
+            slots.last_mut().expect("open").end = t.end;
+        } else {
+            slots.push(Slot {
+                name: name.to_string(),
+                value: String::new(),
+                start: t.start,
+                end: t.end,
+            });
+            open = true;
+        }
+    }
+    for s in &mut slots {
+        s.value = text
+            .get(s.start as usize..s.end as usize)
+            .unwrap_or_default()
+            .to_string();
+    }
+    slots
+}
+
+/// Whether the characters on both sides of byte `at` belong to one word.
+fn joins_word(text: &str, at: usize) -> bool {
+    let before = text.get(..at).and_then(|t| t.chars().next_back());
+    let after = text.get(at..).and_then(|t| t.chars().next());
+    matches!((before, after), (Some(a), Some(b)) if a.is_alphanumeric() && b.is_alphanumeric())
 }
 
 /// What the skill answers when the head's top probability is below its threshold.
@@ -282,7 +438,8 @@ fn nearest_neighbour_vote(
 
 impl exports::edgenlu::nlu::nlu::Guest for Intents {
     fn handle(req: Request) -> Result<Response, Error> {
-        let (query, _) = embed_text(&req.text)?;
+        let encoded = encode_text(&req.text)?;
+        let query = &encoded.pooled;
         let index_name =
             config::get("index").ok_or_else(|| invalid("config has no `index` model"))?;
         let index = Model::open(&index_name)?;
@@ -296,14 +453,19 @@ impl exports::edgenlu::nlu::nlu::Guest for Intents {
         };
         let (intent, confidence) = match head_meta(&index)? {
             Some((temperature, threshold)) => {
-                classify_with_head(&index, &query, &intents, temperature, threshold)?
+                classify_with_head(&index, query, &intents, temperature, threshold)?
             }
-            None => nearest_neighbour_vote(&index, &query, &intents)?,
+            None => nearest_neighbour_vote(&index, query, &intents)?,
+        };
+        let slots = if intent == OUT_OF_SCOPE {
+            Vec::new()
+        } else {
+            tag_slots(&index, &req.text, &encoded)?
         };
         Ok(Response {
             intent,
             confidence,
-            slots: Vec::new(),
+            slots,
             reply: None,
             path: Path::Local,
             timings: Vec::new(),
@@ -313,8 +475,18 @@ impl exports::edgenlu::nlu::nlu::Guest for Intents {
 
 impl exports::edgenlu::nlu::embedder::Guest for Intents {
     fn embed(text: String) -> Result<Vec<f32>, Error> {
-        let (pooled, dim) = embed_text(&text)?;
-        pooled.read_f32(0, dim)
+        let e = encode_text(&text)?;
+        e.pooled.read_f32(0, e.dim)
+    }
+
+    fn encode(text: String) -> Result<EncodedText, Error> {
+        let e = encode_text(&text)?;
+        Ok(EncodedText {
+            states: e.hidden.read_f32(0, e.tokens.len() as u32)?,
+            sentence: e.pooled.read_f32(0, e.dim)?,
+            dim: e.dim,
+            tokens: e.tokens,
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use bpe::Bpe;
 use edgenlu::nlu::config;
 use edgenlu::nlu::models::{MetaValue, Model};
-use edgenlu::nlu::types::Error;
+use edgenlu::nlu::types::{Error, TokenSpan};
 use exports::edgenlu::nlu::tokenize::Guest;
 
 /// The tokenizer, built once per instance. A failed build is kept too, so every call reports
@@ -100,6 +100,21 @@ struct Component;
 impl Guest for Component {
     fn encode(text: String) -> Result<Vec<u32>, Error> {
         Ok(tokenizer()?.encode(&text))
+    }
+
+    fn encode_spans(text: String) -> Result<Vec<TokenSpan>, Error> {
+        let offset = |at: usize| u32::try_from(at).map_err(|_| invalid("text longer than 4 GiB"));
+        tokenizer()?
+            .encode_spans(&text)
+            .into_iter()
+            .map(|(id, range)| {
+                Ok(TokenSpan {
+                    id,
+                    start: offset(range.start)?,
+                    end: offset(range.end)?,
+                })
+            })
+            .collect()
     }
 
     fn decode(ids: Vec<u32>) -> Result<String, Error> {

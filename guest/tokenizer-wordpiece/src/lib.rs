@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use edgenlu::nlu::config;
 use edgenlu::nlu::models::{MetaValue, Model};
-use edgenlu::nlu::types::Error;
+use edgenlu::nlu::types::{Error, TokenSpan};
 use exports::edgenlu::nlu::tokenize::Guest;
 use wordpiece::{Options, WordPiece};
 
@@ -120,6 +120,21 @@ struct Component;
 impl Guest for Component {
     fn encode(text: String) -> Result<Vec<u32>, Error> {
         Ok(tokenizer()?.encode(&text))
+    }
+
+    fn encode_spans(text: String) -> Result<Vec<TokenSpan>, Error> {
+        let offset = |at: usize| u32::try_from(at).map_err(|_| invalid("text longer than 4 GiB"));
+        tokenizer()?
+            .encode_spans(&text)
+            .into_iter()
+            .map(|t| {
+                Ok(TokenSpan {
+                    id: t.id,
+                    start: offset(t.start)?,
+                    end: offset(t.end)?,
+                })
+            })
+            .collect()
     }
 
     fn decode(ids: Vec<u32>) -> Result<String, Error> {

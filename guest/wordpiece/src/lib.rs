@@ -92,6 +92,17 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A token and the byte range of the input it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenSpan {
+    /// The token's id.
+    pub id: u32,
+    /// First byte of the input the token covers.
+    pub start: usize,
+    /// One past its last byte (`start == end` for tokens added around the text).
+    pub end: usize,
+}
+
 /// A ready tokenizer: vocabulary, options and resolved special-token ids.
 #[derive(Clone, Debug)]
 pub struct WordPiece {
@@ -188,6 +199,38 @@ impl WordPiece {
         self.ids.get(token).copied()
     }
 
+    /// The tokens of `text` as [`WordPiece::encode`] gives them, each with the byte range of
+    /// `text` it came from (`[CLS]` and `[SEP]`: empty ranges at the start and the end). A
+    /// continuation piece covers its own characters; when normalization changes how many
+    /// characters a stretch has (so its characters cannot be matched one to one), every token
+    /// from that stretch covers all of it.
+    pub fn encode_spans(&self, text: &str) -> Vec<TokenSpan> {
+        let mut out = vec![TokenSpan {
+            id: self.cls_id,
+            start: 0,
+            end: 0,
+        }];
+        let mut offset = 0;
+        for (piece, special) in self.segments(text) {
+            self.encode_plain_spans(piece, offset, &mut out);
+            offset += piece.len();
+            if let Some((len, id)) = special {
+                out.push(TokenSpan {
+                    id,
+                    start: offset,
+                    end: offset + len,
+                });
+                offset += len;
+            }
+        }
+        out.push(TokenSpan {
+            id: self.sep_id,
+            start: text.len(),
+            end: text.len(),
+        });
+        out
+    }
+
     /// All ids of `text`: `[CLS]`, the text's tokens, `[SEP]`; no truncation, no padding.
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut out = vec![self.cls_id];
@@ -198,20 +241,32 @@ impl WordPiece {
 
     /// Appends the ids of `text` to `out`, without `[CLS]`/`[SEP]`.
     pub fn encode_into(&self, text: &str, out: &mut Vec<u32>) {
-        let mut rest = text;
-        while !rest.is_empty() {
-            match self.find_special(rest) {
+        for (piece, special) in self.segments(text) {
+            self.encode_plain(piece, out);
+            out.extend(special.map(|(_, id)| id));
+        }
+    }
+
+    /// `text` cut at special tokens: each plain stretch with the special token (byte length,
+    /// id) that ends it, if any.
+    fn segments<'t>(
+        &'t self,
+        text: &'t str,
+    ) -> impl Iterator<Item = (&'t str, Option<(usize, u32)>)> + 't {
+        let mut rest = Some(text);
+        std::iter::from_fn(move || {
+            let r = rest?;
+            match self.find_special(r) {
                 Some((at, len, id)) => {
-                    self.encode_plain(&rest[..at], out);
-                    out.push(id);
-                    rest = &rest[at + len..];
+                    rest = Some(&r[at + len..]).filter(|t| !t.is_empty());
+                    Some((&r[..at], Some((len, id))))
                 }
                 None => {
-                    self.encode_plain(rest, out);
-                    break;
+                    rest = None;
+                    Some((r, None))
                 }
             }
-        }
+        })
     }
 
     /// The leftmost special token in `text`, the longest one if several start there, as
@@ -234,30 +289,77 @@ impl WordPiece {
         None
     }
 
+    fn steps(&self) -> normalize::Steps {
+        normalize::Steps {
+            clean_text: self.options.clean_text,
+            handle_chinese_chars: self.options.handle_chinese_chars,
+            strip_accents: self.strip_accents,
+            lowercase: self.options.lowercase,
+        }
+    }
+
     /// Text that contains no special token: normalize, split into words, WordPiece each word.
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
         if text.is_empty() {
             return;
         }
-        let normalized = normalize::normalize(
-            text,
-            normalize::Steps {
-                clean_text: self.options.clean_text,
-                handle_chinese_chars: self.options.handle_chinese_chars,
-                strip_accents: self.strip_accents,
-                lowercase: self.options.lowercase,
-            },
-        );
+        let normalized = normalize::normalize(text, self.steps());
         let mut scratch = String::new();
+        let mut pieces = Vec::new();
         for word in normalize::words(&normalized) {
-            self.encode_word(word, &mut scratch, out);
+            pieces.clear();
+            self.encode_word(word, &mut scratch, &mut pieces);
+            out.extend(pieces.iter().map(|p| p.id));
+        }
+    }
+
+    /// [`WordPiece::encode_plain`] with spans: `text` starts at byte `offset` of the input.
+    fn encode_plain_spans(&self, text: &str, offset: usize, out: &mut Vec<TokenSpan>) {
+        if text.is_empty() {
+            return;
+        }
+        let normalized = normalize::normalize(text, self.steps());
+        // For each byte of the normalized text, the original character it came from: found by
+        // normalizing character by character, which matches the whole-text normalization
+        // except where NFD reorders combining marks; there, the whole stretch is the origin.
+        let mut origin = Vec::with_capacity(normalized.len());
+        let mut per_char = String::with_capacity(normalized.len());
+        for (at, c) in text.char_indices() {
+            let end = at + c.len_utf8();
+            let n = normalize::normalize(&text[at..end], self.steps());
+            per_char.push_str(&n);
+            origin.extend(std::iter::repeat_n((at, end), n.len()));
+        }
+        if per_char != normalized {
+            origin = vec![(0, text.len()); normalized.len()];
+        }
+        let mut scratch = String::new();
+        let mut pieces = Vec::new();
+        for word in normalize::words(&normalized) {
+            let word_at = word.as_ptr() as usize - normalized.as_ptr() as usize;
+            pieces.clear();
+            self.encode_word(word, &mut scratch, &mut pieces);
+            for p in &pieces {
+                let (first, last) = (origin[word_at + p.start], origin[word_at + p.end - 1]);
+                out.push(TokenSpan {
+                    id: p.id,
+                    start: offset + first.0,
+                    end: offset + last.1,
+                });
+            }
         }
     }
 
     /// Greedy longest-match-first; the whole word is `[UNK]` if any part cannot be matched.
-    fn encode_word(&self, word: &str, scratch: &mut String, out: &mut Vec<u32>) {
+    /// Appends the pieces with their byte ranges in `word`.
+    fn encode_word(&self, word: &str, scratch: &mut String, out: &mut Vec<TokenSpan>) {
+        let unknown = TokenSpan {
+            id: self.unk_id,
+            start: 0,
+            end: word.len(),
+        };
         if word.chars().count() > self.options.max_input_chars_per_word {
-            out.push(self.unk_id);
+            out.push(unknown);
             return;
         }
         let first = out.len();
@@ -284,12 +386,12 @@ impl WordPiece {
             }
             match found {
                 Some(id) => {
-                    out.push(id);
+                    out.push(TokenSpan { id, start, end });
                     start = end;
                 }
                 None => {
                     out.truncate(first);
-                    out.push(self.unk_id);
+                    out.push(unknown);
                     return;
                 }
             }
@@ -405,6 +507,23 @@ mod tests {
             "hello, world! unaffable."
         );
         assert_eq!(t.decode(&[8, 5, 99, 0]), "##aff hello");
+    }
+
+    #[test]
+    fn spans_point_back_into_the_text() {
+        let t = tiny();
+        let text = "Héllo, WORLD! unaffable[SEP]你";
+        let spans = t.encode_spans(text);
+        assert_eq!(
+            spans.iter().map(|s| s.id).collect::<Vec<_>>(),
+            t.encode(text)
+        );
+        let shown: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
+        assert_eq!(
+            shown,
+            ["", "Héllo", ",", "WORLD", "!", "un", "aff", "able", "[SEP]", "你", ""]
+        );
+        assert_eq!((spans[10].start, spans[10].end), (text.len(), text.len()));
     }
 
     #[test]

@@ -36,6 +36,8 @@ fn tokenizer() -> WordPiece {
 struct Golden {
     text: String,
     ids: Vec<u32>,
+    /// Hugging Face's character offsets of each token.
+    offsets: Vec<(usize, usize)>,
     decoded: Option<String>,
 }
 
@@ -63,6 +65,15 @@ fn goldens() -> Vec<Golden> {
                     .expect("ids")
                     .iter()
                     .map(|i| i.as_u64().expect("id") as u32)
+                    .collect(),
+                offsets: v["offsets"]
+                    .as_array()
+                    .expect("offsets (regenerate with scripts/golden/wordpiece_ids.py)")
+                    .iter()
+                    .map(|o| {
+                        let pair = |i: usize| o[i].as_u64().expect("offset") as usize;
+                        (pair(0), pair(1))
+                    })
                     .collect(),
                 decoded: v["decoded"].as_str().map(String::from),
             }
@@ -94,6 +105,57 @@ fn ids_match_hugging_face() {
     }
     let n = goldens.len();
     println!("ids: {} of {n} identical", n - mismatches.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {n} texts differ; first ones:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(10)].join("\n")
+    );
+}
+
+/// Our byte spans, as character offsets, against Hugging Face's offsets; the ids must be the
+/// encode ids. Every text where HF's offsets and ours differ is listed.
+#[test]
+fn spans_match_hugging_face_offsets() {
+    let tok = tokenizer();
+    let goldens = goldens();
+    let mut mismatches = Vec::new();
+    for g in &goldens {
+        let spans = tok.encode_spans(&g.text);
+        let ids: Vec<u32> = spans.iter().map(|s| s.id).collect();
+        assert_eq!(ids, g.ids, "encode_spans ids for {}", preview(&g.text));
+        // Byte offset -> character offset.
+        let mut chars = vec![0usize; g.text.len() + 1];
+        let mut n = 0;
+        for (at, c) in g.text.char_indices() {
+            for b in 0..c.len_utf8() {
+                chars[at + b] = n;
+            }
+            n += 1;
+        }
+        chars[g.text.len()] = n;
+        let ours: Vec<(usize, usize)> = spans
+            .iter()
+            .map(|s| {
+                // Special tokens added around the text: HF gives (0, 0).
+                if s.start == s.end {
+                    (0, 0)
+                } else {
+                    (chars[s.start], chars[s.end])
+                }
+            })
+            .collect();
+        if ours != g.offsets {
+            mismatches.push(format!(
+                "text {}\n  ours {:?}\n  HF   {:?}",
+                preview(&g.text),
+                &ours[..ours.len().min(12)],
+                &g.offsets[..g.offsets.len().min(12)]
+            ));
+        }
+    }
+    let n = goldens.len();
+    println!("offsets: {} of {n} identical", n - mismatches.len());
     assert!(
         mismatches.is_empty(),
         "{} of {n} texts differ; first ones:\n{}",

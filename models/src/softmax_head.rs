@@ -1,10 +1,12 @@
-//! A linear softmax intent head over frozen sentence embeddings (the seed's "encoder +
-//! lightweight head"): trained here in Rust, calibrated by temperature scaling, and given an
-//! out-of-scope threshold on the calibrated top probability, both tuned on validation data.
+//! A linear softmax classifier over frozen encoder states (the seed's "encoder + lightweight
+//! head"), trained here in Rust: the intent head over sentence embeddings — calibrated by
+//! temperature scaling and given an out-of-scope threshold on the calibrated top probability,
+//! both tuned on validation data — and the slot tagger over token states (BIO tags).
 //!
-//! The head is `logits = W·x + b` with `W [intents × dim]`; the skill runs it on device with
+//! The head is `logits = W·x + b` with `W [classes × dim]`; the skill runs it on device with
 //! one host `matmul` and a softmax, so what is trained here is exactly what answers.
 
+use edgenlu_kernels::ops::dot;
 use rand_core::{Rng, SeedableRng};
 use rand_xorshift::XorShiftRng;
 
@@ -55,7 +57,7 @@ pub enum HeadError {
 
 /// A trained head: weights, biases, and its calibration.
 #[derive(Debug, Clone, PartialEq)]
-pub struct IntentHead {
+pub struct SoftmaxHead {
     /// Embedding size.
     pub dim: usize,
     /// `[intents × dim]`, row-major.
@@ -74,9 +76,9 @@ pub struct Labelled<'a> {
     pub labels: &'a [Option<usize>],
 }
 
-impl IntentHead {
-    /// Number of intents.
-    pub fn intents(&self) -> usize {
+impl SoftmaxHead {
+    /// Number of classes (intents, or tags).
+    pub fn classes(&self) -> usize {
         self.bias.len()
     }
 
@@ -85,7 +87,7 @@ impl IntentHead {
         data: &Labelled,
         intents: usize,
         opts: &HeadTraining,
-    ) -> Result<IntentHead, HeadError> {
+    ) -> Result<SoftmaxHead, HeadError> {
         let dim = check(data, intents)?;
         let examples: Vec<(usize, usize)> = data
             .labels
@@ -96,7 +98,7 @@ impl IntentHead {
         if examples.is_empty() {
             return Err(HeadError::Empty);
         }
-        let mut head = IntentHead {
+        let mut head = SoftmaxHead {
             dim,
             weight: vec![0.0; intents * dim],
             bias: vec![0.0; intents],
@@ -159,14 +161,13 @@ impl IntentHead {
     /// `W·x + b` into `out [intents]`, before temperature.
     fn raw_logits(&self, x: &[f32], out: &mut [f32]) {
         for (c, o) in out.iter_mut().enumerate() {
-            let row = &self.weight[c * self.dim..(c + 1) * self.dim];
-            *o = self.bias[c] + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>();
+            *o = self.bias[c] + dot(&self.weight[c * self.dim..(c + 1) * self.dim], x);
         }
     }
 
     /// Calibrated probabilities of each intent for embedding `x`.
     pub fn probabilities(&self, x: &[f32]) -> Vec<f32> {
-        let mut p = vec![0f32; self.intents()];
+        let mut p = vec![0f32; self.classes()];
         self.raw_logits(x, &mut p);
         p.iter_mut().for_each(|l| *l /= self.temperature);
         softmax_in_place(&mut p);
@@ -187,14 +188,14 @@ impl IntentHead {
     /// Temperature scaling (Guo et al., 2017): the temperature minimizing the negative
     /// log-likelihood of the in-scope examples of `val`, searched on a log grid.
     pub fn calibrate(&mut self, val: &Labelled) -> Result<(), HeadError> {
-        check(val, self.intents())?;
+        check(val, self.classes())?;
         let logits: Vec<(Vec<f32>, usize)> = val
             .embeddings
             .iter()
             .zip(val.labels)
             .filter_map(|(x, l)| {
                 l.map(|l| {
-                    let mut z = vec![0f32; self.intents()];
+                    let mut z = vec![0f32; self.classes()];
                     self.raw_logits(x, &mut z);
                     (z, l)
                 })
@@ -227,7 +228,7 @@ impl IntentHead {
     /// (the CLINC150 protocol's overall accuracy). Candidates are the midpoints between the
     /// sorted top probabilities of `val`.
     pub fn tune_oos_threshold(&mut self, val: &Labelled) -> Result<(), HeadError> {
-        check(val, self.intents())?;
+        check(val, self.classes())?;
         // (top probability, right if accepted, right if rejected)
         let mut scored: Vec<(f32, bool, bool)> = val
             .embeddings
@@ -334,7 +335,7 @@ mod tests {
             embeddings: &xs,
             labels: &ys,
         };
-        let head = IntentHead::train(&data, 3, &HeadTraining::default()).unwrap();
+        let head = SoftmaxHead::train(&data, 3, &HeadTraining::default()).unwrap();
         let (tx, ty) = clusters(90, 2);
         let right = tx
             .iter()
@@ -344,7 +345,7 @@ mod tests {
         assert_eq!(right, 90);
         assert_eq!(
             head,
-            IntentHead::train(&data, 3, &HeadTraining::default()).unwrap()
+            SoftmaxHead::train(&data, 3, &HeadTraining::default()).unwrap()
         );
     }
 
@@ -355,7 +356,7 @@ mod tests {
             embeddings: &xs,
             labels: &ys,
         };
-        let mut head = IntentHead::train(&data, 3, &HeadTraining::default()).unwrap();
+        let mut head = SoftmaxHead::train(&data, 3, &HeadTraining::default()).unwrap();
         // Out of scope: points halfway between two intents, partly along dimensions none uses.
         let (mut vx, mut vy) = clusters(60, 4);
         for i in 0..30 {
@@ -395,7 +396,7 @@ mod tests {
             embeddings: &xs,
             labels: &ys,
         };
-        let mut head = IntentHead::train(&data, 3, &HeadTraining::default()).unwrap();
+        let mut head = SoftmaxHead::train(&data, 3, &HeadTraining::default()).unwrap();
         // Validation with a third of the labels wrong: the calibrated head must be less sure.
         let (vx, mut vy) = clusters(90, 6);
         for (i, y) in vy.iter_mut().enumerate() {
@@ -422,7 +423,7 @@ mod tests {
             labels: &ys,
         };
         assert!(matches!(
-            IntentHead::train(&data, 2, &HeadTraining::default()),
+            SoftmaxHead::train(&data, 2, &HeadTraining::default()),
             Err(HeadError::Dimension { index: 1, .. })
         ));
         let xs = vec![vec![1.0, f32::NAN]];
@@ -432,7 +433,7 @@ mod tests {
             labels: &ys,
         };
         assert_eq!(
-            IntentHead::train(&data, 1, &HeadTraining::default()),
+            SoftmaxHead::train(&data, 1, &HeadTraining::default()),
             Err(HeadError::NotFinite(0))
         );
         let ys = vec![Some(3)];
@@ -442,7 +443,7 @@ mod tests {
             labels: &ys,
         };
         assert!(matches!(
-            IntentHead::train(&data, 2, &HeadTraining::default()),
+            SoftmaxHead::train(&data, 2, &HeadTraining::default()),
             Err(HeadError::Label { label: 3, .. })
         ));
     }

@@ -1,0 +1,106 @@
+//! The vendor's policy component decides local, offload or reject from typed signals: the
+//! default policy's rules, the same component configured differently, and a component that
+//! wants more than a policy may import refused at load.
+
+use edgenlu::bundled::{self, default_policy};
+use edgenlu::policy::Policy;
+use edgenlu::{ComponentSpec, Decision, Signals};
+use edgenlu_tests::runtime;
+use std::collections::BTreeMap;
+
+fn signals(intent: &str, confidence: f32) -> Signals {
+    Signals {
+        skill: "intents".into(),
+        intent: intent.into(),
+        confidence,
+        utterance_chars: 24,
+        network_up: true,
+        battery_percent: Some(80),
+        uplink_allowed: true,
+    }
+}
+
+fn policy(config: &[(&str, &str)]) -> Policy {
+    let config: BTreeMap<String, String> = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Policy::load(&runtime(), &default_policy(config)).expect("loading the default policy")
+}
+
+fn decide(p: &Policy, s: Signals) -> (Decision, String) {
+    let v = p.decide(&s).expect("the policy decides");
+    (v.decision, v.reason)
+}
+
+#[test]
+fn default_policy_keeps_sure_answers_local_and_offloads_the_rest_when_it_can() {
+    let p = policy(&[]);
+    let (d, why) = decide(&p, signals("PlayMusic", 0.93));
+    assert_eq!(d, Decision::Local, "{why}");
+    assert!(why.contains("0.93"), "{why}");
+
+    assert_eq!(decide(&p, signals("PlayMusic", 0.31)).0, Decision::Offload);
+    assert_eq!(decide(&p, signals("oos", 0.2)).0, Decision::Offload);
+
+    // No way out: unsure in-scope answers stay local, out-of-scope ones are refused.
+    for (tweak, blocked) in [
+        (
+            (|s: &mut Signals| s.network_up = false) as fn(&mut Signals),
+            "network down",
+        ),
+        (|s: &mut Signals| s.uplink_allowed = false, "no uplink"),
+        (|s: &mut Signals| s.battery_percent = Some(5), "battery low"),
+    ] {
+        let mut unsure = signals("PlayMusic", 0.31);
+        tweak(&mut unsure);
+        let (d, why) = decide(&p, unsure);
+        assert_eq!(d, Decision::Local, "{why}");
+        assert!(why.contains(blocked), "{why}");
+        let mut oos = signals("oos", 0.2);
+        tweak(&mut oos);
+        assert_eq!(decide(&p, oos).0, Decision::Reject);
+    }
+    // On mains power the battery never blocks.
+    let mut mains = signals("oos", 0.2);
+    mains.battery_percent = None;
+    assert_eq!(decide(&p, mains).0, Decision::Offload);
+
+    let mut long = signals("PlayMusic", 0.99);
+    long.utterance_chars = 5000;
+    assert_eq!(decide(&p, long).0, Decision::Reject);
+}
+
+#[test]
+fn the_same_component_configured_by_another_vendor_decides_differently() {
+    let strict = policy(&[("min-confidence", "0.95"), ("max-chars", "20")]);
+    let mut short = signals("PlayMusic", 0.93);
+    short.utterance_chars = 12;
+    assert_eq!(decide(&strict, short).0, Decision::Offload);
+    let mut long = signals("PlayMusic", 0.99);
+    long.utterance_chars = 21;
+    assert_eq!(decide(&strict, long).0, Decision::Reject);
+    // A value that is not a number falls back to the default, and the policy still decides.
+    let sloppy = policy(&[("min-confidence", "high")]);
+    assert_eq!(
+        decide(&sloppy, signals("PlayMusic", 0.6)).0,
+        Decision::Local
+    );
+}
+
+#[test]
+fn a_component_that_is_not_a_policy_is_refused_at_load() {
+    let not_a_policy = ComponentSpec {
+        path: bundled::paths::TOKENIZER_WORDPIECE.into(),
+        ..default_policy(BTreeMap::new())
+    };
+    let err = Policy::load(&runtime(), &not_a_policy)
+        .err()
+        .expect("a tokenizer is not a policy");
+    // The policy world links only config and log: a component wanting models is refused.
+    assert!(matches!(err, edgenlu::SkillError::Load { .. }), "{err}");
+    assert!(
+        err.to_string().contains("edgenlu:nlu/models"),
+        "the error names what is missing: {err}"
+    );
+}
