@@ -16,6 +16,7 @@ mod kernels_host;
 mod llm_host;
 pub mod models_host;
 pub mod parallel;
+pub mod pipeline;
 pub mod policy;
 pub mod runtime;
 pub mod serve;
@@ -25,6 +26,7 @@ pub mod tensors;
 mod tokenizer;
 pub mod training;
 pub mod trust;
+pub mod uplink;
 
 pub use bindings::{
     AnswerPath, ChatRequest, ChatResponse, Decision, Encoded, FinishReason, Forward, Response,

@@ -41,16 +41,30 @@ enum Command {
     /// Build skill data.
     #[command(subcommand)]
     Skill(cli_skill::SkillCommand),
-    /// Answer utterances with the intents skill; prints one JSON response per utterance.
+    /// Answer utterances through the device pipeline: the intents skill (intent, confidence,
+    /// slots), the default vendor policy (local, offload or reject), a reply phrased by SmolLM2
+    /// (a template reply when phrasing fails or runs out of time), or the answer of the uplink
+    /// the owner configured (EDGENLU_UPLINK_URL, e.g. http://host:8080/v1; _KEY, _MODEL,
+    /// _TIMEOUT_MS), falling back to a local answer when it fails. Prints one JSON response per
+    /// utterance, with the verdict and per-stage times.
     ///
     /// Example: edgenlu run "play some jazz" "will it rain tomorrow in Paris"
     Run {
         /// Utterances to answer.
         #[arg(required = true)]
         texts: Vec<String>,
-        /// The skill's datastore (built by `edgenlu skill index`).
+        /// The skill's datastore (built by `edgenlu skill index` or `skill build`).
         #[arg(long, default_value = DEFAULT_INDEX)]
         index: String,
+        /// Template replies only: do not phrase them with SmolLM2.
+        #[arg(long)]
+        no_phrase: bool,
+        /// Whether the device is online, as the policy sees it.
+        #[arg(long, value_enum, default_value = "up")]
+        network: Network,
+        /// Battery charge in percent, as the policy sees it (default: mains power).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        battery: Option<u8>,
     },
     /// Measure intent accuracy, macro-F1 and latency on a labelled JSONL file.
     ///
@@ -157,6 +171,13 @@ pub struct GenerateArgs {
     /// Print the whole response (text, ids, usage) as JSON instead of streaming.
     #[arg(long)]
     json: bool,
+}
+
+/// `--network` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Network {
+    Up,
+    Down,
 }
 
 /// `--forward` values.
@@ -489,12 +510,47 @@ fn main() -> Result<()> {
             }
         }
         Command::Skill(cmd) => cli_skill::run(cmd, &store)?,
-        Command::Run { texts, index } => {
+        Command::Run {
+            texts,
+            index,
+            no_phrase,
+            network,
+            battery,
+        } => {
+            use edgenlu::pipeline::{DeviceState, Pipeline};
             let rt = runtime(store)?;
-            let skill = intents_for_index(&rt, &index, Limits::default())?;
+            let phrase_limits = Limits {
+                deadline: std::time::Duration::from_secs(3),
+                ..bundled::chat_limits()
+            };
+            let pipeline = Pipeline {
+                skill_name: "intents".into(),
+                skill: std::sync::Arc::new(intents_for_index(&rt, &index, Limits::default())?),
+                policy: edgenlu::policy::Policy::load(
+                    &rt,
+                    &bundled::default_policy(Default::default()),
+                )?,
+                phraser: if no_phrase {
+                    None
+                } else {
+                    Some(std::sync::Arc::new(rt.load_skill(bundled::chat_skill(
+                        bundled::DEFAULT_DECODER,
+                        phrase_limits,
+                    ))?))
+                },
+                uplink: edgenlu::uplink::UplinkConfig::from_env()?
+                    .map(edgenlu::uplink::Uplink::new)
+                    .transpose()?,
+                // The bundled skill is the vendor's own: it may use an uplink the owner set.
+                skill_may_uplink: true,
+            };
+            let device = DeviceState {
+                network_up: matches!(network, Network::Up),
+                battery_percent: battery,
+            };
             for text in texts {
-                let answer = skill
-                    .handle(&text)
+                let answer = pipeline
+                    .answer(&text, device)
                     .with_context(|| format!("answering {text:?}"))?;
                 println!(
                     "{}",

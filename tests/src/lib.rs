@@ -119,3 +119,36 @@ pub fn assert_same_ids(skill: &edgenlu::Skill, golden: &[(String, Vec<u32>)], wh
     );
     golden.len()
 }
+
+/// `edgenlu serve`'s server over `config`, with the bundled intents skill answering from
+/// datastore `index` and the bundled chat skill, as the CLI starts it.
+pub fn start_server(config: &edgenlu::serve::ServeConfig, index: &str) -> edgenlu::serve::Server {
+    use edgenlu::bundled::{
+        chat_limits, chat_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER,
+    };
+    use edgenlu::serve::{IntentsSkill, Server, Skills};
+    use std::sync::Arc;
+    require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
+    let rt = runtime();
+    let intents = rt
+        .load_skill(intents_skill(
+            DEFAULT_ENCODER,
+            Some(index),
+            edgenlu::Limits::default(),
+        ))
+        .expect("loading the intents skill");
+    let chat = rt
+        .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
+        .expect("loading the chat skill");
+    Server::start(
+        config,
+        Skills {
+            intents: IntentsSkill::Fixed(Arc::new(intents)),
+            encoder: DEFAULT_ENCODER.into(),
+            chat: Arc::new(chat),
+            decoder: DEFAULT_DECODER.into(),
+        },
+    )
+    .expect("starting the server")
+}

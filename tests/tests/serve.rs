@@ -2,10 +2,9 @@
 //! `openai` Python client (embeddings, chat, streamed chat), the limits (413, 503, 400) and a
 //! graceful shutdown that finishes the request in flight.
 
-use edgenlu::bundled::{chat_limits, chat_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::serve::{IntentsSkill, ServeConfig, Server, Skills};
-use edgenlu::Limits;
-use edgenlu_tests::{build_snips_index, require_model, runtime};
+use edgenlu_tests::{build_snips_index, require_model, runtime, start_server};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,29 +22,7 @@ fn index() -> &'static str {
 }
 
 fn start(config: ServeConfig) -> Server {
-    require_model(DEFAULT_ENCODER);
-    require_model(DEFAULT_DECODER);
-    let rt = runtime();
-    let intents = rt
-        .load_skill(intents_skill(
-            DEFAULT_ENCODER,
-            Some(index()),
-            Limits::default(),
-        ))
-        .unwrap();
-    let chat = rt
-        .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
-        .unwrap();
-    Server::start(
-        &config,
-        Skills {
-            intents: IntentsSkill::Fixed(Arc::new(intents)),
-            encoder: DEFAULT_ENCODER.into(),
-            chat: Arc::new(chat),
-            decoder: DEFAULT_DECODER.into(),
-        },
-    )
-    .unwrap()
+    start_server(&config, index())
 }
 
 fn config() -> ServeConfig {

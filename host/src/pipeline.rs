@@ -1,0 +1,239 @@
+//! One utterance through the device's whole pipeline: the skill answers (intent, confidence,
+//! slots), the vendor's policy component decides what happens to that answer, and a local
+//! answer gets a reply phrased by the tiny decoder (SmolLM2 through the `chat` skill) — or,
+//! when phrasing runs out of time or tokens, a template reply marked as such
+//! ([`AnswerPath::Template`]). An offloaded query goes to the device owner's uplink
+//! ([`Uplink`]); when that fails, the device answers locally and the response says why.
+//! Each stage is timed.
+
+use crate::bindings::{
+    AnswerPath, ChatRequest, Decision, FinishReason, Forward, SamplingParams, Signals, Slot,
+    Timing, Verdict,
+};
+use crate::error::SkillError;
+use crate::policy::Policy;
+use crate::runtime::{Answer, Skill};
+use crate::uplink::Uplink;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The device's state when an utterance arrives, as the policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceState {
+    pub network_up: bool,
+    /// None on mains power.
+    pub battery_percent: Option<u8>,
+}
+
+/// Most tokens a phrased reply may take.
+pub const REPLY_TOKENS: u32 = 24;
+
+/// The skills and components one utterance goes through.
+pub struct Pipeline {
+    /// Name the policy sees for the answering skill.
+    pub skill_name: String,
+    pub skill: Arc<Skill>,
+    pub policy: Policy,
+    /// The chat skill that phrases replies; none: template replies only.
+    pub phraser: Option<Arc<Skill>>,
+    /// The owner's uplink, if configured.
+    pub uplink: Option<Uplink>,
+    /// Whether the skill may use the uplink (its manifest has the `uplink` capability).
+    pub skill_may_uplink: bool,
+}
+
+/// Most tokens an offloaded answer may take.
+pub const UPLINK_TOKENS: u32 = 96;
+
+/// How the uplink is asked to answer.
+const UPLINK_SYSTEM: &str = "You are a helpful voice assistant. Answer in one or two sentences.";
+
+/// What the pipeline answered: the skill's answer with `path` and `reply` set by the pipeline,
+/// the policy's verdict, and the time of each stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipelineAnswer {
+    #[serde(flatten)]
+    pub answer: Answer,
+    pub verdict: Verdict,
+    /// Why an offload fell back to a local answer.
+    pub uplink_error: Option<String>,
+    pub stages: Vec<Timing>,
+}
+
+impl Pipeline {
+    /// Runs `text` through the skill, the policy and (for a local answer) phrasing.
+    pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, SkillError> {
+        let mut stages = Vec::new();
+        let mut timed = |stage: &str, start: Instant| {
+            stages.push(Timing {
+                stage: stage.into(),
+                micros: start.elapsed().as_micros() as u64,
+            })
+        };
+        let start = Instant::now();
+        let mut answer = self.skill.handle(text)?;
+        timed("skill", start);
+        let r = &answer.response;
+        let start = Instant::now();
+        let verdict = self.policy.decide(&Signals {
+            skill: self.skill_name.clone(),
+            intent: r.intent.clone(),
+            confidence: r.confidence,
+            utterance_chars: text.chars().count().min(u32::MAX as usize) as u32,
+            network_up: device.network_up,
+            battery_percent: device.battery_percent,
+            uplink_allowed: self.uplink.is_some() && self.skill_may_uplink,
+        })?;
+        timed("policy", start);
+        let response = &mut answer.response;
+        let mut uplink_error = None;
+        match verdict.decision {
+            Decision::Reject => {
+                response.path = AnswerPath::Rejected;
+                response.reply = None;
+            }
+            Decision::Offload => {
+                let start = Instant::now();
+                let result = match (&self.uplink, self.skill_may_uplink) {
+                    (Some(uplink), true) => uplink
+                        .complete(&[("system", UPLINK_SYSTEM), ("user", text)], UPLINK_TOKENS)
+                        .map_err(|e| e.to_string()),
+                    // A policy asking for an uplink the skill may not use is not obeyed.
+                    _ => Err("the skill may not use an uplink".to_string()),
+                };
+                timed("uplink", start);
+                match result {
+                    Ok(reply) => {
+                        response.reply = Some(reply);
+                        response.path = AnswerPath::Offload;
+                    }
+                    Err(e) => {
+                        uplink_error = Some(e);
+                        let start = Instant::now();
+                        let (reply, path) = self.phrase(text, &response.intent, &response.slots);
+                        response.reply = Some(reply);
+                        response.path = path;
+                        timed("phrase", start);
+                    }
+                }
+            }
+            Decision::Local => {
+                let start = Instant::now();
+                let (reply, path) = self.phrase(text, &response.intent, &response.slots);
+                response.reply = Some(reply);
+                response.path = path;
+                timed("phrase", start);
+            }
+        }
+        Ok(PipelineAnswer {
+            answer,
+            verdict,
+            uplink_error,
+            stages,
+        })
+    }
+
+    /// A reply from the decoder, or the template reply when there is no phraser or it fails,
+    /// runs out of time, or does not finish a sentence within [`REPLY_TOKENS`].
+    fn phrase(&self, text: &str, intent: &str, slots: &[Slot]) -> (String, AnswerPath) {
+        let template = || (template_reply(intent, slots), AnswerPath::Template);
+        let Some(phraser) = &self.phraser else {
+            return template();
+        };
+        if intent == crate::datastore::OUT_OF_SCOPE {
+            return template();
+        }
+        let request = ChatRequest {
+            prompt: phrasing_prompt(text, intent, slots),
+            template: true,
+            max_tokens: REPLY_TOKENS,
+            sampling: SamplingParams::GREEDY,
+            forward: Forward::Fused,
+        };
+        match phraser.chat(&request, None) {
+            Ok(r) => {
+                let reply = match r.finish {
+                    FinishReason::Stop => Some(r.text.trim().to_string()),
+                    // Cut at the last full sentence, if there is one.
+                    _ => r
+                        .text
+                        .rfind(['.', '!', '?'])
+                        .map(|end| r.text[..=end].trim().to_string()),
+                };
+                match reply {
+                    Some(reply) if !reply.is_empty() => (reply, AnswerPath::Local),
+                    _ => template(),
+                }
+            }
+            Err(e) => {
+                tracing::debug!("phrasing failed, template reply: {e}");
+                template()
+            }
+        }
+    }
+}
+
+/// What the decoder is asked: the utterance and what the skill understood.
+pub fn phrasing_prompt(text: &str, intent: &str, slots: &[Slot]) -> String {
+    let understood = if slots.is_empty() {
+        String::from("none")
+    } else {
+        slots
+            .iter()
+            .map(|s| format!("{} = {}", s.name, s.value))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    format!(
+        "You are a voice assistant. The user said: \"{text}\". You understood the request \
+         {intent}, with these details: {understood}. Reply to the user in one short sentence \
+         saying what you will do."
+    )
+}
+
+/// The reply when there is no phrasing: the intent and its slots, plainly; for an
+/// out-of-scope utterance, that the device cannot help.
+pub fn template_reply(intent: &str, slots: &[Slot]) -> String {
+    if intent == crate::datastore::OUT_OF_SCOPE {
+        return "Sorry, I can't help with that here.".into();
+    }
+    let mut reply = format!("OK: {intent}");
+    for (i, s) in slots.iter().enumerate() {
+        reply.push_str(if i == 0 { " (" } else { ", " });
+        reply.push_str(&format!("{}: {}", s.name, s.value));
+    }
+    if !slots.is_empty() {
+        reply.push(')');
+    }
+    reply.push('.');
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_names_intent_and_slots() {
+        let slot = |name: &str, value: &str| Slot {
+            name: name.into(),
+            value: value.into(),
+            start: 0,
+            end: 0,
+        };
+        assert_eq!(template_reply("GetWeather", &[]), "OK: GetWeather.");
+        assert!(template_reply("oos", &[]).starts_with("Sorry"));
+        assert_eq!(
+            template_reply(
+                "PlayMusic",
+                &[slot("artist", "Adele"), slot("year", "2015")]
+            ),
+            "OK: PlayMusic (artist: Adele, year: 2015)."
+        );
+        let p = phrasing_prompt("play Adele", "PlayMusic", &[slot("artist", "Adele")]);
+        assert!(
+            p.contains("\"play Adele\"") && p.contains("artist = Adele"),
+            "{p}"
+        );
+    }
+}
