@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The demo: from a fresh clone, provision the guest toolchain, build, fetch the models, build
-# the SNIPS intents datastore with the skill itself, and answer a few utterances.
+# The demo: from a fresh clone, provision the guest toolchain, build, fetch the models, train
+# the SNIPS skill's intent head and slot tagger on its own encodings, and answer a few
+# utterances through the device pipeline (skill, vendor policy, reply phrased by SmolLM2).
 source "$(dirname "$0")/common.sh"
 setup
 if ! "$edgenlu" models list | grep -q ' snips-intents$'; then
-    step "datastore: all 13,784 SNIPS training examples, embedded by the skill (about 2 minutes)"
-    "$edgenlu" skill index --data "$datasets/snips/train.jsonl"
+    step "skill data: intent head and slot tagger on all 13,784 SNIPS training examples (about 5 minutes)"
+    "$edgenlu" skill build --train "$datasets/snips/train.jsonl"
 fi
-step "answers"
+step "answers: intent, slots, the policy's verdict, a phrased reply (JSON per utterance)"
 "$edgenlu" run \
     "add this song to my workout playlist" \
     "will it snow in Chicago tomorrow" \
