@@ -373,6 +373,8 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
     use edgenlu::slots::{to_bytes, ByteSpan};
     let pb = bar(examples.len(), "eval");
     let mut latencies = Vec::with_capacity(examples.len());
+    // Per host-measured stage the skill reports (tokenize, kernels, total), milliseconds.
+    let mut stages: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     let mut answers = Vec::with_capacity(examples.len());
     let mut spans = SpanScores::default();
     for ex in examples {
@@ -381,6 +383,13 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
             .handle(&ex.text)
             .with_context(|| format!("answering {:?}", ex.text))?;
         latencies.push(start.elapsed().as_secs_f64() * 1e3);
+        for t in &answer.response.timings {
+            let stage = t.stage.strip_prefix("host:").unwrap_or(&t.stage);
+            stages
+                .entry(stage.to_string())
+                .or_default()
+                .push(t.micros as f64 / 1e3);
+        }
         let predicted: Vec<ByteSpan> = answer
             .response
             .slots
@@ -404,12 +413,19 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
     let intents = IntentScores::of(&pairs);
     let oos = OutOfScopeScores::of(&pairs);
     let has_slots = spans.gold + spans.predicted > 0;
-    latencies.sort_by(f64::total_cmp);
-    let (p50, p90, p99) = (
-        bench::percentile(&latencies, 0.5),
-        bench::percentile(&latencies, 0.9),
-        bench::percentile(&latencies, 0.99),
-    );
+    let percentiles = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (
+            bench::percentile(v, 0.5),
+            bench::percentile(v, 0.9),
+            bench::percentile(v, 0.99),
+        )
+    };
+    let (p50, p90, p99) = percentiles(&mut latencies);
+    let stage_ms: Vec<(String, (f64, f64, f64))> = stages
+        .into_iter()
+        .map(|(stage, mut v)| (stage, percentiles(&mut v)))
+        .collect();
     if json {
         println!(
             "{}",
@@ -424,6 +440,9 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
                     "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
                 })),
                 "latency_ms": {"p50": p50, "p90": p90, "p99": p99},
+                "stage_ms": stage_ms.iter().map(|(s, (a, b, c))| {
+                    (s.clone(), serde_json::json!({"p50": a, "p90": b, "p99": c}))
+                }).collect::<serde_json::Map<_, _>>(),
             })
         );
     } else {
@@ -454,6 +473,9 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
             );
         }
         println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
+        for (stage, (a, b, c)) in &stage_ms {
+            println!("  {stage:<9}p50 {a:.1} ms   p90 {b:.1} ms   p99 {c:.1} ms");
+        }
     }
     Ok(())
 }
