@@ -51,45 +51,35 @@ pub mod tokenizer {
     });
 }
 
-/// The chat-skill world adds the `chat` export to the skill world's imports.
-pub mod chat {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "chat-skill",
-        additional_derives: [serde::Serialize],
-        imports: { default: trappable },
-        with: {
-            "edgenlu:nlu/types": super::edgenlu::nlu::types,
-            "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
-            "edgenlu:nlu/models": super::edgenlu::nlu::models,
-            "edgenlu:nlu/kernels": super::edgenlu::nlu::kernels,
-            "edgenlu:nlu/llm": super::edgenlu::nlu::llm,
-            "edgenlu:nlu/config": super::edgenlu::nlu::config,
-            "edgenlu:nlu/log": super::edgenlu::nlu::log,
-            "edgenlu:nlu/tokenize": super::edgenlu::nlu::tokenize,
-        },
-    });
+/// Bindings for a world that is the skill world plus one export: every import is the skill
+/// world's own.
+macro_rules! skill_world_with_export {
+    ($module:ident, $world:literal) => {
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: "../wit",
+                world: $world,
+                additional_derives: [serde::Serialize],
+                imports: { default: trappable },
+                with: {
+                    "edgenlu:nlu/types": super::edgenlu::nlu::types,
+                    "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
+                    "edgenlu:nlu/models": super::edgenlu::nlu::models,
+                    "edgenlu:nlu/kernels": super::edgenlu::nlu::kernels,
+                    "edgenlu:nlu/llm": super::edgenlu::nlu::llm,
+                    "edgenlu:nlu/config": super::edgenlu::nlu::config,
+                    "edgenlu:nlu/log": super::edgenlu::nlu::log,
+                    "edgenlu:nlu/tokenize": super::edgenlu::nlu::tokenize,
+                },
+            });
+        }
+    };
 }
 
-/// The embedding-skill world adds the `embedder` export to the skill world's imports.
-pub mod embedding {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "embedding-skill",
-        additional_derives: [serde::Serialize],
-        imports: { default: trappable },
-        with: {
-            "edgenlu:nlu/types": super::edgenlu::nlu::types,
-            "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
-            "edgenlu:nlu/models": super::edgenlu::nlu::models,
-            "edgenlu:nlu/kernels": super::edgenlu::nlu::kernels,
-            "edgenlu:nlu/llm": super::edgenlu::nlu::llm,
-            "edgenlu:nlu/config": super::edgenlu::nlu::config,
-            "edgenlu:nlu/log": super::edgenlu::nlu::log,
-            "edgenlu:nlu/tokenize": super::edgenlu::nlu::tokenize,
-        },
-    });
-}
+// The chat-skill world adds the `chat` export to the skill world's imports.
+skill_world_with_export!(chat, "chat-skill");
+// The embedding-skill world adds the `embedder` export.
+skill_world_with_export!(embedding, "embedding-skill");
 
 pub use self::chat::exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
 pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};

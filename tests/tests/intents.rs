@@ -6,13 +6,11 @@ use edgenlu::datastore;
 use edgenlu::{AnswerPath, Limits};
 use edgenlu_tests::{build_snips_index, datasets_dir, require_model, runtime};
 
-#[test]
-fn snips_intents_from_a_small_datastore() {
-    require_model(DEFAULT_ENCODER);
-    let rt = runtime();
-    let name = "test-snips-small";
-    assert_eq!(build_snips_index(name, 60, "tests/intents.rs"), 7 * 60);
-
+/// The intents skill over datastore `name`, and SNIPS test.
+fn skill_and_snips_test(
+    rt: &edgenlu::Runtime,
+    name: &str,
+) -> (edgenlu::Skill, Vec<datastore::Example>) {
     let skill = rt
         .load_skill(intents_skill(
             DEFAULT_ENCODER,
@@ -21,6 +19,17 @@ fn snips_intents_from_a_small_datastore() {
         ))
         .unwrap();
     let test = datastore::read_examples(&datasets_dir().join("snips/test.jsonl")).unwrap();
+    (skill, test)
+}
+
+#[test]
+fn snips_intents_from_a_small_datastore() {
+    require_model(DEFAULT_ENCODER);
+    let rt = runtime();
+    let name = "test-snips-small";
+    assert_eq!(build_snips_index(name, 60, "tests/intents.rs"), 7 * 60);
+
+    let (skill, test) = skill_and_snips_test(&rt, name);
     let sample: Vec<_> = test.iter().collect();
     let mut correct = 0;
     for ex in &sample {
@@ -82,14 +91,7 @@ fn trained_head_and_slot_tagger_answer_held_out_utterances() {
     let (tags, tokens, _) = trained.slots.expect("SNIPS has slots");
     assert!(tags > 40 && tokens > 3000, "{tags} tags, {tokens} tokens");
 
-    let skill = rt
-        .load_skill(intents_skill(
-            DEFAULT_ENCODER,
-            Some(name),
-            Limits::default(),
-        ))
-        .unwrap();
-    let test = datastore::read_examples(&datasets_dir().join("snips/test.jsonl")).unwrap();
+    let (skill, test) = skill_and_snips_test(&rt, name);
     let (mut correct, mut spans) = (0, SpanScores::default());
     for ex in &test {
         let r = skill.handle(&ex.text).unwrap().response;

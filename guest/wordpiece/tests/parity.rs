@@ -81,6 +81,17 @@ fn goldens() -> Vec<Golden> {
         .collect()
 }
 
+/// Prints how many of `n` texts matched on `what`, and fails listing the first mismatches.
+fn assert_all_identical(what: &str, n: usize, mismatches: &[String]) {
+    println!("{what}: {} of {n} identical", n - mismatches.len());
+    assert!(
+        mismatches.is_empty(),
+        "{} of {n} texts differ; first ones:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(10)].join("\n")
+    );
+}
+
 fn preview(s: &str) -> String {
     let short: String = s.chars().take(120).collect();
     format!("{short:?}{}", if short.len() < s.len() { "…" } else { "" })
@@ -103,14 +114,7 @@ fn ids_match_hugging_face() {
             ));
         }
     }
-    let n = goldens.len();
-    println!("ids: {} of {n} identical", n - mismatches.len());
-    assert!(
-        mismatches.is_empty(),
-        "{} of {n} texts differ; first ones:\n{}",
-        mismatches.len(),
-        mismatches[..mismatches.len().min(10)].join("\n")
-    );
+    assert_all_identical("ids", goldens.len(), &mismatches);
 }
 
 /// Our byte spans, as character offsets, against Hugging Face's offsets; the ids must be the
@@ -154,14 +158,7 @@ fn spans_match_hugging_face_offsets() {
             ));
         }
     }
-    let n = goldens.len();
-    println!("offsets: {} of {n} identical", n - mismatches.len());
-    assert!(
-        mismatches.is_empty(),
-        "{} of {n} texts differ; first ones:\n{}",
-        mismatches.len(),
-        mismatches[..mismatches.len().min(10)].join("\n")
-    );
+    assert_all_identical("offsets", goldens.len(), &mismatches);
 }
 
 #[test]
