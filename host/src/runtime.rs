@@ -147,6 +147,18 @@ fn cache_mac(secret: &[u8; 32], code: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// A temporary file name in `dir` for `stem`, unique per call: threads of one process may
+/// write the same cache entry (or the key) at once, and a shared name let one thread's rename
+/// or removal take the other's file.
+fn unique_tmp(dir: &Path, stem: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    dir.join(format!(
+        "{stem}.tmp{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 /// This device's secret for cache MACs, created (mode 0600) on first use.
 fn cache_secret(dir: &Path) -> std::io::Result<[u8; 32]> {
     use std::io::Write;
@@ -160,7 +172,7 @@ fn cache_secret(dir: &Path) -> std::io::Result<[u8; 32]> {
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!("mac.key.tmp{}", std::process::id()));
+    let tmp = unique_tmp(dir, "mac.key");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -394,7 +406,7 @@ impl Runtime {
             .map_err(|e| err(format!("{e:?}")))?;
         let mut file = compiled.clone();
         file.extend_from_slice(&cache_mac(&secret, &compiled));
-        let tmp = dir.join(format!("{key}.tmp{}", std::process::id()));
+        let tmp = unique_tmp(dir, &key);
         std::fs::write(&tmp, &file)
             .and_then(|_| std::fs::rename(&tmp, &cached))
             .map_err(|e| err(e.to_string()))?;

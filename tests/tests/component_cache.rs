@@ -124,3 +124,29 @@ fn entries_compiled_for_another_engine_are_recompiled_not_loaded() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Threads of one process compiling the same components into an empty cache at once all get
+/// them (each writes its own temporary file before the rename).
+#[test]
+fn concurrent_compiles_into_one_cache_all_succeed() {
+    require_model(DEFAULT_ENCODER);
+    let root = scratch("concurrent");
+    let rt = Runtime::new(ModelCatalog::new(store()), Some(root.clone())).unwrap();
+    std::thread::scope(|s| {
+        let loads: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    rt.load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
+                        .map(|_| ())
+                })
+            })
+            .collect();
+        for load in loads {
+            load.join()
+                .unwrap()
+                .expect("every concurrent compile succeeds");
+        }
+    });
+    assert_eq!(cwasm_files(&root).len(), 2);
+    std::fs::remove_dir_all(&root).unwrap();
+}
