@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
 use edgenlu::datastore::{self, Example};
 use edgenlu::training;
-use edgenlu::{Limits, Skill};
+use edgenlu::Limits;
 use edgenlu_models::softmax_head::HeadTraining;
 use edgenlu_models::store::ModelStore;
 use std::path::PathBuf;
@@ -167,24 +167,12 @@ fn embed(
     examples: &[Example],
     threads: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    with_progress(store, encoder, examples, "embed", |skill, progress| {
-        datastore::embed_examples(skill, examples, threads, progress)
-    })
-}
-
-/// Runs `f` with the intents skill over `encoder` and a progress bar over `examples`.
-fn with_progress<R>(
-    store: &ModelStore,
-    encoder: &str,
-    examples: &[Example],
-    what: &str,
-    f: impl FnOnce(&Skill, &(dyn Fn(usize) + Sync)) -> Result<R, datastore::DatastoreError>,
-) -> Result<R> {
     let rt = crate::runtime(store.clone())?;
     let skill = rt.load_skill(bundled::intents_skill(encoder, None, Limits::default()))?;
-    let pb = crate::bar(examples.len(), what);
-    let r = f(&skill, &|n| pb.set_position(n as u64))
-        .with_context(|| format!("{what}: the examples"))?;
+    let pb = crate::bar(examples.len(), "embed");
+    let embeddings =
+        datastore::embed_examples(&skill, examples, threads, &|n| pb.set_position(n as u64))
+            .context("embedding the examples")?;
     pb.finish_and_clear();
-    Ok(r)
+    Ok(embeddings)
 }

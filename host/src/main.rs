@@ -390,16 +390,7 @@ fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
                 .or_default()
                 .push(t.micros as f64 / 1e3);
         }
-        let predicted: Vec<ByteSpan> = answer
-            .response
-            .slots
-            .iter()
-            .map(|s| ByteSpan {
-                start: s.start as usize,
-                end: s.end as usize,
-                slot: s.name.clone(),
-            })
-            .collect();
+        let predicted: Vec<ByteSpan> = answer.response.slots.iter().map(ByteSpan::from).collect();
         spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
         answers.push(answer.response.intent);
         pb.inc(1);

@@ -87,6 +87,8 @@ impl Pipeline {
         timed("policy", start);
         let response = &mut answer.response;
         let mut uplink_error = None;
+        // Offload first; whatever the uplink does not answer is answered locally.
+        let mut local = verdict.decision == Decision::Local;
         match verdict.decision {
             Decision::Reject => {
                 response.path = AnswerPath::Rejected;
@@ -109,21 +111,18 @@ impl Pipeline {
                     }
                     Err(e) => {
                         uplink_error = Some(e);
-                        let start = Instant::now();
-                        let (reply, path) = self.phrase(text, &response.intent, &response.slots);
-                        response.reply = Some(reply);
-                        response.path = path;
-                        timed("phrase", start);
+                        local = true;
                     }
                 }
             }
-            Decision::Local => {
-                let start = Instant::now();
-                let (reply, path) = self.phrase(text, &response.intent, &response.slots);
-                response.reply = Some(reply);
-                response.path = path;
-                timed("phrase", start);
-            }
+            Decision::Local => {}
+        }
+        if local {
+            let start = Instant::now();
+            let (reply, path) = self.phrase(text, &response.intent, &response.slots);
+            response.reply = Some(reply);
+            response.path = path;
+            timed("phrase", start);
         }
         Ok(PipelineAnswer {
             answer,

@@ -85,6 +85,17 @@ pub struct ByteSpan {
     pub slot: String,
 }
 
+impl From<&crate::bindings::Slot> for ByteSpan {
+    /// A slot as the skill answered it.
+    fn from(s: &crate::bindings::Slot) -> ByteSpan {
+        ByteSpan {
+            start: s.start as usize,
+            end: s.end as usize,
+            slot: s.name.clone(),
+        }
+    }
+}
+
 /// `spans` of `text` in bytes; spans past the text or inverted are dropped.
 pub fn to_bytes(text: &str, spans: &[CharSpan]) -> Vec<ByteSpan> {
     // Byte offset of every character boundary, the end included.

@@ -96,18 +96,10 @@ fn trained_head_and_slot_tagger_answer_held_out_utterances() {
     for ex in &test {
         let r = skill.handle(&ex.text).unwrap().response;
         correct += (r.intent == ex.intent) as usize;
-        let predicted: Vec<ByteSpan> = r
-            .slots
-            .iter()
-            .map(|s| {
-                assert_eq!(s.value, ex.text[s.start as usize..s.end as usize]);
-                ByteSpan {
-                    start: s.start as usize,
-                    end: s.end as usize,
-                    slot: s.name.clone(),
-                }
-            })
-            .collect();
+        for s in &r.slots {
+            assert_eq!(s.value, ex.text[s.start as usize..s.end as usize]);
+        }
+        let predicted: Vec<ByteSpan> = r.slots.iter().map(ByteSpan::from).collect();
         spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
     }
     let accuracy = correct as f64 / test.len() as f64;
