@@ -83,7 +83,6 @@ skill_world_with_export!(embedding, "embedding-skill");
 
 pub use self::chat::exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
 pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
-pub use self::embedding::exports::edgenlu::nlu::embedder::Encoded;
 
 impl SamplingParams {
     /// Greedy decoding: temperature 0 (the first largest logit); the other fields unused.
@@ -94,6 +93,6 @@ impl SamplingParams {
         seed: 0,
     };
 }
-pub use self::edgenlu::nlu::types::{Dtype, Error as WitError, TokenSpan};
+pub use self::edgenlu::nlu::types::{Dtype, Encoded, Error as WitError, TokenSpan};
 pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};
 pub use self::policy::exports::edgenlu::nlu::policy::{Decision, Signals, Verdict};

@@ -18,6 +18,7 @@ pub mod models_host;
 pub mod parallel;
 pub mod pipeline;
 pub mod policy;
+pub mod router;
 pub mod runtime;
 pub mod serve;
 pub mod slots;

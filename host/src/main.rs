@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
-use edgenlu::datastore::{self, Example};
+use edgenlu::datastore;
 use edgenlu::{
     ChatRequest, FinishReason, Forward, Limits, ModelCatalog, Runtime, SamplingParams, Skill,
 };
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod bench;
+mod cli_pipeline;
 mod cli_skill;
 mod cli_trust;
 mod conformance;
@@ -53,31 +54,36 @@ enum Command {
         /// Utterances to answer.
         #[arg(required = true)]
         texts: Vec<String>,
-        /// The skill's datastore (built by `edgenlu skill index` or `skill build`).
-        #[arg(long, default_value = DEFAULT_INDEX)]
-        index: String,
+        #[command(flatten)]
+        skills: cli_pipeline::SkillsArgs,
         /// Template replies only: do not phrase them with SmolLM2.
         #[arg(long)]
         no_phrase: bool,
-        /// Whether the device is online, as the policy sees it.
-        #[arg(long, value_enum, default_value = "up")]
-        network: Network,
-        /// Battery charge in percent, as the policy sees it (default: mains power).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
-        battery: Option<u8>,
+        #[command(flatten)]
+        device: cli_pipeline::DeviceArgs,
     },
-    /// Measure intent accuracy, macro-F1 and latency on a labelled JSONL file.
+    /// Run a labelled JSONL file through the pipeline and score it: intent accuracy and
+    /// macro-F1, routing accuracy (with several skills), out-of-scope recall and precision
+    /// (intent `oos`; a refusal counts as out of scope), slot span F1 (CoNLL style: exact
+    /// span and name), the local/offload/reject split, and latency p50/p90/p99 in total and
+    /// per stage (tokenize, embed, search, head, policy, phrase). Phrasing only with --phrase.
     ///
     /// Example: edgenlu eval --data ../shared/datasets/snips/test.jsonl
+    /// Example: edgenlu eval --data both.jsonl --index snips-music --index clinc150 --json
     Eval {
-        /// JSONL with `text` and `intent` on each line.
+        /// JSONL with `text` and `intent` on each line (and `slots`, to score slots).
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value = DEFAULT_INDEX)]
-        index: String,
+        #[command(flatten)]
+        skills: cli_pipeline::SkillsArgs,
         /// Use only the first N examples.
         #[arg(long)]
         limit: Option<usize>,
+        /// Phrase local answers with SmolLM2 (slow: about a second per utterance).
+        #[arg(long)]
+        phrase: bool,
+        #[command(flatten)]
+        device: cli_pipeline::DeviceArgs,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -171,13 +177,6 @@ pub struct GenerateArgs {
     /// Print the whole response (text, ids, usage) as JSON instead of streaming.
     #[arg(long)]
     json: bool,
-}
-
-/// `--network` values.
-#[derive(Clone, Copy, ValueEnum)]
-enum Network {
-    Up,
-    Down,
 }
 
 /// `--forward` values.
@@ -368,109 +367,6 @@ fn serve(store: &ModelStore, index: &str, config: &edgenlu::serve::ServeConfig) 
     Ok(())
 }
 
-fn eval(skill: &Skill, examples: &[Example], json: bool) -> Result<()> {
-    use edgenlu::eval::{IntentScores, OutOfScopeScores, SpanScores};
-    use edgenlu::slots::{to_bytes, ByteSpan};
-    let pb = bar(examples.len(), "eval");
-    let mut latencies = Vec::with_capacity(examples.len());
-    // Per host-measured stage the skill reports (tokenize, kernels, total), milliseconds.
-    let mut stages: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-    let mut answers = Vec::with_capacity(examples.len());
-    let mut spans = SpanScores::default();
-    for ex in examples {
-        let start = Instant::now();
-        let answer = skill
-            .handle(&ex.text)
-            .with_context(|| format!("answering {:?}", ex.text))?;
-        latencies.push(start.elapsed().as_secs_f64() * 1e3);
-        for t in &answer.response.timings {
-            let stage = t.stage.strip_prefix("host:").unwrap_or(&t.stage);
-            stages
-                .entry(stage.to_string())
-                .or_default()
-                .push(t.micros as f64 / 1e3);
-        }
-        let predicted: Vec<ByteSpan> = answer.response.slots.iter().map(ByteSpan::from).collect();
-        spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
-        answers.push(answer.response.intent);
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let pairs: Vec<(&str, &str)> = examples
-        .iter()
-        .zip(&answers)
-        .map(|(e, a)| (e.intent.as_str(), a.as_str()))
-        .collect();
-    let intents = IntentScores::of(&pairs);
-    let oos = OutOfScopeScores::of(&pairs);
-    let has_slots = spans.gold + spans.predicted > 0;
-    let percentiles = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        (
-            bench::percentile(v, 0.5),
-            bench::percentile(v, 0.9),
-            bench::percentile(v, 0.99),
-        )
-    };
-    let (p50, p90, p99) = percentiles(&mut latencies);
-    let stage_ms: Vec<(String, (f64, f64, f64))> = stages
-        .into_iter()
-        .map(|(stage, mut v)| (stage, percentiles(&mut v)))
-        .collect();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "examples": intents.examples, "correct": intents.correct,
-                "accuracy": intents.accuracy, "macro_f1": intents.macro_f1,
-                "out_of_scope": oos.as_ref().map(|o| serde_json::json!({
-                    "in_scope_accuracy": o.in_scope_accuracy, "recall": o.recall, "precision": o.precision,
-                })),
-                "slots": has_slots.then(|| serde_json::json!({
-                    "gold": spans.gold, "predicted": spans.predicted, "correct": spans.correct,
-                    "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
-                })),
-                "latency_ms": {"p50": p50, "p90": p90, "p99": p99},
-                "stage_ms": stage_ms.iter().map(|(s, (a, b, c))| {
-                    (s.clone(), serde_json::json!({"p50": a, "p90": b, "p99": c}))
-                }).collect::<serde_json::Map<_, _>>(),
-            })
-        );
-    } else {
-        println!("examples   {}", intents.examples);
-        println!(
-            "accuracy   {:.2} % ({}/{})",
-            intents.accuracy * 100.0,
-            intents.correct,
-            intents.examples
-        );
-        println!("macro-F1   {:.2} %", intents.macro_f1 * 100.0);
-        if let Some(o) = &oos {
-            println!(
-                "in-scope   {:.2} % accuracy   out-of-scope recall {:.2} %, precision {:.2} %",
-                o.in_scope_accuracy * 100.0,
-                o.recall * 100.0,
-                o.precision * 100.0
-            );
-        }
-        if has_slots {
-            println!(
-                "slots      F1 {:.2} %   precision {:.2} %, recall {:.2} % ({} of {} gold spans exact)",
-                spans.f1() * 100.0,
-                spans.precision() * 100.0,
-                spans.recall() * 100.0,
-                spans.correct,
-                spans.gold
-            );
-        }
-        println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
-        for (stage, (a, b, c)) in &stage_ms {
-            println!("  {stage:<9}p50 {a:.1} ms   p90 {b:.1} ms   p99 {c:.1} ms");
-        }
-    }
-    Ok(())
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("EDGENLU_LOG"))
@@ -525,67 +421,29 @@ fn main() -> Result<()> {
         Command::Skill(cmd) => cli_skill::run(cmd, &store)?,
         Command::Run {
             texts,
-            index,
+            skills,
             no_phrase,
-            network,
-            battery,
+            device,
         } => {
-            use edgenlu::pipeline::{DeviceState, Pipeline};
-            let rt = runtime(store)?;
-            let phrase_limits = Limits {
-                deadline: std::time::Duration::from_secs(3),
-                ..bundled::chat_limits()
-            };
-            let pipeline = Pipeline {
-                skill_name: "intents".into(),
-                skill: std::sync::Arc::new(intents_for_index(&rt, &index, Limits::default())?),
-                policy: edgenlu::policy::Policy::load(
-                    &rt,
-                    &bundled::default_policy(Default::default()),
-                )?,
-                phraser: if no_phrase {
-                    None
-                } else {
-                    Some(std::sync::Arc::new(rt.load_skill(bundled::chat_skill(
-                        bundled::DEFAULT_DECODER,
-                        phrase_limits,
-                    ))?))
-                },
-                uplink: edgenlu::uplink::UplinkConfig::from_env()?
-                    .map(edgenlu::uplink::Uplink::new)
-                    .transpose()?,
-                // The bundled skill is the vendor's own: it may use an uplink the owner set.
-                skill_may_uplink: true,
-            };
-            let device = DeviceState {
-                network_up: matches!(network, Network::Up),
-                battery_percent: battery,
-            };
-            for text in texts {
-                let answer = pipeline
-                    .answer(&text, device)
-                    .with_context(|| format!("answering {text:?}"))?;
-                println!(
-                    "{}",
-                    serde_json::to_string(
-                        &serde_json::json!({ "text": text, "response": answer })
-                    )?
-                );
-            }
+            let rt = runtime(store.clone())?;
+            let pipeline = cli_pipeline::pipeline(&rt, &store, &skills, !no_phrase)?;
+            cli_pipeline::run(&pipeline, &texts, device)?;
         }
         Command::Eval {
             data,
-            index,
+            skills,
             limit,
+            phrase,
+            device,
             json,
         } => {
             let mut examples = datastore::read_examples(&data)?;
             if let Some(n) = limit {
                 examples.truncate(n);
             }
-            let rt = runtime(store)?;
-            let skill = intents_for_index(&rt, &index, Limits::default())?;
-            eval(&skill, &examples, json)?;
+            let rt = runtime(store.clone())?;
+            let pipeline = cli_pipeline::pipeline(&rt, &store, &skills, phrase)?;
+            cli_pipeline::eval(&pipeline, &examples, device, json)?;
         }
         Command::Trust(cmd) => cli_trust::run(cmd, &store)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,

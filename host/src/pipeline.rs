@@ -1,10 +1,11 @@
-//! One utterance through the device's whole pipeline: the skill answers (intent, confidence,
-//! slots), the vendor's policy component decides what happens to that answer, and a local
-//! answer gets a reply phrased by the tiny decoder (SmolLM2 through the `chat` skill) — or,
-//! when phrasing runs out of time or tokens, a template reply marked as such
-//! ([`AnswerPath::Template`]). An offloaded query goes to the device owner's uplink
-//! ([`Uplink`]); when that fails, the device answers locally and the response says why.
-//! Each stage is timed.
+//! One utterance through the device's whole pipeline: the router embeds it once and picks the
+//! installed skill whose examples are nearest ([`Router`]); that skill answers (intent,
+//! confidence, slots) from the shared encoding; the vendor's policy component decides what
+//! happens to the answer; and a local answer gets a reply phrased by the tiny decoder (SmolLM2
+//! through the `chat` skill) — or, when phrasing runs out of time or tokens, a template reply
+//! marked as such ([`AnswerPath::Template`]). An offloaded query goes to the device owner's
+//! uplink ([`Uplink`]) if the answering skill's manifest grants it; when that fails, the device
+//! answers locally and the response says why. Each stage is timed.
 
 use crate::bindings::{
     AnswerPath, ChatRequest, Decision, FinishReason, Forward, SamplingParams, Signals, Slot,
@@ -12,10 +13,20 @@ use crate::bindings::{
 };
 use crate::error::SkillError;
 use crate::policy::Policy;
+use crate::router::{Router, RouterError};
 use crate::runtime::{Answer, Skill};
 use crate::uplink::Uplink;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Why an utterance got no answer at all (a failed offload or phrasing still answers).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("routing: {0}")]
+    Route(#[from] RouterError),
+    #[error(transparent)]
+    Skill(#[from] SkillError),
+}
 
 /// The device's state when an utterance arrives, as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +41,13 @@ pub const REPLY_TOKENS: u32 = 24;
 
 /// The skills and components one utterance goes through.
 pub struct Pipeline {
-    /// Name the policy sees for the answering skill.
-    pub skill_name: String,
-    pub skill: Arc<Skill>,
+    /// The installed intent skills, behind their shared encoder.
+    pub router: Router,
     pub policy: Policy,
     /// The chat skill that phrases replies; none: template replies only.
     pub phraser: Option<Arc<Skill>>,
     /// The owner's uplink, if configured.
     pub uplink: Option<Uplink>,
-    /// Whether the skill may use the uplink (its manifest has the `uplink` capability).
-    pub skill_may_uplink: bool,
 }
 
 /// Most tokens an offloaded answer may take.
@@ -52,8 +60,12 @@ const UPLINK_SYSTEM: &str = "You are a helpful voice assistant. Answer in one or
 /// the policy's verdict, and the time of each stage.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PipelineAnswer {
+    /// The skill that answered.
+    pub skill: String,
     #[serde(flatten)]
     pub answer: Answer,
+    /// The router's out-of-scope score (1 − similarity of the nearest example of any skill).
+    pub out_of_scope: f32,
     pub verdict: Verdict,
     /// Why an offload fell back to a local answer.
     pub uplink_error: Option<String>,
@@ -61,30 +73,38 @@ pub struct PipelineAnswer {
 }
 
 impl Pipeline {
-    /// Runs `text` through the skill, the policy and (for a local answer) phrasing.
-    pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, SkillError> {
+    /// Runs `text` through the router, the skill it picks, the policy and (for a local
+    /// answer) phrasing.
+    pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, PipelineError> {
         let mut stages = Vec::new();
-        let mut timed = |stage: &str, start: Instant| {
+        let mut timed = |stage: &str, took: Duration| {
             stages.push(Timing {
                 stage: stage.into(),
-                micros: start.elapsed().as_micros() as u64,
+                micros: took.as_micros() as u64,
             })
         };
+        let routed = self.router.route(text)?;
+        timed("tokenize", routed.tokenize);
+        timed("embed", routed.embed);
+        timed("search", routed.search);
+        let route = routed.route;
         let start = Instant::now();
-        let mut answer = self.skill.handle(text)?;
-        timed("skill", start);
+        let mut answer = route.answer(text, routed.encoded)?;
+        timed("head", start.elapsed());
+        let may_uplink = self.uplink.is_some() && route.may_uplink;
         let r = &answer.response;
         let start = Instant::now();
         let verdict = self.policy.decide(&Signals {
-            skill: self.skill_name.clone(),
+            skill: route.name.clone(),
             intent: r.intent.clone(),
             confidence: r.confidence,
+            out_of_scope: routed.out_of_scope,
             utterance_chars: text.chars().count().min(u32::MAX as usize) as u32,
             network_up: device.network_up,
             battery_percent: device.battery_percent,
-            uplink_allowed: self.uplink.is_some() && self.skill_may_uplink,
+            uplink_allowed: may_uplink,
         })?;
-        timed("policy", start);
+        timed("policy", start.elapsed());
         let response = &mut answer.response;
         let mut uplink_error = None;
         // Offload first; whatever the uplink does not answer is answered locally.
@@ -96,14 +116,14 @@ impl Pipeline {
             }
             Decision::Offload => {
                 let start = Instant::now();
-                let result = match (&self.uplink, self.skill_may_uplink) {
+                let result = match (&self.uplink, route.may_uplink) {
                     (Some(uplink), true) => uplink
                         .complete(&[("system", UPLINK_SYSTEM), ("user", text)], UPLINK_TOKENS)
                         .map_err(|e| e.to_string()),
                     // A policy asking for an uplink the skill may not use is not obeyed.
                     _ => Err("the skill may not use an uplink".to_string()),
                 };
-                timed("uplink", start);
+                timed("uplink", start.elapsed());
                 match result {
                     Ok(reply) => {
                         response.reply = Some(reply);
@@ -122,9 +142,11 @@ impl Pipeline {
             let (reply, path) = self.phrase(text, &response.intent, &response.slots);
             response.reply = Some(reply);
             response.path = path;
-            timed("phrase", start);
+            timed("phrase", start.elapsed());
         }
         Ok(PipelineAnswer {
+            skill: route.name.clone(),
+            out_of_scope: routed.out_of_scope,
             answer,
             verdict,
             uplink_error,

@@ -523,14 +523,19 @@ impl Skill {
 
     /// Answers one utterance.
     pub fn handle(&self, text: &str) -> Result<Answer, SkillError> {
-        let start = Instant::now();
-        let req = Request {
+        self.handle_request(&Request {
             text: text.to_string(),
             locale: None,
-        };
+            encoded: None,
+        })
+    }
+
+    /// Answers one request (which may carry the utterance already encoded).
+    pub fn handle_request(&self, req: &Request) -> Result<Answer, SkillError> {
+        let start = Instant::now();
         let (mut response, store) = self.with_instance(None, |store, instance| {
             let bindings = SkillBindings::new(&mut *store, instance)?;
-            bindings.edgenlu_nlu_nlu().call_handle(store, &req)
+            bindings.edgenlu_nlu_nlu().call_handle(store, req)
         })?;
         let state = store.data();
         let limit = state.budget.limits.max_response_bytes;
@@ -572,12 +577,22 @@ impl Skill {
     /// The encoder's state for every token of `text`, with the tokens' spans and the sentence
     /// embedding, in a fresh instance (needs a skill exporting `edgenlu:nlu/embedder`).
     pub fn encode(&self, text: &str) -> Result<Encoded, SkillError> {
-        let (v, _) = self.with_instance(None, |store, instance| {
+        Ok(self.encode_timed(text)?.0)
+    }
+
+    /// [`encode`](Self::encode), with the time the linked tokenizer took.
+    pub fn encode_timed(&self, text: &str) -> Result<(Encoded, Duration), SkillError> {
+        let (v, store) = self.with_instance(None, |store, instance| {
             EmbeddingSkill::new(&mut *store, instance)?
                 .edgenlu_nlu_embedder()
                 .call_encode(store, text)
         })?;
-        Ok(v)
+        let tokenize = store
+            .data()
+            .tokenizer
+            .as_ref()
+            .map_or(Duration::ZERO, |t| t.elapsed);
+        Ok((v, tokenize))
     }
 
     /// Generates text with a chat skill (one exporting `edgenlu:nlu/chat`), in a fresh

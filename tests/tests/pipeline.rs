@@ -1,13 +1,16 @@
 //! The device pipeline end to end: an in-scope utterance answered locally with a phrased reply,
 //! an out-of-scope one offloaded over loopback to a real server (`edgenlu serve`'s), the server
-//! down → a local answer that says why, and no network → a refusal.
+//! down → a local answer that says why, and no network → a refusal. The router: several skills,
+//! each answering from the encoding the router made exactly as it would alone, and the uplink
+//! only for a skill whose signed manifest grants it.
 
 use edgenlu::bundled::{self, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::pipeline::{DeviceState, Pipeline};
 use edgenlu::policy::Policy;
+use edgenlu::router::{Route, Router, RouterError};
 use edgenlu::serve::ServeConfig;
 use edgenlu::uplink::{Uplink, UplinkConfig};
-use edgenlu::{datastore, AnswerPath, Decision, Limits};
+use edgenlu::{datastore, AnswerPath, Decision, Limits, Skill};
 use edgenlu_models::softmax_head::HeadTraining;
 use edgenlu_tests::{datasets_dir, require_model, runtime, start_server, store};
 use std::sync::{Arc, OnceLock};
@@ -28,57 +31,104 @@ fn index() -> &'static str {
                 .into_iter()
                 .filter(|e| e.intent == datastore::OUT_OF_SCOPE),
         );
-        let skill = runtime()
-            .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
-            .unwrap();
-        let store = store();
-        edgenlu::training::build(
-            &skill,
-            DEFAULT_ENCODER,
-            edgenlu::training::Examples {
-                train: &train,
-                val: Some(&val),
-            },
-            2,
-            &HeadTraining::default(),
-            &store.path_for(name).unwrap(),
-            &|_, _, _| {},
-        )
-        .unwrap();
-        store.record(name, "tests/pipeline.rs").unwrap();
+        build_skill_data(name, &train, Some(&val));
         name
     })
 }
 
-fn pipeline(uplink: Option<&str>) -> Pipeline {
-    require_model(DEFAULT_DECODER);
-    let rt = runtime();
-    Pipeline {
-        skill_name: "intents".into(),
-        skill: Arc::new(
-            rt.load_skill(intents_skill(
+/// Trains a skill's datastore `name` in the test store (head, and tagger from SNIPS slots).
+fn build_skill_data(name: &str, train: &[datastore::Example], val: Option<&[datastore::Example]>) {
+    let store = store();
+    edgenlu::training::build(
+        &embedder(),
+        DEFAULT_ENCODER,
+        edgenlu::training::Examples { train, val },
+        2,
+        &HeadTraining::default(),
+        &store.path_for(name).unwrap(),
+        &|_, _, _| {},
+    )
+    .unwrap();
+    store.record(name, "tests/pipeline.rs").unwrap();
+}
+
+/// Two SNIPS domain skills, each trained only on its own intents (30 examples each):
+/// `test-router-music` (AddToPlaylist, PlayMusic) and `test-router-weather` (GetWeather,
+/// BookRestaurant).
+fn domain_indexes() -> [&'static str; 2] {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let names = ["test-router-music", "test-router-weather"];
+    BUILT.get_or_init(|| {
+        require_model(DEFAULT_ENCODER);
+        let all = datastore::limit_per_intent(
+            datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap(),
+            30,
+        );
+        for (name, intents) in names.iter().zip([
+            ["AddToPlaylist", "PlayMusic"],
+            ["GetWeather", "BookRestaurant"],
+        ]) {
+            let mine: Vec<_> = all
+                .iter()
+                .filter(|e| intents.contains(&e.intent.as_str()))
+                .cloned()
+                .collect();
+            build_skill_data(name, &mine, None);
+        }
+    });
+    names
+}
+
+/// The bundled intents skill answering from datastore `index`.
+fn skill(index: &str) -> Arc<Skill> {
+    Arc::new(
+        runtime()
+            .load_skill(intents_skill(
                 DEFAULT_ENCODER,
-                Some(index()),
+                Some(index),
                 Limits::default(),
             ))
             .unwrap(),
-        ),
+    )
+}
+
+/// The skill that embeds for the router (no datastore).
+fn embedder() -> Arc<Skill> {
+    Arc::new(
+        runtime()
+            .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
+            .unwrap(),
+    )
+}
+
+fn uplink_to(url: &str) -> Uplink {
+    Uplink::new(UplinkConfig {
+        url: url.into(),
+        key: Some("test-key".into()),
+        model: DEFAULT_DECODER.into(),
+        timeout: Duration::from_secs(30),
+    })
+    .unwrap()
+}
+
+fn pipeline_over(routes: Vec<Route>, uplink: Option<&str>) -> Pipeline {
+    require_model(DEFAULT_DECODER);
+    let rt = runtime();
+    Pipeline {
+        router: Router::new(DEFAULT_ENCODER, embedder(), routes).unwrap(),
         policy: Policy::load(&rt, &bundled::default_policy(Default::default())).unwrap(),
         phraser: Some(Arc::new(
             rt.load_skill(bundled::chat_skill(DEFAULT_DECODER, bundled::chat_limits()))
                 .unwrap(),
         )),
-        uplink: uplink.map(|url| {
-            Uplink::new(UplinkConfig {
-                url: url.into(),
-                key: Some("test-key".into()),
-                model: DEFAULT_DECODER.into(),
-                timeout: Duration::from_secs(30),
-            })
-            .unwrap()
-        }),
-        skill_may_uplink: true,
+        uplink: uplink.map(uplink_to),
     }
+}
+
+/// One skill (the vendor's own, which may use the uplink) over the SNIPS datastore.
+fn pipeline(uplink: Option<&str>) -> Pipeline {
+    let route = Route::new("intents", skill(index()), true, runtime().catalog()).unwrap();
+    pipeline_over(vec![route], uplink)
 }
 
 const ONLINE: DeviceState = DeviceState {
@@ -100,7 +150,12 @@ fn in_scope_is_answered_locally_with_a_phrased_reply() {
     assert!(reply.len() > 5, "{reply:?}");
     eprintln!("phrased: {reply:?}");
     let stages: Vec<&str> = a.stages.iter().map(|t| t.stage.as_str()).collect();
-    assert_eq!(stages, ["skill", "policy", "phrase"]);
+    assert_eq!(
+        stages,
+        ["tokenize", "embed", "search", "head", "policy", "phrase"]
+    );
+    assert_eq!(a.skill, "intents");
+    assert!((0.0..0.5).contains(&a.out_of_scope), "{}", a.out_of_scope);
 }
 
 #[test]
@@ -154,4 +209,160 @@ fn out_of_scope_goes_over_the_uplink_and_falls_back_when_it_is_down() {
         .as_deref()
         .unwrap()
         .starts_with("Sorry"));
+}
+
+#[test]
+fn the_router_picks_the_nearest_skill_which_answers_from_the_shared_encoding_as_it_would_alone() {
+    let [music, weather] = domain_indexes();
+    let rt = runtime();
+    let routes = vec![
+        Route::new("music", skill(music), false, rt.catalog()).unwrap(),
+        Route::new("weather", skill(weather), false, rt.catalog()).unwrap(),
+    ];
+    let router = Router::new(DEFAULT_ENCODER, embedder(), routes).unwrap();
+    for (text, skill_name, intent) in [
+        ("play the latest album by adele", "music", "PlayMusic"),
+        (
+            "add this tune to my evening chill playlist",
+            "music",
+            "AddToPlaylist",
+        ),
+        ("will it snow in chicago tomorrow", "weather", "GetWeather"),
+        (
+            "book a table for four at a sushi bar tonight",
+            "weather",
+            "BookRestaurant",
+        ),
+    ] {
+        let routed = router.route(text).unwrap();
+        assert_eq!(routed.route.name, skill_name, "{text}");
+        assert!(
+            (0.0..=1.0).contains(&routed.out_of_scope),
+            "{}",
+            routed.out_of_scope
+        );
+        let route = routed.route;
+        let shared = route.answer(text, routed.encoded).unwrap().response;
+        let alone = route.skill.handle(text).unwrap().response;
+        assert_eq!(shared.intent, intent, "{text}");
+        assert_eq!(shared.intent, alone.intent);
+        assert!(
+            (shared.confidence - alone.confidence).abs() < 1e-6,
+            "{} vs {}",
+            shared.confidence,
+            alone.confidence
+        );
+        assert_eq!(
+            format!("{:?}", shared.slots),
+            format!("{:?}", alone.slots),
+            "{text}"
+        );
+    }
+    // An utterance unlike anything either skill knows is farther from both.
+    let near = router.route("play some jazz").unwrap().out_of_scope;
+    let far = router.route(OUT_OF_SCOPE).unwrap().out_of_scope;
+    assert!(far > near + 0.1, "out-of-scope score {far} vs {near}");
+}
+
+#[test]
+fn the_router_refuses_skills_it_cannot_serve_and_a_skill_refuses_an_encoding_that_does_not_fit() {
+    let [music, _] = domain_indexes();
+    let rt = runtime();
+    let route = || Route::new("music", skill(music), false, rt.catalog()).unwrap();
+    // Another encoder's embeddings are not comparable with this skill's examples.
+    let err = Router::new("some-other-encoder", embedder(), vec![route()])
+        .err()
+        .expect("an encoder mismatch is refused");
+    assert!(matches!(err, RouterError::EncoderMismatch { .. }), "{err}");
+    let err = Router::new(DEFAULT_ENCODER, embedder(), vec![route(), route()])
+        .err()
+        .expect("two skills of one name are refused");
+    assert!(matches!(err, RouterError::DuplicateName(_)), "{err}");
+    assert!(matches!(
+        Router::new(DEFAULT_ENCODER, embedder(), vec![]),
+        Err(RouterError::NoSkills)
+    ));
+    // A skill without a datastore cannot be routed to.
+    let err = Route::new("bare", embedder(), false, rt.catalog())
+        .err()
+        .expect("no datastore, no route");
+    assert!(
+        matches!(err, RouterError::MissingConfig { key: "index", .. }),
+        "{err}"
+    );
+
+    // An encoding that does not fit the text or its own shape is a typed error, not a trap.
+    let r = route();
+    let text = "play some jazz";
+    let good = embedder().encode(text).unwrap();
+    let mut short = good.clone();
+    short.states.pop();
+    let mut outside = good.clone();
+    outside.tokens[1].end = 1000;
+    for bad in [short, outside] {
+        let err = r
+            .answer(text, bad)
+            .err()
+            .expect("a bad encoding is refused");
+        assert!(
+            matches!(
+                err,
+                edgenlu::SkillError::Guest(edgenlu::WitError::InvalidArgument(_))
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(r.answer(text, good).unwrap().response.intent, "PlayMusic");
+}
+
+#[test]
+fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
+    use edgenlu::trust::{dev, skills::SkillStore, unix_now};
+    let server = start_server(
+        &ServeConfig {
+            listen: "127.0.0.1:0".into(),
+            ..ServeConfig::default()
+        },
+        index(),
+    );
+    let url = format!("http://{}/v1", server.addr());
+    let dir = std::env::temp_dir().join(format!("edgenlu-router-uplink-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let skills = SkillStore::at(&dir).unwrap();
+    dev::trust_dev(skills.trust(), unix_now()).unwrap();
+    let rt = runtime();
+    for (name, capabilities) in [
+        ("grounded", vec![]),
+        (
+            "connected",
+            vec![edgenlu::trust::manifest::Capability::Uplink],
+        ),
+    ] {
+        let mut manifest = dev::intents_manifest(DEFAULT_ENCODER, index(), 1);
+        manifest.name = name.into();
+        manifest.capabilities = capabilities;
+        skills
+            .install(&dev::signed_intents(&manifest).unwrap(), unix_now())
+            .unwrap();
+    }
+    let mut decided = Vec::new();
+    for name in ["grounded", "connected"] {
+        let route = Route::installed(&skills, &rt, name).unwrap();
+        assert_eq!(route.may_uplink, name == "connected");
+        let a = pipeline_over(vec![route], Some(&url))
+            .answer(OUT_OF_SCOPE, ONLINE)
+            .unwrap();
+        assert_eq!(a.skill, name);
+        decided.push((a.verdict.decision, a.answer.response.path));
+    }
+    assert_eq!(
+        decided,
+        [
+            (Decision::Reject, AnswerPath::Rejected),
+            (Decision::Offload, AnswerPath::Offload)
+        ]
+    );
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
 }

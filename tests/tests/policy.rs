@@ -13,6 +13,7 @@ fn signals(intent: &str, confidence: f32) -> Signals {
         skill: "intents".into(),
         intent: intent.into(),
         confidence,
+        out_of_scope: 0.1,
         utterance_chars: 24,
         network_up: true,
         battery_percent: Some(80),
@@ -26,6 +27,11 @@ fn policy(config: &[(&str, &str)]) -> Policy {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Policy::load(&runtime(), &default_policy(config)).expect("loading the default policy")
+}
+
+/// The default policy, unconfigured.
+fn p0() -> Policy {
+    policy(&[])
 }
 
 fn decide(p: &Policy, s: Signals) -> (Decision, String) {
@@ -80,6 +86,17 @@ fn the_same_component_configured_by_another_vendor_decides_differently() {
     let mut long = signals("PlayMusic", 0.99);
     long.utterance_chars = 21;
     assert_eq!(decide(&strict, long).0, Decision::Reject);
+    // A vendor that trusts the router's distance too: a confident answer far from every
+    // skill's examples is treated as out of scope.
+    let wary = policy(&[("max-out-of-scope", "0.4")]);
+    let mut far = signals("PlayMusic", 0.99);
+    far.out_of_scope = 0.6;
+    assert_eq!(decide(&p0(), far.clone()).0, Decision::Local);
+    let (d, why) = decide(&wary, far.clone());
+    assert_eq!(d, Decision::Offload, "{why}");
+    assert!(why.contains("0.60"), "{why}");
+    far.network_up = false;
+    assert_eq!(decide(&wary, far).0, Decision::Reject);
     // A value that is not a number falls back to the default, and the policy still decides.
     let sloppy = policy(&[("min-confidence", "high")]);
     assert_eq!(

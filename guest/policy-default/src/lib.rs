@@ -4,7 +4,9 @@
 //! Rules, in order (config keys in parentheses, defaults after them):
 //! 1. An utterance longer than `max-chars` (1000) is refused: nothing on the device is sized
 //!    for it, and sending it off would be a way to exfiltrate data through the skill.
-//! 2. An in-scope answer with confidence at least `min-confidence` (0.5) stays local.
+//! 2. An answer is out of scope when the skill says `oos` or the router's out-of-scope score
+//!    is above `max-out-of-scope` (1, i.e. only the skill decides). An in-scope answer with
+//!    confidence at least `min-confidence` (0.5) stays local.
 //! 3. Otherwise (out of scope, or unsure) it is offloaded when the skill may use the uplink,
 //!    the network is up, and the battery is above `min-battery` (10 %, radio time costs
 //!    charge) or on mains power.
@@ -45,13 +47,15 @@ impl Guest for DefaultPolicy {
         let max_chars = setting("max-chars", 1000.0);
         let min_confidence = setting("min-confidence", 0.5);
         let min_battery = setting("min-battery", 10.0);
+        let max_out_of_scope = setting("max-out-of-scope", 1.0);
         if s.utterance_chars as f32 > max_chars {
             return verdict(
                 Decision::Reject,
                 format!("{} characters, more than {max_chars}", s.utterance_chars),
             );
         }
-        let in_scope = s.intent != OUT_OF_SCOPE;
+        let far = s.out_of_scope > max_out_of_scope;
+        let in_scope = s.intent != OUT_OF_SCOPE && !far;
         if in_scope && s.confidence >= min_confidence {
             return verdict(
                 Decision::Local,
@@ -60,6 +64,11 @@ impl Guest for DefaultPolicy {
         }
         let why = if in_scope {
             format!("confidence {:.2} < {min_confidence:.2}", s.confidence)
+        } else if far {
+            format!(
+                "out of scope ({:.2} from every skill's examples > {max_out_of_scope:.2})",
+                s.out_of_scope
+            )
         } else {
             "out of scope".to_string()
         };

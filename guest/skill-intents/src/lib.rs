@@ -12,6 +12,9 @@
 //!   by `edgenlu skill index` or `edgenlu skill build`; not needed to embed;
 //! - `max-tokens` (optional, default 128, as the model's tokenizer.json truncates);
 //! - `neighbours` (optional, default 8).
+//!
+//! When the host's router already encoded the utterance with this skill's encoder, the request
+//! carries that encoding and the skill uses it instead of running the encoder again.
 
 wit_bindgen::generate!({ path: "../../wit", world: "embedding-skill" });
 
@@ -20,8 +23,7 @@ use edgenlu::nlu::kernels;
 use edgenlu::nlu::models::{MetaValue, Model};
 use edgenlu::nlu::tensors::Tensor;
 use edgenlu::nlu::tokenize;
-use edgenlu::nlu::types::{Dtype, Error, TokenSpan};
-use exports::edgenlu::nlu::embedder::Encoded as EncodedText;
+use edgenlu::nlu::types::{Dtype, Encoded as EncodedText, Error, TokenSpan};
 use exports::edgenlu::nlu::nlu::{Path, Request, Response, Slot};
 
 struct Intents;
@@ -210,6 +212,38 @@ fn encode_text(text: &str) -> Result<Encoded, Error> {
         hidden,
         pooled,
         dim: bert.dim,
+    })
+}
+
+/// An encoding of `text` handed over with the request, checked to fit the text (spans on
+/// character boundaries) and to be [tokens × dim] with a [dim] sentence embedding.
+fn given_encoding(text: &str, given: EncodedText) -> Result<Encoded, Error> {
+    let n = given.tokens.len();
+    let dim = given.dim as usize;
+    if n == 0 || dim == 0 || given.states.len() != n * dim || given.sentence.len() != dim {
+        return Err(invalid(format!(
+            "the request's encoding is not [tokens × dim]: {n} tokens, dim {dim}, {} states, \
+             {} sentence values",
+            given.states.len(),
+            given.sentence.len()
+        )));
+    }
+    let fits = |at: u32| text.is_char_boundary(at as usize);
+    if let Some(t) = given
+        .tokens
+        .iter()
+        .find(|t| t.start > t.end || !fits(t.start) || !fits(t.end))
+    {
+        return Err(invalid(format!(
+            "the request's encoding has a token span {}..{} outside the text",
+            t.start, t.end
+        )));
+    }
+    Ok(Encoded {
+        hidden: Tensor::from_f32(&[n as u32, given.dim], &given.states)?,
+        pooled: Tensor::from_f32(&[given.dim], &given.sentence)?,
+        tokens: given.tokens,
+        dim: given.dim,
     })
 }
 
@@ -438,7 +472,10 @@ fn nearest_neighbour_vote(
 
 impl exports::edgenlu::nlu::nlu::Guest for Intents {
     fn handle(req: Request) -> Result<Response, Error> {
-        let encoded = encode_text(&req.text)?;
+        let encoded = match req.encoded {
+            Some(given) => given_encoding(&req.text, given)?,
+            None => encode_text(&req.text)?,
+        };
         let query = &encoded.pooled;
         let index_name =
             config::get("index").ok_or_else(|| invalid("config has no `index` model"))?;

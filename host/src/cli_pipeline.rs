@@ -1,0 +1,290 @@
+//! `edgenlu run` and `edgenlu eval`: utterances through the device pipeline (router → skill →
+//! policy → phrasing or uplink), one at a time or over a labelled dataset.
+
+use crate::bar;
+use crate::bench::percentile;
+use anyhow::{bail, Context, Result};
+use edgenlu::bundled::{self, DEFAULT_INDEX};
+use edgenlu::datastore::{Example, OUT_OF_SCOPE};
+use edgenlu::eval::{IntentScores, OutOfScopeScores, SpanScores};
+use edgenlu::pipeline::{DeviceState, Pipeline};
+use edgenlu::policy::Policy;
+use edgenlu::router::{Route, Router};
+use edgenlu::slots::{to_bytes, ByteSpan};
+use edgenlu::trust::skills::SkillStore;
+use edgenlu::{AnswerPath, Decision, Limits, Runtime};
+use edgenlu_models::store::ModelStore;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Which skills answer, and how the vendor's policy is configured.
+#[derive(clap::Args)]
+pub struct SkillsArgs {
+    /// A datastore (built by `edgenlu skill index` or `skill build`) the bundled intents skill
+    /// answers from, as a skill named after it; repeat for several. The vendor's own skill: it
+    /// may use the uplink. Default: snips-intents, when no --skill is given either.
+    #[arg(long = "index")]
+    indexes: Vec<String>,
+    /// An installed skill (`edgenlu install`), loaded under its manifest's grants; it may use
+    /// the uplink only if its manifest has the `uplink` capability. Repeat for several.
+    #[arg(long = "skill")]
+    skills: Vec<String>,
+    /// A config value for the default policy, KEY=VALUE (min-confidence, min-battery,
+    /// max-chars, max-out-of-scope); repeat for several.
+    #[arg(long = "policy", value_parser = parse_key_value)]
+    policy: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+/// The device's state as the policy sees it.
+#[derive(clap::Args, Clone, Copy)]
+pub struct DeviceArgs {
+    /// Whether the device is online, as the policy sees it.
+    #[arg(long, value_enum, default_value = "up")]
+    network: Network,
+    /// Battery charge in percent, as the policy sees it (default: mains power).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    battery: Option<u8>,
+}
+
+/// `--network` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Network {
+    Up,
+    Down,
+}
+
+impl DeviceArgs {
+    fn state(self) -> DeviceState {
+        DeviceState {
+            network_up: matches!(self.network, Network::Up),
+            battery_percent: self.battery,
+        }
+    }
+}
+
+/// The pipeline over the skills `args` names, phrasing with SmolLM2 when `phrase`.
+pub fn pipeline(
+    rt: &Runtime,
+    store: &ModelStore,
+    args: &SkillsArgs,
+    phrase: bool,
+) -> Result<Pipeline> {
+    let mut routes = Vec::new();
+    let mut indexes = args.indexes.clone();
+    if indexes.is_empty() && args.skills.is_empty() {
+        indexes.push(DEFAULT_INDEX.to_string());
+    }
+    for index in &indexes {
+        let skill = crate::intents_for_index(rt, index, Limits::default())?;
+        routes.push(Route::new(index, Arc::new(skill), true, rt.catalog())?);
+    }
+    if !args.skills.is_empty() {
+        let installed = SkillStore::at(store.root())?;
+        for name in &args.skills {
+            routes.push(Route::installed(&installed, rt, name)?);
+        }
+    }
+    let encoder = routes[0].encoder()?.to_string();
+    let embedder = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
+    let router = Router::new(&encoder, Arc::new(embedder), routes)?;
+    let policy_config: BTreeMap<String, String> = args.policy.iter().cloned().collect();
+    let phraser = if phrase {
+        let limits = Limits {
+            deadline: std::time::Duration::from_secs(3),
+            ..bundled::chat_limits()
+        };
+        Some(Arc::new(rt.load_skill(bundled::chat_skill(
+            bundled::DEFAULT_DECODER,
+            limits,
+        ))?))
+    } else {
+        None
+    };
+    Ok(Pipeline {
+        router,
+        policy: Policy::load(rt, &bundled::default_policy(policy_config))?,
+        phraser,
+        uplink: edgenlu::uplink::UplinkConfig::from_env()?
+            .map(edgenlu::uplink::Uplink::new)
+            .transpose()?,
+    })
+}
+
+/// `edgenlu run`: one JSON line per utterance.
+pub fn run(pipeline: &Pipeline, texts: &[String], device: DeviceArgs) -> Result<()> {
+    for text in texts {
+        let answer = pipeline
+            .answer(text, device.state())
+            .with_context(|| format!("answering {text:?}"))?;
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "text": text, "response": answer }))?
+        );
+    }
+    Ok(())
+}
+
+/// p50, p90, p99 of `v` (sorted in place).
+fn percentiles(v: &mut [f64]) -> [f64; 3] {
+    v.sort_by(f64::total_cmp);
+    [0.5, 0.9, 0.99].map(|p| percentile(v, p))
+}
+
+/// `edgenlu eval`: every example through the pipeline, scored.
+pub fn eval(
+    pipeline: &Pipeline,
+    examples: &[Example],
+    device: DeviceArgs,
+    json: bool,
+) -> Result<()> {
+    let routes = pipeline.router.routes();
+    // Which skills know each intent, to score the router.
+    let mut knows: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, route) in routes.iter().enumerate() {
+        for intent in route.intents() {
+            knows.entry(intent).or_default().push(i);
+        }
+    }
+    if let Some(e) = examples
+        .iter()
+        .find(|e| e.intent != OUT_OF_SCOPE && !knows.contains_key(&e.intent))
+    {
+        bail!("no skill knows intent {:?} (of {:?})", e.intent, e.text);
+    }
+    let pb = bar(examples.len(), "eval");
+    let mut total_ms = Vec::with_capacity(examples.len());
+    let mut stage_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut answers = Vec::with_capacity(examples.len());
+    let mut spans = SpanScores::default();
+    let (mut routed_right, mut in_scope) = (0usize, 0usize);
+    let mut decisions: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut per_skill: BTreeMap<String, usize> = BTreeMap::new();
+    for ex in examples {
+        let start = std::time::Instant::now();
+        let a = pipeline
+            .answer(&ex.text, device.state())
+            .with_context(|| format!("answering {:?}", ex.text))?;
+        total_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        for t in &a.stages {
+            stage_ms
+                .entry(t.stage.clone())
+                .or_default()
+                .push(t.micros as f64 / 1e3);
+        }
+        if let Some(skills) = knows.get(&ex.intent) {
+            in_scope += 1;
+            let chosen = routes.iter().position(|r| r.name == a.skill);
+            routed_right += chosen.is_some_and(|c| skills.contains(&c)) as usize;
+        }
+        *per_skill.entry(a.skill.clone()).or_default() += 1;
+        let response = &a.answer.response;
+        *decisions
+            .entry(match (a.verdict.decision, response.path) {
+                (Decision::Reject, _) => "reject",
+                (_, AnswerPath::Offload) => "offload",
+                _ => "local",
+            })
+            .or_default() += 1;
+        let predicted: Vec<ByteSpan> = response.slots.iter().map(ByteSpan::from).collect();
+        spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
+        // A refusal is the device saying "not mine": out of scope, as the user sees it.
+        answers.push(if a.verdict.decision == Decision::Reject {
+            OUT_OF_SCOPE.to_string()
+        } else {
+            response.intent.clone()
+        });
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let pairs: Vec<(&str, &str)> = examples
+        .iter()
+        .zip(&answers)
+        .map(|(e, a)| (e.intent.as_str(), a.as_str()))
+        .collect();
+    let intents = IntentScores::of(&pairs);
+    let oos = OutOfScopeScores::of(&pairs);
+    let has_slots = spans.gold + spans.predicted > 0;
+    let routing = (routes.len() > 1 && in_scope > 0).then(|| routed_right as f64 / in_scope as f64);
+    let total = percentiles(&mut total_ms);
+    let stages: Vec<(String, [f64; 3])> = stage_ms
+        .into_iter()
+        .map(|(stage, mut v)| (stage, percentiles(&mut v)))
+        .collect();
+    let n = examples.len().max(1) as f64;
+    if json {
+        let p = |q: &[f64; 3]| serde_json::json!({"p50": q[0], "p90": q[1], "p99": q[2]});
+        println!(
+            "{}",
+            serde_json::json!({
+                "examples": intents.examples, "correct": intents.correct,
+                "accuracy": intents.accuracy, "macro_f1": intents.macro_f1,
+                "skills": routes.len(),
+                "routing_accuracy": routing,
+                "per_skill": per_skill,
+                "out_of_scope": oos.as_ref().map(|o| serde_json::json!({
+                    "in_scope_accuracy": o.in_scope_accuracy, "recall": o.recall, "precision": o.precision,
+                })),
+                "slots": has_slots.then(|| serde_json::json!({
+                    "gold": spans.gold, "predicted": spans.predicted, "correct": spans.correct,
+                    "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
+                })),
+                "decisions": decisions,
+                "latency_ms": p(&total),
+                "stage_ms": stages.iter().map(|(s, q)| (s.clone(), p(q))).collect::<serde_json::Map<_, _>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!("examples   {}", intents.examples);
+    println!(
+        "accuracy   {:.2} % ({}/{})",
+        intents.accuracy * 100.0,
+        intents.correct,
+        intents.examples
+    );
+    println!("macro-F1   {:.2} %", intents.macro_f1 * 100.0);
+    if let Some(r) = routing {
+        println!(
+            "routing    {:.2} % of in-scope utterances to a skill that knows their intent ({} skills)",
+            r * 100.0,
+            routes.len()
+        );
+    }
+    if let Some(o) = &oos {
+        println!(
+            "in-scope   {:.2} % accuracy   out-of-scope recall {:.2} %, precision {:.2} %",
+            o.in_scope_accuracy * 100.0,
+            o.recall * 100.0,
+            o.precision * 100.0
+        );
+    }
+    if has_slots {
+        println!(
+            "slots      F1 {:.2} %   precision {:.2} %, recall {:.2} % ({} of {} gold spans exact)",
+            spans.f1() * 100.0,
+            spans.precision() * 100.0,
+            spans.recall() * 100.0,
+            spans.correct,
+            spans.gold
+        );
+    }
+    let share = |d: &str| *decisions.get(d).unwrap_or(&0) as f64 / n * 100.0;
+    println!(
+        "decisions  local {:.1} %   offload {:.1} %   reject {:.1} %",
+        share("local"),
+        share("offload"),
+        share("reject")
+    );
+    let [p50, p90, p99] = total;
+    println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
+    for (stage, [a, b, c]) in &stages {
+        println!("  {stage:<9}p50 {a:.2} ms   p90 {b:.2} ms   p99 {c:.2} ms");
+    }
+    Ok(())
+}
