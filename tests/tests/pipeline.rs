@@ -300,10 +300,7 @@ fn the_router_refuses_skills_it_cannot_serve_and_a_skill_refuses_an_encoding_tha
     let mut outside = good.clone();
     outside.tokens[1].end = 1000;
     for bad in [short, outside] {
-        let err = r
-            .answer(text, bad)
-            .err()
-            .expect("a bad encoding is refused");
+        let err = r.answer(text, bad).expect_err("a bad encoding is refused");
         assert!(
             matches!(
                 err,
