@@ -82,11 +82,11 @@ pub fn open_tokenizer(
     let mut linker = Linker::new(component.engine());
     Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s).map_err(load_err)?;
     let pre = linker.instantiate_pre(&component).map_err(load_err)?;
-    let link = TokenizerLink {
-        pre: TokenizerPre::new(pre).map_err(load_err)?,
-        grants: spec.grants.clone(),
-        runtime: runtime.clone(),
-    };
+    let link = TokenizerLink::new(
+        TokenizerPre::new(pre).map_err(load_err)?,
+        spec.grants.clone(),
+        runtime.clone(),
+    );
     Ok(link.for_request(Instant::now() + spec.grants.limits.deadline))
 }
 

@@ -61,6 +61,8 @@ pub struct Route {
     /// Its datastore's name, and the file, whose `index.embeddings` rows the router searches.
     index: String,
     datastore: Arc<GgufFile>,
+    /// Norms of those rows, computed once (every utterance searches them).
+    norms: Vec<f32>,
 }
 
 /// Where an utterance went and what it cost.
@@ -113,8 +115,15 @@ impl Route {
             index: index.clone(),
             reason: e.to_string(),
         })?;
-        rows(name, &index, &datastore)?;
+        let norms = ops::row_norms(&rows(name, &index, &datastore)?).map_err(|e| {
+            RouterError::BadDatastore {
+                skill: name.into(),
+                index: index.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(Route {
+            norms,
             name: name.into(),
             skill,
             may_uplink,
@@ -240,13 +249,13 @@ impl Router {
         let mut nearest = f32::NEG_INFINITY;
         for (i, route) in self.routes.iter().enumerate() {
             let view = rows(&route.name, &route.index, &route.datastore)?;
-            let hits = ops::nn_search(&view, &encoded.sentence, ROUTE_NEIGHBOURS).map_err(|e| {
-                RouterError::BadDatastore {
-                    skill: route.name.clone(),
-                    index: route.index.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let hits =
+                ops::nn_search_with_norms(&view, &route.norms, &encoded.sentence, ROUTE_NEIGHBOURS)
+                    .map_err(|e| RouterError::BadDatastore {
+                        skill: route.name.clone(),
+                        index: route.index.clone(),
+                        reason: e.to_string(),
+                    })?;
             // NaN scores (a corrupt row) count as unrelated.
             let score = |h: &ops::Hit| if h.score.is_nan() { -1.0 } else { h.score };
             let mean = hits.iter().map(score).sum::<f32>() / hits.len().max(1) as f32;

@@ -322,24 +322,30 @@ impl Runtime {
         grants: &Grants,
         deadline: Instant,
     ) -> Store<ComponentState> {
-        let mut state = ComponentState::new(
+        let state = ComponentState::new(
             name.to_string(),
             self.inner.catalog.clone(),
             grants.models.clone(),
             grants.config.clone(),
             grants.limits.clone(),
         );
-        state.budget.deadline = deadline;
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        self.renew_store(&mut store, deadline);
+        store
+    }
+
+    /// Gives `store` a new request: `deadline` (also as the epoch deadline) and fresh
+    /// per-request counters.
+    pub(crate) fn renew_store(&self, store: &mut Store<ComponentState>, deadline: Instant) {
+        store.data_mut().budget.renew(deadline);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let ticks = remaining
             .as_micros()
             .div_ceil(EPOCH_TICK.as_micros())
             .max(1) as u64;
         store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        store
     }
 
     /// Compiles the component file at `path` (see [`Runtime::compile`]).
@@ -437,11 +443,7 @@ impl Runtime {
                     .instantiate_pre(&component)
                     .map_err(|e| load_err(&t.path, e))?;
                 let pre = TokenizerPre::new(pre).map_err(|e| load_err(&t.path, e))?;
-                Some(TokenizerLink {
-                    pre,
-                    grants: t.grants.clone(),
-                    runtime: self.clone(),
-                })
+                Some(TokenizerLink::new(pre, t.grants.clone(), self.clone()))
             }
             None => None,
         };

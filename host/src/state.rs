@@ -78,6 +78,15 @@ impl Budget {
         }
     }
 
+    /// Starts a new request: its deadline, and the counters kept per request (log bytes,
+    /// kernel time, weight bytes read). Host bytes stay: they count what is still allocated.
+    pub fn renew(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.log_bytes = 0;
+        self.kernel_time = Duration::ZERO;
+        self.weight_bytes_read = 0;
+    }
+
     /// Fails if allocating `bytes` more would pass the host-memory budget.
     pub fn check_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
         if self.host_bytes.saturating_add(bytes) > self.limits.host_memory {

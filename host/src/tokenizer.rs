@@ -1,6 +1,13 @@
 //! Links a tokenizer component to a skill: the skill's `tokenize` import calls into the
 //! tokenizer's exports. The tokenizer runs in a store of its own (its own memory budget,
-//! handle table and grants) created on first use within a request and sharing its deadline.
+//! handle table and grants), taken on first use within a request and given that request's
+//! deadline.
+//!
+//! Tokenizers are the host's own bundled components (a manifest names one, it never ships
+//! one) and pure functions of their vocabulary, which they build once per instance (several
+//! milliseconds for WordPiece's 30,522 entries). So an instance that served a request without
+//! any error goes back to a small pool for the next request instead of being thrown away;
+//! one that returned an error or trapped never does (its cached state could be the error).
 
 use crate::bindings::edgenlu::nlu::tokenize;
 use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
@@ -8,27 +15,61 @@ use crate::bindings::TokenSpan;
 use crate::error::{HostError, SkillError};
 use crate::runtime::{classify_trap, Grants, Runtime};
 use crate::state::ComponentState;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
+
+/// Most warm instances kept per linked tokenizer: one per request running at once is enough,
+/// and the server runs a few.
+const MAX_IDLE: usize = 4;
+
+type Instance = (Store<ComponentState>, Tokenizer);
 
 /// A tokenizer component compiled and linked, ready to instantiate per request.
 #[derive(Clone)]
 pub struct TokenizerLink {
-    pub(crate) pre: TokenizerPre<ComponentState>,
+    pre: TokenizerPre<ComponentState>,
     pub(crate) grants: Grants,
-    pub(crate) runtime: Runtime,
+    runtime: Runtime,
+    /// Instances that served a request without an error, ready for the next.
+    idle: Arc<Mutex<Vec<Instance>>>,
 }
 
 /// A tokenizer instantiated for one request, or about to be.
 pub struct LinkedTokenizer {
     link: TokenizerLink,
     deadline: Instant,
-    live: Option<(Store<ComponentState>, Tokenizer)>,
+    live: Option<Instance>,
     /// Time spent in the tokenizer during this request.
     pub elapsed: Duration,
 }
 
+impl Drop for LinkedTokenizer {
+    fn drop(&mut self) {
+        if let Some(instance) = self.live.take() {
+            let mut idle = self.link.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(instance);
+            }
+        }
+    }
+}
+
 impl TokenizerLink {
+    /// Links `pre` (instantiated with `grants`) for skills of `runtime`.
+    pub(crate) fn new(
+        pre: TokenizerPre<ComponentState>,
+        grants: Grants,
+        runtime: Runtime,
+    ) -> TokenizerLink {
+        TokenizerLink {
+            pre,
+            grants,
+            runtime,
+            idle: Arc::default(),
+        }
+    }
+
     /// A tokenizer for one request that must finish by `deadline`.
     pub fn for_request(&self, deadline: Instant) -> LinkedTokenizer {
         LinkedTokenizer {
@@ -41,18 +82,32 @@ impl TokenizerLink {
 }
 
 impl LinkedTokenizer {
-    fn instance(&mut self) -> Result<&mut (Store<ComponentState>, Tokenizer), SkillError> {
+    fn instance(&mut self) -> Result<&mut Instance, SkillError> {
         if self.live.is_none() {
-            let mut store =
-                self.link
-                    .runtime
-                    .new_store("tokenizer", &self.link.grants, self.deadline);
-            let bindings = self
+            let warm = self
                 .link
-                .pre
-                .instantiate(&mut store)
-                .map_err(|e| classify_trap(e, store.data()))?;
-            self.live = Some((store, bindings));
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop();
+            self.live = Some(match warm {
+                Some((mut store, bindings)) => {
+                    self.link.runtime.renew_store(&mut store, self.deadline);
+                    (store, bindings)
+                }
+                None => {
+                    let mut store =
+                        self.link
+                            .runtime
+                            .new_store("tokenizer", &self.link.grants, self.deadline);
+                    let bindings = self
+                        .link
+                        .pre
+                        .instantiate(&mut store)
+                        .map_err(|e| classify_trap(e, store.data()))?;
+                    (store, bindings)
+                }
+            });
         }
         Ok(self.live.as_mut().expect("just set"))
     }
@@ -72,8 +127,8 @@ impl LinkedTokenizer {
                 Ok(Err(e)) => Err(SkillError::Guest(e)),
                 Err(trap) => Err(classify_trap(trap, store.data())),
             });
-        if matches!(result, Err(ref e) if !matches!(e, SkillError::Guest(_))) {
-            // A trapped instance is never reused.
+        if result.is_err() {
+            // Neither a trapped instance nor one whose cached state may be an error is reused.
             self.live = None;
         }
         self.elapsed += start.elapsed();

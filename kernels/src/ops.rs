@@ -24,7 +24,7 @@ pub use attention::{attention, KvCache};
 pub use linear::{add, embed, matmul, mul, scale};
 pub use norm::{l2_normalize, layer_norm, mean_pool, rms_norm};
 pub use rope::{rope, RopeLayout};
-pub use search::{argmax, nn_search, Hit};
+pub use search::{argmax, nn_search, nn_search_with_norms, row_norms, Hit};
 
 use crate::{DType, KernelError, WeightView};
 

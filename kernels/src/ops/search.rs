@@ -56,6 +56,61 @@ pub fn nn_search(index: &WeightView, query: &[f32], k: usize) -> Result<Vec<Hit>
     Ok(hits)
 }
 
+/// Each row's Euclidean norm, from the dequantized row as [`nn_search`] computes it: for
+/// [`nn_search_with_norms`], which searches the same index many times.
+pub fn row_norms(index: &WeightView) -> Result<Vec<f32>, KernelError> {
+    expect_weight_dtype(index, "row_norms")?;
+    let mut row = vec![0f32; index.cols()];
+    (0..index.rows())
+        .map(|r| {
+            index.dequantize_row(r, &mut row)?;
+            Ok(norm(&row) as f32)
+        })
+        .collect()
+}
+
+/// [`nn_search`] for an index searched many times: its row norms computed once
+/// ([`row_norms`]), and the dot products by the active variant's matrix-vector kernel (SIMD,
+/// and split across threads for a large index) instead of row by row. Scores equal
+/// [`nn_search`]'s within that kernel's tolerance for the index format (the activations are
+/// quantized for a Q8_0 index), so rows whose scores are that close may swap places.
+pub fn nn_search_with_norms(
+    index: &WeightView,
+    norms: &[f32],
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<Hit>, KernelError> {
+    expect_weight_dtype(index, "nn_search")?;
+    expect_len("nn_search query", query.len(), index.cols())?;
+    expect_len("nn_search norms", norms.len(), index.rows())?;
+    let mut dots = vec![0f32; index.rows()];
+    crate::matmul::matmul(&mut dots, query, 1, index, None)?;
+    let q_norm = norm(query);
+    let mut hits: Vec<Hit> = dots
+        .iter()
+        .zip(norms)
+        .enumerate()
+        .map(|(r, (&d, &n))| {
+            let denom = q_norm * n as f64;
+            Hit {
+                row: r as u32,
+                score: if denom > 0.0 {
+                    (d as f64 / denom) as f32
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect();
+    let order = |a: &Hit, b: &Hit| by_score_desc(a.score, b.score).then(a.row.cmp(&b.row));
+    if k < hits.len() && k > 0 {
+        hits.select_nth_unstable_by(k - 1, order);
+    }
+    hits.truncate(k);
+    hits.sort_by(order);
+    Ok(hits)
+}
+
 /// Descending order of scores with NaN last.
 fn by_score_desc(a: f32, b: f32) -> Ordering {
     match (a.is_nan(), b.is_nan()) {
