@@ -142,7 +142,9 @@ impl Pipeline {
             let (reply, path) = self.phrase(text, &response.intent, &response.slots);
             response.reply = Some(reply);
             response.path = path;
-            timed("phrase", start.elapsed());
+            // Without a phraser the reply is the template: timed under its own name.
+            let stage = if self.phraser.is_some() { "phrase" } else { "template" };
+            timed(stage, start.elapsed());
         }
         Ok(PipelineAnswer {
             skill: route.name.clone(),
