@@ -191,10 +191,16 @@ pub fn eval(
                 _ => "local",
             })
             .or_default() += 1;
-        let predicted: Vec<ByteSpan> = response.slots.iter().map(ByteSpan::from).collect();
+        // A refusal is the device saying "not mine": out of scope and no slots, as the user
+        // sees it.
+        let rejected = a.verdict.decision == Decision::Reject;
+        let predicted: Vec<ByteSpan> = if rejected {
+            Vec::new()
+        } else {
+            response.slots.iter().map(ByteSpan::from).collect()
+        };
         spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
-        // A refusal is the device saying "not mine": out of scope, as the user sees it.
-        answers.push(if a.verdict.decision == Decision::Reject {
+        answers.push(if rejected {
             OUT_OF_SCOPE.to_string()
         } else {
             response.intent.clone()
