@@ -261,17 +261,23 @@ enum ModelsCommand {
     /// Gets all-MiniLM-L6-v2 (stored as all-minilm-l6-v2.f32 and .q8_0) and
     /// SmolLM2-135M-Instruct; idempotent. Example: edgenlu models fetch
     Fetch,
-    /// Convert a Hugging Face BERT folder (config.json, model.safetensors, vocab) to GGUF.
+    /// Convert a Hugging Face BERT folder (config.json, model.safetensors, vocab) to GGUF:
+    /// into the store under --name (its digest recorded, so skills can open it), or to a file
+    /// with -o.
     ///
     /// Example: edgenlu models import ./all-MiniLM-L6-v2 --quant q8_0 -o minilm.q8_0.gguf
+    /// Example: edgenlu models import ~/finetune/minilm-snips-ft --quant q8_0 --name minilm-snips-ft.q8_0
     Import {
         /// Folder with config.json, model.safetensors and tokenizer.json or vocab.txt.
         hf_dir: PathBuf,
         #[arg(long, value_enum, default_value = "f32")]
         quant: Quant,
         /// Output GGUF file.
-        #[arg(short, long)]
-        output: PathBuf,
+        #[arg(short, long, required_unless_present = "name", conflicts_with = "name")]
+        output: Option<PathBuf>,
+        /// Store name to import as (written into the store and recorded with its digest).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// List the models in the store with their digests.
     ///
@@ -389,7 +395,13 @@ fn main() -> Result<()> {
             hf_dir,
             quant,
             output,
+            name,
         }) => {
+            let output = match (&name, output) {
+                (Some(name), _) => store.path_for(name)?,
+                (None, Some(output)) => output,
+                (None, None) => anyhow::bail!("give --name or -o"),
+            };
             let dtype = match quant {
                 Quant::F32 => DType::F32,
                 Quant::F16 => DType::F16,
@@ -401,6 +413,12 @@ fn main() -> Result<()> {
                 pb.set_position(p.done as u64);
             })?;
             pb.finish_and_clear();
+            if let Some(name) = &name {
+                store.record(
+                    name,
+                    &format!("models import {} --quant {dtype:?}", hf_dir.display()),
+                )?;
+            }
             println!(
                 "{}: {} tensors, {} parameters, {} bytes of {:?} weights, vocab {}, {} layers",
                 output.display(),
