@@ -163,6 +163,7 @@ fn time_edgenlu(
         let req = ChatRequest {
             prompt: prompt.to_string(),
             template: true,
+            system: None,
             max_tokens: tokens,
             sampling: SamplingParams::GREEDY,
             forward,

@@ -308,6 +308,7 @@ fn record(
                     &ChatRequest {
                         prompt: prompt.to_string(),
                         template: true,
+                        system: None,
                         max_tokens: tokens,
                         sampling: SamplingParams::GREEDY,
                         forward: Forward::Fused,

@@ -191,6 +191,7 @@ impl GenerateArgs {
         ChatRequest {
             prompt: self.prompt.clone(),
             template: self.chat,
+            system: None,
             max_tokens: self.max_tokens,
             sampling: SamplingParams {
                 temperature: self.temperature,

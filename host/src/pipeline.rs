@@ -143,7 +143,11 @@ impl Pipeline {
             response.reply = Some(reply);
             response.path = path;
             // Without a phraser the reply is the template: timed under its own name.
-            let stage = if self.phraser.is_some() { "phrase" } else { "template" };
+            let stage = if self.phraser.is_some() {
+                "phrase"
+            } else {
+                "template"
+            };
             timed(stage, start.elapsed());
         }
         Ok(PipelineAnswer {
@@ -169,6 +173,7 @@ impl Pipeline {
         let request = ChatRequest {
             prompt: phrasing_prompt(text, intent, slots),
             template: true,
+            system: None,
             max_tokens: REPLY_TOKENS,
             sampling: SamplingParams::GREEDY,
             forward: Forward::Fused,

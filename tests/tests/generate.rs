@@ -32,6 +32,7 @@ fn greedy(prompt: &str, template: bool, max_tokens: u32, forward: Forward) -> Ch
     ChatRequest {
         prompt: prompt.into(),
         template,
+        system: None,
         max_tokens,
         sampling: SamplingParams::GREEDY,
         forward,

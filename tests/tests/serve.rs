@@ -118,6 +118,23 @@ fn every_route_answers() {
     assert_eq!(whole["usage"]["completion_tokens"], 12);
     assert_eq!(whole["choices"][0]["finish_reason"], "length");
 
+    // A system message replaces the template's default system turn: a different prompt.
+    let mut with_system = chat_body(false);
+    with_system["messages"] = json!([
+        {"role": "system", "content": "Answer in French, in one word."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]);
+    let (status, v) = post(addr, "/v1/chat/completions", with_system);
+    assert_eq!(status, 200);
+    let tokens = |v: &Value| v["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert_ne!(tokens(&v), tokens(&whole), "the system message was ignored");
+    assert!(
+        tokens(&v) < tokens(&whole),
+        "{} vs {}",
+        tokens(&v),
+        tokens(&whole)
+    );
+
     // Streamed: the same greedy text, in chunks, then a finish reason and [DONE].
     let (status, sse) = http(
         addr,
@@ -162,8 +179,9 @@ fn every_route_answers() {
     assert_eq!(status, 200);
     assert!(metrics.contains("edgenlu_requests_total{route=\"/v1/nlu\",status=\"200\"} 1"));
     assert!(metrics.contains("edgenlu_requests_total{route=\"/v1/nlu\",status=\"400\"} 1"));
-    assert!(metrics.contains("edgenlu_generated_tokens_total 24"));
-    assert!(metrics.contains("edgenlu_request_seconds_count{route=\"/v1/chat/completions\"} 3"));
+    // Three completions of 12 tokens (whole, with a system message, streamed) and a bad one.
+    assert!(metrics.contains("edgenlu_generated_tokens_total 36"));
+    assert!(metrics.contains("edgenlu_request_seconds_count{route=\"/v1/chat/completions\"} 4"));
     server.shutdown();
 }
 

@@ -152,7 +152,7 @@ fn complete(req: ChatRequest) -> Result<ChatResponse, Error> {
     let name = config::get("model").unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let model = Model::open(&name)?;
     let text = if req.template {
-        let system = config::get("system");
+        let system = req.system.clone().or_else(|| config::get("system"));
         template::chatml(
             system.as_deref().unwrap_or(template::DEFAULT_SYSTEM),
             &req.prompt,
@@ -196,6 +196,7 @@ impl exports::edgenlu::nlu::nlu::Guest for Chat {
         let reply = complete(ChatRequest {
             prompt: req.text,
             template: true,
+            system: None,
             max_tokens: HANDLE_MAX_TOKENS,
             sampling: GREEDY,
             forward: Forward::Fused,

@@ -253,11 +253,17 @@ struct ChatBody {
     stream: bool,
 }
 
-/// The skill request for an OpenAI chat body: the last user message, in the chat template;
-/// greedy unless the client sets a temperature (a device answers the same way every time
-/// unless asked otherwise).
+/// The skill request for an OpenAI chat body: the last user message after the last system
+/// message (if any), in the chat template; greedy unless the client sets a temperature (a
+/// device answers the same way every time unless asked otherwise).
 fn chat_request(body: &[u8]) -> Result<(ChatRequest, bool), Failure> {
     let b: ChatBody = parse(body)?;
+    let system = b
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "system" || m.role == "developer")
+        .map(|m| m.content.clone());
     let prompt = b
         .messages
         .iter()
@@ -269,6 +275,7 @@ fn chat_request(body: &[u8]) -> Result<(ChatRequest, bool), Failure> {
     let req = ChatRequest {
         prompt,
         template: true,
+        system,
         max_tokens: b
             .max_completion_tokens
             .or(b.max_tokens)
