@@ -87,6 +87,14 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
+fn bad_datastore(skill: &str, index: &str, reason: impl ToString) -> RouterError {
+    RouterError::BadDatastore {
+        skill: skill.into(),
+        index: index.into(),
+        reason: reason.to_string(),
+    }
+}
+
 fn config<'a>(skill: &'a Skill, key: &'static str) -> Result<&'a str, RouterError> {
     skill
         .spec()
@@ -110,18 +118,11 @@ impl Route {
         catalog: &ModelCatalog,
     ) -> Result<Route, RouterError> {
         let index = config(&skill, "index")?.to_string();
-        let datastore = catalog.get(&index).map_err(|e| RouterError::BadDatastore {
-            skill: name.into(),
-            index: index.clone(),
-            reason: e.to_string(),
-        })?;
-        let norms = ops::row_norms(&rows(name, &index, &datastore)?).map_err(|e| {
-            RouterError::BadDatastore {
-                skill: name.into(),
-                index: index.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let datastore = catalog
+            .get(&index)
+            .map_err(|e| bad_datastore(name, &index, e))?;
+        let norms = ops::row_norms(&rows(name, &index, &datastore)?)
+            .map_err(|e| bad_datastore(name, &index, e))?;
         Ok(Route {
             norms,
             name: name.into(),
@@ -181,11 +182,7 @@ impl Route {
 
 /// The datastore's example rows, checked to be a matrix the search can read.
 fn rows<'a>(skill: &str, index: &str, file: &'a GgufFile) -> Result<WeightView<'a>, RouterError> {
-    let bad = |reason: String| RouterError::BadDatastore {
-        skill: skill.into(),
-        index: index.into(),
-        reason,
-    };
+    let bad = |reason: String| bad_datastore(skill, index, reason);
     let t = file
         .tensor("index.embeddings")
         .ok_or_else(|| bad("no index.embeddings".into()))?;
@@ -251,11 +248,7 @@ impl Router {
             let view = rows(&route.name, &route.index, &route.datastore)?;
             let hits =
                 ops::nn_search_with_norms(&view, &route.norms, &encoded.sentence, ROUTE_NEIGHBOURS)
-                    .map_err(|e| RouterError::BadDatastore {
-                        skill: route.name.clone(),
-                        index: route.index.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| bad_datastore(&route.name, &route.index, e))?;
             // NaN scores (a corrupt row) count as unrelated.
             let score = |h: &ops::Hit| if h.score.is_nan() { -1.0 } else { h.score };
             let mean = hits.iter().map(score).sum::<f32>() / hits.len().max(1) as f32;
