@@ -23,15 +23,15 @@ pub struct SkillsArgs {
     /// A datastore (built by `edgenlu skill index` or `skill build`) the bundled intents skill
     /// answers from, as a skill named after it; repeat for several. The vendor's own skill: it
     /// may use the uplink. Default: snips-intents, when no --skill is given either.
-    #[arg(long = "index")]
+    #[arg(long = "index", value_name = "NAME")]
     indexes: Vec<String>,
     /// An installed skill (`edgenlu install`), loaded under its manifest's grants; it may use
     /// the uplink only if its manifest has the `uplink` capability. Repeat for several.
-    #[arg(long = "skill")]
+    #[arg(long = "skill", value_name = "NAME")]
     skills: Vec<String>,
     /// A config value for the default policy, KEY=VALUE (min-confidence, min-battery,
     /// max-chars, max-out-of-scope); repeat for several.
-    #[arg(long = "policy", value_parser = parse_key_value)]
+    #[arg(long = "policy", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     policy: Vec<(String, String)>,
 }
 

@@ -42,14 +42,17 @@ enum Command {
     /// Build skill data.
     #[command(subcommand)]
     Skill(cli_skill::SkillCommand),
-    /// Answer utterances through the device pipeline: the intents skill (intent, confidence,
-    /// slots), the default vendor policy (local, offload or reject), a reply phrased by SmolLM2
+    /// Answer utterances through the device pipeline: the router (embeds once, picks the skill
+    /// whose examples are nearest), that intents skill (intent, confidence, slots), the
+    /// default vendor policy (local, offload or reject), a reply phrased by SmolLM2
     /// (a template reply when phrasing fails or runs out of time), or the answer of the uplink
     /// the owner configured (EDGENLU_UPLINK_URL, e.g. http://host:8080/v1; _KEY, _MODEL,
     /// _TIMEOUT_MS), falling back to a local answer when it fails. Prints one JSON response per
     /// utterance, with the verdict and per-stage times.
     ///
     /// Example: edgenlu run "play some jazz" "will it rain tomorrow in Paris"
+    ///
+    /// Example: edgenlu run --index snips-music --index clinc150 "what is my credit score"
     Run {
         /// Utterances to answer.
         #[arg(required = true)]
@@ -69,6 +72,7 @@ enum Command {
     /// per stage (tokenize, embed, search, head, policy, phrase). Phrasing only with --phrase.
     ///
     /// Example: edgenlu eval --data ../shared/datasets/snips/test.jsonl
+    ///
     /// Example: edgenlu eval --data both.jsonl --index snips-music --index clinc150 --json
     Eval {
         /// JSONL with `text` and `intent` on each line (and `slots`, to score slots).
