@@ -131,6 +131,19 @@ fn pipeline(uplink: Option<&str>) -> Pipeline {
     pipeline_over(vec![route], uplink)
 }
 
+/// A real `edgenlu serve` on a free loopback port, and its OpenAI base URL.
+fn loopback_uplink() -> (edgenlu::serve::Server, String) {
+    let server = start_server(
+        &ServeConfig {
+            listen: "127.0.0.1:0".into(),
+            ..ServeConfig::default()
+        },
+        index(),
+    );
+    let url = format!("http://{}/v1", server.addr());
+    (server, url)
+}
+
 const ONLINE: DeviceState = DeviceState {
     network_up: true,
     battery_percent: Some(80),
@@ -160,14 +173,7 @@ fn in_scope_is_answered_locally_with_a_phrased_reply() {
 
 #[test]
 fn out_of_scope_goes_over_the_uplink_and_falls_back_when_it_is_down() {
-    let server = start_server(
-        &ServeConfig {
-            listen: "127.0.0.1:0".into(),
-            ..ServeConfig::default()
-        },
-        index(),
-    );
-    let url = format!("http://{}/v1", server.addr());
+    let (server, url) = loopback_uplink();
     let p = pipeline(Some(&url));
     let a = p.answer(OUT_OF_SCOPE, ONLINE).unwrap();
     let r = &a.answer.response;
@@ -315,14 +321,7 @@ fn the_router_refuses_skills_it_cannot_serve_and_a_skill_refuses_an_encoding_tha
 #[test]
 fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
     use edgenlu::trust::{dev, skills::SkillStore, unix_now};
-    let server = start_server(
-        &ServeConfig {
-            listen: "127.0.0.1:0".into(),
-            ..ServeConfig::default()
-        },
-        index(),
-    );
-    let url = format!("http://{}/v1", server.addr());
+    let (server, url) = loopback_uplink();
     let dir = std::env::temp_dir().join(format!("edgenlu-router-uplink-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
