@@ -81,7 +81,9 @@ skill_world_with_export!(chat, "chat-skill");
 // The embedding-skill world adds the `embedder` export.
 skill_world_with_export!(embedding, "embedding-skill");
 
-pub use self::chat::exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
+pub use self::chat::exports::edgenlu::nlu::chat::{
+    ChatError, ChatRequest, ChatResponse, ChatTurn, ContextOverflow, Forward, Role as ChatRole,
+};
 pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
 
 impl SamplingParams {

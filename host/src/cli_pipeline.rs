@@ -1,5 +1,6 @@
 //! `edgenlu run` and `edgenlu eval`: utterances through the device pipeline (router → skill →
-//! policy → phrasing or uplink), one at a time or over a labelled dataset.
+//! policy → phrasing or uplink), one at a time or over a labelled dataset. `edgenlu serve`
+//! builds its `/v1/nlu` pipeline here too, from the same flags.
 
 use crate::bar;
 use crate::bench::percentile;
@@ -18,11 +19,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Which skills answer, and how the vendor's policy is configured.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct SkillsArgs {
     /// A datastore (built by `edgenlu skill index` or `skill build`) the bundled intents skill
     /// answers from, as a skill named after it; repeat for several. The vendor's own skill: it
-    /// may use the uplink. Default: snips-intents, when no --skill is given either.
+    /// may use the uplink. Default, when no --skill is given either: snips-intents (serve: the
+    /// installed skill `intents` if there is one).
     #[arg(long = "index", value_name = "NAME")]
     indexes: Vec<String>,
     /// An installed skill (`edgenlu install`), loaded under its manifest's grants; it may use
@@ -33,6 +35,18 @@ pub struct SkillsArgs {
     /// max-chars, max-out-of-scope); repeat for several.
     #[arg(long = "policy", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     policy: Vec<(String, String)>,
+}
+
+impl SkillsArgs {
+    /// These arguments, or when they name no skill and skill `name` is installed in `skills`,
+    /// that skill (`edgenlu serve`'s default, which then follows its new versions).
+    pub fn or_installed(&self, skills: &SkillStore, name: &str) -> Result<SkillsArgs> {
+        let mut args = self.clone();
+        if args.indexes.is_empty() && args.skills.is_empty() && skills.state(name)?.is_some() {
+            args.skills.push(name.to_string());
+        }
+        Ok(args)
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -60,7 +74,8 @@ enum Network {
 }
 
 impl DeviceArgs {
-    fn state(self) -> DeviceState {
+    /// The state these flags describe.
+    pub fn state(self) -> DeviceState {
         DeviceState {
             network_up: matches!(self.network, Network::Up),
             battery_percent: self.battery,

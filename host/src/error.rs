@@ -81,6 +81,14 @@ pub enum SkillError {
     /// The skill returned a response larger than its budget allows.
     #[error("budget-exceeded: the response is {bytes} bytes, more than the {limit} allowed")]
     ResponseTooLarge { bytes: usize, limit: usize },
+    /// A chat request's prompt (as rendered) and its new tokens do not fit the model's
+    /// context: the caller's to shorten (OpenAI's `context_length_exceeded`).
+    #[error(
+        "context_length_exceeded: the prompt takes {} tokens and {} more were asked for, past \
+         the model's context of {}",
+        .0.prompt_tokens, .0.max_tokens, .0.context
+    )]
+    ContextLength(crate::bindings::ContextOverflow),
     /// A host call panicked (a host bug); the instance was discarded, the host goes on.
     #[error("{0}")]
     HostPanic(String),

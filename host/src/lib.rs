@@ -30,8 +30,9 @@ pub mod trust;
 pub mod uplink;
 
 pub use bindings::{
-    AnswerPath, ChatRequest, ChatResponse, Decision, Encoded, FinishReason, Forward, Response,
-    SamplingParams, Signals, Slot, Timing, TokenSpan, Usage, Verdict, WitError,
+    AnswerPath, ChatRequest, ChatResponse, ChatRole, ChatTurn, ContextOverflow, Decision, Encoded,
+    FinishReason, Forward, Response, SamplingParams, Signals, Slot, Timing, TokenSpan, Usage,
+    Verdict, WitError,
 };
 pub use error::SkillError;
 pub use llm_host::PREFILL_CHUNK;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
+use edgenlu::bundled::{self, DEFAULT_ENCODER};
 use edgenlu::datastore;
 use edgenlu::{
     ChatRequest, FinishReason, Forward, Limits, ModelCatalog, Runtime, SamplingParams, Skill,
@@ -108,20 +108,31 @@ enum Command {
     ///
     /// Example: edgenlu generate --chat --max-tokens 48 "What is the capital of France?"
     Generate(GenerateArgs),
-    /// Serve the skills over HTTP: `POST /v1/nlu`, OpenAI-compatible `POST /v1/embeddings` and
-    /// `POST /v1/chat/completions` (`stream: true` for server-sent events), `GET /v1/models`,
-    /// `GET /healthz`, `GET /metrics` (Prometheus). The intents skill is the installed one if
-    /// the skill store has it (new versions swap in between requests), else the bundled one
-    /// over --index. SIGTERM or SIGINT stops accepting and drains requests in flight.
+    /// Serve the skills over HTTP: `POST /v1/nlu` ({"text": ...}; optional "network": "up" or
+    /// "down" and "battery": N override --network and --battery) answers through the device
+    /// pipeline as `edgenlu run` does — router over the skills --index and --skill name, the
+    /// vendor policy, a template reply (phrased by SmolLM2 with --phrase) or the uplink's
+    /// answer (EDGENLU_UPLINK_URL) — with the skill, verdict and stage times; OpenAI-compatible
+    /// `POST /v1/embeddings` (the router's encoder) and `POST /v1/chat/completions` (the whole
+    /// conversation; `stream: true` for server-sent events), `GET /v1/models`, `GET /healthz`,
+    /// `GET /metrics` (Prometheus, with each skill's version). Installed skills swap to a new
+    /// version between requests. SIGTERM or SIGINT stops accepting and drains requests in
+    /// flight.
     ///
     /// Example: edgenlu serve --listen 127.0.0.1:8080 --workers 2 --queue 16
+    ///
+    /// Example: edgenlu serve --index snips-music --index clinc150 --policy max-out-of-scope=0.5
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Datastore of the bundled intents skill (when none is installed).
-        #[arg(long, default_value = DEFAULT_INDEX)]
-        index: String,
+        #[command(flatten)]
+        skills: cli_pipeline::SkillsArgs,
+        /// Phrase `/v1/nlu` replies with SmolLM2 (about a second per utterance).
+        #[arg(long)]
+        phrase: bool,
+        #[command(flatten)]
+        device: cli_pipeline::DeviceArgs,
         /// Worker threads answering requests.
         #[arg(long, default_value_t = 2)]
         workers: usize,
@@ -331,28 +342,23 @@ fn intents_for_index(rt: &Runtime, index: &str, limits: Limits) -> Result<Skill>
     Ok(rt.load_skill(bundled::intents_skill(&encoder, Some(index), limits))?)
 }
 
-/// The skills `edgenlu serve` answers with: the installed intents skill if there is one.
-fn serve_skills(rt: &Runtime, store: &ModelStore, index: &str) -> Result<edgenlu::serve::Skills> {
-    use edgenlu::serve::IntentsSkill;
-    use edgenlu::trust::skills::{LiveSkill, SkillStore};
-    let skills = SkillStore::at(store.root())?;
-    let intents = if skills.state("intents")?.is_some() {
-        IntentsSkill::Live {
-            live: LiveSkill::open(&skills, rt, "intents")?,
-            store: skills,
-            runtime: rt.clone(),
-        }
-    } else {
-        IntentsSkill::Fixed(std::sync::Arc::new(intents_for_index(
-            rt,
-            index,
-            Limits::default(),
-        )?))
-    };
+/// What `edgenlu serve` answers with: the pipeline over the skills `args` names (by default
+/// the installed skill `intents` if there is one, else the default datastore), and the chat
+/// skill.
+fn serve_skills(
+    rt: &Runtime,
+    store: &ModelStore,
+    args: &cli_pipeline::SkillsArgs,
+    phrase: bool,
+    device: cli_pipeline::DeviceArgs,
+) -> Result<edgenlu::serve::Skills> {
+    let installed = edgenlu::trust::skills::SkillStore::at(store.root())?;
+    let args = args.or_installed(&installed, "intents")?;
+    let pipeline = cli_pipeline::pipeline(rt, store, &args, phrase)?;
     let decoder = bundled::DEFAULT_DECODER.to_string();
     Ok(edgenlu::serve::Skills {
-        intents,
-        encoder: DEFAULT_ENCODER.to_string(),
+        nlu: edgenlu::serve::LivePipeline::new(pipeline, installed, rt.clone()),
+        device: device.state(),
         chat: std::sync::Arc::new(
             rt.load_skill(bundled::chat_skill(&decoder, bundled::chat_limits()))?,
         ),
@@ -360,10 +366,16 @@ fn serve_skills(rt: &Runtime, store: &ModelStore, index: &str) -> Result<edgenlu
     })
 }
 
-fn serve(store: &ModelStore, index: &str, config: &edgenlu::serve::ServeConfig) -> Result<()> {
+fn serve(
+    store: &ModelStore,
+    skills: &cli_pipeline::SkillsArgs,
+    phrase: bool,
+    device: cli_pipeline::DeviceArgs,
+    config: &edgenlu::serve::ServeConfig,
+) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let rt = runtime(store.clone())?;
-    let skills = serve_skills(&rt, store, index)?;
+    let skills = serve_skills(&rt, store, skills, phrase, device)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [SIGTERM, SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;
@@ -474,13 +486,17 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate(&runtime(store)?, &args)?,
         Command::Serve {
             listen,
-            index,
+            skills,
+            phrase,
+            device,
             workers,
             queue,
             max_body,
         } => serve(
             &store,
-            &index,
+            &skills,
+            phrase,
+            device,
             &edgenlu::serve::ServeConfig {
                 listen,
                 workers,

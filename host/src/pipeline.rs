@@ -73,6 +73,16 @@ pub struct PipelineAnswer {
 }
 
 impl Pipeline {
+    /// The same pipeline (policy, phraser, uplink) over another router.
+    pub fn with_router(&self, router: Router) -> Pipeline {
+        Pipeline {
+            router,
+            policy: self.policy.clone(),
+            phraser: self.phraser.clone(),
+            uplink: self.uplink.clone(),
+        }
+    }
+
     /// Runs `text` through the router, the skill it picks, the policy and (for a local
     /// answer) phrasing.
     pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, PipelineError> {

@@ -51,13 +51,26 @@ pub enum RouterError {
     Skill(#[from] SkillError),
 }
 
-/// A skill the router may pick.
+/// The installed file a route's skill was loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledFile {
+    /// The manifest's version.
+    pub version: u64,
+    /// SHA-256 of the file, hex (as the skill store's `state.json` records it).
+    pub sha256: String,
+}
+
+/// A skill the router may pick. Cloning shares the skill and the datastore.
+#[derive(Clone)]
 pub struct Route {
     /// The skill's name (what the policy and the response see).
     pub name: String,
     pub skill: Arc<Skill>,
     /// Whether its manifest grants the `uplink` capability.
     pub may_uplink: bool,
+    /// For an installed skill ([`Route::installed`]), the file it was loaded from: what a
+    /// server compares with the skill store to notice a new version. None for a bundled one.
+    pub installed: Option<InstalledFile>,
     /// Its datastore's name, and the file, whose `index.embeddings` rows the router searches.
     index: String,
     datastore: Arc<GgufFile>,
@@ -128,6 +141,7 @@ impl Route {
             name: name.into(),
             skill,
             may_uplink,
+            installed: None,
             index,
             datastore,
         })
@@ -151,7 +165,13 @@ impl Route {
             .manifest
             .capabilities
             .contains(&crate::trust::manifest::Capability::Uplink);
-        Route::new(name, Arc::new(skill), may_uplink, rt.catalog())
+        Ok(Route {
+            installed: Some(InstalledFile {
+                version: verified.manifest.version,
+                sha256: verified.sha256,
+            }),
+            ..Route::new(name, Arc::new(skill), may_uplink, rt.catalog())?
+        })
     }
 
     /// The skill's encoder (its `encoder` config).
@@ -228,6 +248,28 @@ impl Router {
     /// The encoder every route shares.
     pub fn encoder(&self) -> &str {
         &self.encoder
+    }
+
+    /// The skill that embeds utterances with that encoder (no datastore of its own).
+    pub fn embedder(&self) -> &Arc<Skill> {
+        &self.embedder
+    }
+
+    /// The same router with `route` in place of the route of the same name (checked as
+    /// [`Router::new`] checks), e.g. a newly installed version of a skill.
+    pub fn with_route(&self, route: Route) -> Result<Router, RouterError> {
+        let routes = self
+            .routes
+            .iter()
+            .map(|r| {
+                if r.name == route.name {
+                    route.clone()
+                } else {
+                    r.clone()
+                }
+            })
+            .collect();
+        Router::new(&self.encoder, self.embedder.clone(), routes)
     }
 
     /// The skills, in the order given.

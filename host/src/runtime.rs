@@ -5,7 +5,7 @@
 use crate::bindings::chat::ChatSkill;
 use crate::bindings::embedding::EmbeddingSkill;
 use crate::bindings::tokenizer::TokenizerPre;
-use crate::bindings::{ChatRequest, ChatResponse, Encoded};
+use crate::bindings::{ChatError, ChatRequest, ChatResponse, ChatTurn, Encoded};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::error::SkillError;
 use crate::models_host::ModelCatalog;
@@ -605,11 +605,32 @@ impl Skill {
         req: &ChatRequest,
         on_text: Option<TextSink>,
     ) -> Result<ChatResponse, SkillError> {
+        self.chat_with_history(&[], req, on_text)
+    }
+
+    /// [`chat`](Self::chat) continuing a conversation: `history` are the turns before
+    /// `req.prompt`, oldest first.
+    pub fn chat_with_history(
+        &self,
+        history: &[ChatTurn],
+        req: &ChatRequest,
+        on_text: Option<TextSink>,
+    ) -> Result<ChatResponse, SkillError> {
         let (response, _) = self.with_instance(on_text, |store, instance| {
             let bindings = ChatSkill::new(&mut *store, instance)?;
-            bindings.edgenlu_nlu_chat().call_complete(store, req)
+            // The context overflow travels apart so that it reaches the caller typed.
+            Ok(
+                match bindings
+                    .edgenlu_nlu_chat()
+                    .call_complete(store, req, history)?
+                {
+                    Ok(r) => Ok(Ok(r)),
+                    Err(ChatError::ContextLengthExceeded(o)) => Ok(Err(o)),
+                    Err(ChatError::Failed(e)) => Err(e),
+                },
+            )
         })?;
-        Ok(response)
+        response.map_err(SkillError::ContextLength)
     }
 
     /// Tokenizes with the linked tokenizer, in a fresh instance (for tests and tools).

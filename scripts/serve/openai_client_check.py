@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Calls an `edgenlu serve` with the official `openai` Python client (PyPI `openai`, pinned in
-scripts/serve/requirements.txt): embeddings, a chat completion, and a streamed one. Prints one
+scripts/serve/requirements.txt): embeddings, a chat completion, a streamed one, and one that
+continues a conversation (an earlier user and assistant turn). Prints one
 JSON object with what came back, for tests/tests/serve.rs to check:
 
     python3 scripts/serve/openai_client_check.py --base-url http://127.0.0.1:8080/v1
@@ -28,6 +29,11 @@ def main():
         if choice.delta.content:
             pieces.append(choice.delta.content)
         finish = choice.finish_reason or finish
+    conversation = messages + [
+        {"role": "assistant", "content": "The capital of France is Paris."},
+        {"role": "user", "content": "And what about Italy?"},
+    ]
+    multi = client.chat.completions.create(model="smollm2-135m-instruct.q4_1", messages=conversation, max_tokens=4)
     models = [m.id for m in client.models.list().data]
     print(json.dumps({
         "openai_version": openai.__version__,
@@ -37,6 +43,8 @@ def main():
         "chat_text": chat.choices[0].message.content,
         "chat_finish": chat.choices[0].finish_reason,
         "chat_completion_tokens": chat.usage.completion_tokens,
+        "chat_prompt_tokens": chat.usage.prompt_tokens,
+        "multi_turn_prompt_tokens": multi.usage.prompt_tokens,
         "stream_text": "".join(pieces),
         "stream_finish": finish,
         "models": models,

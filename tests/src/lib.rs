@@ -79,6 +79,58 @@ pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usi
     train.len()
 }
 
+/// Trains a skill's datastore `name` in the test store (head, and tagger from SNIPS slots),
+/// embedded by the bundled intents skill.
+pub fn build_skill_data(
+    name: &str,
+    train: &[edgenlu::datastore::Example],
+    val: Option<&[edgenlu::datastore::Example]>,
+) {
+    let store = store();
+    edgenlu::training::build(
+        &intents(None),
+        edgenlu::bundled::DEFAULT_ENCODER,
+        edgenlu::training::Examples { train, val },
+        2,
+        &edgenlu_models::softmax_head::HeadTraining::default(),
+        &store.path_for(name).expect("a datastore path"),
+        &|_, _, _| {},
+    )
+    .expect("training the skill's heads");
+    store
+        .record(name, "edgenlu-tests")
+        .expect("recording the datastore");
+}
+
+/// Two SNIPS domain skills' datastores, each trained only on its own intents (30 examples
+/// each), built once per test binary: `test-router-music` (AddToPlaylist, PlayMusic) and
+/// `test-router-weather` (GetWeather, BookRestaurant).
+pub fn domain_indexes() -> [&'static str; 2] {
+    use edgenlu::datastore;
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let names = ["test-router-music", "test-router-weather"];
+    BUILT.get_or_init(|| {
+        require_model(edgenlu::bundled::DEFAULT_ENCODER);
+        let all = datastore::limit_per_intent(
+            datastore::read_examples(&datasets_dir().join("snips/train.jsonl"))
+                .expect("reading SNIPS train"),
+            30,
+        );
+        for (name, intents) in names.iter().zip([
+            ["AddToPlaylist", "PlayMusic"],
+            ["GetWeather", "BookRestaurant"],
+        ]) {
+            let mine: Vec<_> = all
+                .iter()
+                .filter(|e| intents.contains(&e.intent.as_str()))
+                .cloned()
+                .collect();
+            build_skill_data(name, &mine, None);
+        }
+    });
+    names
+}
+
 /// Path of the repository's shared datasets (`../shared/datasets` beside the checkout, or
 /// `$EDGENLU_DATASETS`).
 pub fn datasets_dir() -> PathBuf {
@@ -120,35 +172,71 @@ pub fn assert_same_ids(skill: &edgenlu::Skill, golden: &[(String, Vec<u32>)], wh
     golden.len()
 }
 
-/// `edgenlu serve`'s server over `config`, with the bundled intents skill answering from
-/// datastore `index` and the bundled chat skill, as the CLI starts it.
-pub fn start_server(config: &edgenlu::serve::ServeConfig, index: &str) -> edgenlu::serve::Server {
-    use edgenlu::bundled::{
-        chat_limits, chat_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER,
-    };
-    use edgenlu::serve::{IntentsSkill, Server, Skills};
-    use std::sync::Arc;
+/// The bundled intents skill answering from datastore `index` (`None`: the router's
+/// embedder, which has no datastore).
+pub fn intents(index: Option<&str>) -> std::sync::Arc<edgenlu::Skill> {
+    use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
     require_model(DEFAULT_ENCODER);
+    std::sync::Arc::new(
+        runtime()
+            .load_skill(intents_skill(
+                DEFAULT_ENCODER,
+                index,
+                edgenlu::Limits::default(),
+            ))
+            .expect("loading the intents skill"),
+    )
+}
+
+/// The device pipeline over `routes` with the default policy, template replies and no uplink.
+pub fn pipeline_over(routes: Vec<edgenlu::router::Route>) -> edgenlu::pipeline::Pipeline {
+    use edgenlu::bundled::{default_policy, DEFAULT_ENCODER};
+    edgenlu::pipeline::Pipeline {
+        router: edgenlu::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
+            .expect("building the router"),
+        policy: edgenlu::policy::Policy::load(&runtime(), &default_policy(Default::default()))
+            .expect("loading the policy"),
+        phraser: None,
+        uplink: None,
+    }
+}
+
+/// `edgenlu serve`'s server over `config`, answering `/v1/nlu` through `nlu` (on a device
+/// online, on mains power) and chat with the bundled chat skill, as the CLI starts it.
+pub fn serve(
+    config: &edgenlu::serve::ServeConfig,
+    nlu: edgenlu::serve::LivePipeline,
+) -> edgenlu::serve::Server {
+    use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER};
     require_model(DEFAULT_DECODER);
-    let rt = runtime();
-    let intents = rt
-        .load_skill(intents_skill(
-            DEFAULT_ENCODER,
-            Some(index),
-            edgenlu::Limits::default(),
-        ))
-        .expect("loading the intents skill");
-    let chat = rt
+    let chat = runtime()
         .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
         .expect("loading the chat skill");
-    Server::start(
+    edgenlu::serve::Server::start(
         config,
-        Skills {
-            intents: IntentsSkill::Fixed(Arc::new(intents)),
-            encoder: DEFAULT_ENCODER.into(),
-            chat: Arc::new(chat),
+        edgenlu::serve::Skills {
+            nlu,
+            device: edgenlu::pipeline::DeviceState {
+                network_up: true,
+                battery_percent: None,
+            },
+            chat: std::sync::Arc::new(chat),
             decoder: DEFAULT_DECODER.into(),
         },
     )
     .expect("starting the server")
+}
+
+/// `edgenlu serve`'s server over `config`, with the bundled intents skill answering from
+/// datastore `index` (as the vendor's skill, named after it) and the bundled chat skill.
+pub fn start_server(config: &edgenlu::serve::ServeConfig, index: &str) -> edgenlu::serve::Server {
+    let rt = runtime();
+    let route = edgenlu::router::Route::new(index, intents(Some(index)), true, rt.catalog())
+        .expect("a route over the datastore");
+    let skills =
+        edgenlu::trust::skills::SkillStore::at(store().root()).expect("opening the skill store");
+    serve(
+        config,
+        edgenlu::serve::LivePipeline::new(pipeline_over(vec![route]), skills, rt),
+    )
 }

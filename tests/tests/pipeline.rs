@@ -4,15 +4,15 @@
 //! each answering from the encoding the router made exactly as it would alone, and the uplink
 //! only for a skill whose signed manifest grants it.
 
-use edgenlu::bundled::{self, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::pipeline::{DeviceState, Pipeline};
-use edgenlu::policy::Policy;
 use edgenlu::router::{Route, Router, RouterError};
 use edgenlu::serve::ServeConfig;
 use edgenlu::uplink::{Uplink, UplinkConfig};
-use edgenlu::{datastore, AnswerPath, Decision, Limits, Skill};
-use edgenlu_models::softmax_head::HeadTraining;
-use edgenlu_tests::{datasets_dir, require_model, runtime, start_server, store};
+use edgenlu::{datastore, AnswerPath, Decision, Skill};
+use edgenlu_tests::{
+    build_skill_data, datasets_dir, domain_indexes, intents, require_model, runtime, start_server,
+};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -36,69 +36,14 @@ fn index() -> &'static str {
     })
 }
 
-/// Trains a skill's datastore `name` in the test store (head, and tagger from SNIPS slots).
-fn build_skill_data(name: &str, train: &[datastore::Example], val: Option<&[datastore::Example]>) {
-    let store = store();
-    edgenlu::training::build(
-        &embedder(),
-        DEFAULT_ENCODER,
-        edgenlu::training::Examples { train, val },
-        2,
-        &HeadTraining::default(),
-        &store.path_for(name).unwrap(),
-        &|_, _, _| {},
-    )
-    .unwrap();
-    store.record(name, "tests/pipeline.rs").unwrap();
-}
-
-/// Two SNIPS domain skills, each trained only on its own intents (30 examples each):
-/// `test-router-music` (AddToPlaylist, PlayMusic) and `test-router-weather` (GetWeather,
-/// BookRestaurant).
-fn domain_indexes() -> [&'static str; 2] {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let names = ["test-router-music", "test-router-weather"];
-    BUILT.get_or_init(|| {
-        require_model(DEFAULT_ENCODER);
-        let all = datastore::limit_per_intent(
-            datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap(),
-            30,
-        );
-        for (name, intents) in names.iter().zip([
-            ["AddToPlaylist", "PlayMusic"],
-            ["GetWeather", "BookRestaurant"],
-        ]) {
-            let mine: Vec<_> = all
-                .iter()
-                .filter(|e| intents.contains(&e.intent.as_str()))
-                .cloned()
-                .collect();
-            build_skill_data(name, &mine, None);
-        }
-    });
-    names
-}
-
 /// The bundled intents skill answering from datastore `index`.
 fn skill(index: &str) -> Arc<Skill> {
-    Arc::new(
-        runtime()
-            .load_skill(intents_skill(
-                DEFAULT_ENCODER,
-                Some(index),
-                Limits::default(),
-            ))
-            .unwrap(),
-    )
+    intents(Some(index))
 }
 
 /// The skill that embeds for the router (no datastore).
 fn embedder() -> Arc<Skill> {
-    Arc::new(
-        runtime()
-            .load_skill(intents_skill(DEFAULT_ENCODER, None, Limits::default()))
-            .unwrap(),
-    )
+    intents(None)
 }
 
 fn uplink_to(url: &str) -> Uplink {
@@ -111,17 +56,17 @@ fn uplink_to(url: &str) -> Uplink {
     .unwrap()
 }
 
+/// The pipeline over `routes`, phrasing with SmolLM2, uplinked to `uplink` if given.
 fn pipeline_over(routes: Vec<Route>, uplink: Option<&str>) -> Pipeline {
     require_model(DEFAULT_DECODER);
-    let rt = runtime();
     Pipeline {
-        router: Router::new(DEFAULT_ENCODER, embedder(), routes).unwrap(),
-        policy: Policy::load(&rt, &bundled::default_policy(Default::default())).unwrap(),
         phraser: Some(Arc::new(
-            rt.load_skill(bundled::chat_skill(DEFAULT_DECODER, bundled::chat_limits()))
+            runtime()
+                .load_skill(bundled::chat_skill(DEFAULT_DECODER, bundled::chat_limits()))
                 .unwrap(),
         )),
         uplink: uplink.map(uplink_to),
+        ..edgenlu_tests::pipeline_over(routes)
     }
 }
 

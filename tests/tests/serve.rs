@@ -3,8 +3,14 @@
 //! graceful shutdown that finishes the request in flight.
 
 use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::serve::{IntentsSkill, ServeConfig, Server, Skills};
-use edgenlu_tests::{build_snips_index, require_model, runtime, start_server};
+use edgenlu::router::Route;
+use edgenlu::serve::{LivePipeline, ServeConfig, Server};
+use edgenlu::trust::skills::SkillStore;
+use edgenlu::{ChatRequest, ChatRole, ChatTurn, SamplingParams};
+use edgenlu_tests::{
+    build_snips_index, domain_indexes, intents, pipeline_over, require_model, runtime, serve,
+    start_server, store,
+};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -269,6 +275,11 @@ fn the_official_openai_client_works_against_it() {
     assert_eq!(v["embedding_dims"], 384);
     assert!(!v["chat_text"].as_str().unwrap().is_empty());
     assert_eq!(v["chat_completion_tokens"], 12);
+    let prompt_tokens = |k: &str| v[k].as_u64().unwrap();
+    assert!(
+        prompt_tokens("multi_turn_prompt_tokens") > prompt_tokens("chat_prompt_tokens"),
+        "the earlier turns of a conversation were dropped: {v}"
+    );
     assert_eq!(
         v["stream_text"], v["chat_text"],
         "streamed and whole greedy text agree"
@@ -287,7 +298,6 @@ fn the_official_openai_client_works_against_it() {
 #[test]
 fn a_hot_swap_under_load_loses_no_request() {
     use edgenlu::trust::dev;
-    use edgenlu::trust::skills::{LiveSkill, SkillStore};
     require_model(DEFAULT_ENCODER);
     require_model(DEFAULT_DECODER);
     let now = std::time::SystemTime::now()
@@ -306,24 +316,16 @@ fn a_hot_swap_under_load_loses_no_request() {
     };
     install(1);
     let rt = runtime();
-    let live = LiveSkill::open(&skills, &rt, "intents").unwrap();
-    let chat = rt
-        .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
-        .unwrap();
-    let server = Server::start(
+    // As `edgenlu serve --skill intents` starts it: the pipeline over the installed skill.
+    let route = Route::installed(&skills, &rt, "intents").unwrap();
+    let server = serve(
         &config(),
-        Skills {
-            intents: IntentsSkill::Live {
-                live,
-                store: SkillStore::at(&dir).unwrap(),
-                runtime: rt.clone(),
-            },
-            encoder: DEFAULT_ENCODER.into(),
-            chat: Arc::new(chat),
-            decoder: DEFAULT_DECODER.into(),
-        },
-    )
-    .unwrap();
+        LivePipeline::new(
+            pipeline_over(vec![route]),
+            SkillStore::at(&dir).unwrap(),
+            rt,
+        ),
+    );
     let addr = server.addr();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..3)
@@ -358,4 +360,190 @@ fn a_hot_swap_under_load_loses_no_request() {
     eprintln!("{} requests across the swap, all answered", statuses.len());
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/v1/nlu` answers through the pipeline: the router sends each utterance to the skill that
+/// knows its domain, and the answer carries the skill, the policy's verdict, the template
+/// reply (no phrasing unless asked) and the stage times; /metrics reports each route.
+#[test]
+fn nlu_routes_between_skills_and_returns_the_verdict() {
+    let [music, weather] = domain_indexes();
+    let rt = runtime();
+    let routes = vec![
+        Route::new("music", intents(Some(music)), true, rt.catalog()).unwrap(),
+        Route::new("weather", intents(Some(weather)), true, rt.catalog()).unwrap(),
+    ];
+    let skills = SkillStore::at(store().root()).unwrap();
+    let server = serve(
+        &config(),
+        LivePipeline::new(pipeline_over(routes), skills, rt),
+    );
+    let addr = server.addr();
+    for (text, skill, intent) in [
+        (
+            "add this song to my workout playlist",
+            "music",
+            "AddToPlaylist",
+        ),
+        ("will it rain tomorrow in paris", "weather", "GetWeather"),
+    ] {
+        let (status, v) = post(addr, "/v1/nlu", json!({ "text": text }));
+        assert_eq!(status, 200, "{v}");
+        let r = &v["response"];
+        assert_eq!(r["skill"], skill, "{v}");
+        assert_eq!(r["intent"], intent, "{v}");
+        assert_eq!(r["verdict"]["decision"], "Local", "{v}");
+        assert_eq!(r["path"], "Template", "{v}");
+        assert!(
+            r["reply"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("OK: {intent}")),
+            "{v}"
+        );
+        assert!(r["out_of_scope"]
+            .as_f64()
+            .is_some_and(|o| (0.0..=1.0).contains(&o)));
+        let stages: Vec<&str> = r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["stage"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            stages,
+            ["tokenize", "embed", "search", "head", "policy", "template"]
+        );
+    }
+    // The policy refuses an utterance longer than its max-chars (1000 by default).
+    let long = "play some jazz ".repeat(80);
+    let (status, v) = post(addr, "/v1/nlu", json!({ "text": long }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["response"]["verdict"]["decision"], "Reject", "{v}");
+    assert_eq!(v["response"]["path"], "Rejected", "{v}");
+    assert!(v["response"]["reply"].is_null(), "{v}");
+    // The request's device state overrides the server's: with no network (and no uplink), a
+    // local answer still.
+    let (status, v) = post(
+        addr,
+        "/v1/nlu",
+        json!({ "text": "play some jazz", "network": "down", "battery": 5 }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["response"]["skill"], "music", "{v}");
+
+    let (_, metrics) = http(addr, "GET", "/metrics", b"");
+    for route in ["music", "weather"] {
+        assert!(
+            metrics.contains(&format!("edgenlu_skill_version{{skill=\"{route}\"}} 0")),
+            "{metrics}"
+        );
+    }
+    let (_, models) = http(addr, "GET", "/v1/models", b"");
+    assert!(
+        models.contains("\"music\"") && models.contains("\"weather\""),
+        "{models}"
+    );
+    server.shutdown();
+}
+
+/// SmolLM2's ChatML for `turns` after its default system turn, open for the assistant.
+fn chatml(turns: &[(&str, &str)]) -> String {
+    let mut text = String::from(
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging \
+         Face<|im_end|>\n",
+    );
+    for (role, content) in turns {
+        text.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
+    }
+    text + "<|im_start|>assistant\n"
+}
+
+/// A conversation reaches the model whole: the chat skill conditions on exactly the ChatML of
+/// every turn (the assistant's included), over HTTP as through the library; a request past the
+/// model's context is refused as OpenAI refuses it, streamed or not.
+#[test]
+fn chat_completions_carry_the_whole_conversation() {
+    require_model(DEFAULT_DECODER);
+    let turns = [
+        ("user", "What is the capital of France?"),
+        ("assistant", "The capital of France is Paris."),
+        ("user", "And what about Italy?"),
+    ];
+    let chat = runtime()
+        .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
+        .unwrap();
+    let expected = chat.tokenize(&[chatml(&turns)]).unwrap().remove(0);
+    let history: Vec<ChatTurn> = turns[..2]
+        .iter()
+        .map(|(role, content)| ChatTurn {
+            role: if *role == "user" {
+                ChatRole::User
+            } else {
+                ChatRole::Assistant
+            },
+            content: content.to_string(),
+        })
+        .collect();
+    let request = ChatRequest {
+        prompt: turns[2].1.into(),
+        template: true,
+        system: None,
+        max_tokens: 4,
+        sampling: SamplingParams::GREEDY,
+        forward: edgenlu::Forward::Fused,
+    };
+    let r = chat.chat_with_history(&history, &request, None).unwrap();
+    assert_eq!(
+        r.prompt_ids, expected,
+        "the prompt is not the conversation's ChatML"
+    );
+
+    let server = start(config());
+    let addr = server.addr();
+    let messages: Vec<Value> = turns
+        .iter()
+        .map(|(role, content)| json!({ "role": role, "content": content }))
+        .collect();
+    let ask = |messages: &[Value]| {
+        let (status, v) = post(
+            addr,
+            "/v1/chat/completions",
+            json!({ "messages": messages, "max_tokens": 4 }),
+        );
+        assert_eq!(status, 200, "{v}");
+        v["usage"]["prompt_tokens"].as_u64().unwrap()
+    };
+    let whole = ask(&messages);
+    assert_eq!(whole, expected.len() as u64);
+    assert!(
+        whole > ask(&messages[2..]),
+        "the earlier turns were dropped"
+    );
+    assert_eq!(ask(&messages), whole, "not deterministic");
+
+    // A conversation must end with the user's turn.
+    let (status, _) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({ "messages": &messages[..2] }),
+    );
+    assert_eq!(status, 400);
+
+    // The prompt and max_tokens past SmolLM2's 8192-token context.
+    for stream in [false, true] {
+        let body = json!({ "messages": messages, "max_tokens": 8192, "stream": stream });
+        let (status, v) = post(addr, "/v1/chat/completions", body);
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert_eq!(v["error"]["code"], "context_length_exceeded", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "({whole} in the messages, 8192 in the completion)"
+            )),
+            "{message}"
+        );
+    }
+    server.shutdown();
 }

@@ -1,7 +1,9 @@
 //! The `chat` skill: text generation with SmolLM2 (or another llama model), prompted through
 //! its ChatML template.
 //!
-//! `chat.complete` runs one of two forward passes:
+//! `chat.complete` renders the conversation (earlier turns, then the request's prompt as the
+//! last user turn) in the template, refuses with `context-length-exceeded` a request whose
+//! prompt and `max-tokens` do not fit the model's context, and runs one of two forward passes:
 //! - `fused`: the host's llama pass through `llm.generation` (any sampling; the text streams to
 //!   the device as the skill pulls tokens);
 //! - `primitives`: the same pass composed here of primitive kernels ([`llama`]), greedy only,
@@ -26,7 +28,9 @@ use edgenlu::nlu::llm::{FinishReason, Generation, Options, Sampling, Usage};
 use edgenlu::nlu::models::{MetaValue, Model};
 use edgenlu::nlu::tokenize;
 use edgenlu::nlu::types::Error;
-use exports::edgenlu::nlu::chat::{ChatRequest, ChatResponse, Forward};
+use exports::edgenlu::nlu::chat::{
+    ChatError, ChatRequest, ChatResponse, ChatTurn, ContextOverflow, Forward, Role,
+};
 use exports::edgenlu::nlu::nlu::{Path, Request, Response};
 
 /// The decoder used when the config names none.
@@ -48,6 +52,12 @@ const GREEDY: Sampling = Sampling {
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
+}
+
+impl From<Error> for ChatError {
+    fn from(e: Error) -> Self {
+        ChatError::Failed(e)
+    }
 }
 
 /// The ids that end a generation: the model's EOS and the ids of [`STOP_TEXTS`] that the
@@ -148,28 +158,62 @@ fn complete_primitives(
     Ok((tokenize::decode(&ids)?, ids, finish, usage))
 }
 
-fn complete(req: ChatRequest) -> Result<ChatResponse, Error> {
+/// The text the model continues: the conversation in the chat template, or the bare prompt.
+fn render(req: &ChatRequest, history: &[ChatTurn]) -> Result<String, Error> {
+    if !req.template {
+        return match history {
+            [] => Ok(req.prompt.clone()),
+            _ => Err(invalid("earlier turns need the chat template")),
+        };
+    }
+    let system = req.system.clone().or_else(|| config::get("system"));
+    let role = |r: Role| match r {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    let turns = history
+        .iter()
+        .map(|t| (role(t.role), t.content.as_str()))
+        .chain([("user", req.prompt.as_str())]);
+    Ok(template::chatml(
+        system.as_deref().unwrap_or(template::DEFAULT_SYSTEM),
+        turns,
+    ))
+}
+
+/// Refuses, typed, a request whose prompt and new tokens do not fit the model's context (when
+/// the model states one): the caller can shorten the conversation or ask for fewer tokens.
+fn check_context(model: &Model, prompt: &[u32], max_tokens: u32) -> Result<(), ChatError> {
+    let Some(context) =
+        llama::meta_u32(model, "llama.context_length").map_err(ChatError::Failed)?
+    else {
+        return Ok(());
+    };
+    let prompt_tokens = u32::try_from(prompt.len()).unwrap_or(u32::MAX);
+    if prompt_tokens.saturating_add(max_tokens) <= context {
+        return Ok(());
+    }
+    Err(ChatError::ContextLengthExceeded(ContextOverflow {
+        prompt_tokens,
+        max_tokens,
+        context,
+    }))
+}
+
+fn complete(req: ChatRequest, history: &[ChatTurn]) -> Result<ChatResponse, ChatError> {
     let name = config::get("model").unwrap_or_else(|| DEFAULT_MODEL.to_string());
     let model = Model::open(&name)?;
-    let text = if req.template {
-        let system = req.system.clone().or_else(|| config::get("system"));
-        template::chatml(
-            system.as_deref().unwrap_or(template::DEFAULT_SYSTEM),
-            &req.prompt,
-        )
-    } else {
-        req.prompt.clone()
-    };
-    let prompt_ids = tokenize::encode(&text)?;
+    let prompt_ids = tokenize::encode(&render(&req, history)?)?;
     if prompt_ids.is_empty() {
-        return Err(invalid("the prompt has no tokens"));
+        return Err(invalid("the prompt has no tokens").into());
     }
+    check_context(&model, &prompt_ids, req.max_tokens)?;
     let stop = stop_ids(&model)?;
     let (text, ids, finish, usage) = match req.forward {
         Forward::Fused => complete_fused(&model, &prompt_ids, stop, &req)?,
         Forward::Primitives => {
             if req.sampling.temperature != 0.0 {
-                return Err(invalid("the primitives path decodes greedily"));
+                return Err(invalid("the primitives path decodes greedily").into());
             }
             complete_primitives(&model, &prompt_ids, &stop, req.max_tokens)?
         }
@@ -186,20 +230,27 @@ fn complete(req: ChatRequest) -> Result<ChatResponse, Error> {
 struct Chat;
 
 impl exports::edgenlu::nlu::chat::Guest for Chat {
-    fn complete(req: ChatRequest) -> Result<ChatResponse, Error> {
-        complete(req)
+    fn complete(req: ChatRequest, history: Vec<ChatTurn>) -> Result<ChatResponse, ChatError> {
+        complete(req, &history)
     }
 }
 
 impl exports::edgenlu::nlu::nlu::Guest for Chat {
     fn handle(req: Request) -> Result<Response, Error> {
-        let reply = complete(ChatRequest {
+        let request = ChatRequest {
             prompt: req.text,
             template: true,
             system: None,
             max_tokens: HANDLE_MAX_TOKENS,
             sampling: GREEDY,
             forward: Forward::Fused,
+        };
+        let reply = complete(request, &[]).map_err(|e| match e {
+            ChatError::Failed(e) => e,
+            ChatError::ContextLengthExceeded(o) => invalid(format!(
+                "{} prompt tokens + {} new ones exceed the model's context of {}",
+                o.prompt_tokens, o.max_tokens, o.context
+            )),
         })?;
         Ok(Response {
             intent: "chat".to_string(),

@@ -86,7 +86,7 @@ pub struct Head {
     logits: Tensor,
 }
 
-fn meta_u32(model: &Model, key: &str) -> Result<Option<u32>, Error> {
+pub(crate) fn meta_u32(model: &Model, key: &str) -> Result<Option<u32>, Error> {
     match model.meta(key) {
         None => Ok(None),
         Some(MetaValue::Int(v)) if v > 0 && v <= 1 << 24 => Ok(Some(v as u32)),

@@ -7,15 +7,20 @@
 //! full queue is answered at once with 503. Skills are compiled and linked once at start
 //! ([`crate::Skill`] keeps an `InstancePre`), and every request still gets a fresh instance
 //! with its own memory, handles and deadline, so a hostile request cannot touch the next.
-//! The intents skill is the skill store's installed one when there is one, refreshed between
-//! requests ([`LiveSkill::refresh`]): installing a new version swaps it while requests in
-//! flight finish on the old. [`Server::shutdown`] stops accepting and drains the queue.
+//! `/v1/nlu` answers through the device pipeline ([`crate::pipeline::Pipeline`]: router over
+//! the skills, vendor policy, template, phrasing or uplink); its installed skills follow the
+//! skill store between requests ([`LivePipeline`]): installing a new version swaps it in while
+//! requests in flight finish on the old. [`Server::shutdown`] stops accepting and drains the
+//! queue.
 
+mod live;
 mod metrics;
 mod routes;
 
-use crate::runtime::{Runtime, Skill};
-use crate::trust::skills::{LiveSkill, SkillStore};
+pub use live::LivePipeline;
+
+use crate::pipeline::DeviceState;
+use crate::runtime::Skill;
 use metrics::Metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -60,54 +65,13 @@ pub enum ServeError {
     },
 }
 
-/// Where the intents skill comes from.
-pub enum IntentsSkill {
-    /// A skill loaded once (the bundled one over a datastore).
-    Fixed(Arc<Skill>),
-    /// The skill store's installed skill, checked for a new version between requests.
-    Live {
-        /// The served skill.
-        live: LiveSkill,
-        /// The store it is installed in.
-        store: SkillStore,
-        /// The runtime that loads new versions.
-        runtime: Runtime,
-    },
-}
-
-impl IntentsSkill {
-    /// The skill to answer the next request with (swapping in a newly installed version).
-    fn current(&self) -> Arc<Skill> {
-        match self {
-            IntentsSkill::Fixed(s) => s.clone(),
-            IntentsSkill::Live {
-                live,
-                store,
-                runtime,
-            } => {
-                if let Err(e) = live.refresh(store, runtime) {
-                    // Keep serving the version that works; the next request tries again.
-                    tracing::warn!("skill refresh failed: {e}");
-                }
-                live.get()
-            }
-        }
-    }
-
-    fn version(&self) -> u64 {
-        match self {
-            IntentsSkill::Fixed(_) => 0,
-            IntentsSkill::Live { live, .. } => live.version(),
-        }
-    }
-}
-
-/// The skills a server answers with.
+/// What a server answers with.
 pub struct Skills {
-    /// Answers `/v1/nlu` and embeds for `/v1/embeddings`.
-    pub intents: IntentsSkill,
-    /// Name of the encoder the intents skill embeds with (reported as the embedding model).
-    pub encoder: String,
+    /// Answers `/v1/nlu` (router, skills, policy, phrasing or uplink); its router's embedder
+    /// embeds for `/v1/embeddings`.
+    pub nlu: LivePipeline,
+    /// The device's state as the policy sees it, unless a request says otherwise.
+    pub device: DeviceState,
     /// Generates for `/v1/chat/completions`.
     pub chat: Arc<Skill>,
     /// Name of the decoder the chat skill runs (reported as the chat model).

@@ -2,8 +2,12 @@
 //! the route is OpenAI's.
 
 use super::{Shared, Skills};
-use crate::bindings::{ChatRequest, FinishReason, Forward, SamplingParams, WitError};
+use crate::bindings::{
+    ChatRequest, ChatRole, ChatTurn, FinishReason, Forward, SamplingParams, WitError,
+};
 use crate::error::SkillError;
+use crate::pipeline::{DeviceState, PipelineError};
+use crate::router::RouterError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::io::Read;
@@ -20,6 +24,9 @@ struct Failure {
     status: u16,
     kind: &'static str,
     message: String,
+    /// OpenAI's error code where it has one (e.g. `context_length_exceeded`); else the
+    /// status is the code.
+    code: Option<&'static str>,
 }
 
 impl Failure {
@@ -28,11 +35,13 @@ impl Failure {
             status,
             kind,
             message: message.into(),
+            code: None,
         }
     }
 
     fn body(&self) -> Value {
-        json!({ "error": { "message": self.message, "type": self.kind, "code": self.status } })
+        let code = self.code.map_or(json!(self.status), |c| json!(c));
+        json!({ "error": { "message": self.message, "type": self.kind, "code": code } })
     }
 }
 
@@ -54,6 +63,23 @@ fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
         return Failure::new(503, "budget_exceeded", e.to_string());
     }
     match e {
+        // OpenAI's answer, word for word, so that clients that handle it recognise it.
+        SkillError::ContextLength(o) => Failure {
+            code: Some("context_length_exceeded"),
+            ..Failure::new(
+                400,
+                "invalid_request_error",
+                format!(
+                    "This model's maximum context length is {} tokens. However, you requested \
+                     {} tokens ({} in the messages, {} in the completion). Please reduce the \
+                     length of the messages or completion.",
+                    o.context,
+                    u64::from(o.prompt_tokens) + u64::from(o.max_tokens),
+                    o.prompt_tokens,
+                    o.max_tokens
+                ),
+            )
+        },
         SkillError::Guest(
             WitError::InvalidArgument(_) | WitError::ShapeMismatch(_) | WitError::NotFound(_),
         ) => Failure::new(400, "invalid_request_error", e.to_string()),
@@ -92,7 +118,7 @@ pub(super) fn handle(shared: &Shared, mut req: Request, start: Instant) {
     let result = read_body(shared, &mut req).and_then(|body| match route {
         "/healthz" => Ok(Reply::Text("ok\n".into(), "text/plain")),
         "/metrics" => {
-            let versions = vec![("intents".to_string(), shared.skills.intents.version())];
+            let versions = shared.skills.nlu.versions();
             Ok(Reply::Text(
                 shared.metrics.render(&versions),
                 "text/plain; version=0.0.4",
@@ -120,9 +146,9 @@ pub(super) fn handle(shared: &Shared, mut req: Request, start: Instant) {
             let _ =
                 req.respond(Response::from_string(t).with_header(header("Content-Type", ctype)));
         }
-        Ok(Reply::Stream(chat_req)) => {
-            stream_chat(shared, req, &chat_req);
-            shared.metrics.observe(route, 200, start.elapsed());
+        Ok(Reply::Stream(chat)) => {
+            let status = stream_chat(shared, req, &chat);
+            shared.metrics.observe(route, status, start.elapsed());
         }
         Err(f) => {
             shared.metrics.observe(route, f.status, start.elapsed());
@@ -135,7 +161,7 @@ enum Reply {
     Json(Value),
     Text(String, &'static str),
     /// A chat completion to stream as server-sent events.
-    Stream(ChatRequest),
+    Stream(Chat),
 }
 
 fn read_body(shared: &Shared, req: &mut Request) -> Result<Vec<u8>, Failure> {
@@ -171,23 +197,56 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Failure> {
         .map_err(|e| Failure::new(400, "invalid_request_error", format!("bad JSON body: {e}")))
 }
 
+/// The skills (one per route), the encoder and the decoder.
 fn models(skills: &Skills) -> Value {
     let model =
         |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "edgenlu" });
-    json!({ "object": "list", "data": [model("intents"), model(&skills.encoder), model(&skills.decoder)] })
+    let pipeline = skills.nlu.get();
+    let data: Vec<Value> = pipeline
+        .router
+        .routes()
+        .iter()
+        .map(|r| r.name.as_str())
+        .chain([pipeline.router.encoder(), skills.decoder.as_str()])
+        .map(model)
+        .collect();
+    json!({ "object": "list", "data": data })
 }
 
+/// `network` in an `/v1/nlu` body.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Network {
+    Up,
+    Down,
+}
+
+/// An `/v1/nlu` body: the utterance, and the device's state where the request knows better
+/// than the server's flags (as `edgenlu run --network --battery`).
 #[derive(Deserialize)]
 struct NluBody {
     text: String,
+    network: Option<Network>,
+    battery: Option<u8>,
 }
 
 fn nlu(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
     let b: NluBody = parse(body)?;
-    let skill = shared.skills.intents.current();
-    let answer = skill
-        .handle(&b.text)
-        .map_err(|e| skill_failure(shared, e))?;
+    let defaults = shared.skills.device;
+    let device = DeviceState {
+        network_up: b
+            .network
+            .map_or(defaults.network_up, |n| matches!(n, Network::Up)),
+        battery_percent: b.battery.or(defaults.battery_percent),
+    };
+    // Held to the end of the request: a swap meanwhile does not touch it.
+    let pipeline = shared.skills.nlu.current();
+    let answer = pipeline.answer(&b.text, device).map_err(|e| match e {
+        PipelineError::Skill(e) | PipelineError::Route(RouterError::Skill(e)) => {
+            skill_failure(shared, e)
+        }
+        PipelineError::Route(e) => Failure::new(500, "server_error", e.to_string()),
+    })?;
     Ok(Reply::Json(json!({ "text": b.text, "response": answer })))
 }
 
@@ -212,7 +271,8 @@ fn embeddings(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
     if texts.is_empty() {
         return Err(Failure::new(400, "invalid_request_error", "input is empty"));
     }
-    let skill = shared.skills.intents.current();
+    let pipeline = shared.skills.nlu.get();
+    let skill = pipeline.router.embedder();
     let tokens: usize = skill
         .tokenize(&texts)
         .map_err(|e| skill_failure(shared, e))?
@@ -230,7 +290,7 @@ fn embeddings(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
     Ok(Reply::Json(json!({
         "object": "list",
         "data": data,
-        "model": shared.skills.encoder,
+        "model": pipeline.router.encoder(),
         "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
     })))
 }
@@ -253,29 +313,47 @@ struct ChatBody {
     stream: bool,
 }
 
-/// The skill request for an OpenAI chat body: the last user message after the last system
-/// message (if any), in the chat template; greedy unless the client sets a temperature (a
-/// device answers the same way every time unless asked otherwise).
-fn chat_request(body: &[u8]) -> Result<(ChatRequest, bool), Failure> {
+/// A chat completion for the skill: the conversation's earlier turns and the request.
+pub(super) struct Chat {
+    history: Vec<ChatTurn>,
+    request: ChatRequest,
+}
+
+/// The skill request for an OpenAI chat body: the system and developer messages (joined, in
+/// order) as the template's system turn; the user and assistant messages as the conversation,
+/// which must end with the user's; greedy unless the client sets a temperature (a device
+/// answers the same way every time unless asked otherwise).
+fn chat_request(body: &[u8]) -> Result<(Chat, bool), Failure> {
     let b: ChatBody = parse(body)?;
-    let system = b
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "system" || m.role == "developer")
-        .map(|m| m.content.clone());
-    let prompt = b
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .ok_or_else(|| Failure::new(400, "invalid_request_error", "no user message"))?
-        .content
-        .clone();
-    let req = ChatRequest {
+    let bad = |m: String| Failure::new(400, "invalid_request_error", m);
+    let (mut system, mut turns) = (Vec::new(), Vec::new());
+    for m in b.messages {
+        let role = match m.role.as_str() {
+            "system" | "developer" => {
+                system.push(m.content);
+                continue;
+            }
+            "user" => ChatRole::User,
+            "assistant" => ChatRole::Assistant,
+            other => return Err(bad(format!("messages of role {other:?} are not supported"))),
+        };
+        turns.push(ChatTurn {
+            role,
+            content: m.content,
+        });
+    }
+    let prompt = match turns.pop() {
+        Some(ChatTurn {
+            role: ChatRole::User,
+            content,
+        }) => content,
+        Some(_) => return Err(bad("the last message must be the user's".into())),
+        None => return Err(bad("no user message".into())),
+    };
+    let request = ChatRequest {
         prompt,
         template: true,
-        system,
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
         max_tokens: b
             .max_completion_tokens
             .or(b.max_tokens)
@@ -288,7 +366,11 @@ fn chat_request(body: &[u8]) -> Result<(ChatRequest, bool), Failure> {
         },
         forward: Forward::Fused,
     };
-    Ok((req, b.stream))
+    let chat = Chat {
+        history: turns,
+        request,
+    };
+    Ok((chat, b.stream))
 }
 
 fn unix_now() -> u64 {
@@ -305,14 +387,14 @@ fn finish_reason(f: FinishReason) -> &'static str {
 }
 
 fn chat(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
-    let (req, stream) = chat_request(body)?;
+    let (chat, stream) = chat_request(body)?;
     if stream {
-        return Ok(Reply::Stream(req));
+        return Ok(Reply::Stream(chat));
     }
     let r = shared
         .skills
         .chat
-        .chat(&req, None)
+        .chat_with_history(&chat.history, &chat.request, None)
         .map_err(|e| skill_failure(shared, e))?;
     let u = &r.usage;
     shared
@@ -337,9 +419,10 @@ fn chat(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
     })))
 }
 
-/// Server-sent events read from a channel: each message is one `data:` event.
+/// Server-sent events read from a channel: each message is one `data:` event (a failure, its
+/// error object).
 struct Events {
-    rx: Receiver<String>,
+    rx: Receiver<Result<String, Failure>>,
     buf: Vec<u8>,
     at: usize,
 }
@@ -348,7 +431,8 @@ impl Read for Events {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.buf.len() {
             match self.rx.recv() {
-                Ok(data) => {
+                Ok(event) => {
+                    let data = event.unwrap_or_else(|f| f.body().to_string());
                     self.buf = format!("data: {data}\n\n").into_bytes();
                     self.at = 0;
                 }
@@ -363,9 +447,12 @@ impl Read for Events {
 }
 
 /// Streams a chat completion: one `chat.completion.chunk` per piece of text as the guest pulls
-/// tokens, a last chunk with the finish reason (or an error object), then `[DONE]`.
-fn stream_chat(shared: &Shared, req: Request, chat_req: &ChatRequest) {
-    let (tx, rx) = channel::<String>();
+/// tokens, a last chunk with the finish reason (or an error object), then `[DONE]`. The
+/// response starts with the first piece of text, so that a request refused before generating
+/// (e.g. too long for the context) gets its HTTP status and error, as OpenAI's does. Returns
+/// the status sent.
+fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
+    let (tx, rx) = channel::<Result<String, Failure>>();
     let (id, created, model) = (
         format!("chatcmpl-{}", unix_now()),
         unix_now(),
@@ -378,36 +465,48 @@ fn stream_chat(shared: &Shared, req: Request, chat_req: &ChatRequest) {
         })
         .to_string()
     };
-    let _ = tx.send(chunk(
-        json!({ "role": "assistant", "content": "" }),
-        Value::Null,
-    ));
+    let role = chunk(json!({ "role": "assistant", "content": "" }), Value::Null);
     std::thread::scope(|scope| {
         let sink_tx = tx.clone();
         let sink_chunk = chunk.clone();
         scope.spawn(move || {
             let sink: crate::TextSink = Box::new(move |text| {
                 if !text.is_empty() {
-                    let _ = sink_tx.send(sink_chunk(json!({ "content": text }), Value::Null));
+                    let _ = sink_tx.send(Ok(sink_chunk(json!({ "content": text }), Value::Null)));
                 }
             });
-            match shared.skills.chat.chat(chat_req, Some(sink)) {
+            let r = shared
+                .skills
+                .chat
+                .chat_with_history(&chat.history, &chat.request, Some(sink));
+            match r {
                 Ok(r) => {
                     shared
                         .metrics
                         .tokens
                         .fetch_add(r.usage.generated_tokens as u64, Ordering::Relaxed);
-                    let _ = tx.send(chunk(json!({}), json!(finish_reason(r.finish))));
+                    let _ = tx.send(Ok(chunk(json!({}), json!(finish_reason(r.finish)))));
                 }
                 Err(e) => {
-                    let _ = tx.send(skill_failure(shared, e).body().to_string());
+                    let _ = tx.send(Err(skill_failure(shared, e)));
                 }
             }
-            let _ = tx.send("[DONE]".into());
+            let _ = tx.send(Ok("[DONE]".into()));
         });
+        let first = rx
+            .recv()
+            .unwrap_or_else(|_| Err(Failure::new(500, "server_error", "the generation stopped")));
+        let first = match first {
+            Ok(first) => first,
+            Err(f) => {
+                let _ = req.respond(json_response(f.status, &f.body()));
+                return f.status;
+            }
+        };
+        // The role chunk and the first piece go out together; the rest as it comes.
         let events = Events {
             rx,
-            buf: Vec::new(),
+            buf: format!("data: {role}\n\ndata: {first}\n\n").into_bytes(),
             at: 0,
         };
         let response = Response::new(
@@ -421,5 +520,6 @@ fn stream_chat(shared: &Shared, req: Request, chat_req: &ChatRequest) {
             None,
         );
         let _ = req.respond(response);
-    });
+        200
+    })
 }
