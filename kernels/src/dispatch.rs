@@ -7,6 +7,7 @@
 //! (candle's SIGILL bugs #1818 and #2140 came from exactly that). `EDGENLU_KERNELS` forces a
 //! variant for tests and benchmarks.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -164,11 +165,86 @@ pub fn variant_from_env() -> Result<Option<Variant>, String> {
 
 static ACTIVE: OnceLock<Variant> = OnceLock::new();
 
+thread_local! {
+    /// The variant [`with_variant`] set for this thread, if any.
+    static OVERRIDE: Cell<Option<Variant>> = const { Cell::new(None) };
+}
+
 /// The variant every op in [`crate::ops`] uses: chosen once per process, `EDGENLU_KERNELS` if
-/// set and runnable here, else [`Variant::best`]. A bad `EDGENLU_KERNELS` falls back to the
-/// best variant with a warning on stderr rather than failing every kernel call; callers that
-/// must be strict (tests forcing a variant, `edgenlu bench`) check [`variant_from_env`].
+/// set and runnable here, else [`Variant::best`] (inside [`with_variant`], the variant it
+/// sets). A bad `EDGENLU_KERNELS` falls back to the best variant with a warning on stderr
+/// rather than failing every kernel call; callers that must be strict (tests forcing a
+/// variant, `edgenlu bench`) check [`variant_from_env`].
 pub fn active_variant() -> Variant {
+    if let Some(v) = OVERRIDE.with(Cell::get) {
+        return v;
+    }
+    process_variant()
+}
+
+/// Runs `f` with every op called on this thread using `v` (tests and benchmarks compare
+/// variants op by op this way); an error, without running `f`, if this CPU cannot run `v`.
+/// Calls nest; the previous choice is restored when `f` returns or unwinds.
+pub fn with_variant<R>(v: Variant, f: impl FnOnce() -> R) -> Result<R, crate::KernelError> {
+    if !v.is_supported() {
+        return Err(crate::KernelError::InvalidArgument(format!(
+            "kernel variant {v} is not supported by this CPU"
+        )));
+    }
+    struct Restore(Option<Variant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OVERRIDE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(OVERRIDE.with(|o| o.replace(Some(v))));
+    Ok(f())
+}
+
+/// Runs `f` compiled for `v`'s instruction set: the same Rust code, which the compiler
+/// vectorizes for 256-bit (AVX2) or 512-bit (AVX-512) registers inside a `#[target_feature]`
+/// function (NEON is baseline on AArch64, so there and for `Scalar` `f` runs as compiled).
+/// `f` and what it calls must be inlined into it to be vectorized: mark helpers
+/// `#[inline(always)]`. A variant this CPU lacks runs `f` as compiled, never its instructions.
+#[inline(always)]
+pub(crate) fn vectorized<R>(v: Variant, f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn on_avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+        unsafe fn on_avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        match v {
+            // SAFETY: the CPU has every feature the wrapper enables (checked just before).
+            Variant::Avx512 if has_avx512() => return unsafe { on_avx512(f) },
+            // SAFETY: as above.
+            Variant::Avx2 if has_avx2() => return unsafe { on_avx2(f) },
+            _ => {}
+        }
+    }
+    let _ = v;
+    f()
+}
+
+/// `vectorize!(variant, expr)`: [`vectorized`] with `expr` as the body of an
+/// `#[inline(always)]` closure, so it is compiled inside the variant's `#[target_feature]`
+/// function rather than called from it at the baseline instruction set.
+macro_rules! vectorize {
+    ($variant:expr, $body:expr $(,)?) => {
+        $crate::dispatch::vectorized(
+            $variant,
+            #[inline(always)]
+            || $body,
+        )
+    };
+}
+pub(crate) use vectorize;
+
+fn process_variant() -> Variant {
     *ACTIVE.get_or_init(|| match variant_from_env() {
         Ok(Some(v)) => v,
         Ok(None) => Variant::best(),

@@ -17,7 +17,7 @@ pub mod matmul;
 pub mod ops;
 mod pool;
 
-pub use dispatch::{active_variant, Variant};
+pub use dispatch::{active_variant, with_variant, Variant};
 pub use formats::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, DType, WeightView};
 
 /// Why a kernel refused its arguments.

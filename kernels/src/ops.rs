@@ -13,6 +13,7 @@
 //!   accumulate in f32 over [`DOT_LANES`] partial sums (see `README.md` for tolerances).
 
 mod activation;
+mod approx;
 mod attention;
 mod linear;
 mod norm;
@@ -35,7 +36,9 @@ pub const DOT_LANES: usize = 8;
 
 /// Dot product of two equally long slices (the shorter length wins if they differ; callers
 /// check lengths). Lane `j` sums elements `j, j + 8, j + 16, ...`; the lanes are then added in
-/// order, followed by the tail of fewer than eight elements.
+/// order, followed by the tail of fewer than eight elements. Always inlined, so it runs in the
+/// instruction set of the vectorized op that calls it.
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let len = a.len().min(b.len());
     let (a, b) = (&a[..len], &b[..len]);

@@ -118,6 +118,9 @@ pub(crate) struct RowKernels {
     pub q8_0_q16: unsafe fn(&[u8], &[BlockQ16]) -> f32,
     /// Matrix-matrix form of `q8_0_q16`.
     pub q8_0_q16_x4: Option<X4Quantized<BlockQ16>>,
+    /// `q8_0_q16` for two activation rows: the remainder of a batch not a multiple of four
+    /// (encoder inputs are any length), so its weights are not unpacked once per row.
+    pub q8_0_q16_x2: Option<XQuantized<BlockQ16, 2>>,
     /// Matrix-vector forms: four weight rows · one activation row, each row's result
     /// bit-identical to the one-row kernel's (the activation blocks are read once for four).
     pub q8_0_w4: Option<W4Quantized<BlockQ8_0>>,
@@ -130,8 +133,11 @@ pub(crate) struct RowKernels {
 /// Four weight rows (raw bytes) · one row of quantized activation blocks.
 pub(crate) type W4Quantized<B> = unsafe fn([&[u8]; 4], &[B]) -> [f32; 4];
 
+/// One weight row (raw bytes) · `R` rows of quantized activation blocks.
+pub(crate) type XQuantized<B, const R: usize> = unsafe fn(&[u8], [&[B]; R]) -> [f32; R];
+
 /// One weight row (raw bytes) · four rows of quantized activation blocks.
-pub(crate) type X4Quantized<B> = unsafe fn(&[u8], [&[B]; 4]) -> [f32; 4];
+pub(crate) type X4Quantized<B> = XQuantized<B, 4>;
 
 /// One weight row (raw bytes) · four activation rows.
 pub(crate) type X4Kernel = unsafe fn(&[u8], [&[f32]; 4]) -> [f32; 4];
@@ -494,6 +500,16 @@ fn rows_into(
                 dst[(i + t) * stride + (r - r0)] = v;
             }
             i += 4;
+        }
+        if let (Prepared::Q16(q), Some(f)) = (acts, kern.q8_0_q16_x2) {
+            if i + 2 <= n {
+                // SAFETY: as below; the x2 kernel comes from the same checked table.
+                let v = unsafe { f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])) };
+                for (t, v) in v.into_iter().enumerate() {
+                    dst[(i + t) * stride + (r - r0)] = v;
+                }
+                i += 2;
+            }
         }
         let first = i;
         for i in i..n {

@@ -26,6 +26,7 @@ pub(super) const KERNELS: RowKernels = RowKernels {
     q4_1_x4: None,
     q8_0_q16: dot_q8_0_q16,
     q8_0_q16_x4: None,
+    q8_0_q16_x2: None,
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,

@@ -25,6 +25,7 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q4_1_x4: Some(avx2_q4_1_q8_1_x4),
     q8_0_q16: avx2_q8_0_q16,
     q8_0_q16_x4: Some(avx2_q8_0_q16_x4),
+    q8_0_q16_x2: Some(avx2_q8_0_q16_x2),
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
@@ -45,6 +46,7 @@ pub(super) const AVX512: RowKernels = RowKernels {
     q4_1_x4: Some(avx512_q4_1_q8_1_x4),
     q8_0_q16: avx512_q8_0_q16,
     q8_0_q16_x4: Some(avx512_q8_0_q16_x4),
+    q8_0_q16_x2: Some(avx512_q8_0_q16_x2),
     q8_0_w4: Some(avx512_q8_0_q8_0_w4),
     q4_0_w4: Some(avx512_q4_0_q8_0_w4),
     q4_1_w4: Some(avx512_q4_1_q8_1_w4),
@@ -953,8 +955,9 @@ unsafe fn avx512_q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
 #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
 unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
     let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    for b in 0..nb {
+    // Even and odd blocks into separate accumulators (registers, see `avx2_rows!`).
+    let (mut even, mut odd) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+    let step = |b: usize, acc: &mut [__m256; R]| {
         // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
         unsafe {
             let wb = w.as_ptr().add(b * Q8_BYTES);
@@ -962,21 +965,30 @@ unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [
             let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
             let dw = f16_at(wb);
             for r in 0..R {
-                let xb = &x[r][b];
+                let xb = x[r].get_unchecked(b);
                 let xp = xb.qs.as_ptr() as *const __m256i;
                 // |w·x| ≤ 128 · 32767 per product, pairs < 2³¹: no overflow in vpmaddwd.
                 let dot = _mm256_add_epi32(
                     _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
                     _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
                 );
-                let a = &mut acc[r][b % 2];
-                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * xb.d), *a);
+                acc[r] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * xb.d), acc[r]);
             }
         }
+    };
+    let mut b = 0;
+    while b + 2 <= nb {
+        step(b, &mut even);
+        step(b + 1, &mut odd);
+        b += 2;
+    }
+    if b < nb {
+        step(b, &mut even);
     }
     let mut out = [0f32; R];
     for r in 0..R {
-        out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1]));
+        out[r] = hsum256(_mm256_add_ps(even[r], odd[r]));
     }
     out
 }
@@ -991,6 +1003,12 @@ unsafe fn avx2_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
 unsafe fn avx2_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
     // SAFETY: same contract and features.
     unsafe { avx2_q8_0_q16_rows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q8_0_q16_x2(w: &[u8], x: [&[BlockQ16]; 2]) -> [f32; 2] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q8_0_q16_rows::<2>(w, x) }
 }
 
 /// One Q8_0 weight row · `R` rows of 16-bit activations: per block, the 32 weights are
@@ -1037,6 +1055,12 @@ unsafe fn avx512_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
     unsafe { q8_0_q16_rows::<4>(w, x) }
 }
 
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q8_0_q16_x2(w: &[u8], x: [&[BlockQ16]; 2]) -> [f32; 2] {
+    // SAFETY: same contract and features.
+    unsafe { q8_0_q16_rows::<2>(w, x) }
+}
+
 // ---- activation quantizers ----------------------------------------------------------------
 //
 // The portable quantizers, compiled with AVX2 enabled so they vectorize (their integer
@@ -1052,9 +1076,61 @@ pub(super) unsafe fn quantize_q8_1_avx2(x: &[f32], out: &mut Vec<BlockQ8_1>) {
     crate::formats::quantize_q8_1_blocks(x, out)
 }
 
+/// [`super::quantize_q16_blocks`] in AVX2, with identical results (the portable loop does
+/// not vectorize its per-block abs-max and rounding well, and the encoder quantizes every
+/// matrix's input).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_q16_avx2(x: &[f32], out: &mut Vec<BlockQ16>) {
-    super::quantize_q16_blocks(x, out)
+    out.reserve(x.len() / QK);
+    for c in x.chunks_exact(QK) {
+        // SAFETY: `c` holds 32 floats: four 256-bit loads.
+        let v: [__m256; 4] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * i)) });
+        let d = abs_max_256(v) / 32767.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q = v.map(|v| round_away_256(_mm256_mul_ps(v, id)));
+        // |v · id| ≤ 32767.5, so the i32 lanes are in range; packs saturates like `clamp`
+        // and interleaves 128-bit lanes, which the permute undoes.
+        let lo = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
+        let hi = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[2], q[3]));
+        let mut block = BlockQ16 { d, qs: [0; QK] };
+        // SAFETY: qs holds 32 i16 = two 256-bit stores.
+        unsafe {
+            _mm256_storeu_si256(block.qs.as_mut_ptr() as *mut __m256i, lo);
+            _mm256_storeu_si256(block.qs.as_mut_ptr().add(16) as *mut __m256i, hi);
+        }
+        out.push(block);
+    }
+}
+
+/// Round half away from zero and truncate to i32 lanes, as
+/// [`crate::formats::round_half_away`] does per element; NaN lanes become 0 (as `as i32`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn round_away_256(y: __m256) -> __m256i {
+    let sign = _mm256_and_si256(_mm256_castps_si256(y), _mm256_set1_epi32(i32::MIN));
+    let half = _mm256_or_si256(sign, _mm256_castps_si256(_mm256_set1_ps(0.49999997)));
+    let r = _mm256_cvttps_epi32(_mm256_add_ps(y, _mm256_castsi256_ps(half)));
+    _mm256_and_si256(r, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(y, y)))
+}
+
+/// max |x| over 32 values, NaN ignored, on the bit patterns (as `formats::abs_max`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn abs_max_256(v: [__m256; 4]) -> f32 {
+    let mask = _mm256_set1_epi32(0x7fff_ffff);
+    let inf = _mm256_set1_epi32(0x7f80_0000);
+    let a = v.map(|v| {
+        let a = _mm256_and_si256(_mm256_castps_si256(v), mask);
+        // NaN bit patterns are above infinity's (signed compare is exact: the sign is
+        // cleared): count them as 0.
+        _mm256_andnot_si256(_mm256_cmpgt_epi32(a, inf), a)
+    });
+    let m = _mm256_max_epu32(_mm256_max_epu32(a[0], a[1]), _mm256_max_epu32(a[2], a[3]));
+    let m = _mm_max_epu32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
+    let m = _mm_max_epu32(m, _mm_shuffle_epi32::<0b01_00_11_10>(m));
+    let m = _mm_max_epu32(m, _mm_shuffle_epi32::<0b10_11_00_01>(m));
+    f32::from_bits(_mm_cvtsi128_si32(m) as u32)
 }
 
 /// Round half away from zero and truncate to i32 lanes, as
@@ -1139,21 +1215,17 @@ pub(super) unsafe fn quantize_q8_0_avx512(x: &[f32], out: &mut Vec<BlockQ8_0>) {
 mod tests {
     use super::*;
 
-    /// The AVX-512 activation quantizers give exactly the portable ones' blocks, including
-    /// ties (values that scale to k + 0.5), zeros, NaN and infinities.
-    #[test]
-    fn avx512_quantizers_equal_the_portable_ones() {
-        if !crate::Variant::Avx512.is_supported() {
-            return;
-        }
+    /// Inputs for the quantizer checks: random blocks at several scales, exact ties (values
+    /// that scale to k + 0.5), zeros, NaN and infinities.
+    fn quantizer_inputs() -> impl Iterator<Item = Vec<f32>> {
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        for round in 0..2000 {
+        (0..2000).map(move |round| {
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
             let scale = [1e-6f32, 1e-2, 1.0, 37.0, 1e4][round % 5];
             let mut x: Vec<f32> = (0..4 * QK)
                 .map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale)
@@ -1171,6 +1243,23 @@ mod tests {
                 x[2 * QK + 3] = f32::NAN;
                 x[2 * QK + 5] = f32::INFINITY;
             }
+            x
+        })
+    }
+
+    /// Block bits, so NaN scales compare too.
+    fn q16_bits(v: &[BlockQ16]) -> Vec<(u32, [i16; QK])> {
+        v.iter().map(|b| (b.d.to_bits(), b.qs)).collect()
+    }
+
+    /// The AVX-512 activation quantizers give exactly the portable ones' blocks.
+    #[test]
+    fn avx512_quantizers_equal_the_portable_ones() {
+        if !crate::Variant::Avx512.is_supported() {
+            eprintln!("no AVX-512 here: checked on machines that have it");
+            return;
+        }
+        for (round, x) in quantizer_inputs().enumerate() {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             crate::formats::quantize_q8_0_blocks(&x, &mut a);
             // SAFETY: AVX-512 checked above.
@@ -1180,10 +1269,23 @@ mod tests {
             super::super::quantize_q16_blocks(&x, &mut a);
             // SAFETY: AVX-512 checked above.
             unsafe { quantize_q16_avx512(&x, &mut b) };
-            // Compare bits: NaN scales must match too.
-            let bits =
-                |v: &Vec<BlockQ16>| v.iter().map(|b| (b.d.to_bits(), b.qs)).collect::<Vec<_>>();
-            assert_eq!(bits(&a), bits(&b), "q16 round {round}");
+            assert_eq!(q16_bits(&a), q16_bits(&b), "q16 round {round}");
+        }
+    }
+
+    /// The AVX2 16-bit activation quantizer gives exactly the portable one's blocks.
+    #[test]
+    fn avx2_q16_quantizer_equals_the_portable_one() {
+        assert!(
+            crate::Variant::Avx2.is_supported(),
+            "every x86-64 machine edgenlu targets has AVX2"
+        );
+        for (round, x) in quantizer_inputs().enumerate() {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            super::super::quantize_q16_blocks(&x, &mut a);
+            // SAFETY: AVX2 checked above.
+            unsafe { quantize_q16_avx2(&x, &mut b) };
+            assert_eq!(q16_bits(&a), q16_bits(&b), "q16 round {round}");
         }
     }
 }

@@ -1,22 +1,32 @@
 //! Elementwise and row-wise activations: `gelu`, `silu`, `swiglu`, `softmax`.
+//!
+//! The scalar variant is the reference (libm's `erff`/`expf`); the others run the same loops
+//! over the branch-free approximations of [`super::approx`], vectorized for their registers.
 
-use super::{expect_len, rows_of};
-use crate::KernelError;
+use super::{approx, expect_len, rows_of};
+use crate::dispatch::{active_variant, vectorize};
+use crate::{KernelError, Variant};
 
 /// GELU in its exact erf form, `0.5 · x · (1 + erf(x / √2))`, in place: Hugging Face's
 /// `"gelu"` as BERT uses it (not the tanh approximation). Never fails; it returns a `Result`
 /// so every op has the same shape for the host bindings.
 pub fn gelu(x: &mut [f32]) -> Result<(), KernelError> {
-    for v in x.iter_mut() {
-        *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+    match active_variant() {
+        Variant::Scalar => {
+            for v in x.iter_mut() {
+                *v = 0.5 * *v * (1.0 + libm::erff(*v * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        }
+        v => vectorize!(v, x.iter_mut().for_each(|v| *v = approx::gelu(*v))),
     }
     Ok(())
 }
 
 /// SiLU (swish), `x · σ(x) = x / (1 + e^-x)`, in place. Never fails.
 pub fn silu(x: &mut [f32]) -> Result<(), KernelError> {
-    for v in x.iter_mut() {
-        *v = silu_one(*v);
+    match active_variant() {
+        Variant::Scalar => x.iter_mut().for_each(|v| *v = silu_one(*v)),
+        v => vectorize!(v, x.iter_mut().for_each(|v| *v = approx::silu(*v))),
     }
     Ok(())
 }
@@ -25,8 +35,17 @@ pub fn silu(x: &mut [f32]) -> Result<(), KernelError> {
 /// elementwise over slices of one length.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
     expect_len("swiglu up", up.len(), gate.len())?;
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu_one(*g) * u;
+    match active_variant() {
+        Variant::Scalar => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = silu_one(*g) * u;
+            }
+        }
+        v => vectorize!(v, {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = approx::silu(*g) * u;
+            }
+        }),
     }
     Ok(())
 }
@@ -41,26 +60,72 @@ fn silu_one(x: f32) -> f32 {
 /// becomes all zeros rather than NaN.
 pub fn softmax(x: &mut [f32], cols: usize) -> Result<(), KernelError> {
     rows_of("softmax x", x.len(), cols)?;
-    for row in x.chunks_exact_mut(cols) {
-        softmax_row(row);
-    }
+    let v = active_variant();
+    vectorize!(v, {
+        for row in x.chunks_exact_mut(cols) {
+            softmax_row(v, row);
+        }
+    });
     Ok(())
 }
 
-/// Softmax of one row in place (shared with `attention`).
-pub(super) fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+/// Lanes of the vectorized row reductions (max and sum): one AVX2 register of f32.
+const LANES: usize = 8;
+
+/// Softmax of one row in place (shared with `attention`): the reference (libm `exp`, a
+/// sequential f64 sum) for the scalar variant, else [`approx::exp`] and sums over
+/// [`LANES`] partial sums, which vectorize.
+#[inline(always)]
+pub(super) fn softmax_row(v: Variant, row: &mut [f32]) {
+    if v == Variant::Scalar {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if max == f32::NEG_INFINITY {
+            row.fill(0.0);
+            return;
+        }
+        let mut sum = 0f64;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+        return;
+    }
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
     }
-    let mut sum = 0f64;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v as f64;
+    let mut sums = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (s, x) in sums.iter_mut().zip(c) {
+            *x = approx::exp(*x - max);
+            *s += *x;
+        }
+    }
+    let mut sum = sums.iter().map(|&s| s as f64).sum::<f64>();
+    for x in chunks.into_remainder() {
+        *x = approx::exp(*x - max);
+        sum += *x as f64;
     }
     let inv = (1.0 / sum) as f32;
-    for v in row.iter_mut() {
-        *v *= inv;
+    for x in row.iter_mut() {
+        *x *= inv;
     }
 }

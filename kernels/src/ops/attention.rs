@@ -2,7 +2,8 @@
 
 use super::activation::softmax_row;
 use super::{dot, expect_len, size_mul};
-use crate::KernelError;
+use crate::dispatch::{active_variant, vectorize};
+use crate::{KernelError, Variant};
 
 /// Multi-head scaled dot-product attention with grouped-query support.
 ///
@@ -56,9 +57,40 @@ pub fn attention(
         )));
     }
 
+    let variant = active_variant();
+    let mut scores = vec![0f32; m];
+    vectorize!(variant, {
+        attend_heads(
+            variant,
+            out,
+            q,
+            k,
+            v,
+            &mut scores,
+            [n, m, heads, kv_heads, head_dim],
+            causal,
+        )
+    });
+    Ok(())
+}
+
+/// The arithmetic of [`attention`] once its shapes are checked (`dims` = n, m, heads,
+/// kv_heads, head_dim); inlined into the variant's vectorized body.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_heads(
+    variant: Variant,
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    scores: &mut [f32],
+    [n, m, heads, kv_heads, head_dim]: [usize; 5],
+    causal: bool,
+) {
+    let (q_cols, kv_cols) = (heads * head_dim, kv_heads * head_dim);
     let group = heads / kv_heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let mut scores = vec![0f32; m];
     for i in 0..n {
         // Number of keys query i may see; n <= m when causal, so this cannot underflow.
         let visible = if causal { m - n + i + 1 } else { m };
@@ -70,7 +102,7 @@ pub fn attention(
                 let kh = &k[j * kv_cols + g * head_dim..][..head_dim];
                 *s = dot(qh, kh) * scale;
             }
-            softmax_row(s);
+            softmax_row(variant, s);
             let oh = &mut out[i * q_cols + h * head_dim..][..head_dim];
             oh.fill(0.0);
             for (j, &p) in s.iter().enumerate() {
@@ -81,7 +113,6 @@ pub fn attention(
             }
         }
     }
-    Ok(())
 }
 
 /// Keys and values of past positions for every layer of a decoder, so each generated token

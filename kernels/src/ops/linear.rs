@@ -2,6 +2,7 @@
 //! ops (`add`, `mul`, `scale`).
 
 use super::{expect_len, expect_weight_dtype, size_mul};
+use crate::dispatch::{active_variant, vectorize};
 use crate::{KernelError, WeightView};
 
 /// `out[n, rows] = x[n, k] · w[rows, k]ᵀ (+ bias[rows])`, with `k = w.cols()` and
@@ -68,13 +69,13 @@ pub fn scale(x: &mut [f32], s: f32) -> Result<(), KernelError> {
     if !s.is_finite() {
         return Err(KernelError::InvalidArgument(format!("scale: factor {s}")));
     }
-    for v in x.iter_mut() {
-        *v *= s;
-    }
+    vectorize!(active_variant(), x.iter_mut().for_each(|v| *v *= s));
     Ok(())
 }
 
-/// `out[i] = f(a[i], b[i % b.len()])` after checking the lengths.
+/// `out[i] = f(a[i], b[i % b.len()])` after checking the lengths, vectorized for the active
+/// variant (elementwise, so bit-identical in every variant).
+#[inline(always)]
 fn broadcast(
     op: &str,
     out: &mut [f32],
@@ -93,10 +94,12 @@ fn broadcast(
             a.len()
         )));
     }
-    for (o_row, a_row) in out.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
-        for ((o, &x), &y) in o_row.iter_mut().zip(a_row).zip(b) {
-            *o = f(x, y);
+    vectorize!(active_variant(), {
+        for (o_row, a_row) in out.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
+            for ((o, &x), &y) in o_row.iter_mut().zip(a_row).zip(b) {
+                *o = f(x, y);
+            }
         }
-    }
+    });
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! Row normalizations and pooling: `layer_norm`, `rms_norm`, `mean_pool`, `l2_normalize`.
+//!
+//! One code path for every variant, compiled for the variant's registers
+//! ([`crate::dispatch::vectorized`]): the compiler does not reorder floating-point sums, so
+//! every variant gives the reference's results bit for bit.
 
 use super::{expect_len, rows_of, size_mul};
+use crate::dispatch::{active_variant, vectorize};
 use crate::KernelError;
 
 /// Layer normalization over rows of `cols`: `out = (x - mean) / sqrt(var + eps) · gamma + beta`,
@@ -23,16 +28,18 @@ pub fn layer_norm(
             "layer_norm: eps = {eps}"
         )));
     }
-    for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
-        // Two passes in f64: BERT uses eps = 1e-12, far below f32's resolution of a variance
-        // computed as E[x²] - E[x]², so the one-pass form would lose the small-variance rows.
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / cols as f64;
-        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / cols as f64;
-        let inv = 1.0 / (var + eps as f64).sqrt();
-        for (((o, &v), &g), &b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
-            *o = ((v as f64 - mean) * inv) as f32 * g + b;
+    vectorize!(active_variant(), {
+        for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+            // Two passes in f64: BERT uses eps = 1e-12, far below f32's resolution of a variance
+            // computed as E[x²] - E[x]², so the one-pass form would lose the small-variance rows.
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / cols as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / cols as f64;
+            let inv = 1.0 / (var + eps as f64).sqrt();
+            for (((o, &v), &g), &b) in o.iter_mut().zip(row).zip(gamma).zip(beta) {
+                *o = ((v as f64 - mean) * inv) as f32 * g + b;
+            }
         }
-    }
+    });
     Ok(())
 }
 
@@ -54,19 +61,21 @@ pub fn rms_norm(
             "rms_norm: eps = {eps}"
         )));
     }
-    for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
-        let ms = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / cols as f64;
-        let denom = (ms + eps as f64).sqrt();
-        // An all-zero row with eps 0 has nothing to scale: keep it zero, not NaN.
-        let inv = if denom > 0.0 {
-            (1.0 / denom) as f32
-        } else {
-            0.0
-        };
-        for ((o, &v), &g) in o.iter_mut().zip(row).zip(w) {
-            *o = v * inv * g;
+    vectorize!(active_variant(), {
+        for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+            let ms = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / cols as f64;
+            let denom = (ms + eps as f64).sqrt();
+            // An all-zero row with eps 0 has nothing to scale: keep it zero, not NaN.
+            let inv = if denom > 0.0 {
+                (1.0 / denom) as f32
+            } else {
+                0.0
+            };
+            for ((o, &v), &g) in o.iter_mut().zip(row).zip(w) {
+                *o = v * inv * g;
+            }
         }
-    }
+    });
     Ok(())
 }
 
@@ -91,14 +100,16 @@ pub fn mean_pool(
         return Ok(());
     }
     let mut sum = vec![0f64; cols];
-    for row in x.chunks_exact(cols).take(count) {
-        for (s, &v) in sum.iter_mut().zip(row) {
-            *s += v as f64;
+    vectorize!(active_variant(), {
+        for row in x.chunks_exact(cols).take(count) {
+            for (s, &v) in sum.iter_mut().zip(row) {
+                *s += v as f64;
+            }
         }
-    }
-    for (o, s) in out.iter_mut().zip(&sum) {
-        *o = (s / count as f64) as f32;
-    }
+        for (o, s) in out.iter_mut().zip(&sum) {
+            *o = (s / count as f64) as f32;
+        }
+    });
     Ok(())
 }
 
@@ -106,13 +117,15 @@ pub fn mean_pool(
 /// (there is no direction to keep).
 pub fn l2_normalize(x: &mut [f32], cols: usize) -> Result<(), KernelError> {
     rows_of("l2_normalize x", x.len(), cols)?;
-    for row in x.chunks_exact_mut(cols) {
-        let norm = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            for v in row.iter_mut() {
-                *v = (*v as f64 / norm) as f32;
+    vectorize!(active_variant(), {
+        for row in x.chunks_exact_mut(cols) {
+            let norm = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                for v in row.iter_mut() {
+                    *v = (*v as f64 / norm) as f32;
+                }
             }
         }
-    }
+    });
     Ok(())
 }
