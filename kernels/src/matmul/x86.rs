@@ -963,7 +963,7 @@ unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [
             let wb = w.as_ptr().add(b * Q8_BYTES);
             let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i));
             let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
-            let dw = f16_at(wb);
+            let dw = _mm256_set1_ps(f16_at(wb));
             for r in 0..R {
                 let xb = x[r].get_unchecked(b);
                 let xp = xb.qs.as_ptr() as *const __m256i;
@@ -972,8 +972,10 @@ unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [
                     _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
                     _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
                 );
-                acc[r] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * xb.d), acc[r]);
+                // The activation scale is broadcast from memory (a load, no shuffle), the
+                // weight scale once per block.
+                let xd = _mm256_broadcast_ss(&xb.d);
+                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), xd), dw, acc[r]);
             }
         }
     };
