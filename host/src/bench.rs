@@ -13,9 +13,11 @@ use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
 use edgenlu::bundled;
 use edgenlu::{ChatRequest, Forward, Limits, SamplingParams};
-use edgenlu_kernels::active_variant;
-use edgenlu_kernels::bench::{read_bandwidth, time_matmul, weights, MatmulResult, SHAPES};
+use edgenlu_kernels::bench::{
+    read_bandwidth, time_matmul, time_op, weights, MatmulResult, OP_CASES, SHAPES,
+};
 use edgenlu_kernels::dispatch::{default_threads, variant_from_env};
+use edgenlu_kernels::{active_variant, with_variant, Variant};
 use edgenlu_models::store::ModelStore;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -71,7 +73,8 @@ pub enum BenchCommand {
         tokens: u32,
     },
     /// Matmul per shape, n and threads: µs, G weights/s, GB/s and % of the measured memory
-    /// read bandwidth (force a variant with EDGENLU_KERNELS=scalar|avx2|avx512|neon).
+    /// read bandwidth; then the row ops (GELU, norms, softmax, attention) against the scalar
+    /// reference (force a variant with EDGENLU_KERNELS=scalar|avx2|avx512|neon).
     Kernels {
         /// One JSON document on stdout instead of a table.
         #[arg(long)]
@@ -386,6 +389,42 @@ fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
     Ok(())
 }
 
+/// The row and elementwise ops ([`OP_CASES`]) with `variant` and with the scalar reference,
+/// one thread: a table unless `json`, and the rows for the JSON document.
+fn time_ops(variant: Variant, json: bool) -> Result<Vec<serde_json::Value>> {
+    if !json {
+        println!(
+            "\n{:<26} {:>22} {:>12} {:>12} {:>8}",
+            "op", "shape", "scalar µs", "µs", "speedup"
+        );
+    }
+    let mut rows = Vec::new();
+    for case in OP_CASES {
+        let (scalar, _) = with_variant(Variant::Scalar, || time_op(case, BUDGET))??;
+        let (time, best) = time_op(case, BUDGET)?;
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        if !json {
+            println!(
+                "{:<26} {:>22} {:>12.2} {:>12.2} {:>7.1}x",
+                case.name,
+                case.shape,
+                us(scalar),
+                us(time),
+                scalar.as_secs_f64() / time.as_secs_f64()
+            );
+        }
+        rows.push(serde_json::json!({
+            "op": case.name,
+            "shape": case.shape,
+            "variant": variant.name(),
+            "us": us(time),
+            "best_us": us(best),
+            "scalar_us": us(scalar),
+        }));
+    }
+    Ok(rows)
+}
+
 const ROOFLINE_BYTES: usize = 256 << 20;
 const BUDGET: Duration = Duration::from_millis(150);
 
@@ -465,8 +504,10 @@ fn kernels(json: bool) -> Result<()> {
             }
         }
     }
+    let ops = time_ops(variant, json)?;
     if json {
         let doc = serde_json::json!({
+            "ops": ops,
             "variant": variant.name(),
             "variant_features": variant.describe(),
             "threads_available": default_threads(),

@@ -168,29 +168,161 @@ pub fn time_matmul(
     let mut out = vec![0f32; n * shape.rows];
     set_max_threads(threads);
     let _ = active_variant();
-    let run = |out: &mut [f32]| crate::ops::matmul(out, black_box(&x), n, &w, None);
+    let timed = time_calls(budget, || {
+        crate::ops::matmul(&mut out, black_box(&x), n, &w, None)
+    });
+    set_max_threads(0);
+    black_box(&out);
+    let (time, best) = timed?;
+    Ok(MatmulResult {
+        shape: *shape,
+        n,
+        threads,
+        time,
+        best,
+    })
+}
+
+/// Times `call`: one warm-up call, then batches of ~1/15 of `budget` (at least 5 batches).
+/// Returns the median and the fastest batch's time per call, or the call's first error.
+pub fn time_calls(
+    budget: Duration,
+    mut call: impl FnMut() -> Result<(), KernelError>,
+) -> Result<(Duration, Duration), KernelError> {
     let t = Instant::now();
-    run(&mut out)?;
+    call()?;
     let once = t.elapsed().max(Duration::from_nanos(100));
-    // Batches of ~1/15 of the budget, at least 5 batches.
     let per_batch = ((budget.as_secs_f64() / 15.0) / once.as_secs_f64()).clamp(1.0, 1e6) as u32;
     let mut samples = Vec::new();
     let start = Instant::now();
     while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 200) {
         let t = Instant::now();
         for _ in 0..per_batch {
-            run(&mut out)?;
+            call()?;
         }
         samples.push(t.elapsed() / per_batch);
     }
-    set_max_threads(0);
-    black_box(&out);
     samples.sort();
-    Ok(MatmulResult {
-        shape: *shape,
-        n,
-        threads,
-        time: samples[samples.len() / 2],
-        best: samples[0],
-    })
+    Ok((samples[samples.len() / 2], samples[0]))
+}
+
+/// A row or elementwise op at the shape one model call gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpCase {
+    /// The op and where it occurs (e.g. "gelu minilm ffn").
+    pub name: &'static str,
+    /// The shape, as the op's arguments read.
+    pub shape: &'static str,
+    which: OpKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Gelu,
+    Swiglu,
+    Softmax,
+    LayerNorm,
+    RmsNorm,
+    AttentionEncoder,
+    AttentionDecode,
+}
+
+/// The ops besides matmul that a MiniLM request (16 tokens) and a SmolLM2 decode step (at
+/// position 256) spend time in.
+pub const OP_CASES: &[OpCase] = &[
+    OpCase {
+        name: "gelu minilm ffn",
+        shape: "16x1536",
+        which: OpKind::Gelu,
+    },
+    OpCase {
+        name: "layer_norm minilm",
+        shape: "16x384",
+        which: OpKind::LayerNorm,
+    },
+    OpCase {
+        name: "attention minilm",
+        shape: "n=m=16 h=12 d=32",
+        which: OpKind::AttentionEncoder,
+    },
+    OpCase {
+        name: "softmax minilm scores",
+        shape: "192x16",
+        which: OpKind::Softmax,
+    },
+    OpCase {
+        name: "swiglu smollm2 ffn",
+        shape: "1x1536",
+        which: OpKind::Swiglu,
+    },
+    OpCase {
+        name: "rms_norm smollm2",
+        shape: "1x576",
+        which: OpKind::RmsNorm,
+    },
+    OpCase {
+        name: "attention smollm2 decode",
+        shape: "n=1 m=256 h=9/3 d=64",
+        which: OpKind::AttentionDecode,
+    },
+];
+
+/// Times one [`OpCase`] with the active variant (as [`time_calls`]: median, best).
+pub fn time_op(case: &OpCase, budget: Duration) -> Result<(Duration, Duration), KernelError> {
+    use crate::ops;
+    let v = |len: usize, seed: u64| -> Vec<f32> {
+        pseudo_random(len, seed)
+            .into_iter()
+            .map(|x| x * 4.0)
+            .collect()
+    };
+    match case.which {
+        OpKind::Gelu => {
+            let (x0, mut x) = (v(16 * 1536, 1), vec![0f32; 16 * 1536]);
+            time_calls(budget, || {
+                x.copy_from_slice(&x0);
+                ops::gelu(black_box(&mut x))
+            })
+        }
+        OpKind::Swiglu => {
+            let (g0, up, mut g) = (v(1536, 1), v(1536, 2), vec![0f32; 1536]);
+            time_calls(budget, || {
+                g.copy_from_slice(&g0);
+                ops::swiglu(black_box(&mut g), &up)
+            })
+        }
+        OpKind::Softmax => {
+            let (x0, mut x) = (v(192 * 16, 1), vec![0f32; 192 * 16]);
+            time_calls(budget, || {
+                x.copy_from_slice(&x0);
+                ops::softmax(black_box(&mut x), 16)
+            })
+        }
+        OpKind::LayerNorm => {
+            let (x, g, b, mut out) = (v(16 * 384, 1), v(384, 2), v(384, 3), vec![0f32; 16 * 384]);
+            time_calls(budget, || {
+                ops::layer_norm(&mut out, black_box(&x), 384, &g, &b, 1e-12)
+            })
+        }
+        OpKind::RmsNorm => {
+            let (x, g, mut out) = (v(576, 1), v(576, 2), vec![0f32; 576]);
+            time_calls(budget, || {
+                ops::rms_norm(&mut out, black_box(&x), 576, &g, 1e-5)
+            })
+        }
+        OpKind::AttentionEncoder => {
+            let (q, k, val) = (v(16 * 384, 1), v(16 * 384, 2), v(16 * 384, 3));
+            let mut out = vec![0f32; 16 * 384];
+            time_calls(budget, || {
+                ops::attention(&mut out, black_box(&q), &k, &val, 16, 16, 12, 12, 32, false)
+            })
+        }
+        OpKind::AttentionDecode => {
+            let (q, k, val) = (v(576, 1), v(256 * 192, 2), v(256 * 192, 3));
+            let mut out = vec![0f32; 576];
+            time_calls(budget, || {
+                ops::attention(&mut out, black_box(&q), &k, &val, 1, 256, 9, 3, 64, true)
+            })
+        }
+    }
 }

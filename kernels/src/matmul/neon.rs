@@ -37,8 +37,8 @@ static PLAIN: RowKernels = RowKernels {
     q4_0_x4: Some(plain::q4_0_x4),
     q4_1_x4: Some(plain::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
-    q8_0_q16_x4: None,
-    q8_0_q16_x2: None,
+    q8_0_q16_x4: Some(neon_q8_0_q16_x4),
+    q8_0_q16_x2: Some(neon_q8_0_q16_x2),
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
@@ -58,8 +58,8 @@ static DOTPROD: RowKernels = RowKernels {
     q4_0_x4: Some(dotprod::q4_0_x4),
     q4_1_x4: Some(dotprod::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
-    q8_0_q16_x4: None,
-    q8_0_q16_x2: None,
+    q8_0_q16_x4: Some(neon_q8_0_q16_x4),
+    q8_0_q16_x2: Some(neon_q8_0_q16_x2),
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
@@ -157,26 +157,52 @@ unsafe fn neon_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
     ))
 }
 
+/// One Q8_0 weight row · `R` rows of 16-bit activations: each block's weights are widened to
+/// i16 once for all R rows, then `smlal` takes 4 products per instruction.
+#[target_feature(enable = "neon")]
+#[allow(clippy::needless_range_loop)] // r indexes `x` and `acc` alike
+unsafe fn neon_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
+    let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
+    let mut acc = [vdupq_n_f32(0.0); R];
+    for b in 0..nb {
+        let wb = &w[b * Q8_BYTES..];
+        let dw = f16_at(wb, 0);
+        // SAFETY: the block's 32 quants are inside `w` (b < nb), block b inside every x row,
+        // and each block holds 32 i16.
+        unsafe {
+            let w16: [int16x8_t; 4] =
+                std::array::from_fn(|h| vmovl_s8(vld1_s8(wb.as_ptr().add(2 + 8 * h) as *const i8)));
+            for r in 0..R {
+                let xb = x[r].get_unchecked(b);
+                let mut s = vdupq_n_s32(0);
+                for (h, &wv) in w16.iter().enumerate() {
+                    let xv = vld1q_s16(xb.qs.as_ptr().add(8 * h));
+                    s = vmlal_s16(s, vget_low_s16(wv), vget_low_s16(xv));
+                    s = vmlal_high_s16(s, wv, xv);
+                }
+                acc[r] = vfmaq_n_f32(acc[r], vcvtq_f32_s32(s), dw * xb.d);
+            }
+        }
+    }
+    acc.map(|a| vaddvq_f32(a))
+}
+
 #[target_feature(enable = "neon")]
 unsafe fn neon_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
-    let nb = (w.len() / Q8_BYTES).min(x.len());
-    let mut acc = vdupq_n_f32(0.0);
-    for (b, xb) in x.iter().enumerate().take(nb) {
-        let wb = &w[b * Q8_BYTES..];
-        // SAFETY: the block's 32 quants are inside `w` (b < nb) and `xb` holds 32 i16.
-        let i = unsafe {
-            let mut s = vdupq_n_s32(0);
-            for h in 0..4 {
-                let w8 = vmovl_s8(vld1_s8(wb.as_ptr().add(2 + 8 * h) as *const i8));
-                let xv = vld1q_s16(xb.qs.as_ptr().add(8 * h));
-                s = vmlal_s16(s, vget_low_s16(w8), vget_low_s16(xv));
-                s = vmlal_high_s16(s, w8, xv);
-            }
-            s
-        };
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(i), f16_at(wb, 0) * xb.d);
-    }
-    vaddvq_f32(acc)
+    // SAFETY: same contract and features.
+    unsafe { neon_q8_0_q16_rows::<1>(w, [x])[0] }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_q8_0_q16_x2(w: &[u8], x: [&[BlockQ16]; 2]) -> [f32; 2] {
+    // SAFETY: same contract and features.
+    unsafe { neon_q8_0_q16_rows::<2>(w, x) }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn neon_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { neon_q8_0_q16_rows::<4>(w, x) }
 }
 
 /// The quantized kernels, written once over an `idot(acc, a, b)` that adds the products of

@@ -72,9 +72,17 @@ pub fn softmax(x: &mut [f32], cols: usize) -> Result<(), KernelError> {
 /// Lanes of the vectorized row reductions (max and sum): one AVX2 register of f32.
 const LANES: usize = 8;
 
+/// `f` over eight lanes as a balanced tree: (0·4, 1·5, 2·6, 3·7), then pairs, then one.
+#[inline(always)]
+fn tree(l: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let h = [f(l[0], l[4]), f(l[1], l[5]), f(l[2], l[6]), f(l[3], l[7])];
+    f(f(h[0], h[2]), f(h[1], h[3]))
+}
+
 /// Softmax of one row in place (shared with `attention`): the reference (libm `exp`, a
-/// sequential f64 sum) for the scalar variant, else [`approx::exp`] and sums over
-/// [`LANES`] partial sums, which vectorize.
+/// sequential f64 sum) for the scalar variant, else [`approx::exp`] with the max and the sum
+/// over [`LANES`] partial results, combined as a tree (short rows, as an encoder's 16 keys,
+/// would otherwise wait on a chain of dependent adds).
 #[inline(always)]
 pub(super) fn softmax_row(v: Variant, row: &mut [f32]) {
     if v == Variant::Scalar {
@@ -104,9 +112,8 @@ pub(super) fn softmax_row(v: Variant, row: &mut [f32]) {
     let max = chunks
         .remainder()
         .iter()
-        .chain(&lanes)
         .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
+        .fold(tree(lanes, f32::max), f32::max);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
@@ -119,12 +126,12 @@ pub(super) fn softmax_row(v: Variant, row: &mut [f32]) {
             *s += *x;
         }
     }
-    let mut sum = sums.iter().map(|&s| s as f64).sum::<f64>();
+    let mut sum = tree(sums, |a, b| a + b);
     for x in chunks.into_remainder() {
         *x = approx::exp(*x - max);
-        sum += *x as f64;
+        sum += *x;
     }
-    let inv = (1.0 / sum) as f32;
+    let inv = 1.0 / sum;
     for x in row.iter_mut() {
         *x *= inv;
     }

@@ -74,8 +74,18 @@ pub fn attention(
     Ok(())
 }
 
+/// Queries sharing one kv head (query rows × heads per kv head) from which the vectorized
+/// variants transpose that head's keys (see [`attend_heads`]).
+const TRANSPOSE_MIN_QUERIES: usize = 8;
+
 /// The arithmetic of [`attention`] once its shapes are checked (`dims` = n, m, heads,
 /// kv_heads, head_dim); inlined into the variant's vectorized body.
+///
+/// The scalar reference dots each query with each key. Outside it, when many queries share a
+/// kv head (a prompt, an encoder), that head's keys are first transposed to
+/// `[head_dim, m]`: a query's scores are then `head_dim` multiply-adds along contiguous keys,
+/// which fill the registers, instead of one short dot and a horizontal sum per key. A decode
+/// step (one query per head) keeps the dots: its transpose would cost more than it saves.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn attend_heads(
@@ -91,28 +101,88 @@ fn attend_heads(
     let (q_cols, kv_cols) = (heads * head_dim, kv_heads * head_dim);
     let group = heads / kv_heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    for i in 0..n {
-        // Number of keys query i may see; n <= m when causal, so this cannot underflow.
-        let visible = if causal { m - n + i + 1 } else { m };
-        for h in 0..heads {
-            let g = h / group;
-            let qh = &q[i * q_cols + h * head_dim..][..head_dim];
-            let s = &mut scores[..visible];
-            for (j, s) in s.iter_mut().enumerate() {
-                let kh = &k[j * kv_cols + g * head_dim..][..head_dim];
-                *s = dot(qh, kh) * scale;
-            }
-            softmax_row(variant, s);
-            let oh = &mut out[i * q_cols + h * head_dim..][..head_dim];
-            oh.fill(0.0);
-            for (j, &p) in s.iter().enumerate() {
-                let vh = &v[j * kv_cols + g * head_dim..][..head_dim];
-                for (o, &x) in oh.iter_mut().zip(vh) {
-                    *o += p * x;
+    let transpose = variant != Variant::Scalar && n * group >= TRANSPOSE_MIN_QUERIES;
+    let mut kt = vec![0f32; if transpose { head_dim * m } else { 0 }];
+    for g in 0..kv_heads {
+        if transpose {
+            for (j, row) in k.chunks_exact(kv_cols).enumerate() {
+                for (d, &x) in row[g * head_dim..][..head_dim].iter().enumerate() {
+                    kt[d * m + j] = x;
                 }
             }
         }
+        for h in g * group..(g + 1) * group {
+            for i in 0..n {
+                // Keys query i may see; n <= m when causal, so this cannot underflow.
+                let visible = if causal { m - n + i + 1 } else { m };
+                let qh = &q[i * q_cols + h * head_dim..][..head_dim];
+                let s = &mut scores[..visible];
+                if transpose {
+                    weighted_rows(s, head_dim, |d| qh[d] * scale, |d| &kt[d * m..][..visible]);
+                } else {
+                    for (j, s) in s.iter_mut().enumerate() {
+                        let kh = &k[j * kv_cols + g * head_dim..][..head_dim];
+                        *s = dot(qh, kh) * scale;
+                    }
+                }
+                softmax_row(variant, s);
+                let oh = &mut out[i * q_cols + h * head_dim..][..head_dim];
+                weighted_rows(oh, visible, |j| s[j], |j| &v[j * kv_cols + g * head_dim..]);
+            }
+        }
     }
+}
+
+/// Lanes of one register of f32 under AVX2, the unit [`weighted_rows`] accumulates in.
+const LANES: usize = 8;
+
+/// `out[c] = Σ_t coef(t) · row(t)[c]` for t in `0..terms`, each element summed in order of
+/// t from 0 (the reference's order). Up to four registers of elements are accumulated side
+/// by side, so consecutive terms do not wait on one another's adds and nothing goes through
+/// memory between terms. `row(t)` must hold at least `out.len()` elements.
+#[inline(always)]
+fn weighted_rows<'a>(
+    out: &mut [f32],
+    terms: usize,
+    coef: impl Fn(usize) -> f32,
+    row: impl Fn(usize) -> &'a [f32],
+) {
+    let mut done = 0;
+    while out.len() - done >= 4 * LANES {
+        weighted_group::<{ 4 * LANES }>(&mut out[done..], done, terms, &coef, &row);
+        done += 4 * LANES;
+    }
+    if out.len() - done >= 2 * LANES {
+        weighted_group::<{ 2 * LANES }>(&mut out[done..], done, terms, &coef, &row);
+        done += 2 * LANES;
+    }
+    if out.len() - done >= LANES {
+        weighted_group::<LANES>(&mut out[done..], done, terms, &coef, &row);
+        done += LANES;
+    }
+    for (c, o) in out.iter_mut().enumerate().skip(done) {
+        *o = (0..terms).fold(0.0, |acc, t| acc + coef(t) * row(t)[c]);
+    }
+}
+
+/// [`weighted_rows`] for the `W` elements of `out` from `start` of each row.
+#[inline(always)]
+fn weighted_group<'a, const W: usize>(
+    out: &mut [f32],
+    start: usize,
+    terms: usize,
+    coef: &impl Fn(usize) -> f32,
+    row: &impl Fn(usize) -> &'a [f32],
+) {
+    let mut acc = [0f32; W];
+    for t in 0..terms {
+        let p = coef(t);
+        let r: &[f32; W] = row(t)[start..start + W].try_into().expect("W elements");
+        for k in 0..W {
+            acc[k] += p * r[k];
+        }
+    }
+    out[..W].copy_from_slice(&acc);
 }
 
 /// Keys and values of past positions for every layer of a decoder, so each generated token
