@@ -1,7 +1,7 @@
 //! Scaled dot-product attention without a cache.
 
 use super::activation::softmax_row;
-use super::{dot, expect_len, size_mul};
+use super::{dot, expect_len, size_mul, DOT_LANES};
 use crate::dispatch::{active_variant, vectorize};
 use crate::{KernelError, Variant};
 
@@ -83,9 +83,10 @@ const TRANSPOSE_MIN_QUERIES: usize = 8;
 ///
 /// The scalar reference dots each query with each key. Outside it, when many queries share a
 /// kv head (a prompt, an encoder), that head's keys are first transposed to
-/// `[head_dim, m]`: a query's scores are then `head_dim` multiply-adds along contiguous keys,
-/// which fill the registers, instead of one short dot and a horizontal sum per key. A decode
-/// step (one query per head) keeps the dots: its transpose would cost more than it saves.
+/// `[head_dim, m]`: a query's scores are then multiply-adds along contiguous keys, which fill
+/// the registers, instead of one short dot and a horizontal sum per key, with the same sums
+/// ([`transposed_scores`]). A decode step (one query per head) keeps the dots: its transpose
+/// would cost more than it saves.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn attend_heads(
@@ -118,7 +119,7 @@ fn attend_heads(
                 let qh = &q[i * q_cols + h * head_dim..][..head_dim];
                 let s = &mut scores[..visible];
                 if transpose {
-                    weighted_rows(s, head_dim, |d| qh[d] * scale, |d| &kt[d * m..][..visible]);
+                    transposed_scores(s, qh, &kt, m, scale);
                 } else {
                     for (j, s) in s.iter_mut().enumerate() {
                         let kh = &k[j * kv_cols + g * head_dim..][..head_dim];
@@ -135,6 +136,44 @@ fn attend_heads(
 
 /// Lanes of one register of f32 under AVX2, the unit [`weighted_rows`] accumulates in.
 const LANES: usize = 8;
+
+/// A query's scores against the first `s.len()` keys, from keys transposed to
+/// `kt [head_dim, m]`, eight keys at a time. Each score is summed exactly as [`dot`] sums
+/// (lane l takes dimensions l, l + 8, …; then the lanes in order; then the tail) and then
+/// scaled, so it equals the reference's bit for bit: the transpose changes only the speed.
+#[inline(always)]
+fn transposed_scores(s: &mut [f32], qh: &[f32], kt: &[f32], m: usize, scale: f32) {
+    let full = qh.len() / DOT_LANES * DOT_LANES;
+    for (c, sc) in s.chunks_mut(LANES).enumerate() {
+        let first = c * LANES;
+        // lanes[l][j]: dot lane l of key first + j.
+        let mut lanes = [[0f32; LANES]; DOT_LANES];
+        for base in (0..full).step_by(DOT_LANES) {
+            for (l, lane) in lanes.iter_mut().enumerate() {
+                let (qd, row) = (qh[base + l], &kt[(base + l) * m + first..][..sc.len()]);
+                match <&[f32; LANES]>::try_from(row) {
+                    Ok(row) => {
+                        for j in 0..LANES {
+                            lane[j] += qd * row[j];
+                        }
+                    }
+                    Err(_) => {
+                        for (a, &k) in lane.iter_mut().zip(row) {
+                            *a += qd * k;
+                        }
+                    }
+                }
+            }
+        }
+        for (j, out) in sc.iter_mut().enumerate() {
+            let mut sum = lanes.iter().map(|lane| lane[j]).sum::<f32>();
+            for (d, &qd) in qh.iter().enumerate().skip(full) {
+                sum += qd * kt[d * m + first + j];
+            }
+            *out = sum * scale;
+        }
+    }
+}
 
 /// `out[c] = Σ_t coef(t) · row(t)[c]` for t in `0..terms`, each element summed in order of
 /// t from 0 (the reference's order). Up to four registers of elements are accumulated side
@@ -335,6 +374,37 @@ impl KvCache {
                 "kv cache: cannot commit {n} positions after {}: not every layer has them",
                 self.len
             ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores from transposed keys equal `dot(q, k) · scale` bit for bit, for head sizes with
+    /// and without a tail past the dot's lanes and key counts ragged against the registers.
+    #[test]
+    fn transposed_scores_equal_the_dots() {
+        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) * 0.0137;
+        for head_dim in [1, 7, 8, 13, 32, 64, 67] {
+            for m in [1, 5, 8, 16, 23] {
+                let q: Vec<f32> = (0..head_dim).map(|i| value(i + 3)).collect();
+                let k: Vec<f32> = (0..m * head_dim).map(|i| value(i * 31 + 1)).collect();
+                let mut kt = vec![0f32; head_dim * m];
+                for j in 0..m {
+                    for d in 0..head_dim {
+                        kt[d * m + j] = k[j * head_dim + d];
+                    }
+                }
+                let scale = 0.173;
+                let mut got = vec![0f32; m];
+                transposed_scores(&mut got, &q, &kt, m, scale);
+                for (j, g) in got.iter().enumerate() {
+                    let want = dot(&q, &k[j * head_dim..][..head_dim]) * scale;
+                    assert_eq!(g.to_bits(), want.to_bits(), "d {head_dim} m {m} key {j}");
+                }
+            }
         }
     }
 }
