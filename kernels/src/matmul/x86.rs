@@ -26,9 +26,9 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q8_0_q16: avx2_q8_0_q16,
     q8_0_q16_x4: Some(avx2_q8_0_q16_x4),
     q8_0_q16_x2: Some(avx2_q8_0_q16_x2),
-    q8_0_w4: None,
-    q4_0_w4: None,
-    q4_1_w4: None,
+    q8_0_w4: Some(avx2_q8_0_q8_0_w4),
+    q4_0_w4: Some(avx2_q4_0_q8_0_w4),
+    q4_1_w4: Some(avx2_q4_1_q8_1_w4),
 };
 
 pub(super) const AVX512: RowKernels = RowKernels {
@@ -192,66 +192,140 @@ unsafe fn avx2_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
     ))
 }
 
-/// Generates AVX2 kernels of one quantized weight row against `R` activation rows (R = 1:
-/// matrix-vector, R = 4: matrix-matrix, the weights unpacked once for four rows). `$w(p)`
-/// gives a block's 32 weights at block pointer `p`; `$signed` selects ggml's sign trick
-/// (signed weights) over a plain `maddubs` (unsigned Q4_1 nibbles); `$mins` adds `m · s`.
+/// Generates the AVX2 kernels of one quantized format: `$rows`, one weight row against `R`
+/// activation rows (R = 1: matrix-vector, R = 4: matrix-matrix, the weights unpacked once
+/// for four rows), and `$wrows`, `R` weight rows against one activation row (matrix-vector
+/// with four independent accumulator chains), whose every row is bit-identical to `$rows`'
+/// R = 1 result. `$w(p)` gives a block's 32 weights at block pointer `p`; `$signed` selects
+/// ggml's sign trick (signed weights) over a plain `maddubs` (unsigned Q4_1 nibbles); `$mins`
+/// adds `m · s`. Both go through `$pair`, so they do the same float operations in the same
+/// order: block b into the even or odd accumulator by its parity, then
+/// `hsum(even + odd) + (mins even + mins odd)`.
 macro_rules! avx2_rows {
-    ($name:ident, $xblock:ty, $wbytes:expr, $w:ident, $signed:expr, $mins:expr) => {
-        #[target_feature(enable = "avx2,fma,f16c")]
-        #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
-        unsafe fn $name<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
-            let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
-            // Two accumulators per row (blocks alternate) so FMAs do not wait on each other.
-            let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            // Two partial sums of the m·s terms too, for the same reason.
-            let mut mins = [[0f32; 2]; R];
-            let ones = _mm256_set1_epi16(1);
-            for b in 0..nb {
-                // SAFETY: block b is inside `w` and every row of `x` (b < nb).
-                unsafe {
-                    let wb = w.as_ptr().add(b * $wbytes);
-                    let wv = $w(wb);
-                    // maddubs wants an unsigned operand: |w|, with w's sign moved onto x.
-                    let uw = if $signed {
-                        _mm256_sign_epi8(wv, wv)
-                    } else {
-                        wv
-                    };
-                    let dw = f16_at(wb);
-                    // Q4_1: the minimum m at bytes 2..4 of the weight block.
-                    let mw = if $mins { f16_at(wb.add(2)) } else { 0.0 };
-                    for r in 0..R {
-                        let xb = &x[r][b];
-                        let mut xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-                        if $signed {
-                            xv = _mm256_sign_epi8(xv, wv);
-                        }
-                        // |w| ≤ 128, |x| ≤ 127: each i16 pair sum ≤ 32512, no saturation.
-                        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(uw, xv), ones);
-                        let d = _mm256_set1_ps(dw * f16_at(&xb.d as *const u16 as *const u8));
-                        let a = &mut acc[r][b % 2];
-                        *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, *a);
-                        if $mins {
-                            // s at bytes 2..4 of the Q8_1 block.
-                            let xp = xb as *const $xblock as *const u8;
-                            mins[r][b % 2] += mw * f16_at(xp.add(2));
-                        }
-                    }
+    ($rows:ident, $wrows:ident, $pair:ident, $unpack:ident, $xblock:ty, $wbytes:expr, $w:ident, $signed:expr, $mins:expr) => {
+        /// One weight block (unpacked as `(|w|, w, d_w, m_w)`) · one activation block: adds
+        /// the block's scaled dot into `acc` and its `m·s` term into `mins`.
+        #[inline(always)]
+        unsafe fn $pair(
+            (uw, wv, dw, mw): (__m256i, __m256i, f32, f32),
+            xb: &$xblock,
+            acc: &mut __m256,
+            mins: &mut f32,
+        ) {
+            // SAFETY: `xb` is a whole block; the features are the caller's.
+            unsafe {
+                let mut xv = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+                if $signed {
+                    xv = _mm256_sign_epi8(xv, wv);
+                }
+                // |w| ≤ 128, |x| ≤ 127: each i16 pair sum ≤ 32512, no saturation.
+                let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(uw, xv), _mm256_set1_epi16(1));
+                let d = _mm256_set1_ps(dw * f16_at(&xb.d as *const u16 as *const u8));
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), d, *acc);
+                if $mins {
+                    // s at bytes 2..4 of the Q8_1 block.
+                    *mins += mw * f16_at((xb as *const $xblock as *const u8).add(2));
                 }
             }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = hsum256(_mm256_add_ps(acc[r][0], acc[r][1])) + (mins[r][0] + mins[r][1]);
+        }
+
+        /// The weight block at `wb`: maddubs wants an unsigned operand, so |w| (w's sign
+        /// goes onto x in `$pair`), w, its scale and (Q4_1) its minimum.
+        #[inline(always)]
+        unsafe fn $unpack(wb: *const u8) -> (__m256i, __m256i, f32, f32) {
+            // SAFETY: the caller passes a whole block; the features are the caller's.
+            unsafe {
+                let wv = $w(wb);
+                let uw = if $signed {
+                    _mm256_sign_epi8(wv, wv)
+                } else {
+                    wv
+                };
+                // Q4_1: the minimum m at bytes 2..4 of the weight block.
+                let mw = if $mins { f16_at(wb.add(2)) } else { 0.0 };
+                (uw, wv, f16_at(wb), mw)
             }
-            out
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
+        unsafe fn $rows<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
+            let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
+            // Even and odd blocks into separate accumulators, so FMAs do not wait on each
+            // other; arrays indexed only by constants stay in registers.
+            let (mut even, mut odd) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+            let (mut mins_even, mut mins_odd) = ([0f32; R], [0f32; R]);
+            let step = |b: usize, acc: &mut [__m256; R], mins: &mut [f32; R]| {
+                // SAFETY: block b is inside `w` and every row of `x` (b < nb).
+                unsafe {
+                    let wb = $unpack(w.as_ptr().add(b * $wbytes));
+                    for r in 0..R {
+                        $pair(wb, x[r].get_unchecked(b), &mut acc[r], &mut mins[r]);
+                    }
+                }
+            };
+            let mut b = 0;
+            while b + 2 <= nb {
+                step(b, &mut even, &mut mins_even);
+                step(b + 1, &mut odd, &mut mins_odd);
+                b += 2;
+            }
+            if b < nb {
+                step(b, &mut even, &mut mins_even);
+            }
+            std::array::from_fn(|r| {
+                hsum256(_mm256_add_ps(even[r], odd[r])) + (mins_even[r] + mins_odd[r])
+            })
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        #[allow(clippy::needless_range_loop)] // r indexes `w` and the accumulators alike
+        unsafe fn $wrows<const R: usize>(w: [&[u8]; R], x: &[$xblock]) -> [f32; R] {
+            let nb = w.iter().fold(x.len(), |m, r| m.min(r.len() / $wbytes));
+            let (mut even, mut odd) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
+            let (mut mins_even, mut mins_odd) = ([0f32; R], [0f32; R]);
+            let step = |b: usize, acc: &mut [__m256; R], mins: &mut [f32; R]| {
+                // SAFETY: block b is inside `x` and every weight row (b < nb).
+                unsafe {
+                    let xb = x.get_unchecked(b);
+                    for r in 0..R {
+                        let wb = $unpack(w[r].as_ptr().add(b * $wbytes));
+                        $pair(wb, xb, &mut acc[r], &mut mins[r]);
+                    }
+                }
+            };
+            let mut b = 0;
+            while b + 2 <= nb {
+                step(b, &mut even, &mut mins_even);
+                step(b + 1, &mut odd, &mut mins_odd);
+                b += 2;
+            }
+            if b < nb {
+                step(b, &mut even, &mut mins_even);
+            }
+            std::array::from_fn(|r| {
+                hsum256(_mm256_add_ps(even[r], odd[r])) + (mins_even[r] + mins_odd[r])
+            })
         }
     };
 }
 
-avx2_rows!(avx2_q8_0_rows, BlockQ8_0, Q8_BYTES, q8_quants, true, false);
+avx2_rows!(
+    avx2_q8_0_rows,
+    avx2_q8_0_wrows,
+    avx2_q8_0_pair,
+    avx2_q8_0_unpack,
+    BlockQ8_0,
+    Q8_BYTES,
+    q8_quants,
+    true,
+    false
+);
 avx2_rows!(
     avx2_q4_0_rows,
+    avx2_q4_0_wrows,
+    avx2_q4_0_pair,
+    avx2_q4_0_unpack,
     BlockQ8_0,
     Q4_0_BYTES,
     q4_0_quants,
@@ -260,12 +334,33 @@ avx2_rows!(
 );
 avx2_rows!(
     avx2_q4_1_rows,
+    avx2_q4_1_wrows,
+    avx2_q4_1_pair,
+    avx2_q4_1_unpack,
     BlockQ8_1,
     Q4_1_BYTES,
     q4_1_quants,
     false,
     true
 );
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q8_0_q8_0_w4(w: [&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q8_0_wrows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q4_0_q8_0_w4(w: [&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q4_0_wrows::<4>(w, x) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q4_1_q8_1_w4(w: [&[u8]; 4], x: &[BlockQ8_1]) -> [f32; 4] {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q4_1_wrows::<4>(w, x) }
+}
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
