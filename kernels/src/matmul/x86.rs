@@ -289,8 +289,11 @@ macro_rules! avx2_rows {
                 unsafe {
                     let xb = x.get_unchecked(b);
                     for r in 0..R {
-                        let wb = $unpack(w[r].as_ptr().add(b * $wbytes));
-                        $pair(wb, xb, &mut acc[r], &mut mins[r]);
+                        let wp = w[r].as_ptr().add(b * $wbytes);
+                        // A hint only, never dereferenced, so a pointer past the matrix is
+                        // harmless: decoding streams weights far larger than the caches.
+                        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                        $pair($unpack(wp), xb, &mut acc[r], &mut mins[r]);
                     }
                 }
             };
@@ -1056,6 +1059,8 @@ unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [
         // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
         unsafe {
             let wb = w.as_ptr().add(b * Q8_BYTES);
+            // A hint only (never dereferenced): a decoder's output head streams 28 MB.
+            _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(PREFETCH_AHEAD) as *const i8);
             let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i));
             let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
             let dw = _mm256_set1_ps(f16_at(wb));
