@@ -33,7 +33,7 @@ step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any 
 python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20 \
     --index serve-load-snips
 step "offline fine-tuning script compiles (it runs on a vendor's machine with torch, not here)"
-python3 -m py_compile "$repo/scripts/finetune/finetune.py"
+python3 -m py_compile "$repo/scripts/finetune/finetune.py" "$repo/scripts/bench/minilm_onnx_dynamic.py"
 step "fuzz smoke runs (30 s per target)"
 "$repo/scripts/fuzz-smoke.sh" 30
 step "kernels on aarch64 (cross-built, qemu-user, NEON forced)"; "$repo/scripts/arm-kernels.sh"

