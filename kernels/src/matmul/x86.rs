@@ -25,10 +25,10 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q4_1_x4: Some(avx2_q4_1_q8_1_x4),
     q8_0_q16: avx2_q8_0_q16,
     q8_0_q16_x4: Some(avx2_q8_0_q16_x4),
-    q8_0_q16_x2: Some(avx2_q8_0_q16_x2),
-    q8_0_w4: Some(avx2_q8_0_q8_0_w4),
-    q4_0_w4: Some(avx2_q4_0_q8_0_w4),
-    q4_1_w4: Some(avx2_q4_1_q8_1_w4),
+    q8_0_q16_x2: Some(avx2_q8_0_q16_rows::<2>),
+    q8_0_w4: Some(avx2_q8_0_wrows::<4>),
+    q4_0_w4: Some(avx2_q4_0_wrows::<4>),
+    q4_1_w4: Some(avx2_q4_1_wrows::<4>),
 };
 
 pub(super) const AVX512: RowKernels = RowKernels {
@@ -46,7 +46,7 @@ pub(super) const AVX512: RowKernels = RowKernels {
     q4_1_x4: Some(avx512_q4_1_q8_1_x4),
     q8_0_q16: avx512_q8_0_q16,
     q8_0_q16_x4: Some(avx512_q8_0_q16_x4),
-    q8_0_q16_x2: Some(avx512_q8_0_q16_x2),
+    q8_0_q16_x2: Some(q8_0_q16_rows::<2>),
     q8_0_w4: Some(avx512_q8_0_q8_0_w4),
     q4_0_w4: Some(avx512_q4_0_q8_0_w4),
     q4_1_w4: Some(avx512_q4_1_q8_1_w4),
@@ -346,24 +346,6 @@ avx2_rows!(
     false,
     true
 );
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn avx2_q8_0_q8_0_w4(w: [&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
-    // SAFETY: same contract and features.
-    unsafe { avx2_q8_0_wrows::<4>(w, x) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn avx2_q4_0_q8_0_w4(w: [&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
-    // SAFETY: same contract and features.
-    unsafe { avx2_q4_0_wrows::<4>(w, x) }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn avx2_q4_1_q8_1_w4(w: [&[u8]; 4], x: &[BlockQ8_1]) -> [f32; 4] {
-    // SAFETY: same contract and features.
-    unsafe { avx2_q4_1_wrows::<4>(w, x) }
-}
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
@@ -1107,12 +1089,6 @@ unsafe fn avx2_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
     unsafe { avx2_q8_0_q16_rows::<4>(w, x) }
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn avx2_q8_0_q16_x2(w: &[u8], x: [&[BlockQ16]; 2]) -> [f32; 2] {
-    // SAFETY: same contract and features.
-    unsafe { avx2_q8_0_q16_rows::<2>(w, x) }
-}
-
 /// One Q8_0 weight row · `R` rows of 16-bit activations: per block, the 32 weights are
 /// widened to i16 once and `vpdpwssd` takes all 32 products in one instruction per row.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -1155,12 +1131,6 @@ unsafe fn avx512_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
 unsafe fn avx512_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
     // SAFETY: same contract and features.
     unsafe { q8_0_q16_rows::<4>(w, x) }
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn avx512_q8_0_q16_x2(w: &[u8], x: [&[BlockQ16]; 2]) -> [f32; 2] {
-    // SAFETY: same contract and features.
-    unsafe { q8_0_q16_rows::<2>(w, x) }
 }
 
 // ---- activation quantizers ----------------------------------------------------------------
