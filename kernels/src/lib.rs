@@ -2,8 +2,10 @@
 //! exposes to guests. Nothing in this crate knows about Wasm.
 //!
 //! Every op has a scalar reference written for clarity; `matmul` (the hot path) also has
-//! AVX2, AVX-512 and NEON variants, chosen at run time ([`dispatch`]) and tested against the
-//! reference within the bounds stated in `kernels/README.md`.
+//! AVX2, AVX-512 and NEON variants, chosen at run time ([`dispatch`]), and the other ops run
+//! their code compiled for the chosen variant's registers (with branch-free `exp`/`erf`
+//! outside the scalar variant). All are tested against the reference within the bounds stated
+//! in `kernels/README.md`.
 //!
 //! Kernels validate shapes themselves and return [`KernelError`], so a caller that forgot a
 //! check gets an error instead of a panic or an out-of-bounds access.
