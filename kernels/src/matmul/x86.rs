@@ -192,6 +192,32 @@ unsafe fn avx2_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
     ))
 }
 
+/// The block loop every AVX2 quantized kernel shares: `$step(b, acc, mins)` adds block `b` of
+/// `$r` rows into `acc` (and their `m·s` terms into `mins`), for b in `0..$nb`, even blocks
+/// into one set of accumulators and odd blocks into another so FMAs do not wait on each
+/// other (arrays indexed only by constants stay in registers). Each row's result is
+/// `hsum(even + odd) + (mins even + mins odd)`: one order for every kernel built on it, so a
+/// row's result does not depend on how many rows a call takes.
+macro_rules! avx2_even_odd {
+    ($r:ident, $nb:expr, $step:expr) => {{
+        let step = $step;
+        let (mut even, mut odd) = ([_mm256_setzero_ps(); $r], [_mm256_setzero_ps(); $r]);
+        let (mut mins_even, mut mins_odd) = ([0f32; $r], [0f32; $r]);
+        let mut b = 0;
+        while b + 2 <= $nb {
+            step(b, &mut even, &mut mins_even);
+            step(b + 1, &mut odd, &mut mins_odd);
+            b += 2;
+        }
+        if b < $nb {
+            step(b, &mut even, &mut mins_even);
+        }
+        std::array::from_fn(|r| {
+            hsum256(_mm256_add_ps(even[r], odd[r])) + (mins_even[r] + mins_odd[r])
+        })
+    }};
+}
+
 /// Generates the AVX2 kernels of one quantized format: `$rows`, one weight row against `R`
 /// activation rows (R = 1: matrix-vector, R = 4: matrix-matrix, the weights unpacked once
 /// for four rows), and `$wrows`, `R` weight rows against one activation row (matrix-vector
@@ -251,11 +277,9 @@ macro_rules! avx2_rows {
         #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
         unsafe fn $rows<const R: usize>(w: &[u8], x: [&[$xblock]; R]) -> [f32; R] {
             let nb = x.iter().fold(w.len() / $wbytes, |m, r| m.min(r.len()));
-            // Even and odd blocks into separate accumulators, so FMAs do not wait on each
-            // other; arrays indexed only by constants stay in registers.
-            let (mut even, mut odd) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
-            let (mut mins_even, mut mins_odd) = ([0f32; R], [0f32; R]);
-            let step = |b: usize, acc: &mut [__m256; R], mins: &mut [f32; R]| {
+            avx2_even_odd!(R, nb, |b: usize,
+                                   acc: &mut [__m256; R],
+                                   mins: &mut [f32; R]| {
                 // SAFETY: block b is inside `w` and every row of `x` (b < nb).
                 unsafe {
                     let wb = $unpack(w.as_ptr().add(b * $wbytes));
@@ -263,18 +287,6 @@ macro_rules! avx2_rows {
                         $pair(wb, x[r].get_unchecked(b), &mut acc[r], &mut mins[r]);
                     }
                 }
-            };
-            let mut b = 0;
-            while b + 2 <= nb {
-                step(b, &mut even, &mut mins_even);
-                step(b + 1, &mut odd, &mut mins_odd);
-                b += 2;
-            }
-            if b < nb {
-                step(b, &mut even, &mut mins_even);
-            }
-            std::array::from_fn(|r| {
-                hsum256(_mm256_add_ps(even[r], odd[r])) + (mins_even[r] + mins_odd[r])
             })
         }
 
@@ -282,9 +294,9 @@ macro_rules! avx2_rows {
         #[allow(clippy::needless_range_loop)] // r indexes `w` and the accumulators alike
         unsafe fn $wrows<const R: usize>(w: [&[u8]; R], x: &[$xblock]) -> [f32; R] {
             let nb = w.iter().fold(x.len(), |m, r| m.min(r.len() / $wbytes));
-            let (mut even, mut odd) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
-            let (mut mins_even, mut mins_odd) = ([0f32; R], [0f32; R]);
-            let step = |b: usize, acc: &mut [__m256; R], mins: &mut [f32; R]| {
+            avx2_even_odd!(R, nb, |b: usize,
+                                   acc: &mut [__m256; R],
+                                   mins: &mut [f32; R]| {
                 // SAFETY: block b is inside `x` and every weight row (b < nb).
                 unsafe {
                     let xb = x.get_unchecked(b);
@@ -296,18 +308,6 @@ macro_rules! avx2_rows {
                         $pair($unpack(wp), xb, &mut acc[r], &mut mins[r]);
                     }
                 }
-            };
-            let mut b = 0;
-            while b + 2 <= nb {
-                step(b, &mut even, &mut mins_even);
-                step(b + 1, &mut odd, &mut mins_odd);
-                b += 2;
-            }
-            if b < nb {
-                step(b, &mut even, &mut mins_even);
-            }
-            std::array::from_fn(|r| {
-                hsum256(_mm256_add_ps(even[r], odd[r])) + (mins_even[r] + mins_odd[r])
             })
         }
     };
@@ -1035,9 +1035,10 @@ unsafe fn avx512_q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
 #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
 unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
     let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
-    // Even and odd blocks into separate accumulators (registers, see `avx2_rows!`).
-    let (mut even, mut odd) = ([_mm256_setzero_ps(); R], [_mm256_setzero_ps(); R]);
-    let step = |b: usize, acc: &mut [__m256; R]| {
+    // No m·s terms: `_mins` stays zero.
+    avx2_even_odd!(R, nb, |b: usize,
+                           acc: &mut [__m256; R],
+                           _mins: &mut [f32; R]| {
         // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
         unsafe {
             let wb = w.as_ptr().add(b * Q8_BYTES);
@@ -1060,21 +1061,7 @@ unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [
                 acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), xd), dw, acc[r]);
             }
         }
-    };
-    let mut b = 0;
-    while b + 2 <= nb {
-        step(b, &mut even);
-        step(b + 1, &mut odd);
-        b += 2;
-    }
-    if b < nb {
-        step(b, &mut even);
-    }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        out[r] = hsum256(_mm256_add_ps(even[r], odd[r]));
-    }
-    out
+    })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
