@@ -84,9 +84,8 @@ impl LivePipeline {
         let Some(served) = &route.installed else {
             return false;
         };
-        match self.store.state(&route.name) {
-            Ok(Some(state)) => state.current.sha256 != served.sha256 || state.unchecked,
-            Ok(None) => true,
+        match self.store.is_current(&route.name, &served.sha256) {
+            Ok(current) => !current,
             Err(e) => {
                 tracing::warn!("skill {}: reading its state: {e}", route.name);
                 false

@@ -418,6 +418,15 @@ impl SkillStore {
         Ok((v, self.skill_dir(name)?.join(&state.current.file)))
     }
 
+    /// Whether `sha256` is the file the store serves as `name`'s current version, with its
+    /// install checked (one small file read): how a server tells that the version it loaded
+    /// is still the one to serve. False when `name` is not installed.
+    pub fn is_current(&self, name: &str, sha256: &str) -> Result<bool, TrustError> {
+        Ok(self
+            .state(name)?
+            .is_some_and(|s| s.current.sha256 == sha256 && !s.unchecked))
+    }
+
     /// Loads the current version of `name` with the grants its manifest gives it.
     /// A version whose install was interrupted before its health check reported is checked
     /// first ([`recover`](Self::recover)).
@@ -500,12 +509,11 @@ impl LiveSkill {
     /// file read when nothing changed): what a server calls between requests or on a timer.
     /// Returns whether it swapped.
     pub fn refresh(&self, store: &SkillStore, rt: &Runtime) -> Result<bool, LoadError> {
-        let state = store
-            .state(&self.name)?
-            .ok_or_else(|| TrustError::NotInstalled(self.name.clone()))?;
-        if state.current.sha256 == self.read().sha256 && !state.unchecked {
+        let served = self.read().sha256.clone();
+        if store.is_current(&self.name, &served)? {
             return Ok(false);
         }
+        // Not installed any more: `load` says so (`NotInstalled`).
         self.reload(store, rt)?;
         Ok(true)
     }

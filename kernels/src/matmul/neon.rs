@@ -37,8 +37,8 @@ static PLAIN: RowKernels = RowKernels {
     q4_0_x4: Some(plain::q4_0_x4),
     q4_1_x4: Some(plain::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
-    q8_0_q16_x4: Some(neon_q8_0_q16_x4),
-    q8_0_q16_x2: Some(neon_q8_0_q16_x2),
+    q8_0_q16_x4: Some(neon_q8_0_q16_rows::<4>),
+    q8_0_q16_x2: Some(neon_q8_0_q16_rows::<2>),
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
@@ -58,8 +58,8 @@ static DOTPROD: RowKernels = RowKernels {
     q4_0_x4: Some(dotprod::q4_0_x4),
     q4_1_x4: Some(dotprod::q4_1_x4),
     q8_0_q16: neon_q8_0_q16,
-    q8_0_q16_x4: Some(neon_q8_0_q16_x4),
-    q8_0_q16_x2: Some(neon_q8_0_q16_x2),
+    q8_0_q16_x4: Some(neon_q8_0_q16_rows::<4>),
+    q8_0_q16_x2: Some(neon_q8_0_q16_rows::<2>),
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
@@ -191,18 +191,6 @@ unsafe fn neon_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [
 unsafe fn neon_q8_0_q16(w: &[u8], x: &[BlockQ16]) -> f32 {
     // SAFETY: same contract and features.
     unsafe { neon_q8_0_q16_rows::<1>(w, [x])[0] }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn neon_q8_0_q16_x2(w: &[u8], x: [&[BlockQ16]; 2]) -> [f32; 2] {
-    // SAFETY: same contract and features.
-    unsafe { neon_q8_0_q16_rows::<2>(w, x) }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn neon_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
-    // SAFETY: same contract and features.
-    unsafe { neon_q8_0_q16_rows::<4>(w, x) }
 }
 
 /// The quantized kernels, written once over an `idot(acc, a, b)` that adds the products of
