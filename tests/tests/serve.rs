@@ -549,6 +549,19 @@ fn chat_completions_carry_the_whole_conversation() {
     );
     assert_eq!(status, 400);
 
+    // A role the chat template has no turn for is refused, not dropped.
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({ "messages": [{"role": "tool", "content": "42"}, {"role": "user", "content": "hi"}] }),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("\"tool\""),
+        "{v}"
+    );
+
     // The prompt and max_tokens past SmolLM2's 8192-token context.
     for stream in [false, true] {
         let body = json!({ "messages": messages, "max_tokens": 8192, "stream": stream });
