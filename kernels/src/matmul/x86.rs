@@ -17,8 +17,8 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q8_0: avx2_q8_0_q8_0,
     q4_0: avx2_q4_0_q8_0,
     q4_1: avx2_q4_1_q8_1,
-    f32_x4: None,
-    f16_x4: None,
+    f32_x4: Some(avx2_f32_x4),
+    f16_x4: Some(avx2_f16_x4),
     q8_0_f32_x4: None,
     q8_0_x4: Some(avx2_q8_0_q8_0_x4),
     q4_0_x4: Some(avx2_q4_0_q8_0_x4),
@@ -191,6 +191,65 @@ unsafe fn avx2_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
         _mm256_add_ps(acc[2], acc[3]),
     ))
 }
+
+/// Generates an AVX2 x4 kernel for an elementwise format: one weight row against four f32
+/// activation rows, each weight vector loaded and converted once for all four. `$load(wp, j)`
+/// yields weights j..j+8 as f32; `$scalar(w, t)` weight t, for the tail of fewer than 8.
+macro_rules! avx2_x4_elementwise {
+    ($name:ident, $size:expr, $load:expr, $scalar:expr) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $name(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
+            let len = x.iter().fold(w.len() / $size, |m, r| m.min(r.len()));
+            let wp = w.as_ptr();
+            let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+            let mut j = 0;
+            // SAFETY (all loads below): elements j..j + 16 (or + 8) <= len are inside `w`
+            // and every row of `x`.
+            while j + 16 <= len {
+                let (w0, w1) = unsafe { ($load(wp, j), $load(wp, j + 8)) };
+                for (a, xr) in acc.iter_mut().zip(x) {
+                    unsafe {
+                        a[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr.as_ptr().add(j)), a[0]);
+                        a[1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr.as_ptr().add(j + 8)), a[1]);
+                    }
+                }
+                j += 16;
+            }
+            if j + 8 <= len {
+                let w0 = unsafe { $load(wp, j) };
+                for (a, xr) in acc.iter_mut().zip(x) {
+                    a[0] =
+                        unsafe { _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr.as_ptr().add(j)), a[0]) };
+                }
+                j += 8;
+            }
+            let mut out = acc.map(|a| hsum256(_mm256_add_ps(a[0], a[1])));
+            for t in j..len {
+                let wt = $scalar(w, t);
+                for (o, xr) in out.iter_mut().zip(x) {
+                    *o += wt * xr[t];
+                }
+            }
+            out
+        }
+    };
+}
+
+avx2_x4_elementwise!(
+    avx2_f32_x4,
+    4,
+    |wp: *const u8, j: usize| _mm256_loadu_ps((wp as *const f32).add(j)),
+    |w: &[u8], t: usize| f32::from_le_bytes([w[4 * t], w[4 * t + 1], w[4 * t + 2], w[4 * t + 3]])
+);
+
+avx2_x4_elementwise!(
+    avx2_f16_x4,
+    2,
+    |wp: *const u8, j: usize| _mm256_cvtph_ps(_mm_loadu_si128(
+        (wp as *const u16).add(j) as *const __m128i
+    )),
+    |w: &[u8], t: usize| half::f16::from_le_bytes([w[2 * t], w[2 * t + 1]]).to_f32()
+);
 
 /// The block loop every AVX2 quantized kernel shares: `$step(b, acc, mins)` adds block `b` of
 /// `$r` rows into `acc` (and their `m·s` terms into `mins`), for b in `0..$nb`, even blocks
