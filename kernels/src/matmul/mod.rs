@@ -106,6 +106,11 @@ pub(crate) struct RowKernels {
     pub f32_x4: Option<X4Kernel>,
     /// See `f32_x4`.
     pub f16_x4: Option<X4Kernel>,
+    /// Two weight rows · four f32 activation rows (F32 weights): each activation vector is
+    /// also loaded once for both weight rows, where the x4 form reloads it per weight row.
+    pub f32_tile: Option<TileKernel>,
+    /// See `f32_tile` (F16 weights).
+    pub f16_tile: Option<TileKernel>,
     /// See `f32_x4`.
     pub q8_0_f32_x4: Option<X4Kernel>,
     /// Matrix-matrix form of `q8_0`: one weight row · four activation rows.
@@ -129,6 +134,9 @@ pub(crate) struct RowKernels {
     /// See `q8_0_w4`.
     pub q4_1_w4: Option<W4Quantized<BlockQ8_1>>,
 }
+
+/// Two weight rows (raw bytes) · four f32 activation rows: `[weight row][activation row]`.
+pub(crate) type TileKernel = unsafe fn([&[u8]; 2], [&[f32]; 4]) -> [[f32; 4]; 2];
 
 /// Four weight rows (raw bytes) · one row of quantized activation blocks.
 pub(crate) type W4Quantized<B> = unsafe fn([&[u8]; 4], &[B]) -> [f32; 4];
@@ -466,9 +474,38 @@ fn rows_into(
             }
         }
     }
+    // Matrix-matrix tiles where the variant has them: rows first_row..tiled get their first
+    // `n4` outputs here, the rest of the batch below.
+    let n4 = n / 4 * 4;
+    let mut tiled = first_row;
+    let tile = match (acts, w.dtype()) {
+        (Prepared::F32(x), DType::F32) => kern.f32_tile.map(|f| (f, *x)),
+        (Prepared::F32(x), DType::F16) => kern.f16_tile.map(|f| (f, *x)),
+        _ => None,
+    };
+    if let (Some((f, x)), true) = (tile, n4 > 0) {
+        while tiled + 2 <= r1 {
+            let r = tiled;
+            for i in (0..n4).step_by(4) {
+                // SAFETY: as below; the tile kernels come from the same checked table.
+                let v = unsafe {
+                    f(
+                        [w.row_bytes(r), w.row_bytes(r + 1)],
+                        std::array::from_fn(|t| &x[(i + t) * k..][..k]),
+                    )
+                };
+                for (j, v) in v.into_iter().enumerate() {
+                    for (t, v) in v.into_iter().enumerate() {
+                        dst[(i + t) * stride + (r + j - r0)] = v;
+                    }
+                }
+            }
+            tiled += 2;
+        }
+    }
     for r in first_row..r1 {
         let wr = w.row_bytes(r);
-        let mut i = 0;
+        let mut i = if r < tiled { n4 } else { 0 };
         // Matrix-matrix: four activation rows per pass over the weight row.
         while i + 4 <= n {
             // SAFETY: as below; the x4 kernels come from the same checked table.

@@ -20,6 +20,8 @@ pub(super) const KERNELS: RowKernels = RowKernels {
     q4_1: dot_q4_1_q8_1,
     f32_x4: None,
     f16_x4: None,
+    f32_tile: None,
+    f16_tile: None,
     q8_0_f32_x4: None,
     q8_0_x4: None,
     q4_0_x4: None,

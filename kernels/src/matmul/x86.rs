@@ -19,6 +19,8 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q4_1: avx2_q4_1_q8_1,
     f32_x4: Some(avx2_f32_x4),
     f16_x4: Some(avx2_f16_x4),
+    f32_tile: Some(avx2_f32_tile::<2, 1>),
+    f16_tile: Some(avx2_f16_tile::<2, 1>),
     q8_0_f32_x4: None,
     q8_0_x4: Some(avx2_q8_0_q8_0_x4),
     q4_0_x4: Some(avx2_q4_0_q8_0_x4),
@@ -40,6 +42,8 @@ pub(super) const AVX512: RowKernels = RowKernels {
     q4_1: avx512_q4_1_q8_1,
     f32_x4: Some(avx512_f32_x4),
     f16_x4: Some(avx512_f16_x4),
+    f32_tile: None,
+    f16_tile: None,
     q8_0_f32_x4: Some(avx512_q8_0_f32_x4),
     q8_0_x4: Some(avx512_q8_0_q8_0_x4),
     q4_0_x4: Some(avx512_q4_0_q8_0_x4),
@@ -192,57 +196,94 @@ unsafe fn avx2_q8_0_f32(w: &[u8], x: &[f32]) -> f32 {
     ))
 }
 
-/// Generates an AVX2 x4 kernel for an elementwise format: one weight row against four f32
-/// activation rows, each weight vector loaded and converted once for all four. `$load(wp, j)`
-/// yields weights j..j+8 as f32; `$scalar(w, t)` weight t, for the tail of fewer than 8.
-macro_rules! avx2_x4_elementwise {
-    ($name:ident, $size:expr, $load:expr, $scalar:expr) => {
+/// Generates the AVX2 matrix-matrix kernels of an elementwise format: `$tile::<W, U>`, `W`
+/// weight rows against four f32 activation rows, each weight vector loaded and converted once
+/// for all four rows and each activation vector once for all `W` weight rows, `U` vectors
+/// per row in flight (W·4·U accumulators: enough independent FMAs to hide their latency);
+/// and `$x4`, its one-weight-row form for the [`RowKernels`] table. `$load(wp, j)` yields
+/// weights j..j+8 as f32; `$scalar(w, t)` weight t, for the tail of fewer than 8.
+macro_rules! avx2_elementwise_tiles {
+    ($tile:ident, $x4:ident, $size:expr, $load:expr, $scalar:expr) => {
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn $name(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
-            let len = x.iter().fold(w.len() / $size, |m, r| m.min(r.len()));
-            let wp = w.as_ptr();
-            let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        unsafe fn $tile<const W: usize, const U: usize>(
+            w: [&[u8]; W],
+            x: [&[f32]; 4],
+        ) -> [[f32; 4]; W] {
+            let len = w
+                .iter()
+                .map(|w| w.len() / $size)
+                .chain(x.iter().map(|r| r.len()))
+                .min()
+                .unwrap_or(0);
+            let mut acc = [[[_mm256_setzero_ps(); U]; 4]; W];
             let mut j = 0;
-            // SAFETY (all loads below): elements j..j + 16 (or + 8) <= len are inside `w`
-            // and every row of `x`.
-            while j + 16 <= len {
-                let (w0, w1) = unsafe { ($load(wp, j), $load(wp, j + 8)) };
-                for (a, xr) in acc.iter_mut().zip(x) {
-                    unsafe {
-                        a[0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr.as_ptr().add(j)), a[0]);
-                        a[1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr.as_ptr().add(j + 8)), a[1]);
+            // SAFETY (all loads below): elements j..j + 8·U (or + 8) <= len are inside every
+            // weight row and every row of `x`.
+            while j + 8 * U <= len {
+                for u in 0..U {
+                    let wv: [__m256; W] =
+                        std::array::from_fn(|i| unsafe { $load(w[i].as_ptr(), j + 8 * u) });
+                    for (r, xr) in x.iter().enumerate() {
+                        let xv = unsafe { _mm256_loadu_ps(xr.as_ptr().add(j + 8 * u)) };
+                        for i in 0..W {
+                            acc[i][r][u] = _mm256_fmadd_ps(wv[i], xv, acc[i][r][u]);
+                        }
                     }
                 }
-                j += 16;
+                j += 8 * U;
             }
-            if j + 8 <= len {
-                let w0 = unsafe { $load(wp, j) };
-                for (a, xr) in acc.iter_mut().zip(x) {
-                    a[0] =
-                        unsafe { _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr.as_ptr().add(j)), a[0]) };
+            while j + 8 <= len {
+                let wv: [__m256; W] = std::array::from_fn(|i| unsafe { $load(w[i].as_ptr(), j) });
+                for (r, xr) in x.iter().enumerate() {
+                    let xv = unsafe { _mm256_loadu_ps(xr.as_ptr().add(j)) };
+                    for i in 0..W {
+                        acc[i][r][0] = _mm256_fmadd_ps(wv[i], xv, acc[i][r][0]);
+                    }
                 }
                 j += 8;
             }
-            let mut out = acc.map(|a| hsum256(_mm256_add_ps(a[0], a[1])));
-            for t in j..len {
-                let wt = $scalar(w, t);
-                for (o, xr) in out.iter_mut().zip(x) {
-                    *o += wt * xr[t];
+            // Loops, not `map` closures: a closure does not inherit the target features, so
+            // `hsum256` would become a call per output.
+            let mut out = [[0f32; 4]; W];
+            for i in 0..W {
+                for r in 0..4 {
+                    let mut v = acc[i][r][0];
+                    for u in 1..U {
+                        v = _mm256_add_ps(v, acc[i][r][u]);
+                    }
+                    out[i][r] = hsum256(v);
+                }
+            }
+            for (i, o) in out.iter_mut().enumerate() {
+                for t in j..len {
+                    let wt = $scalar(w[i], t);
+                    for (o, xr) in o.iter_mut().zip(x) {
+                        *o += wt * xr[t];
+                    }
                 }
             }
             out
         }
+
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
+            // SAFETY: same contract and features; two vectors in flight keep eight FMA
+            // chains for one weight row.
+            unsafe { $tile::<1, 2>([w], x)[0] }
+        }
     };
 }
 
-avx2_x4_elementwise!(
+avx2_elementwise_tiles!(
+    avx2_f32_tile,
     avx2_f32_x4,
     4,
     |wp: *const u8, j: usize| _mm256_loadu_ps((wp as *const f32).add(j)),
     |w: &[u8], t: usize| f32::from_le_bytes([w[4 * t], w[4 * t + 1], w[4 * t + 2], w[4 * t + 3]])
 );
 
-avx2_x4_elementwise!(
+avx2_elementwise_tiles!(
+    avx2_f16_tile,
     avx2_f16_x4,
     2,
     |wp: *const u8, j: usize| _mm256_cvtph_ps(_mm_loadu_si128(
