@@ -108,9 +108,9 @@ pub(crate) struct RowKernels {
     pub f16_x4: Option<X4Kernel>,
     /// Two weight rows · four f32 activation rows (F32 weights): each activation vector is
     /// also loaded once for both weight rows, where the x4 form reloads it per weight row.
-    pub f32_tile: Option<TileKernel>,
+    pub f32_tile: Option<Tile<f32>>,
     /// See `f32_tile` (F16 weights).
-    pub f16_tile: Option<TileKernel>,
+    pub f16_tile: Option<Tile<f32>>,
     /// See `f32_x4`.
     pub q8_0_f32_x4: Option<X4Kernel>,
     /// Matrix-matrix form of `q8_0`: one weight row · four activation rows.
@@ -135,8 +135,8 @@ pub(crate) struct RowKernels {
     pub q4_1_w4: Option<W4Quantized<BlockQ8_1>>,
 }
 
-/// Two weight rows (raw bytes) · four f32 activation rows: `[weight row][activation row]`.
-pub(crate) type TileKernel = unsafe fn([&[u8]; 2], [&[f32]; 4]) -> [[f32; 4]; 2];
+/// Two weight rows (raw bytes) · four rows of activations `X`: `[weight row][activation row]`.
+pub(crate) type Tile<X> = unsafe fn([&[u8]; 2], [&[X]; 4]) -> [[f32; 4]; 2];
 
 /// Four weight rows (raw bytes) · one row of quantized activation blocks.
 pub(crate) type W4Quantized<B> = unsafe fn([&[u8]; 4], &[B]) -> [f32; 4];
@@ -422,6 +422,45 @@ fn threads_for(w_bytes: usize, n: usize, rows: usize) -> usize {
     max_threads().min(rows / MIN_ROWS_PER_THREAD).max(1)
 }
 
+/// The tile pass of [`rows_into`]: weight rows from `first` in pairs (while a pair fits
+/// below `r1`) against activation rows `0..n4` in fours, `x` holding `per_row` elements per
+/// activation row. Returns the first weight row it did not cover.
+#[allow(clippy::too_many_arguments)]
+fn tile_rows<X>(
+    f: Tile<X>,
+    x: &[X],
+    per_row: usize,
+    w: &WeightView,
+    [first, r0, r1]: [usize; 3],
+    n4: usize,
+    dst: &mut [f32],
+    stride: usize,
+) -> usize {
+    let mut r = first;
+    if n4 == 0 {
+        return r;
+    }
+    while r + 2 <= r1 {
+        for i in (0..n4).step_by(4) {
+            // SAFETY: `f` came from the table `kernels_for` checked against this CPU; the
+            // kernels bound every read by the slices' lengths.
+            let v = unsafe {
+                f(
+                    [w.row_bytes(r), w.row_bytes(r + 1)],
+                    std::array::from_fn(|t| &x[(i + t) * per_row..][..per_row]),
+                )
+            };
+            for (j, v) in v.into_iter().enumerate() {
+                for (t, v) in v.into_iter().enumerate() {
+                    dst[(i + t) * stride + (r + j - r0)] = v;
+                }
+            }
+        }
+        r += 2;
+    }
+    r
+}
+
 /// Rows `r0..r1` of the product into `dst[i * stride + (r - r0)]` for every activation row i.
 ///
 /// [sandbox] may add deadline checks between tiles of rows here.
@@ -477,32 +516,15 @@ fn rows_into(
     // Matrix-matrix tiles where the variant has them: rows first_row..tiled get their first
     // `n4` outputs here, the rest of the batch below.
     let n4 = n / 4 * 4;
-    let mut tiled = first_row;
     let tile = match (acts, w.dtype()) {
         (Prepared::F32(x), DType::F32) => kern.f32_tile.map(|f| (f, *x)),
         (Prepared::F32(x), DType::F16) => kern.f16_tile.map(|f| (f, *x)),
         _ => None,
     };
-    if let (Some((f, x)), true) = (tile, n4 > 0) {
-        while tiled + 2 <= r1 {
-            let r = tiled;
-            for i in (0..n4).step_by(4) {
-                // SAFETY: as below; the tile kernels come from the same checked table.
-                let v = unsafe {
-                    f(
-                        [w.row_bytes(r), w.row_bytes(r + 1)],
-                        std::array::from_fn(|t| &x[(i + t) * k..][..k]),
-                    )
-                };
-                for (j, v) in v.into_iter().enumerate() {
-                    for (t, v) in v.into_iter().enumerate() {
-                        dst[(i + t) * stride + (r + j - r0)] = v;
-                    }
-                }
-            }
-            tiled += 2;
-        }
-    }
+    let tiled = match tile {
+        Some((f, x)) => tile_rows(f, x, k, w, [first_row, r0, r1], n4, dst, stride),
+        None => first_row,
+    };
     for r in first_row..r1 {
         let wr = w.row_bytes(r);
         let mut i = if r < tiled { n4 } else { 0 };
