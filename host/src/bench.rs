@@ -14,7 +14,7 @@ use clap::Subcommand;
 use edgenlu::bundled;
 use edgenlu::{ChatRequest, Forward, Limits, SamplingParams};
 use edgenlu_kernels::bench::{
-    read_bandwidth, time_matmul, time_op, weights, MatmulResult, OP_CASES, SHAPES,
+    int16_dot_peak, read_bandwidth, time_matmul, time_op, weights, MatmulResult, OP_CASES, SHAPES,
 };
 use edgenlu_kernels::dispatch::{default_threads, variant_from_env};
 use edgenlu_kernels::{active_variant, with_variant, Variant};
@@ -75,7 +75,7 @@ pub enum BenchCommand {
         tokens: u32,
     },
     /// Matmul per shape, n and threads: µs, G weights/s, GB/s and % of the measured memory
-    /// read bandwidth; then the row ops (GELU, norms, softmax, attention) against the scalar
+    /// read bandwidth, beside the variant's 16-bit integer multiply-add peak; then the row ops (GELU, norms, softmax, attention) against the scalar
     /// reference (force a variant with EDGENLU_KERNELS=scalar|avx2|avx512|neon).
     Kernels {
         /// One JSON document on stdout instead of a table.
@@ -438,6 +438,7 @@ fn kernels(json: bool) -> Result<()> {
         read_bandwidth(ROOFLINE_BYTES, 1, 5),
         read_bandwidth(ROOFLINE_BYTES, 2, 5),
     ];
+    let dot_peak = int16_dot_peak(variant, 2_000_000, 5);
     if !json {
         println!(
             "variant {} ({}), {} threads available",
@@ -450,6 +451,12 @@ fn kernels(json: bool) -> Result<()> {
             bw[0] / 1e9,
             bw[1] / 1e9
         );
+        if let Some(p) = dot_peak {
+            println!(
+                "compute roofline: {:.1} G 16-bit integer products/s on 1 thread (the variant's multiply-add alone, 12 independent chains)",
+                p / 1e9
+            );
+        }
         println!(
             "{:<22} {:>5} {:>11} {:>3} {:>2} {:>10} {:>10} {:>8} {:>8} {:>7} {:>6}",
             "matrix",
@@ -517,6 +524,7 @@ fn kernels(json: bool) -> Result<()> {
                 "buffer_bytes": ROOFLINE_BYTES,
                 "read_gbytes_per_s_1_thread": bw[0] / 1e9,
                 "read_gbytes_per_s_2_threads": bw[1] / 1e9,
+                "int16_gproducts_per_s_1_thread": dot_peak.map(|p| p / 1e9),
             },
             "results": rows,
         });

@@ -103,6 +103,82 @@ pub fn read_bandwidth(bytes: usize, threads: usize, reps: usize) -> f64 {
     (words * 8) as f64 / best
 }
 
+/// The compute roofline of the 16-bit integer dots behind the Q8_0 × 16-bit kernels: products
+/// per second on one thread, from twelve independent chains of the variant's multiply-add
+/// instruction (AVX2 `vpmaddwd`: 16 products; AVX-512 `vpdpwssd`: 32), best of `reps` runs
+/// of `iters` steps. `None` where the variant has no such probe (scalar, NEON). An upper
+/// bound only: a real kernel also loads, converts and scales.
+pub fn int16_dot_peak(variant: crate::Variant, iters: usize, reps: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (run, products): (unsafe fn(usize) -> u64, usize) = match variant {
+            crate::Variant::Avx2 => (madd_chains_avx2, 12 * 16),
+            crate::Variant::Avx512 => (dpwssd_chains_avx512, 12 * 32),
+            _ => return None,
+        };
+        if !variant.is_supported() {
+            return None;
+        }
+        let mut best = f64::MAX;
+        for _ in 0..reps.max(1) {
+            let t = Instant::now();
+            // SAFETY: the variant's features were checked just above.
+            black_box(unsafe { run(black_box(iters)) });
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Some((iters * products) as f64 / best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (variant, iters, reps);
+        None
+    }
+}
+
+/// Generates a probe for [`int16_dot_peak`]: `iters` steps of twelve independent chains of
+/// one multiply-add (`$step(acc, b)`), folded into a number so none is optimized away.
+macro_rules! dot_chains {
+    ($name:ident, $features:literal, $zero:ident, $set1:ident, $step:expr, $fold:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(iters: usize) -> u64 {
+            use std::arch::x86_64::*;
+            let b = $set1(black_box(3));
+            let mut acc = [$set1(1); 12];
+            for _ in 0..iters {
+                for a in acc.iter_mut() {
+                    *a = $step(*a, b);
+                }
+            }
+            let mut x = $zero();
+            for a in acc {
+                x = $fold(x, a);
+            }
+            // Any lane will do: the chains only have to be live.
+            // SAFETY: x is at least 8 bytes of plain integer lanes.
+            unsafe { std::ptr::read_unaligned(&x as *const _ as *const u64) }
+        }
+    };
+}
+
+dot_chains!(
+    madd_chains_avx2,
+    "avx2",
+    _mm256_setzero_si256,
+    _mm256_set1_epi16,
+    |a, b| _mm256_madd_epi16(a, b),
+    |x, a| _mm256_xor_si256(x, a)
+);
+
+dot_chains!(
+    dpwssd_chains_avx512,
+    "avx512f,avx512bw,avx512vnni",
+    _mm512_setzero_si512,
+    _mm512_set1_epi16,
+    |a, b| _mm512_dpwssd_epi32(a, b, b),
+    |x, a| _mm512_xor_si512(x, a)
+);
+
 /// Sum of words with 8 independent wrapping accumulators (vectorizes; never the bottleneck).
 fn sum_words(x: &[u64]) -> u64 {
     let mut acc = [0u64; 8];
