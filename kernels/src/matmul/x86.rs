@@ -1130,38 +1130,45 @@ unsafe fn avx512_q8_0_f32_x4(w: &[u8], x: [&[f32]; 4]) -> [f32; 4] {
 // ---- Q8_0 weights · 16-bit activations ----------------------------------------------------
 
 /// One Q8_0 weight row · `R` rows of 16-bit activations in AVX2: the weights are widened to
-/// i16 once per block and `vpmaddwd` takes 16 products per instruction.
+/// i16 once per block and `vpmaddwd` takes 16 products per instruction. A row's blocks share
+/// one activation scale ([`BlockQ16`]), applied once to the row's sum, so a block costs one
+/// conversion and one FMA by the weight scale per row.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::needless_range_loop)] // b indexes `w` and all R rows of `x` alike
 unsafe fn avx2_q8_0_q16_rows<const R: usize>(w: &[u8], x: [&[BlockQ16]; R]) -> [f32; R] {
     let nb = x.iter().fold(w.len() / Q8_BYTES, |m, r| m.min(r.len()));
+    if nb == 0 {
+        return [0.0; R];
+    }
     // No m·s terms: `_mins` stays zero.
-    avx2_even_odd!(R, nb, |b: usize,
-                           acc: &mut [__m256; R],
-                           _mins: &mut [f32; R]| {
-        // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
-        unsafe {
-            let wb = w.as_ptr().add(b * Q8_BYTES);
-            // A hint only (never dereferenced): a decoder's output head streams 28 MB.
-            _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(PREFETCH_AHEAD) as *const i8);
-            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i));
-            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
-            let dw = _mm256_set1_ps(f16_at(wb));
-            for r in 0..R {
-                let xb = x[r].get_unchecked(b);
-                let xp = xb.qs.as_ptr() as *const __m256i;
-                // |w·x| ≤ 128 · 32767 per product, pairs < 2³¹: no overflow in vpmaddwd.
-                let dot = _mm256_add_epi32(
-                    _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
-                    _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
-                );
-                // The activation scale is broadcast from memory (a load, no shuffle), the
-                // weight scale once per block.
-                let xd = _mm256_broadcast_ss(&xb.d);
-                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(dot), xd), dw, acc[r]);
+    let sums: [f32; R] =
+        avx2_even_odd!(R, nb, |b: usize,
+                               acc: &mut [__m256; R],
+                               _mins: &mut [f32; R]| {
+            // SAFETY: block b's 34 bytes are inside `w` and block b inside every x row (b < nb).
+            unsafe {
+                let wb = w.as_ptr().add(b * Q8_BYTES);
+                // A hint only (never dereferenced): a decoder's output head streams 28 MB.
+                _mm_prefetch::<_MM_HINT_T0>(wb.wrapping_add(PREFETCH_AHEAD) as *const i8);
+                let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(2) as *const __m128i));
+                let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.add(18) as *const __m128i));
+                let dw = _mm256_set1_ps(f16_at(wb));
+                for r in 0..R {
+                    let xp = x[r].get_unchecked(b).qs.as_ptr() as *const __m256i;
+                    // |w·x| ≤ 128 · 32767 per product, pairs < 2³¹: no overflow in vpmaddwd.
+                    let dot = _mm256_add_epi32(
+                        _mm256_madd_epi16(w0, _mm256_loadu_si256(xp)),
+                        _mm256_madd_epi16(w1, _mm256_loadu_si256(xp.add(1))),
+                    );
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), dw, acc[r]);
+                }
             }
-        }
-    })
+        });
+    let mut out = [0f32; R];
+    for r in 0..R {
+        out[r] = sums[r] * x[r][0].d;
+    }
+    out
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -1235,19 +1242,24 @@ pub(super) unsafe fn quantize_q8_1_avx2(x: &[f32], out: &mut Vec<BlockQ8_1>) {
     crate::formats::quantize_q8_1_blocks(x, out)
 }
 
-/// [`super::quantize_q16_blocks`] in AVX2, with identical results (the portable loop does
-/// not vectorize its per-block abs-max and rounding well, and the encoder quantizes every
-/// matrix's input).
+/// [`super::quantize_q16_row`] in AVX2, with identical results (the portable loop does not
+/// vectorize its abs-max and rounding well, and the encoder quantizes every matrix's input).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_q16_avx2(x: &[f32], out: &mut Vec<BlockQ16>) {
+    // SAFETY (loads): each `c` holds 32 floats: four 256-bit loads.
+    let load = |c: &[f32]| -> [__m256; 4] {
+        [0, 1, 2, 3].map(|i| unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * i)) })
+    };
+    let mut amax = 0f32;
+    for c in x.chunks_exact(QK) {
+        amax = amax.max(abs_max_256(load(c)));
+    }
+    let d = amax / 32767.0;
+    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
     out.reserve(x.len() / QK);
     for c in x.chunks_exact(QK) {
-        // SAFETY: `c` holds 32 floats: four 256-bit loads.
-        let v: [__m256; 4] =
-            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(c.as_ptr().add(8 * i)) });
-        let d = abs_max_256(v) / 32767.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        let q = v.map(|v| round_away_256(_mm256_mul_ps(v, id)));
+        let v = load(c);
+        let q: [__m256i; 4] = [0, 1, 2, 3].map(|i| round_away_256(_mm256_mul_ps(v[i], id)));
         // |v · id| ≤ 32767.5, so the i32 lanes are in range; packs saturates like `clamp`
         // and interleaves 128-bit lanes, which the permute undoes.
         let lo = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q[0], q[1]));
@@ -1317,9 +1329,10 @@ fn abs_max_512(v0: __m512, v1: __m512) -> f32 {
     f32::from_bits(_mm512_reduce_max_epu32(_mm512_max_epu32(a0, a1)))
 }
 
-/// [`super::quantize_q16_blocks`] in AVX-512, with identical results.
+/// [`super::quantize_q16_row`] in AVX-512, with identical results.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(super) unsafe fn quantize_q16_avx512(x: &[f32], out: &mut Vec<BlockQ16>) {
+    let mut amax = 0f32;
     for c in x.chunks_exact(QK) {
         // SAFETY: `c` holds 32 floats.
         let (v0, v1) = unsafe {
@@ -1328,8 +1341,18 @@ pub(super) unsafe fn quantize_q16_avx512(x: &[f32], out: &mut Vec<BlockQ16>) {
                 _mm512_loadu_ps(c.as_ptr().add(16)),
             )
         };
-        let d = abs_max_512(v0, v1) / 32767.0;
-        let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        amax = amax.max(abs_max_512(v0, v1));
+    }
+    let d = amax / 32767.0;
+    let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    for c in x.chunks_exact(QK) {
+        // SAFETY: `c` holds 32 floats.
+        let (v0, v1) = unsafe {
+            (
+                _mm512_loadu_ps(c.as_ptr()),
+                _mm512_loadu_ps(c.as_ptr().add(16)),
+            )
+        };
         let q0 = _mm512_cvtsepi32_epi16(round_away_512(_mm512_mul_ps(v0, id)));
         let q1 = _mm512_cvtsepi32_epi16(round_away_512(_mm512_mul_ps(v1, id)));
         let mut block = BlockQ16 { d, qs: [0; QK] };
@@ -1425,7 +1448,7 @@ mod tests {
             unsafe { quantize_q8_0_avx512(&x, &mut b) };
             assert_eq!(a, b, "q8_0 round {round}");
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            super::super::quantize_q16_blocks(&x, &mut a);
+            super::super::quantize_q16_row(&x, &mut a);
             // SAFETY: AVX-512 checked above.
             unsafe { quantize_q16_avx512(&x, &mut b) };
             assert_eq!(q16_bits(&a), q16_bits(&b), "q16 round {round}");
@@ -1441,7 +1464,7 @@ mod tests {
         );
         for (round, x) in quantizer_inputs().enumerate() {
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            super::super::quantize_q16_blocks(&x, &mut a);
+            super::super::quantize_q16_row(&x, &mut a);
             // SAFETY: AVX2 checked above.
             unsafe { quantize_q16_avx2(&x, &mut b) };
             assert_eq!(q16_bits(&a), q16_bits(&b), "q16 round {round}");
