@@ -299,12 +299,14 @@ enum OpKind {
     Softmax,
     LayerNorm,
     RmsNorm,
-    AttentionEncoder,
+    /// MiniLM's self-attention over this many tokens.
+    AttentionEncoder(usize),
     AttentionDecode,
 }
 
-/// The ops besides matmul that a MiniLM request (16 tokens) and a SmolLM2 decode step (at
-/// position 256) spend time in.
+/// The ops besides matmul that a MiniLM request (16 tokens; attention also at 128, where it
+/// grows with the square of the length) and a SmolLM2 decode step (at position 256) spend
+/// time in.
 pub const OP_CASES: &[OpCase] = &[
     OpCase {
         name: "gelu minilm ffn",
@@ -319,7 +321,12 @@ pub const OP_CASES: &[OpCase] = &[
     OpCase {
         name: "attention minilm",
         shape: "n=m=16 h=12 d=32",
-        which: OpKind::AttentionEncoder,
+        which: OpKind::AttentionEncoder(16),
+    },
+    OpCase {
+        name: "attention minilm",
+        shape: "n=m=128 h=12 d=32",
+        which: OpKind::AttentionEncoder(128),
     },
     OpCase {
         name: "softmax minilm scores",
@@ -386,11 +393,11 @@ pub fn time_op(case: &OpCase, budget: Duration) -> Result<(Duration, Duration), 
                 ops::rms_norm(&mut out, black_box(&x), 576, &g, 1e-5)
             })
         }
-        OpKind::AttentionEncoder => {
-            let (q, k, val) = (v(16 * 384, 1), v(16 * 384, 2), v(16 * 384, 3));
-            let mut out = vec![0f32; 16 * 384];
+        OpKind::AttentionEncoder(t) => {
+            let (q, k, val) = (v(t * 384, 1), v(t * 384, 2), v(t * 384, 3));
+            let mut out = vec![0f32; t * 384];
             time_calls(budget, || {
-                ops::attention(&mut out, black_box(&q), &k, &val, 16, 16, 12, 12, 32, false)
+                ops::attention(&mut out, black_box(&q), &k, &val, t, t, 12, 12, 32, false)
             })
         }
         OpKind::AttentionDecode => {
