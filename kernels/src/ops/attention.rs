@@ -146,33 +146,58 @@ fn transposed_scores(s: &mut [f32], qh: &[f32], kt: &[f32], m: usize, scale: f32
     let full = qh.len() / DOT_LANES * DOT_LANES;
     for (c, sc) in s.chunks_mut(LANES).enumerate() {
         let first = c * LANES;
-        // lanes[l][j]: dot lane l of key first + j.
-        let mut lanes = [[0f32; LANES]; DOT_LANES];
-        for base in (0..full).step_by(DOT_LANES) {
-            for (l, lane) in lanes.iter_mut().enumerate() {
-                let (qd, row) = (qh[base + l], &kt[(base + l) * m + first..][..sc.len()]);
-                match <&[f32; LANES]>::try_from(row) {
-                    Ok(row) => {
-                        for j in 0..LANES {
-                            lane[j] += qd * row[j];
-                        }
-                    }
-                    Err(_) => {
-                        for (a, &k) in lane.iter_mut().zip(row) {
-                            *a += qd * k;
-                        }
-                    }
+        let sums = match <&mut [f32; LANES]>::try_from(&mut *sc) {
+            Ok(_) => lane_sums::<LANES>(qh, kt, m, first, full),
+            // The last, partial chunk: only its keys are read.
+            Err(_) => {
+                let mut sums = [0f32; LANES];
+                for (j, s) in sums.iter_mut().take(sc.len()).enumerate() {
+                    *s = lane_sums::<1>(qh, kt, m, first + j, full)[0];
                 }
+                sums
             }
-        }
+        };
         for (j, out) in sc.iter_mut().enumerate() {
-            let mut sum = lanes.iter().map(|lane| lane[j]).sum::<f32>();
+            let mut sum = sums[j];
             for (d, &qd) in qh.iter().enumerate().skip(full) {
                 sum += qd * kt[d * m + first + j];
             }
             *out = sum * scale;
         }
     }
+}
+
+/// For keys `first..first + K` of `kt`, [`dot`]'s lane sums over dimensions `0..full`:
+/// lane l of a key accumulates dimensions l, l + 8, …, then the lanes are added in order from
+/// `Sum`'s own starting value. One `[f32; K]` per lane keeps K keys side by side in a
+/// register, and the final sums too.
+#[inline(always)]
+fn lane_sums<const K: usize>(
+    qh: &[f32],
+    kt: &[f32],
+    m: usize,
+    first: usize,
+    full: usize,
+) -> [f32; K] {
+    let mut lanes = [[0f32; K]; DOT_LANES];
+    for base in (0..full).step_by(DOT_LANES) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let qd = qh[base + l];
+            let row: &[f32; K] = kt[(base + l) * m + first..][..K]
+                .try_into()
+                .expect("K keys");
+            for j in 0..K {
+                lane[j] += qd * row[j];
+            }
+        }
+    }
+    let mut sums = [std::iter::empty::<f32>().sum::<f32>(); K];
+    for lane in &lanes {
+        for j in 0..K {
+            sums[j] += lane[j];
+        }
+    }
+    sums
 }
 
 /// `out[c] = Σ_t coef(t) · row(t)[c]` for t in `0..terms`, each element summed in order of
