@@ -146,10 +146,7 @@ pub(super) fn handle(shared: &Shared, mut req: Request, start: Instant) {
             let _ =
                 req.respond(Response::from_string(t).with_header(header("Content-Type", ctype)));
         }
-        Ok(Reply::Stream(chat)) => {
-            let status = stream_chat(shared, req, &chat);
-            shared.metrics.observe(route, status, start.elapsed());
-        }
+        Ok(Reply::Stream(chat)) => stream_chat(shared, req, &chat, route, start),
         Err(f) => {
             shared.metrics.observe(route, f.status, start.elapsed());
             let _ = req.respond(json_response(f.status, &f.body()));
@@ -451,7 +448,9 @@ impl Read for Events {
 /// response starts with the first piece of text, so that a request refused before generating
 /// (e.g. too long for the context) gets its HTTP status and error, as OpenAI's does. Returns
 /// the status sent.
-fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
+/// Streams a chat completion as server-sent events and records the request in the metrics,
+/// before the client can see the end of the stream (as for every other reply).
+fn stream_chat(shared: &Shared, req: Request, chat: &Chat, route: &str, start: Instant) {
     let (tx, rx) = channel::<Result<String, Failure>>();
     let (id, created, model) = (
         format!("chatcmpl-{}", unix_now()),
@@ -469,9 +468,13 @@ fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
     std::thread::scope(|scope| {
         let sink_tx = tx.clone();
         let sink_chunk = chunk.clone();
+        // Whether a piece went out: then the reply is a 200 stream whatever follows.
+        let streamed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sink_streamed = streamed.clone();
         scope.spawn(move || {
             let sink: crate::TextSink = Box::new(move |text| {
                 if !text.is_empty() {
+                    sink_streamed.store(true, Ordering::Relaxed);
                     let _ = sink_tx.send(Ok(sink_chunk(json!({ "content": text }), Value::Null)));
                 }
             });
@@ -479,6 +482,7 @@ fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
                 .skills
                 .chat
                 .chat_with_history(&chat.history, &chat.request, Some(sink));
+            let first_ok = streamed.load(Ordering::Relaxed) || r.is_ok();
             match r {
                 Ok(r) => {
                     shared
@@ -491,6 +495,11 @@ fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
                     let _ = tx.send(Err(skill_failure(shared, e)));
                 }
             }
+            // A stream that started is a 200; one that failed first is answered, and
+            // counted, by the other side below.
+            if first_ok {
+                shared.metrics.observe(route, 200, start.elapsed());
+            }
             let _ = tx.send(Ok("[DONE]".into()));
         });
         let first = rx
@@ -499,8 +508,9 @@ fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
         let first = match first {
             Ok(first) => first,
             Err(f) => {
+                shared.metrics.observe(route, f.status, start.elapsed());
                 let _ = req.respond(json_response(f.status, &f.body()));
-                return f.status;
+                return;
             }
         };
         // The role chunk and the first piece go out together; the rest as it comes.
@@ -520,6 +530,5 @@ fn stream_chat(shared: &Shared, req: Request, chat: &Chat) -> u16 {
             None,
         );
         let _ = req.respond(response);
-        200
     })
 }
