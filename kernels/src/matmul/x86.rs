@@ -242,8 +242,8 @@ macro_rules! avx2_elementwise_tiles {
                 }
                 j += 8;
             }
-            // Loops, not `map` closures: a closure does not inherit the target features, so
-            // `hsum256` would become a call per output.
+            // Loops, not nested `map` closures: through those, `hsum256` was compiled as a
+            // call per output.
             let mut out = [[0f32; 4]; W];
             for i in 0..W {
                 for r in 0..4 {
