@@ -115,9 +115,9 @@ pub(crate) struct RowKernels {
     pub f16_x4: Option<X4Kernel>,
     /// Two weight rows · four f32 activation rows (F32 weights): each activation vector is
     /// also loaded once for both weight rows, where the x4 form reloads it per weight row.
-    pub f32_tile: Option<Tile<f32>>,
+    pub f32_tile: Option<TileKernel>,
     /// See `f32_tile` (F16 weights).
-    pub f16_tile: Option<Tile<f32>>,
+    pub f16_tile: Option<TileKernel>,
     /// See `f32_x4`.
     pub q8_0_f32_x4: Option<X4Kernel>,
     /// Matrix-matrix form of `q8_0`: one weight row · four activation rows.
@@ -142,8 +142,8 @@ pub(crate) struct RowKernels {
     pub q4_1_w4: Option<W4Quantized<BlockQ8_1>>,
 }
 
-/// Two weight rows (raw bytes) · four rows of activations `X`: `[weight row][activation row]`.
-pub(crate) type Tile<X> = unsafe fn([&[u8]; 2], [&[X]; 4]) -> [[f32; 4]; 2];
+/// Two weight rows (raw bytes) · four f32 activation rows: `[weight row][activation row]`.
+pub(crate) type TileKernel = unsafe fn([&[u8]; 2], [&[f32]; 4]) -> [[f32; 4]; 2];
 
 /// Four weight rows (raw bytes) · one row of quantized activation blocks.
 pub(crate) type W4Quantized<B> = unsafe fn([&[u8]; 4], &[B]) -> [f32; 4];
@@ -436,9 +436,9 @@ fn threads_for(w_bytes: usize, n: usize, rows: usize) -> usize {
 /// below `r1`) against activation rows `0..n4` in fours, `x` holding `per_row` elements per
 /// activation row. Returns the first weight row it did not cover.
 #[allow(clippy::too_many_arguments)]
-fn tile_rows<X>(
-    f: Tile<X>,
-    x: &[X],
+fn tile_rows(
+    f: TileKernel,
+    x: &[f32],
     per_row: usize,
     w: &WeightView,
     [first, r0, r1]: [usize; 3],
