@@ -315,6 +315,20 @@ impl Llama {
         logits: &mut [f32],
         interrupted: &dyn Fn() -> bool,
     ) -> Result<(), LlamaError> {
+        self.forward_observed(tokens, cache, logits, interrupted, &mut |_, _| {})
+    }
+
+    /// [`Llama::forward`], handing `observe(layer, x)` the residual stream `x [n, dim]` after
+    /// each block: how numeric drift between kernel variants or activation modes is traced
+    /// layer by layer (`examples/llama_drift.rs`).
+    pub fn forward_observed(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: &mut [f32],
+        interrupted: &dyn Fn() -> bool,
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<(), LlamaError> {
         let c = &self.config;
         let n = tokens.len();
         if n == 0 {
@@ -386,6 +400,7 @@ impl Llama {
             ops::swiglu(&mut gate, &up)?;
             self.matmul(&mut xb, &gate, n, b.down)?;
             add_into(&mut x, &xb);
+            observe(layer, &x);
         }
         if interrupted() {
             return Err(LlamaError::Interrupted);

@@ -2,8 +2,9 @@
 llama_reference.py, so both agree on the list and its order).
 
 The first FULL_LOGITS prompts are the ones whose whole first-step logits are written (by
-llama.cpp in llama_greedy.py and by the numpy reference in llama_reference.py); keep cheap,
-varied prompts there. Chat prompts follow SmolLM2-135M-Instruct's ChatML template (the GGUF's
+llama.cpp in llama_greedy.py and by the numpy reference in llama_reference.py): all of them,
+so the decoder's error against the float64 reference can be judged as a distribution over
+every prompt beside llama.cpp's own error on the same prompts (tests/tests/generate.rs). Chat prompts follow SmolLM2-135M-Instruct's ChatML template (the GGUF's
 `tokenizer.chat_template`): a default system turn when the first message is not a system one,
 `<|im_start|>{role}\\n{content}<|im_end|>\\n` per message, and `<|im_start|>assistant\\n` as the
 generation prompt.
@@ -11,8 +12,6 @@ generation prompt.
 
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
-# How many of the first PROMPTS get their full first-step logits written.
-FULL_LOGITS = 4
 
 
 def chatml(*messages):
@@ -26,7 +25,7 @@ def chatml(*messages):
 
 
 PROMPTS = [
-    # --- the FULL_LOGITS prompts: plain, chat, digits, non-ASCII ---
+    # --- first: plain, chat, digits, non-ASCII ---
     "The capital of France is",
     chatml(("user", "What is the capital of France?")),
     "1, 2, 3, 4, 5, 6,",
@@ -66,3 +65,6 @@ PROMPTS = [
         ("user", "Tell me a joke about cats."),
     ),
 ]
+
+# How many of the first PROMPTS get their full first-step logits written.
+FULL_LOGITS = len(PROMPTS)
