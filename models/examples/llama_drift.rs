@@ -48,7 +48,12 @@ fn lines<T: serde::de::DeserializeOwned>(path: &str) -> Result<Vec<T>, Box<dyn s
 fn logit_error(ours: &[f32], reference: &[f32]) -> (f64, f64) {
     let n = reference.len() as f64;
     let mean = reference.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let std = (reference.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let std = (reference
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
     let (mut max, mut sq) = (0f64, 0f64);
     for (a, b) in ours.iter().zip(reference) {
         let d = (*a as f64 - *b as f64).abs();
@@ -60,13 +65,20 @@ fn logit_error(ours: &[f32], reference: &[f32]) -> (f64, f64) {
 
 /// ‖a − b‖ / ‖b‖.
 fn relative_rms(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
     (num / den).sqrt()
 }
 
 /// The first-step logits and the residual stream after every block.
-fn trace(model: &Llama, ids: &[u32]) -> Result<(Vec<f32>, Vec<Vec<f32>>), Box<dyn std::error::Error>> {
+fn trace(
+    model: &Llama,
+    ids: &[u32],
+) -> Result<(Vec<f32>, Vec<Vec<f32>>), Box<dyn std::error::Error>> {
     let mut cache = model.new_cache(ids.len())?;
     let mut logits = vec![0f32; model.config().vocab];
     let mut states = Vec::new();
@@ -89,7 +101,9 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [model, reference, greedy] = args.as_slice() else {
-        return Err("usage: llama_drift MODEL.gguf llama_reference.jsonl llama_greedy.jsonl".into());
+        return Err(
+            "usage: llama_drift MODEL.gguf llama_reference.jsonl llama_greedy.jsonl".into(),
+        );
     };
     let file = Arc::new(GgufFile::open(model.as_ref())?);
     let fast = Llama::new(file.clone())?;
@@ -134,7 +148,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("\nfirst-step logits against float64, in logit std, over the prompts:");
-    println!("  {:<9} {:>10} {:>10} {:>10} {:>10} {:>8}", "", "max: med", "worst", "rms: med", "worst", "prompts");
+    println!(
+        "  {:<9} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "", "max: med", "worst", "rms: med", "worst", "prompts"
+    );
     for (name, mut maxes, mut rmses) in summary {
         if maxes.is_empty() {
             continue;

@@ -22,14 +22,17 @@ const NEAR_TIE_TOL: f32 = 1.0;
 /// weights): max |difference| over the vocabulary, from f32 arithmetic alone.
 const EXACT_LOGIT_TOL: f32 = 1e-3;
 
-/// First-step logits with the default quantized activations (Q8_1 blocks for the q4_1
-/// matrices, as ggml) against the float64 reference: max |difference| over the vocabulary,
-/// relative to the logits' standard deviation. llama.cpp itself measures 0.17–0.34 on the same
-/// prompts (docs/BENCHMARKS.md); ours 0.14–0.36 with the AVX-512 and scalar kernels, 0.20–0.24
-/// with AVX2 (0.44–0.52 on the chat prompt while attention scores were summed in another
-/// order: a different f32 summation order moves activation rounding steps, which 30 layers
-/// amplify). The f32-activation check above is the strict one.
-const QUANTIZED_REL_TOL: f32 = 0.5;
+/// The fast pass's first-step logit error against the float64 reference, over every golden
+/// prompt, relative to llama.cpp's own error on the same prompts and weights (it quantizes
+/// activations too, and keeps an f16 KV cache): max |Δ| over the vocabulary in logit standard
+/// deviations, its median over the prompts at most this multiple of llama.cpp's median...
+const MEDIAN_RATIO: f64 = 1.5;
+/// ...and its worst prompt at most this multiple of llama.cpp's worst. One prompt's largest
+/// logit is a noisy statistic: a float-order difference anywhere moves an activation's
+/// rounding step, which 30 layers amplify (per variant and prompt in docs/BENCHMARKS.md,
+/// `examples/llama_drift.rs` in models/ traces it block by block), so single prompts are not
+/// bounded against a constant, only the distribution against llama.cpp's.
+const WORST_RATIO: f64 = 1.5;
 
 fn greedy(prompt: &str, template: bool, max_tokens: u32, forward: Forward) -> ChatRequest {
     ChatRequest {
@@ -62,6 +65,9 @@ struct Greedy {
     generated_ids: Vec<u32>,
     /// llama.cpp on the same weights unpacked to f32, with an f32 KV cache.
     f32_generated_ids: Vec<u32>,
+    /// llama.cpp's first-step logits on the q4_1 GGUF.
+    #[serde(default)]
+    first_logits: Vec<f32>,
 }
 
 #[derive(serde::Deserialize)]
@@ -165,17 +171,24 @@ fn greedy_tokens_match_llama_cpp() {
     );
 }
 
-/// Max |difference| of two logit vectors, and the standard deviation of the second.
-fn logit_distance(ours: &[f32], reference: &[f32]) -> (f32, f32) {
-    let n = reference.len() as f32;
-    let mean = reference.iter().sum::<f32>() / n;
-    let std = (reference.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt();
-    let max_diff = ours
+/// (max |Δ|, RMS of Δ) of `ours` against `reference`, both in `reference`'s standard
+/// deviations.
+fn logit_error(ours: &[f32], reference: &[f32]) -> (f64, f64) {
+    let n = reference.len() as f64;
+    let mean = reference.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let std = (reference
         .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    (max_diff, std)
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let (mut max, mut sq) = (0f64, 0f64);
+    for (a, b) in ours.iter().zip(reference) {
+        let d = (*a as f64 - *b as f64).abs();
+        max = max.max(d);
+        sq += d * d;
+    }
+    (max / std, (sq / n).sqrt() / std)
 }
 
 fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
@@ -187,49 +200,91 @@ fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
     logits
 }
 
+/// (median, worst) of `v`.
+fn median_and_worst(v: &[f64]) -> (f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    let median = if v.len() % 2 == 0 {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    };
+    (median, v[v.len() - 1])
+}
+
 #[test]
 fn first_step_logits_match_the_float_reference() {
     let reference: Vec<Reference> = golden_lines("llama_reference.jsonl");
-    assert!(reference.len() >= 4);
+    let llama_cpp: Vec<Greedy> = golden_lines("llama_greedy.jsonl");
+    assert!(reference.len() >= 20, "{} prompts", reference.len());
     let quantized = native_model();
     let exact = native_model().with_activations(Activations::F32);
     let argmax = |v: &[f32]| edgenlu_kernels::ops::argmax(v).unwrap();
+    let variant = edgenlu_kernels::active_variant();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for r in &reference {
         let short: String = r.prompt.chars().take(40).collect();
         // The pass itself: f32 activations leave only f32-vs-f64 arithmetic.
         let logits = first_step(&exact, &r.prompt_ids);
-        let (max_diff, std) = logit_distance(&logits, &r.logits);
-        eprintln!("{short:?} f32 activations: max |Δ| {max_diff:.5}");
-        assert!(max_diff <= EXACT_LOGIT_TOL, "{short:?}: {max_diff}");
+        let (max_rel, _) = logit_error(&logits, &r.logits);
+        let max_diff = logits
+            .iter()
+            .zip(&r.logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_diff <= EXACT_LOGIT_TOL,
+            "{short:?}: {max_diff} ({max_rel} std)"
+        );
         assert_eq!(argmax(&logits), argmax(&r.logits), "{short:?}");
         // The fast path: quantized activations, as ggml.
         let logits = first_step(&quantized, &r.prompt_ids);
-        let (max_diff, _) = logit_distance(&logits, &r.logits);
-        let rms = (logits
+        let (max, rms) = logit_error(&logits, &r.logits);
+        let g = llama_cpp
             .iter()
-            .zip(&r.logits)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f32>()
-            / logits.len() as f32)
-            .sqrt();
-        let best = r.logits[argmax(&r.logits)];
-        let gap = best - r.logits[argmax(&logits)];
-        eprintln!(
-            "{short:?} quantized activations: max |Δ| {max_diff:.4} = {:.4} std (rms {:.4} std); our token is {gap:.4} below the reference's best",
-            max_diff / std,
-            rms / std
+            .find(|g| g.prompt == r.prompt)
+            .unwrap_or_else(|| panic!("{short:?} is not in llama_greedy.jsonl"));
+        assert_eq!(
+            g.first_logits.len(),
+            r.logits.len(),
+            "{short:?}: llama.cpp logits"
         );
-        assert!(
-            max_diff / std <= QUANTIZED_REL_TOL,
-            "{short:?}: {max_diff} vs std {std}"
+        let (cpp_max, cpp_rms) = logit_error(&g.first_logits, &r.logits);
+        eprintln!(
+            "{variant} {short:?}: max |Δ| {max:.3} std (rms {rms:.3}); llama.cpp {cpp_max:.3} (rms {cpp_rms:.3})"
         );
         // Where quantized activations flip a near-tie (llama.cpp flips the chat prompt's first
         // token the same way), our token must still be a near-best one of the reference.
+        let best = r.logits[argmax(&r.logits)];
+        let gap = best - r.logits[argmax(&logits)];
+        let max_abs = logits
+            .iter()
+            .zip(&r.logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(
-            gap <= max_diff,
+            gap <= max_abs,
             "{short:?}: our token is {gap} below the best"
         );
+        ours.push(max);
+        theirs.push(cpp_max);
     }
+    let (median, worst) = median_and_worst(&ours);
+    let (cpp_median, cpp_worst) = median_and_worst(&theirs);
+    eprintln!(
+        "{variant} ({}): max |Δ| over {} prompts, in logit std: median {median:.3}, worst {worst:.3}; llama.cpp median {cpp_median:.3}, worst {cpp_worst:.3}",
+        variant.describe(),
+        ours.len()
+    );
+    assert!(
+        median <= MEDIAN_RATIO * cpp_median,
+        "{variant}: median {median} vs llama.cpp {cpp_median}"
+    );
+    assert!(
+        worst <= WORST_RATIO * cpp_worst,
+        "{variant}: worst {worst} vs llama.cpp {cpp_worst}"
+    );
 }
 
 #[test]
