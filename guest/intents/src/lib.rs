@@ -204,7 +204,7 @@ pub fn truncate<T>(tokens: &mut Vec<T>, max: usize) {
 }
 
 /// Whether an encoding handed over with a request fits its `text`: [tokens × dim] states
-/// (`states` values), a [dim] sentence embedding, and token spans on character boundaries of
+/// (`states` values), a \[dim\] sentence embedding, and token spans on character boundaries of
 /// the text. The error says what does not fit.
 pub fn check_encoding(
     text: &str,

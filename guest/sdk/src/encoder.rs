@@ -106,7 +106,7 @@ impl Bert {
     }
 
     /// The last hidden state [n, dim] of `ids` and their mean-pooled, L2-normalized sentence
-    /// embedding [dim], as sentence-transformers computes it.
+    /// embedding \[dim\], as sentence-transformers computes it.
     pub fn encode(&self, ids: &[u32]) -> Result<(Tensor, Tensor)> {
         let n = ids.len() as u32;
         if n == 0 || n > self.context {
