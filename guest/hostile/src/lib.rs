@@ -6,15 +6,18 @@
 //! One component with many attacks rather than one component per attack keeps the guest
 //! build small; each attack is still a separate request in a fresh instance.
 
-wit_bindgen::generate!({ path: "../../wit", world: "skill" });
+//!
+//! The only guest with `unsafe`: the attacks that forge resource handles must step around the
+//! bindings' safe API on purpose.
 
-use edgenlu::nlu::kernels::{self, KvCache, RopeLayout};
-use edgenlu::nlu::llm::{FinishReason, Generation, Options, Sampling};
-use edgenlu::nlu::log::{self, Level};
-use edgenlu::nlu::models::{MetaValue, Model};
-use edgenlu::nlu::tensors::Tensor;
-use edgenlu::nlu::types::{Dtype, Error};
-use edgenlu::nlu::{config, tokenize};
+edgenlu_sdk::world!("skill");
+
+use edgenlu_sdk::decoder::GREEDY;
+use edgenlu_sdk::kernels::{self, KvCache, RopeLayout};
+use edgenlu_sdk::llm::{FinishReason, Generation, Options, Sampling};
+use edgenlu_sdk::log::{self, Level};
+use edgenlu_sdk::tensor::f32s;
+use edgenlu_sdk::{config, meta, settings, tokenize, Dtype, Error, Model, Tensor};
 use exports::edgenlu::nlu::nlu::{Guest, Path, Request, Response};
 use std::hint::black_box;
 
@@ -31,29 +34,15 @@ fn ok(intent: &str) -> Response {
     }
 }
 
+/// The encoder (MiniLM) the skill is granted, for the tensor and kernel attacks.
 fn model() -> Result<Model, Error> {
-    let name =
-        config::get("model").ok_or_else(|| Error::InvalidArgument("no model configured".into()))?;
-    Model::open(&name)
+    settings::model("model")
 }
 
 /// The decoder (SmolLM2) the skill is granted beside its encoder, for generation attacks.
 fn decoder() -> Result<Model, Error> {
-    let name = config::get("decoder")
-        .ok_or_else(|| Error::InvalidArgument("no decoder configured".into()))?;
-    Model::open(&name)
+    settings::model("decoder")
 }
-
-fn f32s(shape: &[u32]) -> Result<Tensor, Error> {
-    Tensor::zeros(Dtype::F32, shape)
-}
-
-const GREEDY: Sampling = Sampling {
-    temperature: 0.0,
-    top_k: 0,
-    top_p: 1.0,
-    seed: 0,
-};
 
 fn options(max_tokens: u32, sampling: Sampling) -> Options {
     Options {
@@ -78,8 +67,8 @@ fn vocab(model: &Model) -> Result<u32, Error> {
 }
 
 fn context(model: &Model) -> Result<u32, Error> {
-    match model.meta("llama.context_length") {
-        Some(MetaValue::Int(n)) => u32::try_from(n).map_err(|_| invalid("context length")),
+    match meta::int(model, "llama.context_length") {
+        Ok(Some(n)) => u32::try_from(n).map_err(|_| invalid("context length")),
         _ => Err(invalid("no llama.context_length")),
     }
 }

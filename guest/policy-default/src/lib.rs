@@ -13,9 +13,10 @@
 //! 4. Otherwise an unsure in-scope answer stays local (better than nothing, and the response
 //!    says how sure it was); an out-of-scope one is refused.
 
-wit_bindgen::generate!({ path: "../../wit", world: "policy-component" });
+edgenlu_sdk::world!("policy-component");
 
-use edgenlu::nlu::config;
+use edgenlu_sdk::config;
+use edgenlu_sdk::log::{self, Level};
 use exports::edgenlu::nlu::policy::{Decision, Guest, Signals, Verdict};
 
 /// The intent skills answer for utterances outside their scope.
@@ -29,8 +30,8 @@ fn setting(key: &str, default: f32) -> f32 {
     match config::get(key) {
         None => default,
         Some(v) => v.trim().parse().unwrap_or_else(|_| {
-            edgenlu::nlu::log::log(
-                edgenlu::nlu::log::Level::Warn,
+            log::log(
+                Level::Warn,
                 &format!("policy config {key}={v:?} is not a number; using {default}"),
             );
             default

@@ -6,8 +6,8 @@
 //! prompt and `max-tokens` do not fit the model's context, and runs one of two forward passes:
 //! - `fused`: the host's llama pass through `llm.generation` (any sampling; the text streams to
 //!   the device as the skill pulls tokens);
-//! - `primitives`: the same pass composed here of primitive kernels ([`llama`]), greedy only,
-//!   whose ids equal the fused pass's bit for bit.
+//! - `primitives`: the same pass composed of primitive kernels (the SDK's
+//!   [`edgenlu_sdk::decoder::Llama`]), greedy only, whose ids equal the fused pass's bit for bit.
 //!
 //! `nlu.handle` answers an utterance with a short greedy chat reply (fused).
 //!
@@ -18,16 +18,13 @@
 //! Generation stops at the model's `tokenizer.ggml.eos_token_id`, `<|im_end|>` or
 //! `<|endoftext|>`, or after the requested number of tokens.
 
-wit_bindgen::generate!({ path: "../../wit", world: "chat-skill" });
+edgenlu_sdk::world!("chat-skill");
 
-mod llama;
 mod template;
 
-use edgenlu::nlu::config;
-use edgenlu::nlu::llm::{FinishReason, Generation, Options, Sampling, Usage};
-use edgenlu::nlu::models::{MetaValue, Model};
-use edgenlu::nlu::tokenize;
-use edgenlu::nlu::types::Error;
+use edgenlu_sdk::decoder::{self, Llama, GREEDY};
+use edgenlu_sdk::llm::{FinishReason, Generation, Options, Usage};
+use edgenlu_sdk::{config, internal, invalid, meta, tokenize, Error, Model};
 use exports::edgenlu::nlu::chat::{
     ChatError, ChatRequest, ChatResponse, ChatTurn, ContextOverflow, Forward, Role,
 };
@@ -42,18 +39,6 @@ pub const HANDLE_MAX_TOKENS: u32 = 24;
 /// Texts of the end-of-turn tokens that stop a generation besides the model's EOS.
 const STOP_TEXTS: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
 
-/// Greedy decoding (the first largest logit).
-const GREEDY: Sampling = Sampling {
-    temperature: 0.0,
-    top_k: 0,
-    top_p: 1.0,
-    seed: 0,
-};
-
-pub(crate) fn invalid(msg: impl Into<String>) -> Error {
-    Error::InvalidArgument(msg.into())
-}
-
 impl From<Error> for ChatError {
     fn from(e: Error) -> Self {
         ChatError::Failed(e)
@@ -64,7 +49,8 @@ impl From<Error> for ChatError {
 /// tokenizer encodes as one token, without repeats.
 fn stop_ids(model: &Model) -> Result<Vec<u32>, Error> {
     let mut stop = Vec::new();
-    if let Some(MetaValue::Int(eos)) = model.meta("tokenizer.ggml.eos_token_id") {
+    // An EOS that is not a token id stops nothing; the end-of-turn texts still do.
+    if let Ok(Some(eos)) = meta::int(model, "tokenizer.ggml.eos_token_id") {
         if let Ok(eos) = u32::try_from(eos) {
             stop.push(eos);
         }
@@ -103,7 +89,7 @@ fn complete_fused(
     let usage = generation.usage();
     let finish = generation
         .finish()
-        .ok_or_else(|| Error::Internal("the generation ended without a reason".into()))?;
+        .ok_or_else(|| internal("the generation ended without a reason"))?;
     Ok((text, ids, finish, usage))
 }
 
@@ -114,7 +100,7 @@ fn complete_primitives(
     stop: &[u32],
     max_tokens: u32,
 ) -> Result<(String, Vec<u32>, FinishReason, Usage), Error> {
-    let llama = llama::Llama::load(model)?;
+    let llama = Llama::load(model)?;
     let prompt_len = u32::try_from(prompt.len()).map_err(|_| invalid("the prompt is too long"))?;
     let capacity = prompt_len
         .checked_add(max_tokens)
@@ -185,7 +171,7 @@ fn render(req: &ChatRequest, history: &[ChatTurn]) -> Result<String, Error> {
 /// the model states one): the caller can shorten the conversation or ask for fewer tokens.
 fn check_context(model: &Model, prompt: &[u32], max_tokens: u32) -> Result<(), ChatError> {
     let Some(context) =
-        llama::meta_u32(model, "llama.context_length").map_err(ChatError::Failed)?
+        decoder::meta_u32(model, "llama.context_length").map_err(ChatError::Failed)?
     else {
         return Ok(());
     };

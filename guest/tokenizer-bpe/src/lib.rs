@@ -11,42 +11,56 @@
 //! `tokenizer.ggml.pre` must be absent or "smollm" (the only pre-tokenizer implemented), and
 //! `tokenizer.ggml.model` "gpt2". No BOS is added: Hugging Face's SmolLM2 tokenizer adds none.
 
-wit_bindgen::generate!({ path: "../../wit", world: "tokenizer" });
-
-use std::sync::OnceLock;
+use std::ops::Range;
 
 use bpe::Bpe;
-use edgenlu::nlu::config;
-use edgenlu::nlu::models::{MetaValue, Model};
-use edgenlu::nlu::types::{Error, TokenSpan};
-use exports::edgenlu::nlu::tokenize::Guest;
+use edgenlu_sdk::tokenizer::Tokenizer;
+use edgenlu_sdk::{invalid, meta, settings, Model, Result};
 
-/// The tokenizer, built once per instance. A failed build is kept too, so every call reports
-/// the same error instead of reopening the model.
-static TOKENIZER: OnceLock<Result<Bpe, Error>> = OnceLock::new();
+/// Byte-level BPE as the component's tokenizer.
+struct ByteLevel(Bpe);
+
+edgenlu_sdk::export_tokenizer!(ByteLevel);
+
+impl Tokenizer for ByteLevel {
+    fn load() -> Result<Self> {
+        load().map(ByteLevel)
+    }
+
+    fn vocab_len(&self) -> usize {
+        self.0.vocab_len()
+    }
+
+    fn encode(&self, text: &str) -> Vec<u32> {
+        self.0.encode(text)
+    }
+
+    fn encode_spans(&self, text: &str) -> Vec<(u32, Range<usize>)> {
+        self.0.encode_spans(text)
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        self.0.decode(ids)
+    }
+
+    fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
+        // Byte-level tokens: a character split across ids comes back as its partial bytes.
+        self.0.decode_bytes(ids)
+    }
+}
 
 /// GGUF token types that are matched verbatim (llama.cpp's CONTROL and USER_DEFINED).
 const VERBATIM_TOKEN_TYPES: [i64; 2] = [3, 4];
 
-fn tokenizer() -> Result<&'static Bpe, Error> {
-    TOKENIZER.get_or_init(load).as_ref().map_err(Clone::clone)
-}
-
-fn invalid(msg: impl Into<String>) -> Error {
-    Error::InvalidArgument(msg.into())
-}
-
-fn load() -> Result<Bpe, Error> {
-    let name = config::get("model").ok_or_else(|| invalid("config key \"model\" is not set"))?;
+fn load() -> Result<Bpe> {
+    let name = settings::require("model")?;
     let model = Model::open(&name)?;
-    let text = |key: &str| match model.meta(key) {
-        Some(MetaValue::Text(t)) => Ok(Some(t)),
-        None => Ok(None),
-        Some(_) => Err(invalid(format!("{key} of {name:?} is not text"))),
-    };
-    let texts = |key: &str| match model.meta(key) {
-        Some(MetaValue::Texts(t)) => Ok(t),
-        _ => Err(invalid(format!("model {name:?} has no {key} list"))),
+    let text = |key: &str| meta::text(&model, key);
+    let texts = |key: &str| {
+        meta::texts(&model, key)
+            .ok()
+            .flatten()
+            .ok_or_else(|| invalid(format!("model {name:?} has no {key} list")))
     };
     // Refuse what this component would tokenize differently from the model's own tokenizer.
     match text("tokenizer.ggml.model")?.as_deref() {
@@ -67,68 +81,12 @@ fn load() -> Result<Bpe, Error> {
     }
     let tokens = texts("tokenizer.ggml.tokens")?;
     let merges = texts("tokenizer.ggml.merges")?;
-    let specials: Vec<u32> = match model.meta("tokenizer.ggml.token_type") {
-        None => Vec::new(),
-        Some(MetaValue::Ints(types)) => types
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| VERBATIM_TOKEN_TYPES.contains(t))
-            .map(|(id, _)| id as u32)
-            .collect(),
-        Some(_) => {
-            return Err(invalid(format!(
-                "tokenizer.ggml.token_type of {name:?} is not a list of integers"
-            )))
-        }
-    };
+    let specials: Vec<u32> = meta::ints(&model, "tokenizer.ggml.token_type")?
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| VERBATIM_TOKEN_TYPES.contains(t))
+        .map(|(id, _)| id as u32)
+        .collect();
     Bpe::new(tokens, &merges, &specials).map_err(|e| invalid(format!("model {name:?}: {e}")))
 }
-
-/// Out-of-range ids are a caller bug worth reporting, not something to skip silently.
-fn check_ids(t: &Bpe, ids: &[u32]) -> Result<(), Error> {
-    match ids.iter().find(|&&id| id as usize >= t.vocab_len()) {
-        Some(&bad) => Err(invalid(format!(
-            "token id {bad} is outside the vocabulary ({} tokens)",
-            t.vocab_len()
-        ))),
-        None => Ok(()),
-    }
-}
-
-struct Component;
-
-impl Guest for Component {
-    fn encode(text: String) -> Result<Vec<u32>, Error> {
-        Ok(tokenizer()?.encode(&text))
-    }
-
-    fn encode_spans(text: String) -> Result<Vec<TokenSpan>, Error> {
-        let offset = |at: usize| u32::try_from(at).map_err(|_| invalid("text longer than 4 GiB"));
-        tokenizer()?
-            .encode_spans(&text)
-            .into_iter()
-            .map(|(id, range)| {
-                Ok(TokenSpan {
-                    id,
-                    start: offset(range.start)?,
-                    end: offset(range.end)?,
-                })
-            })
-            .collect()
-    }
-
-    fn decode(ids: Vec<u32>) -> Result<String, Error> {
-        let t = tokenizer()?;
-        check_ids(t, &ids)?;
-        Ok(t.decode(&ids))
-    }
-
-    fn decode_bytes(ids: Vec<u32>) -> Result<Vec<u8>, Error> {
-        let t = tokenizer()?;
-        check_ids(t, &ids)?;
-        // Byte-level tokens: a character split across ids comes back as its partial bytes.
-        Ok(t.decode_bytes(&ids))
-    }
-}
-
-export!(Component);

@@ -1,15 +1,22 @@
-//! The llama forward pass (SmolLM2) composed of the host's primitive kernels: the guest owns
-//! the architecture, the host owns the weights and the arithmetic.
+//! Decoders composed of the host's primitive kernels, and the sampling settings shared by
+//! generations.
 //!
-//! Every kernel call mirrors, in order and in arguments, the host's fused pass
-//! (`models/src/llama.rs`, `Llama::forward`), so a greedy generation here yields the same ids,
-//! bit for bit, as `llm.generation` with temperature 0.
+//! [`Llama`] is the llama forward pass (SmolLM2): the guest owns the architecture, the host
+//! owns the weights and the arithmetic. Every kernel call mirrors, in order and in arguments,
+//! the host's fused pass (`models/src/llama.rs`, `Llama::forward`), so a greedy generation here
+//! yields the same ids, bit for bit, as `llm.generation` with temperature 0.
 
-use crate::edgenlu::nlu::kernels::{self, KvCache, RopeLayout};
-use crate::edgenlu::nlu::models::{MetaValue, Model};
-use crate::edgenlu::nlu::tensors::Tensor;
-use crate::edgenlu::nlu::types::{Dtype, Error};
-use crate::invalid;
+use crate::kernels::{self, KvCache, RopeLayout};
+use crate::llm::Sampling;
+use crate::{invalid, meta, tensor, Error, MetaValue, Model, Result, Tensor};
+
+/// Greedy decoding: the first largest logit, whatever the seed.
+pub const GREEDY: Sampling = Sampling {
+    temperature: 0.0,
+    top_k: 0,
+    top_p: 1.0,
+    seed: 0,
+};
 
 /// Hyperparameters, from the model's `llama.*` metadata.
 #[derive(Debug, Clone, Copy)]
@@ -86,21 +93,23 @@ pub struct Head {
     logits: Tensor,
 }
 
-pub(crate) fn meta_u32(model: &Model, key: &str) -> Result<Option<u32>, Error> {
-    match model.meta(key) {
-        None => Ok(None),
-        Some(MetaValue::Int(v)) if v > 0 && v <= 1 << 24 => Ok(Some(v as u32)),
-        Some(_) => Err(invalid(format!(
+/// A `u32` hyperparameter: absent, or a positive integer of at most 2^24 (a bound that keeps
+/// every product of two of them inside a `u64`).
+pub fn meta_u32(model: &Model, key: &str) -> Result<Option<u32>> {
+    match meta::int(model, key) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) if v > 0 && v <= 1 << 24 => Ok(Some(v as u32)),
+        _ => Err(invalid(format!(
             "{key} is not a positive integer of at most 2^24"
         ))),
     }
 }
 
-fn required_u32(model: &Model, key: &str) -> Result<u32, Error> {
-    meta_u32(model, key)?.ok_or_else(|| invalid(format!("the model has no {key}")))
+fn required_u32(model: &Model, key: &str) -> Result<u32> {
+    meta_u32(model, key)?.ok_or_else(|| meta::missing(key))
 }
 
-fn meta_f32(model: &Model, key: &str, default: f32) -> Result<f32, Error> {
+fn meta_f32(model: &Model, key: &str, default: f32) -> Result<f32> {
     match model.meta(key) {
         None => Ok(default),
         // GGUF stores these as f32: the f64 that carries them converts back exactly.
@@ -111,7 +120,7 @@ fn meta_f32(model: &Model, key: &str, default: f32) -> Result<f32, Error> {
 
 impl Llama {
     /// Reads the hyperparameters of a llama `model` and takes a handle to each weight.
-    pub fn load(model: &Model) -> Result<Llama, Error> {
+    pub fn load(model: &Model) -> Result<Llama> {
         let arch = model.architecture();
         if arch != "llama" {
             return Err(invalid(format!(
@@ -167,7 +176,7 @@ impl Llama {
                     down: w("ffn_down")?,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let output = match model.weight("output.weight") {
             Ok(w) => Some(w),
             Err(Error::NotFound(_)) => None,
@@ -198,15 +207,15 @@ impl Llama {
     }
 
     /// An empty cache for `capacity` positions of every layer.
-    pub fn new_cache(&self, capacity: u32) -> Result<KvCache, Error> {
+    pub fn new_cache(&self, capacity: u32) -> Result<KvCache> {
         let c = &self.config;
         KvCache::create(c.layers, capacity, c.kv_cols())
     }
 
     /// Activations for passes of `n` positions.
-    pub fn scratch(&self, n: u32) -> Result<Scratch, Error> {
+    pub fn scratch(&self, n: u32) -> Result<Scratch> {
         let c = &self.config;
-        let f32s = |cols: u32| Tensor::zeros(Dtype::F32, &[n, cols]);
+        let f32s = |cols: u32| tensor::f32s(&[n, cols]);
         Ok(Scratch {
             n,
             x: f32s(c.dim)?,
@@ -222,11 +231,11 @@ impl Llama {
     }
 
     /// The output norm and logits buffers.
-    pub fn head(&self) -> Result<Head, Error> {
+    pub fn head(&self) -> Result<Head> {
         let c = &self.config;
         Ok(Head {
-            normed: Tensor::zeros(Dtype::F32, &[1, c.dim])?,
-            logits: Tensor::zeros(Dtype::F32, &[1, c.vocab])?,
+            normed: tensor::f32s(&[1, c.dim])?,
+            logits: tensor::f32s(&[1, c.vocab])?,
         })
     }
 
@@ -238,7 +247,7 @@ impl Llama {
         cache: &KvCache,
         s: &mut Scratch,
         head: &Head,
-    ) -> Result<u32, Error> {
+    ) -> Result<u32> {
         let c = &self.config;
         let n = tokens.len() as u32;
         if n == 0 || n != s.n {
@@ -247,13 +256,9 @@ impl Llama {
                 s.n
             )));
         }
-        let ids: Vec<i32> = tokens
-            .iter()
-            .map(|&t| i32::try_from(t).unwrap_or(-1))
-            .collect();
         let pos = cache.len();
         {
-            let ids = Tensor::from_i32(&[n], &ids)?;
+            let ids = tensor::ids(tokens)?;
             kernels::embed(&s.x, &self.embed, &ids)?;
         }
         for (layer, b) in self.blocks.iter().enumerate() {
