@@ -23,11 +23,18 @@ step "golden: float64 numpy llama forward of SmolLM2, checked against llama.cpp"
 python3 "$repo/scripts/golden/llama_reference.py" --gguf "$smollm2" --greedy "$repo/golden/llama_greedy.jsonl" --out "$repo/golden/llama_reference.jsonl"
 step "host tests"
 cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
+variants="$(cargo run --quiet --release --locked -p edgenlu-kernels --example variants --manifest-path "$repo/Cargo.toml")"
+step "decoder and encoder parity once per kernel variant: this CPU runs $(echo $variants), not $(printf '%s\n' scalar neon avx2 avx512 | grep -vxF "$variants" | xargs) (the host tests above ran the best, $(echo "$variants" | tail -1))"
+for variant in $(echo "$variants" | head -n -1); do
+    step "parity with EDGENLU_KERNELS=$variant"
+    EDGENLU_KERNELS="$variant" cargo test --release --locked -p edgenlu-tests --test generate --test parity \
+        --manifest-path "$repo/Cargo.toml" -- first_step greedy_tokens embeddings
+done
 step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)"
 "$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
-    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe
+    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p intents -p edgenlu-sdk -p skill-chat
 step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any error fails)"
 "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name serve-load-snips
 python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20 \
