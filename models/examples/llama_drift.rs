@@ -9,6 +9,7 @@
 //! positions, and the first-step logits' error against float64 (max |Δ| and RMS, in logit
 //! standard deviations) beside llama.cpp's own error on the same prompt (the greedy file's
 //! `first_logits`). A summary per variant closes: median and worst over the prompts.
+//! `--variant NAME` (first) runs that variant only.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -99,10 +100,17 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut variants = Variant::supported();
+    if args.first().is_some_and(|a| a == "--variant") && args.len() > 1 {
+        let name = args.drain(..2).nth(1).unwrap_or_default();
+        let v = Variant::parse(&name).ok_or_else(|| format!("unknown variant {name:?}"))?;
+        variants.retain(|&s| s == v);
+    }
     let [model, reference, greedy] = args.as_slice() else {
         return Err(
-            "usage: llama_drift MODEL.gguf llama_reference.jsonl llama_greedy.jsonl".into(),
+            "usage: llama_drift [--variant NAME] MODEL.gguf llama_reference.jsonl llama_greedy.jsonl"
+                .into(),
         );
     };
     let file = Arc::new(GgufFile::open(model.as_ref())?);
@@ -110,7 +118,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exact = Llama::new(file)?.with_activations(Activations::F32);
     let reference: Vec<Reference> = lines(reference)?;
     let greedy: Vec<Greedy> = lines(greedy)?;
-    let variants = Variant::supported();
     let mut summary: Vec<(String, Vec<f64>, Vec<f64>)> = variants
         .iter()
         .map(|v| (v.name().to_string(), Vec::new(), Vec::new()))

@@ -24,15 +24,17 @@ const EXACT_LOGIT_TOL: f32 = 1e-3;
 
 /// The fast pass's first-step logit error against the float64 reference, over every golden
 /// prompt, relative to llama.cpp's own error on the same prompts and weights (it quantizes
-/// activations too, and keeps an f16 KV cache): max |Δ| over the vocabulary in logit standard
-/// deviations, its median over the prompts at most this multiple of llama.cpp's median...
-const MEDIAN_RATIO: f64 = 1.5;
-/// ...and its worst prompt at most this multiple of llama.cpp's worst. One prompt's largest
-/// logit is a noisy statistic: a float-order difference anywhere moves an activation's
-/// rounding step, which 30 layers amplify (per variant and prompt in docs/BENCHMARKS.md,
-/// `examples/llama_drift.rs` in models/ traces it block by block), so single prompts are not
-/// bounded against a constant, only the distribution against llama.cpp's.
-const WORST_RATIO: f64 = 1.5;
+/// activations too, and keeps an f16 KV cache), as max |Δ| over the vocabulary in logit
+/// standard deviations. Its median over the prompts at most this multiple of llama.cpp's
+/// median (measured: 0.83–0.94 on the scalar, AVX2 and AVX-512 variants)...
+const MEDIAN_RATIO: f64 = 1.25;
+/// ...and its worst prompt at most this multiple of llama.cpp's worst (measured: 0.68–1.49).
+/// The worst of 26 is an extreme value: a float-order difference anywhere moves an
+/// activation's rounding step, which 30 layers amplify, so one prompt's error swings between
+/// variants (the AVX-512 chat prompt: 0.64, scalar 0.36, AVX2 0.22) while every variant's
+/// residual stream stays equally far from the float pass block by block (docs/BENCHMARKS.md;
+/// `models/examples/llama_drift.rs` traces it).
+const WORST_RATIO: f64 = 2.0;
 
 fn greedy(prompt: &str, template: bool, max_tokens: u32, forward: Forward) -> ChatRequest {
     ChatRequest {
