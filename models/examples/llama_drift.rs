@@ -17,6 +17,7 @@ use std::sync::Arc;
 use edgenlu_kernels::dispatch::with_variant;
 use edgenlu_kernels::matmul::Activations;
 use edgenlu_kernels::Variant;
+use edgenlu_models::llama::logit_error;
 use edgenlu_models::{GgufFile, Llama};
 
 #[derive(serde::Deserialize)]
@@ -43,25 +44,6 @@ fn lines<T: serde::de::DeserializeOwned>(path: &str) -> Result<Vec<T>, Box<dyn s
         }
     }
     Ok(out)
-}
-
-/// (max |Δ|, RMS of Δ), both divided by the reference's standard deviation.
-fn logit_error(ours: &[f32], reference: &[f32]) -> (f64, f64) {
-    let n = reference.len() as f64;
-    let mean = reference.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let std = (reference
-        .iter()
-        .map(|&x| (x as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
-    let (mut max, mut sq) = (0f64, 0f64);
-    for (a, b) in ours.iter().zip(reference) {
-        let d = (*a as f64 - *b as f64).abs();
-        max = max.max(d);
-        sq += d * d;
-    }
-    (max / std, (sq / n).sqrt() / std)
 }
 
 /// ‖a − b‖ / ‖b‖.

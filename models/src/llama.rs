@@ -420,6 +420,27 @@ impl Llama {
     }
 }
 
+/// How far `logits` are from `reference`: (max |Δ|, RMS of Δ), both in standard deviations of
+/// `reference`, the scale on which a pass's numeric error is judged against a float reference
+/// (the decoder tests and `examples/llama_drift.rs` use it).
+pub fn logit_error(logits: &[f32], reference: &[f32]) -> (f64, f64) {
+    let n = reference.len() as f64;
+    let mean = reference.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let std = (reference
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let (mut max, mut sq) = (0f64, 0f64);
+    for (a, b) in logits.iter().zip(reference) {
+        let d = (*a as f64 - *b as f64).abs();
+        max = max.max(d);
+        sq += d * d;
+    }
+    (max / std, (sq / n).sqrt() / std)
+}
+
 /// `x += y`, elementwise (the residual connections).
 fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {

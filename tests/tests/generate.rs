@@ -8,6 +8,7 @@
 use edgenlu::bundled::{bpe_tokenizer, chat_limits, chat_skill, open_tokenizer, DEFAULT_DECODER};
 use edgenlu::{ChatRequest, FinishReason, Forward, Limits, SamplingParams, SkillError, WitError};
 use edgenlu_kernels::matmul::Activations;
+use edgenlu_models::llama::logit_error;
 use edgenlu_models::{GgufFile, Llama};
 use edgenlu_tests::{golden_lines, require_model, runtime, store};
 use std::sync::{Arc, Mutex};
@@ -171,26 +172,6 @@ fn greedy_tokens_match_llama_cpp() {
         "llama.cpp parity: f32 pass {n} of {n} identical x 32 tokens; fast pass {identical_fast} of {n} identical with llama.cpp q4_1, the rest part at near-ties at most {worst_tie:.3} float logits apart",
         n = golden.len()
     );
-}
-
-/// (max |Δ|, RMS of Δ) of `ours` against `reference`, both in `reference`'s standard
-/// deviations.
-fn logit_error(ours: &[f32], reference: &[f32]) -> (f64, f64) {
-    let n = reference.len() as f64;
-    let mean = reference.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let std = (reference
-        .iter()
-        .map(|&x| (x as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
-    let (mut max, mut sq) = (0f64, 0f64);
-    for (a, b) in ours.iter().zip(reference) {
-        let d = (*a as f64 - *b as f64).abs();
-        max = max.max(d);
-        sq += d * d;
-    }
-    (max / std, (sq / n).sqrt() / std)
 }
 
 fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
