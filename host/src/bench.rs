@@ -261,10 +261,7 @@ fn proc_status_bytes(field: &str) -> Option<u64> {
 
 fn generate(store: &ModelStore, json: bool, tokens: u32) -> Result<()> {
     let model = bundled::DEFAULT_DECODER;
-    let rt = edgenlu::Runtime::new(
-        edgenlu::ModelCatalog::new(store.clone()),
-        Some(store.root().join("cache/components")),
-    )?;
+    let rt = crate::runtime(store.clone())?;
     let skill = rt.load_skill(bundled::chat_skill(model, bundled::chat_limits()))?;
     let gguf = store.path_for(model)?;
     let file = edgenlu_models::GgufFile::open(&gguf)?;
@@ -661,7 +658,11 @@ fn timed<T>(
 }
 
 /// The storage a skill needs on the device: this binary, its components and models.
-fn footprint(store: &ModelStore, models: &[&str], components: &[&str]) -> Vec<(String, u64)> {
+fn footprint(
+    store: &ModelStore,
+    models: &[&str],
+    components: &[bundled::components::Component],
+) -> Vec<(String, u64)> {
     let mut out = vec![(
         "edgenlu binary".to_string(),
         std::env::current_exe().map_or(0, |p| file_bytes(&p)),
@@ -672,10 +673,7 @@ fn footprint(store: &ModelStore, models: &[&str], components: &[&str]) -> Vec<(S
         }
     }
     for c in components {
-        let name = Path::new(c)
-            .file_name()
-            .map_or(c.to_string(), |n| n.to_string_lossy().into());
-        out.push((format!("component {name}"), file_bytes(Path::new(c))));
+        out.push((format!("component {}", c.name), c.bytes.len() as u64));
     }
     out
 }
@@ -718,8 +716,8 @@ fn nlu(
             store,
             &[bundled::DEFAULT_ENCODER, index],
             &[
-                bundled::paths::SKILL_INTENTS,
-                bundled::paths::TOKENIZER_WORDPIECE,
+                bundled::components::SKILL_INTENTS,
+                bundled::components::TOKENIZER_WORDPIECE,
             ],
         ),
     }
@@ -764,8 +762,8 @@ fn embed(
             store,
             &[bundled::DEFAULT_ENCODER],
             &[
-                bundled::paths::SKILL_INTENTS,
-                bundled::paths::TOKENIZER_WORDPIECE,
+                bundled::components::SKILL_INTENTS,
+                bundled::components::TOKENIZER_WORDPIECE,
             ],
         ),
     }

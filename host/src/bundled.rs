@@ -3,14 +3,14 @@
 
 use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
 use crate::error::SkillError;
-use crate::runtime::{ComponentSpec, Grants, Runtime, SkillSpec};
+use crate::runtime::{ComponentSource, ComponentSpec, Grants, Runtime, SkillSpec};
 use crate::state::{ComponentState, Limits};
 use crate::tokenizer::TokenizerLink;
-use std::path::PathBuf;
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 
-pub use edgenlu_guest_artifacts as paths;
+/// The bundled components' bytes, embedded in this library when it is built.
+pub use edgenlu_guest_artifacts as components;
 
 /// The default encoder model: all-MiniLM-L6-v2 at q8_0, as `edgenlu models fetch` stores it.
 pub const DEFAULT_ENCODER: &str = "all-minilm-l6-v2.q8_0";
@@ -19,8 +19,16 @@ pub const DEFAULT_DECODER: &str = "smollm2-135m-instruct.q4_1";
 /// The default datastore name, as the README's demo builds it from SNIPS.
 pub const DEFAULT_INDEX: &str = "snips-intents";
 
+/// Where a bundled component comes from: the bytes embedded in this library.
+pub fn embedded(component: components::Component) -> ComponentSource {
+    ComponentSource::Embedded {
+        name: component.name,
+        bytes: component.bytes,
+    }
+}
+
 /// Names of the tokenizer components this host links, as manifests name them.
-pub const TOKENIZERS: &[&str] = &["wordpiece", "bpe"];
+pub use edgenlu_trust::manifest::TOKENIZERS;
 
 /// The bundled tokenizer component called `name` (one of [`TOKENIZERS`]) over `model`.
 pub fn tokenizer(name: &str, model: &str, limits: Limits) -> Option<ComponentSpec> {
@@ -34,8 +42,7 @@ pub fn tokenizer(name: &str, model: &str, limits: Limits) -> Option<ComponentSpe
 /// The tokenizer component reading its vocabulary from `encoder`.
 pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
     ComponentSpec {
-        path: PathBuf::from(paths::TOKENIZER_WORDPIECE),
-        bytes: None,
+        source: embedded(components::TOKENIZER_WORDPIECE),
         grants: Grants {
             models: vec![encoder.to_string()],
             config: [("model".to_string(), encoder.to_string())].into(),
@@ -48,8 +55,7 @@ pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
 /// merges from `model`, e.g. "smollm2-135m-instruct.q4_1".
 pub fn bpe_tokenizer(model: &str, limits: Limits) -> ComponentSpec {
     ComponentSpec {
-        path: PathBuf::from(paths::TOKENIZER_BPE),
-        bytes: None,
+        source: embedded(components::TOKENIZER_BPE),
         grants: Grants {
             models: vec![model.to_string()],
             config: [("model".to_string(), model.to_string())].into(),
@@ -74,16 +80,15 @@ pub fn open_tokenizer(
     runtime: &Runtime,
     spec: &ComponentSpec,
 ) -> Result<crate::tokenizer::LinkedTokenizer, SkillError> {
-    let load_err = |e: wasmtime::Error| SkillError::Load {
-        what: spec.path.display().to_string(),
-        reason: format!("{e:?}"),
-    };
-    let component = runtime.load_component(&spec.path)?;
+    let component = runtime.spec_component(spec)?;
     let mut linker = Linker::new(component.engine());
-    Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s).map_err(load_err)?;
-    let pre = linker.instantiate_pre(&component).map_err(load_err)?;
+    Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
+        .map_err(|e| spec.link_error(e))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| spec.link_error(e))?;
     let link = TokenizerLink::new(
-        TokenizerPre::new(pre).map_err(load_err)?,
+        TokenizerPre::new(pre).map_err(|e| spec.link_error(e))?,
         spec.grants.clone(),
         runtime.clone(),
     );
@@ -102,8 +107,7 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
     SkillSpec {
         name: "intents".into(),
         skill: ComponentSpec {
-            path: PathBuf::from(paths::SKILL_INTENTS),
-            bytes: None,
+            source: embedded(components::SKILL_INTENTS),
             grants: Grants {
                 models,
                 config,
@@ -122,8 +126,7 @@ pub fn hostile_skill(encoder: &str, decoder: &str, limits: Limits) -> SkillSpec 
     SkillSpec {
         name: "hostile".into(),
         skill: ComponentSpec {
-            path: PathBuf::from(paths::HOSTILE),
-            bytes: None,
+            source: embedded(components::HOSTILE),
             grants: Grants {
                 models: vec![encoder.to_string(), decoder.to_string()],
                 config: [
@@ -154,8 +157,7 @@ pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
     SkillSpec {
         name: "chat".into(),
         skill: ComponentSpec {
-            path: PathBuf::from(paths::SKILL_CHAT),
-            bytes: None,
+            source: embedded(components::SKILL_CHAT),
             grants: Grants {
                 models: vec![model.to_string()],
                 config: [("model".to_string(), model.to_string())].into(),
@@ -171,8 +173,7 @@ pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
 /// comparisons.
 pub fn default_policy(config: std::collections::BTreeMap<String, String>) -> ComponentSpec {
     ComponentSpec {
-        path: PathBuf::from(paths::POLICY_DEFAULT),
-        bytes: None,
+        source: embedded(components::POLICY_DEFAULT),
         grants: Grants {
             models: Vec::new(),
             config,

@@ -12,9 +12,9 @@ use edgenlu::pipeline::{DeviceState, Pipeline};
 use edgenlu::policy::Policy;
 use edgenlu::router::{Route, Router};
 use edgenlu::slots::{to_bytes, ByteSpan};
-use edgenlu::trust::skills::SkillStore;
 use edgenlu::{AnswerPath, Decision, Limits, Runtime};
 use edgenlu_models::store::ModelStore;
+use edgenlu_trust::skills::SkillStore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -4,15 +4,16 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use edgenlu::trust::keys::{self, PublicKeyFile};
-use edgenlu::trust::manifest::{Capability, Manifest};
-use edgenlu::trust::models::ModelSignature;
-use edgenlu::trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
-use edgenlu::trust::skills::SkillStore;
-use edgenlu::trust::store::{Delegation, SignedDelegation};
-use edgenlu::trust::{dev, unix_now};
-use edgenlu::{ModelCatalog, Runtime};
+use edgenlu::installed::LoadInstalled;
+use edgenlu::Runtime;
 use edgenlu_models::store::ModelStore;
+use edgenlu_trust::keys::{self, PublicKeyFile};
+use edgenlu_trust::manifest::{Capability, Manifest};
+use edgenlu_trust::models::ModelSignature;
+use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
+use edgenlu_trust::skills::SkillStore;
+use edgenlu_trust::store::{Delegation, SignedDelegation};
+use edgenlu_trust::{dev, unix_now};
 use std::path::PathBuf;
 
 /// Trust and skill-store commands.
@@ -227,8 +228,7 @@ pub enum Cap {
 }
 
 fn runtime(store: &ModelStore) -> Result<Runtime> {
-    let cache = store.root().join("cache/components");
-    Ok(Runtime::new(ModelCatalog::new(store.clone()), Some(cache))?)
+    crate::runtime(store.clone())
 }
 
 fn days_left(expires: u64, now: u64) -> String {
@@ -274,7 +274,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                         m.model_sha256.insert(name.clone(), entry.sha256);
                     }
                 }
-                dev::signed_intents(&m)?
+                edgenlu::installed::signed_intents(&m)?
             } else {
                 let (component, manifest, key) = (
                     component.expect("clap requires it"),
@@ -355,17 +355,17 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 );
             }
             match skillfile::parse(&bytes) {
-                Ok(p) => println!("signed by key {}", edgenlu::trust::to_hex(&p.key_id)),
+                Ok(p) => println!("signed by key {}", edgenlu_trust::to_hex(&p.key_id)),
                 Err(e) => println!("signature: {e}"),
             }
-            match skillfile::component_imports(&bytes) {
+            match skillfile::component_import_items(&bytes) {
                 Ok(imports) => {
                     println!("imports:");
-                    for i in imports {
-                        match Capability::for_import(&i) {
-                            Some(c) => println!("  {i}  (needs capability {})", c.as_str()),
-                            None => println!("  {i}"),
-                        }
+                    for i in &imports {
+                        println!("  {}", i.name);
+                    }
+                    for (what, c) in Capability::required_by(&imports) {
+                        println!("  {what}  (needs capability {})", c.as_str());
                     }
                 }
                 Err(e) => println!("imports: {e}"),

@@ -11,7 +11,7 @@
 
 use crate::bench::percentile;
 use anyhow::{bail, Context, Result};
-use edgenlu::bundled::{self, paths, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::datastore::read_examples;
 use edgenlu::{ChatRequest, Forward, Limits, Runtime, SamplingParams, Skill};
 use edgenlu_models::store::ModelStore;
@@ -227,11 +227,6 @@ fn read_record(path: &Path) -> Result<Record> {
         .with_context(|| format!("{} is not a conformance record", path.display()))
 }
 
-fn sha256_file(path: &str) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-    Ok(format!("{:x}", Sha256::digest(bytes)))
-}
-
 /// Limits for the run: an emulator is tens of times slower than the device, and the point
 /// here is agreement, not speed.
 fn conformance_limits(base: Limits) -> Limits {
@@ -267,16 +262,14 @@ fn record(
         models.insert(name.to_string(), digest.clone());
     }
     let mut components = BTreeMap::new();
-    for path in [
-        paths::TOKENIZER_WORDPIECE,
-        paths::TOKENIZER_BPE,
-        paths::SKILL_INTENTS,
-        paths::SKILL_CHAT,
+    for component in [
+        bundled::components::TOKENIZER_WORDPIECE,
+        bundled::components::TOKENIZER_BPE,
+        bundled::components::SKILL_INTENTS,
+        bundled::components::SKILL_CHAT,
     ] {
-        let name = Path::new(path)
-            .file_name()
-            .map_or(path.into(), |n| n.to_string_lossy().into_owned());
-        components.insert(name, sha256_file(path)?);
+        let digest = format!("{:x}", Sha256::digest(component.bytes));
+        components.insert(component.name.to_string(), digest);
     }
 
     let pb = crate::bar(texts.len(), "utterances");

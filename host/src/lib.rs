@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod installed;
 mod kernels_host;
 mod llm_host;
 pub mod models_host;
@@ -26,7 +27,6 @@ mod state;
 pub mod tensors;
 mod tokenizer;
 pub mod training;
-pub mod trust;
 pub mod uplink;
 
 pub use bindings::{
@@ -37,5 +37,8 @@ pub use bindings::{
 pub use error::SkillError;
 pub use llm_host::PREFILL_CHUNK;
 pub use models_host::ModelCatalog;
-pub use runtime::{Answer, ComponentSpec, Grants, Runtime, RuntimeOptions, Skill, SkillSpec};
+pub use runtime::{
+    return_freed_memory_to_the_os, Answer, ComponentSource, ComponentSpec, Grants, Runtime,
+    RuntimeOptions, Skill, SkillSpec,
+};
 pub use state::{Limits, TextSink};

@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use edgenlu::bundled::{self, DEFAULT_ENCODER};
 use edgenlu::datastore;
 use edgenlu::{
-    ChatRequest, FinishReason, Forward, Limits, ModelCatalog, Runtime, SamplingParams, Skill,
+    ChatRequest, FinishReason, Forward, Limits, ModelCatalog, Runtime, RuntimeOptions,
+    SamplingParams, Skill,
 };
 use edgenlu_kernels::DType;
 use edgenlu_models::store::ModelStore;
@@ -313,9 +314,16 @@ enum Quant {
     Q8_0,
 }
 
+/// The runtime the commands use: compiled components cached in the store, engine options
+/// from the environment (`EDGENLU_WASM_MEMORY_RESERVATION_MIB`).
 fn runtime(store: ModelStore) -> Result<Runtime> {
     let cache = store.root().join("cache/components");
-    Ok(Runtime::new(ModelCatalog::new(store), Some(cache))?)
+    let options = RuntimeOptions::from_env()?;
+    Ok(Runtime::with_options(
+        ModelCatalog::new(store),
+        Some(cache),
+        options,
+    )?)
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -352,7 +360,7 @@ fn serve_skills(
     phrase: bool,
     device: cli_pipeline::DeviceArgs,
 ) -> Result<edgenlu::serve::Skills> {
-    let installed = edgenlu::trust::skills::SkillStore::at(store.root())?;
+    let installed = edgenlu_trust::skills::SkillStore::at(store.root())?;
     let args = args.or_installed(&installed, "intents")?;
     let pipeline = cli_pipeline::pipeline(rt, store, &args, phrase)?;
     let decoder = bundled::DEFAULT_DECODER.to_string();
@@ -396,6 +404,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // A long-running device process: give freed host tensors back to the OS between requests.
+    edgenlu::return_freed_memory_to_the_os();
     let store = ModelStore::open_default().context("opening the model store")?;
     match cli.command {
         Command::Models(ModelsCommand::Fetch) => {

@@ -25,19 +25,17 @@ impl Policy {
     /// Compiles and links the policy component `spec` names (its grants give its config and
     /// limits; it may open no model).
     pub fn load(runtime: &Runtime, spec: &ComponentSpec) -> Result<Policy, SkillError> {
-        let load_err = |e: wasmtime::Error| SkillError::Load {
-            what: spec.path.display().to_string(),
-            reason: format!("{e:?}"),
-        };
-        let component = runtime.load_component(&spec.path)?;
+        let component = runtime.spec_component(spec)?;
         let mut linker = Linker::new(component.engine());
         PolicyComponent::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
-            .map_err(load_err)?;
-        let pre = linker.instantiate_pre(&component).map_err(load_err)?;
+            .map_err(|e| spec.link_error(e))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| spec.link_error(e))?;
         let mut grants = spec.grants.clone();
         grants.models.clear();
         Ok(Policy {
-            pre: PolicyComponentPre::new(pre).map_err(load_err)?,
+            pre: PolicyComponentPre::new(pre).map_err(|e| spec.link_error(e))?,
             grants,
             runtime: runtime.clone(),
         })

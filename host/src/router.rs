@@ -10,6 +10,7 @@
 
 use crate::bindings::{Encoded, Request};
 use crate::error::SkillError;
+use crate::installed::LoadInstalled;
 use crate::runtime::{Answer, Skill};
 use crate::ModelCatalog;
 use edgenlu_kernels::{ops, WeightView};
@@ -45,7 +46,7 @@ pub enum RouterError {
     #[error("loading installed skill {name:?}: {source}")]
     Installed {
         name: String,
-        source: crate::trust::skills::LoadError,
+        source: crate::installed::LoadError,
     },
     #[error(transparent)]
     Skill(#[from] SkillError),
@@ -151,7 +152,7 @@ impl Route {
     /// grants; it may use the uplink only if the manifest asks for the `uplink` capability
     /// (which its publisher's delegation must allow for the install to have been accepted).
     pub fn installed(
-        store: &crate::trust::skills::SkillStore,
+        store: &edgenlu_trust::skills::SkillStore,
         rt: &crate::Runtime,
         name: &str,
     ) -> Result<Route, RouterError> {
@@ -164,7 +165,7 @@ impl Route {
         let may_uplink = verified
             .manifest
             .capabilities
-            .contains(&crate::trust::manifest::Capability::Uplink);
+            .contains(&edgenlu_trust::manifest::Capability::Uplink);
         Ok(Route {
             installed: Some(InstalledFile {
                 version: verified.manifest.version,

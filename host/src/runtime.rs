@@ -34,15 +34,54 @@ pub struct Grants {
     pub limits: Limits,
 }
 
-/// A component file plus what it is granted.
+/// Where a component's bytes come from.
+#[derive(Clone)]
+pub enum ComponentSource {
+    /// A component file, read when the component is compiled.
+    File(PathBuf),
+    /// Bytes the caller already read and verified (a signed skill): the host compiles exactly
+    /// these instead of reading `path` again, which could have changed since the check.
+    Verified { path: PathBuf, bytes: Arc<[u8]> },
+    /// Bytes compiled into the program (the bundled components), named for errors.
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
+}
+
+impl ComponentSource {
+    /// What errors call this component: its path, or its name when it is embedded.
+    pub fn describe(&self) -> String {
+        match self {
+            ComponentSource::File(path) | ComponentSource::Verified { path, .. } => {
+                path.display().to_string()
+            }
+            ComponentSource::Embedded { name, .. } => format!("{name} (embedded)"),
+        }
+    }
+}
+
+impl std::fmt::Debug for ComponentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// A component plus what it is granted.
 #[derive(Debug, Clone)]
 pub struct ComponentSpec {
-    pub path: PathBuf,
-    /// The component's bytes when the caller already read and verified them (a signed skill):
-    /// the host compiles exactly these instead of reading `path` again, which could have
-    /// changed since the check.
-    pub bytes: Option<Arc<[u8]>>,
+    pub source: ComponentSource,
     pub grants: Grants,
+}
+
+impl ComponentSpec {
+    /// The error for a failure to link or instantiate this component.
+    pub(crate) fn link_error(&self, e: wasmtime::Error) -> SkillError {
+        SkillError::Load {
+            what: self.source.describe(),
+            reason: format!("{e:?}"),
+        }
+    }
 }
 
 /// A skill and the tokenizer component it links.
@@ -198,7 +237,11 @@ fn cache_secret(dir: &Path) -> std::io::Result<[u8; 32]> {
 /// blocks come from the heap and stay resident: after many requests that allocated big host
 /// tensors, RSS stays at the high-water mark. A device daemon wants its RSS back near
 /// baseline between requests, so the threshold is pinned (at glibc's own default).
-fn return_freed_memory_to_the_os() {
+///
+/// This changes the allocator of the whole process, so the runtime never calls it by itself:
+/// a daemon embedding it (the `edgenlu` CLI does) calls it once at start. Idempotent; does
+/// nothing off glibc.
+pub fn return_freed_memory_to_the_os() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
@@ -224,7 +267,8 @@ pub struct RuntimeOptions {
 pub const MEMORY_RESERVATION_ENV: &str = "EDGENLU_WASM_MEMORY_RESERVATION_MIB";
 
 impl RuntimeOptions {
-    /// Options from the environment: `EDGENLU_WASM_MEMORY_RESERVATION_MIB=64` sets
+    /// Options from the environment, for a program that wants them configurable that way
+    /// (the runtime itself never reads it): `EDGENLU_WASM_MEMORY_RESERVATION_MIB=64` sets
     /// [`RuntimeOptions::memory_reservation`] (the ARM check under qemu does).
     pub fn from_env() -> Result<RuntimeOptions, SkillError> {
         let Ok(value) = std::env::var(MEMORY_RESERVATION_ENV) else {
@@ -266,9 +310,9 @@ impl Hasher for Sha256Hasher {
 
 impl Runtime {
     /// A runtime opening models from `catalog`, caching compiled components in `cache_dir`,
-    /// with [`RuntimeOptions::from_env`].
+    /// with the default [`RuntimeOptions`].
     pub fn new(catalog: ModelCatalog, cache_dir: Option<PathBuf>) -> Result<Runtime, SkillError> {
-        Runtime::with_options(catalog, cache_dir, RuntimeOptions::from_env()?)
+        Runtime::with_options(catalog, cache_dir, RuntimeOptions::default())
     }
 
     /// A runtime with explicit engine options.
@@ -277,7 +321,6 @@ impl Runtime {
         cache_dir: Option<PathBuf>,
         options: RuntimeOptions,
     ) -> Result<Runtime, SkillError> {
-        return_freed_memory_to_the_os();
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -357,11 +400,12 @@ impl Runtime {
         self.compile(&path.display().to_string(), &bytes)
     }
 
-    /// The component `spec` names: its verified bytes if it carries them, else its file.
-    fn spec_component(&self, spec: &ComponentSpec) -> Result<Component, SkillError> {
-        match &spec.bytes {
-            Some(bytes) => self.compile(&spec.path.display().to_string(), bytes),
-            None => self.load_component(&spec.path),
+    /// Compiles the component `spec` names, from the bytes it carries or else its file.
+    pub fn spec_component(&self, spec: &ComponentSpec) -> Result<Component, SkillError> {
+        match &spec.source {
+            ComponentSource::File(path) => self.load_component(path),
+            ComponentSource::Verified { bytes, .. } => self.compile(&spec.source.describe(), bytes),
+            ComponentSource::Embedded { bytes, .. } => self.compile(&spec.source.describe(), bytes),
         }
     }
 
@@ -426,10 +470,6 @@ impl Runtime {
 
     /// Loads a skill and its tokenizer, compiled and linked, ready to serve requests.
     pub fn load_skill(&self, spec: SkillSpec) -> Result<Skill, SkillError> {
-        let load_err = |what: &Path, e: wasmtime::Error| SkillError::Load {
-            what: what.display().to_string(),
-            reason: format!("{e:?}"),
-        };
         let tokenizer = match &spec.tokenizer {
             Some(t) => {
                 let component = self.spec_component(t)?;
@@ -438,11 +478,11 @@ impl Runtime {
                     &mut linker,
                     |s| s,
                 )
-                .map_err(|e| load_err(&t.path, e))?;
+                .map_err(|e| t.link_error(e))?;
                 let pre = linker
                     .instantiate_pre(&component)
-                    .map_err(|e| load_err(&t.path, e))?;
-                let pre = TokenizerPre::new(pre).map_err(|e| load_err(&t.path, e))?;
+                    .map_err(|e| t.link_error(e))?;
+                let pre = TokenizerPre::new(pre).map_err(|e| t.link_error(e))?;
                 Some(TokenizerLink::new(pre, t.grants.clone(), self.clone()))
             }
             None => None,
@@ -450,10 +490,10 @@ impl Runtime {
         let component = self.spec_component(&spec.skill)?;
         let mut linker = self.linker();
         SkillBindings::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
-            .map_err(|e| load_err(&spec.skill.path, e))?;
+            .map_err(|e| spec.skill.link_error(e))?;
         let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| load_err(&spec.skill.path, e))?;
+            .map_err(|e| spec.skill.link_error(e))?;
         Ok(Skill {
             runtime: self.clone(),
             spec,

@@ -2,9 +2,12 @@
 //! files are, and a runtime over that store. A missing prerequisite fails the test with the
 //! command that provides it: a skipped test is not a passing one.
 
-use edgenlu::{ModelCatalog, Runtime};
+use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The model store the tests read (`$EDGENLU_HOME`, else the XDG default), which
 /// `edgenlu models fetch` fills.
@@ -12,11 +15,16 @@ pub fn store() -> ModelStore {
     ModelStore::open_default().expect("opening the model store")
 }
 
-/// A runtime over the test model store, with the compiled-component cache in it.
+/// A runtime over the test model store, with the compiled-component cache in it, set up as
+/// the `edgenlu` binary sets up its own: engine options from the environment, freed memory
+/// returned to the OS.
 pub fn runtime() -> Runtime {
+    edgenlu::return_freed_memory_to_the_os();
     let store = store();
     let cache = store.root().join("cache/components");
-    Runtime::new(ModelCatalog::new(store), Some(cache)).expect("creating the runtime")
+    let options = RuntimeOptions::from_env().expect("engine options from the environment");
+    Runtime::with_options(ModelCatalog::new(store), Some(cache), options)
+        .expect("creating the runtime")
 }
 
 /// Fails unless model `name` is in the store.
@@ -234,9 +242,68 @@ pub fn start_server(config: &edgenlu::serve::ServeConfig, index: &str) -> edgenl
     let route = edgenlu::router::Route::new(index, intents(Some(index)), true, rt.catalog())
         .expect("a route over the datastore");
     let skills =
-        edgenlu::trust::skills::SkillStore::at(store().root()).expect("opening the skill store");
+        edgenlu_trust::skills::SkillStore::at(store().root()).expect("opening the skill store");
     serve(
         config,
         edgenlu::serve::LivePipeline::new(pipeline_over(vec![route]), skills, rt),
     )
+}
+
+/// A SNIPS datastore of 20 examples per intent, `trust-snips-20`, built once per test binary
+/// unless the store already holds it.
+pub fn tiny_index() -> &'static str {
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    const NAME: &str = "trust-snips-20";
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
+        require_model(edgenlu::bundled::DEFAULT_ENCODER);
+        let models = store();
+        if models.verify(NAME).is_err() {
+            build_snips_index(NAME, 20, "tests/trust.rs");
+        }
+        *built = true;
+    }
+    NAME
+}
+
+/// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) before reading a large body and close: ignore write errors.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+/// The body of a chunked HTTP/1.1 response, decoded.
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
 }

@@ -265,7 +265,7 @@ fn the_router_refuses_skills_it_cannot_serve_and_a_skill_refuses_an_encoding_tha
 
 #[test]
 fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
-    use edgenlu::trust::{dev, skills::SkillStore, unix_now};
+    use edgenlu_trust::{dev, skills::SkillStore, unix_now};
     let (server, url) = loopback_uplink();
     let dir = std::env::temp_dir().join(format!("edgenlu-router-uplink-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -277,14 +277,17 @@ fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
         ("grounded", vec![]),
         (
             "connected",
-            vec![edgenlu::trust::manifest::Capability::Uplink],
+            vec![edgenlu_trust::manifest::Capability::Uplink],
         ),
     ] {
         let mut manifest = dev::intents_manifest(DEFAULT_ENCODER, index(), 1);
         manifest.name = name.into();
         manifest.capabilities = capabilities;
         skills
-            .install(&dev::signed_intents(&manifest).unwrap(), unix_now())
+            .install(
+                &edgenlu::installed::signed_intents(&manifest).unwrap(),
+                unix_now(),
+            )
             .unwrap();
     }
     let mut decided = Vec::new();

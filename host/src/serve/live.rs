@@ -6,7 +6,7 @@
 use crate::pipeline::Pipeline;
 use crate::router::Route;
 use crate::runtime::Runtime;
-use crate::trust::skills::SkillStore;
+use edgenlu_trust::skills::SkillStore;
 use std::sync::{Arc, Mutex, RwLock, TryLockError};
 
 /// A [`Pipeline`] whose installed routes ([`Route::installed`]) are swapped for the skill

@@ -346,14 +346,13 @@ impl TrustStore {
         }
         // Capabilities are enforced at the link boundary: every import that needs one must
         // be declared in the manifest, which was just checked against the delegation.
-        for import in skillfile::component_imports(bytes)? {
-            if let Some(cap) = Capability::for_import(&import) {
-                if !manifest.capabilities.contains(&cap) {
-                    return Err(TrustError::CapabilityNotDeclared {
-                        import,
-                        capability: cap.as_str().into(),
-                    });
-                }
+        let imports = skillfile::component_import_items(bytes)?;
+        for (import, cap) in Capability::required_by(&imports) {
+            if !manifest.capabilities.contains(&cap) {
+                return Err(TrustError::CapabilityNotDeclared {
+                    import,
+                    capability: cap.as_str().into(),
+                });
             }
         }
         for model in &manifest.models {

@@ -3,17 +3,15 @@
 //! a skill more than its signed manifest asks for and its publisher may grant.
 
 use super::TrustError;
-use crate::runtime::{ComponentSpec, Grants, SkillSpec};
-use crate::state::Limits;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
 /// Largest manifest accepted, bytes: it is parsed before anything else is loaded, so a huge
 /// one must not cost memory or time.
 pub const MAX_MANIFEST_BYTES: usize = 64 << 10;
 /// The manifest format this host reads.
 pub const FORMAT: u32 = 1;
+/// The tokenizer components a manifest may name: the ones every edgenlu host links.
+pub const TOKENIZERS: &[&str] = &["wordpiece", "bpe"];
 const MAX_MODELS: usize = 16;
 const MAX_CONFIG: usize = 64;
 const MAX_CONFIG_BYTES: usize = 4096;
@@ -38,17 +36,46 @@ pub enum Capability {
     Generate,
 }
 
+/// The kernels a decoder is composed of: a skill importing any of them can generate text
+/// without the `llm` interface, so they need [`Capability::Generate`] as `llm` does.
+pub const DECODER_KERNELS: &[&str] = &["kv-cache", "attend", "rope"];
+
 impl Capability {
     /// The capability a component needs to import interface `import` (a component import
-    /// name, with or without `@version`), if any: the host links these interfaces only into
-    /// skills whose manifest asks for the capability and whose publisher may grant it.
+    /// name, with or without `@version`) at all, if any: `edgenlu:nlu/llm` drives a decoder.
     pub fn for_import(import: &str) -> Option<Capability> {
-        let interface = import.split('@').next().unwrap_or(import);
-        match interface {
-            "edgenlu:nlu/uplink" => Some(Capability::Uplink),
-            "edgenlu:nlu/generate" => Some(Capability::Generate),
+        match interface_name(import) {
+            "edgenlu:nlu/llm" => Some(Capability::Generate),
             _ => None,
         }
+    }
+
+    /// The capability a component needs to take `item` from interface `import`, if any: the
+    /// decoder kernels of `edgenlu:nlu/kernels` ([`DECODER_KERNELS`]) compose a decoder.
+    pub fn for_import_item(import: &str, item: &str) -> Option<Capability> {
+        (interface_name(import) == "edgenlu:nlu/kernels" && DECODER_KERNELS.contains(&item))
+            .then_some(Capability::Generate)
+    }
+
+    /// Every capability a component with `imports` needs, each with the import (and item)
+    /// that needs it: the host links these only into skills whose manifest asks for the
+    /// capability and whose publisher may grant it. The uplink is no import: the device's
+    /// pipeline sends utterances to it for a skill whose manifest asks for it.
+    pub fn required_by(
+        imports: &[crate::skillfile::ImportedInterface],
+    ) -> Vec<(String, Capability)> {
+        let mut needed = Vec::new();
+        for import in imports {
+            if let Some(cap) = Capability::for_import(&import.name) {
+                needed.push((import.name.clone(), cap));
+            }
+            for item in &import.items {
+                if let Some(cap) = Capability::for_import_item(&import.name, item) {
+                    needed.push((format!("{}#{item}", import.name), cap));
+                }
+            }
+        }
+        needed
     }
 
     /// Its name in manifests and delegations.
@@ -58,6 +85,11 @@ impl Capability {
             Capability::Generate => "generate",
         }
     }
+}
+
+/// `import` without its `@version`.
+fn interface_name(import: &str) -> &str {
+    import.split('@').next().unwrap_or(import)
 }
 
 /// The tokenizer component a skill links, and the model it reads its vocabulary from.
@@ -208,11 +240,10 @@ impl Manifest {
             }
         }
         if let Some(t) = &self.tokenizer {
-            if !crate::bundled::TOKENIZERS.contains(&t.component.as_str()) {
+            if !TOKENIZERS.contains(&t.component.as_str()) {
                 return Err(bad(format!(
                     "unknown tokenizer component {:?} (this host links {:?})",
-                    t.component,
-                    crate::bundled::TOKENIZERS
+                    t.component, TOKENIZERS
                 )));
             }
             if !self.models.contains(&t.model) {
@@ -274,52 +305,5 @@ impl Manifest {
             )));
         }
         Ok(())
-    }
-
-    /// Per-request limits: the manifest's budgets over the host's defaults.
-    pub fn limits(&self) -> Limits {
-        let mut limits = Limits::default();
-        if let Some(m) = self.budgets.memory_mib {
-            limits.guest_memory = (m as usize) << 20;
-        }
-        if let Some(d) = self.budgets.deadline_ms {
-            limits.deadline = Duration::from_millis(d);
-        }
-        if let Some(t) = self.budgets.max_tokens {
-            limits.max_tokens = t as usize;
-        }
-        if let Some(m) = self.budgets.host_memory_mib {
-            limits.host_memory = (m as usize) << 20;
-        }
-        if let Some(h) = self.budgets.handles {
-            limits.handles = h as usize;
-        }
-        if let Some(k) = self.budgets.max_response_kib {
-            limits.max_response_bytes = (k as usize) << 10;
-        }
-        limits
-    }
-
-    /// The spec to load this skill from `path` with exactly the manifest's grants: its models,
-    /// config and budgets, linked to the tokenizer it names over the tokenizer's model only.
-    /// Call only on a manifest that came out of [`super::store::TrustStore::verify`].
-    pub fn skill_spec(&self, path: &Path) -> SkillSpec {
-        let limits = self.limits();
-        SkillSpec {
-            name: self.name.clone(),
-            skill: ComponentSpec {
-                path: path.to_path_buf(),
-                bytes: None,
-                grants: Grants {
-                    models: self.models.clone(),
-                    config: self.config.clone(),
-                    limits: limits.clone(),
-                },
-            },
-            tokenizer: self
-                .tokenizer
-                .as_ref()
-                .and_then(|t| crate::bundled::tokenizer(&t.component, &t.model, limits)),
-        }
     }
 }

@@ -6,10 +6,7 @@
 
 use super::store::{TrustStore, Verified};
 use super::{io_err, write_atomic, TrustError};
-use crate::error::SkillError;
-use crate::runtime::{Runtime, Skill};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
 
 /// One installed file of a skill.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -72,15 +69,13 @@ pub enum InstallError {
     },
 }
 
-/// Why an installed skill could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The installed file no longer verifies, or the store is damaged.
-    #[error(transparent)]
-    Trust(#[from] TrustError),
-    /// Compiling or linking failed.
-    #[error(transparent)]
-    Skill(#[from] SkillError),
+/// What decides whether an installed version stays: the runtime loads the current version of
+/// a skill and runs its manifest's probes. The store calls it after switching to a new version
+/// and, for an install the process did not live to check, before loading it.
+pub trait HealthCheck {
+    /// Checks the current version of `name` in `store`: how many probes passed, or why one
+    /// failed (a skill without probes passes if it loads and links).
+    fn check(&self, store: &SkillStore, name: &str) -> Result<usize, String>;
 }
 
 /// The skill store at `<root>/skills`, checked against the trust store at `<root>/trust`.
@@ -238,13 +233,13 @@ impl SkillStore {
     /// the version it replaced (or removes a first install) and says so in the error.
     pub fn install_checked(
         &self,
-        rt: &Runtime,
+        health: &dyn HealthCheck,
         bytes: &[u8],
         now: u64,
     ) -> Result<InstallReport, InstallError> {
         let _lock = self.lock()?;
         let (mut report, before) = self.install_locked(bytes, now, true)?;
-        match self.health_check(rt, &report.name) {
+        match health.check(self, &report.name) {
             Ok(n) => {
                 self.mark_checked(&report.name)?;
                 report.probes_passed = Some(n);
@@ -292,7 +287,11 @@ impl SkillStore {
     /// Finishes an install whose health check never reported (the process died between the
     /// switch and the result): runs the check now and, if it fails, goes back to the
     /// previous version (or removes a first install). Returns why it rolled back, if it did.
-    pub fn recover(&self, rt: &Runtime, name: &str) -> Result<Option<String>, TrustError> {
+    pub fn recover(
+        &self,
+        health: &dyn HealthCheck,
+        name: &str,
+    ) -> Result<Option<String>, TrustError> {
         let _lock = self.lock()?;
         let Some(state) = self.state(name)? else {
             return Ok(None);
@@ -300,7 +299,7 @@ impl SkillStore {
         if !state.unchecked {
             return Ok(None);
         }
-        match self.health_check(rt, name) {
+        match health.check(self, name) {
             Ok(_) => {
                 self.mark_checked(name)?;
                 Ok(None)
@@ -320,27 +319,6 @@ impl SkillStore {
                 Ok(Some(reason))
             }
         }
-    }
-
-    /// Loads and runs the current version's probes; returns how many passed, or why one
-    /// failed. A skill without probes passes if it loads and links.
-    pub fn health_check(&self, rt: &Runtime, name: &str) -> Result<usize, String> {
-        let (v, path) = self.current(name).map_err(|e| e.to_string())?;
-        let skill = rt
-            .load_skill(v.manifest.skill_spec(&path))
-            .map_err(|e| format!("loading: {e}"))?;
-        for probe in &v.manifest.health {
-            let answer = skill
-                .handle(&probe.text)
-                .map_err(|e| format!("probe {:?}: {e}", probe.text))?;
-            if answer.response.intent != probe.intent {
-                return Err(format!(
-                    "probe {:?}: expected intent {:?}, got {:?}",
-                    probe.text, probe.intent, answer.response.intent
-                ));
-            }
-        }
-        Ok(v.manifest.health.len())
     }
 
     /// Makes the previous version current again (and the current one previous, so the
@@ -427,94 +405,22 @@ impl SkillStore {
             .is_some_and(|s| s.current.sha256 == sha256 && !s.unchecked))
     }
 
-    /// Loads the current version of `name` with the grants its manifest gives it.
+    /// The current version of `name` as the runtime should load it: verified again, with its
+    /// path and the exact bytes that were verified (the file could change after the check).
     /// A version whose install was interrupted before its health check reported is checked
     /// first ([`recover`](Self::recover)).
-    pub fn load(&self, rt: &Runtime, name: &str) -> Result<(Verified, Skill), LoadError> {
+    pub fn current_for_load(
+        &self,
+        health: &dyn HealthCheck,
+        name: &str,
+    ) -> Result<(Verified, PathBuf, Vec<u8>), TrustError> {
         if self.state(name)?.is_some_and(|s| s.unchecked) {
-            self.recover(rt, name)?;
+            self.recover(health, name)?;
         }
         let state = self
             .state(name)?
             .ok_or_else(|| TrustError::NotInstalled(name.into()))?;
         let (v, bytes) = self.verify_installed_bytes(name, &state.current)?;
-        let mut spec = v
-            .manifest
-            .skill_spec(&self.skill_dir(name)?.join(&state.current.file));
-        spec.skill.bytes = Some(bytes.into());
-        let skill = rt.load_skill(spec)?;
-        Ok((v, skill))
-    }
-}
-
-/// A skill a server answers with, swappable between requests: each request takes an
-/// `Arc<Skill>` from [`get`](Self::get), so a swap never drops a request in flight.
-pub struct LiveSkill {
-    name: String,
-    current: RwLock<Live>,
-}
-
-/// What a [`LiveSkill`] serves now.
-struct Live {
-    version: u64,
-    sha256: String,
-    skill: Arc<Skill>,
-}
-
-impl LiveSkill {
-    /// Loads the current version of `name`.
-    pub fn open(store: &SkillStore, rt: &Runtime, name: &str) -> Result<LiveSkill, LoadError> {
-        let (v, skill) = store.load(rt, name)?;
-        Ok(LiveSkill {
-            name: name.to_string(),
-            current: RwLock::new(Live {
-                version: v.manifest.version,
-                sha256: v.sha256,
-                skill: Arc::new(skill),
-            }),
-        })
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Live> {
-        // A panic while holding the lock cannot leave `Live` half-written (it is replaced
-        // whole), so a poisoned lock is still safe to use.
-        self.current.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The skill to answer the next request with.
-    pub fn get(&self) -> Arc<Skill> {
-        self.read().skill.clone()
-    }
-
-    /// The version [`get`](Self::get) returns.
-    pub fn version(&self) -> u64 {
-        self.read().version
-    }
-
-    /// Loads the store's current version (after an install or rollback) and swaps it in;
-    /// requests already holding the old one finish on it. Returns the version now live.
-    pub fn reload(&self, store: &SkillStore, rt: &Runtime) -> Result<u64, LoadError> {
-        // Load before taking the lock, so requests are never blocked by a compile.
-        let (v, skill) = store.load(rt, &self.name)?;
-        let version = v.manifest.version;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Live {
-            version,
-            sha256: v.sha256,
-            skill: Arc::new(skill),
-        };
-        Ok(version)
-    }
-
-    /// Reloads only if the store's current file differs from the one served (one small
-    /// file read when nothing changed): what a server calls between requests or on a timer.
-    /// Returns whether it swapped.
-    pub fn refresh(&self, store: &SkillStore, rt: &Runtime) -> Result<bool, LoadError> {
-        let served = self.read().sha256.clone();
-        if store.is_current(&self.name, &served)? {
-            return Ok(false);
-        }
-        // Not installed any more: `load` says so (`NotInstalled`).
-        self.reload(store, rt)?;
-        Ok(true)
+        Ok((v, self.skill_dir(name)?.join(&state.current.file), bytes))
     }
 }

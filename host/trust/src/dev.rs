@@ -97,9 +97,8 @@ pub fn intents_manifest(encoder: &str, index: &str, version: u64) -> Manifest {
     }
 }
 
-/// The bundled `intents` component signed with the development publisher key.
-pub fn signed_intents(manifest: &Manifest) -> Result<Vec<u8>, TrustError> {
-    let path = crate::bundled::paths::SKILL_INTENTS;
-    let component = std::fs::read(path).map_err(super::io_err(path.as_ref()))?;
-    skillfile::sign(&component, &manifest.to_bytes()?, &publisher_key())
+/// `component` with `manifest`, signed with the development publisher key: how the build signs
+/// the bundled skill, and how `edgenlu sign --dev-intents` signs it again with other options.
+pub fn sign(component: &[u8], manifest: &Manifest) -> Result<Vec<u8>, TrustError> {
+    skillfile::sign(component, &manifest.to_bytes()?, &publisher_key())
 }

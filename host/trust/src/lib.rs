@@ -9,10 +9,14 @@
 //!    delegation has not expired, and it allows every capability and model the manifest asks
 //!    for; the version is not lower than the highest this device ever accepted;
 //! 3. [`manifest`]: only then is the manifest parsed and validated, and it (not the caller)
-//!    decides the skill's grants: [`manifest::Manifest::skill_spec`].
+//!    decides the skill's grants.
 //!
-//! [`skills::SkillStore`] installs verified files crash-safely and keeps the previous version.
+//! [`skills::SkillStore`] installs verified files crash-safely and keeps the previous version;
+//! the health check that decides whether an install stays is the runtime's
+//! ([`skills::HealthCheck`]). This crate never runs Wasm: it has no runtime dependency, so a
+//! build script or a signing tool can use it.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dev;

@@ -254,22 +254,99 @@ pub fn append_custom_section(bytes: &mut Vec<u8>, name: &str, payload: &[u8]) {
 /// The names of the component's own (top-level) imports, e.g. `edgenlu:nlu/kernels@0.1.0`:
 /// what the host will have to link, hence which capabilities the component can exercise.
 pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, TrustError> {
-    use wasmparser::{Parser, Payload};
+    Ok(component_import_items(bytes)?
+        .into_iter()
+        .map(|i| i.name)
+        .collect())
+}
+
+/// One top-level import of a component and, for an instance (an interface), the names of the
+/// items it takes from it: functions such as `attend`, resources such as `kv-cache`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedInterface {
+    /// The import's name, e.g. `edgenlu:nlu/kernels@0.1.0`.
+    pub name: String,
+    /// The names the component's instance type for it declares (empty when it is no instance).
+    pub items: Vec<String>,
+}
+
+/// The component's top-level imports with the items each takes from its interface. The items
+/// come from the instance type the import names, found by following the component's type
+/// index space (type definitions, type aliases, imported and exported types add to it).
+pub fn component_import_items(bytes: &[u8]) -> Result<Vec<ImportedInterface>, TrustError> {
+    use wasmparser::{
+        ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind, ComponentType,
+        ComponentTypeRef, InstanceTypeDeclaration, Parser, Payload,
+    };
+    let malformed = |e: wasmparser::BinaryReaderError| TrustError::Malformed(e.to_string());
     let mut depth = 0usize;
-    let mut names = Vec::new();
+    // Items of each component type at the top level; None for types that are no instance.
+    let mut types: Vec<Option<Vec<String>>> = Vec::new();
+    let mut imports = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| TrustError::Malformed(e.to_string()))?;
-        match payload {
+        match payload.map_err(malformed)? {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentTypeSection(reader) if depth == 0 => {
+                for ty in reader {
+                    types.push(match ty.map_err(malformed)? {
+                        ComponentType::Instance(decls) => Some(
+                            decls
+                                .iter()
+                                .filter_map(|d| match d {
+                                    InstanceTypeDeclaration::Export { name, .. } => {
+                                        Some(name.name.to_string())
+                                    }
+                                    _ => None,
+                                })
+                                .collect(),
+                        ),
+                        _ => None,
+                    });
+                }
+            }
+            Payload::ComponentAliasSection(reader) if depth == 0 => {
+                for alias in reader {
+                    let is_type = match alias.map_err(malformed)? {
+                        ComponentAlias::InstanceExport { kind, .. } => {
+                            kind == ComponentExternalKind::Type
+                        }
+                        ComponentAlias::Outer { kind, .. } => kind == ComponentOuterAliasKind::Type,
+                        ComponentAlias::CoreInstanceExport { .. } => false,
+                    };
+                    if is_type {
+                        types.push(None);
+                    }
+                }
+            }
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
-                    let import = import.map_err(|e| TrustError::Malformed(e.to_string()))?;
-                    names.push(import.name.name.to_string());
+                    let import = import.map_err(malformed)?;
+                    let items = match import.ty {
+                        ComponentTypeRef::Instance(i) => {
+                            types.get(i as usize).cloned().flatten().unwrap_or_default()
+                        }
+                        ComponentTypeRef::Type(_) => {
+                            types.push(None);
+                            Vec::new()
+                        }
+                        _ => Vec::new(),
+                    };
+                    imports.push(ImportedInterface {
+                        name: import.name.name.to_string(),
+                        items,
+                    });
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    if export.map_err(malformed)?.kind == ComponentExternalKind::Type {
+                        types.push(None);
+                    }
                 }
             }
             _ => {}
         }
     }
-    Ok(names)
+    Ok(imports)
 }
