@@ -23,6 +23,10 @@ step "golden: float64 numpy llama forward of SmolLM2, checked against llama.cpp"
 python3 "$repo/scripts/golden/llama_reference.py" --gguf "$smollm2" --greedy "$repo/golden/llama_greedy.jsonl" --out "$repo/golden/llama_reference.jsonl"
 step "host tests"
 cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
+step "runtime examples (host/runtime/examples; trust-snips-20 is the tests' datastore)"
+cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example ask_skill -- trust-snips-20 "will it rain in paris tomorrow"
+cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example stream_generation
+cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example budgets
 step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)"
 "$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"

@@ -3,7 +3,7 @@
 //! what it reaches is everything before the signature check.)
 #![no_main]
 
-use edgenlu::installed::ManifestGrants;
+use edgenlu_device::installed::ManifestGrants;
 use edgenlu_trust::manifest::Manifest;
 use edgenlu_trust::skillfile;
 use libfuzzer_sys::fuzz_target;

@@ -65,7 +65,7 @@ pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
 /// `provenance`. Returns how many examples it holds.
 pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usize {
     use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
-    use edgenlu::datastore;
+    use edgenlu_train::datastore;
     require_model(DEFAULT_ENCODER);
     let embedder = runtime()
         .load_skill(intents_skill(
@@ -91,14 +91,14 @@ pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usi
 /// embedded by the bundled intents skill.
 pub fn build_skill_data(
     name: &str,
-    train: &[edgenlu::datastore::Example],
-    val: Option<&[edgenlu::datastore::Example]>,
+    train: &[edgenlu_train::datastore::Example],
+    val: Option<&[edgenlu_train::datastore::Example]>,
 ) {
     let store = store();
-    edgenlu::training::build(
+    edgenlu_train::training::build(
         &intents(None),
         edgenlu::bundled::DEFAULT_ENCODER,
-        edgenlu::training::Examples { train, val },
+        edgenlu_train::training::Examples { train, val },
         2,
         &edgenlu_models::softmax_head::HeadTraining::default(),
         &store.path_for(name).expect("a datastore path"),
@@ -114,7 +114,7 @@ pub fn build_skill_data(
 /// each), built once per test binary: `test-router-music` (AddToPlaylist, PlayMusic) and
 /// `test-router-weather` (GetWeather, BookRestaurant).
 pub fn domain_indexes() -> [&'static str; 2] {
-    use edgenlu::datastore;
+    use edgenlu_train::datastore;
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let names = ["test-router-music", "test-router-weather"];
     BUILT.get_or_init(|| {
@@ -197,10 +197,12 @@ pub fn intents(index: Option<&str>) -> std::sync::Arc<edgenlu::Skill> {
 }
 
 /// The device pipeline over `routes` with the default policy, template replies and no uplink.
-pub fn pipeline_over(routes: Vec<edgenlu::router::Route>) -> edgenlu::pipeline::Pipeline {
+pub fn pipeline_over(
+    routes: Vec<edgenlu_device::router::Route>,
+) -> edgenlu_device::pipeline::Pipeline {
     use edgenlu::bundled::{default_policy, DEFAULT_ENCODER};
-    edgenlu::pipeline::Pipeline {
-        router: edgenlu::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
+    edgenlu_device::pipeline::Pipeline {
+        router: edgenlu_device::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
             .expect("building the router"),
         policy: edgenlu::policy::Policy::load(&runtime(), &default_policy(Default::default()))
             .expect("loading the policy"),
@@ -212,19 +214,19 @@ pub fn pipeline_over(routes: Vec<edgenlu::router::Route>) -> edgenlu::pipeline::
 /// `edgenlu serve`'s server over `config`, answering `/v1/nlu` through `nlu` (on a device
 /// online, on mains power) and chat with the bundled chat skill, as the CLI starts it.
 pub fn serve(
-    config: &edgenlu::serve::ServeConfig,
-    nlu: edgenlu::serve::LivePipeline,
-) -> edgenlu::serve::Server {
+    config: &edgenlu_serve::ServeConfig,
+    nlu: edgenlu_serve::LivePipeline,
+) -> edgenlu_serve::Server {
     use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER};
     require_model(DEFAULT_DECODER);
     let chat = runtime()
         .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
         .expect("loading the chat skill");
-    edgenlu::serve::Server::start(
+    edgenlu_serve::Server::start(
         config,
-        edgenlu::serve::Skills {
+        edgenlu_serve::Skills {
             nlu,
-            device: edgenlu::pipeline::DeviceState {
+            device: edgenlu_device::pipeline::DeviceState {
                 network_up: true,
                 battery_percent: None,
             },
@@ -237,15 +239,15 @@ pub fn serve(
 
 /// `edgenlu serve`'s server over `config`, with the bundled intents skill answering from
 /// datastore `index` (as the vendor's skill, named after it) and the bundled chat skill.
-pub fn start_server(config: &edgenlu::serve::ServeConfig, index: &str) -> edgenlu::serve::Server {
+pub fn start_server(config: &edgenlu_serve::ServeConfig, index: &str) -> edgenlu_serve::Server {
     let rt = runtime();
-    let route = edgenlu::router::Route::new(index, intents(Some(index)), true, rt.catalog())
+    let route = edgenlu_device::router::Route::new(index, intents(Some(index)), true, rt.catalog())
         .expect("a route over the datastore");
     let skills =
         edgenlu_trust::skills::SkillStore::at(store().root()).expect("opening the skill store");
     serve(
         config,
-        edgenlu::serve::LivePipeline::new(pipeline_over(vec![route]), skills, rt),
+        edgenlu_serve::LivePipeline::new(pipeline_over(vec![route]), skills, rt),
     )
 }
 

@@ -5,14 +5,15 @@
 //! only for a skill whose signed manifest grants it.
 
 use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::pipeline::{DeviceState, Pipeline};
-use edgenlu::router::{Route, Router, RouterError};
-use edgenlu::serve::ServeConfig;
-use edgenlu::uplink::{Uplink, UplinkConfig};
-use edgenlu::{datastore, AnswerPath, Decision, Skill};
+use edgenlu::{AnswerPath, Decision, Skill};
+use edgenlu_device::pipeline::{DeviceState, Pipeline};
+use edgenlu_device::router::{Route, Router, RouterError};
+use edgenlu_device::uplink::{Uplink, UplinkConfig};
+use edgenlu_serve::ServeConfig;
 use edgenlu_tests::{
     build_skill_data, datasets_dir, domain_indexes, intents, require_model, runtime, start_server,
 };
+use edgenlu_train::datastore;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ fn pipeline(uplink: Option<&str>) -> Pipeline {
 }
 
 /// A real `edgenlu serve` on a free loopback port, and its OpenAI base URL.
-fn loopback_uplink() -> (edgenlu::serve::Server, String) {
+fn loopback_uplink() -> (edgenlu_serve::Server, String) {
     let server = start_server(
         &ServeConfig {
             listen: "127.0.0.1:0".into(),
@@ -285,7 +286,7 @@ fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
         manifest.capabilities = capabilities;
         skills
             .install(
-                &edgenlu::installed::signed_intents(&manifest).unwrap(),
+                &edgenlu_device::installed::signed_intents(&manifest).unwrap(),
                 unix_now(),
             )
             .unwrap();

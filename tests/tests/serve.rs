@@ -3,9 +3,9 @@
 //! graceful shutdown that finishes the request in flight.
 
 use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::router::Route;
-use edgenlu::serve::{LivePipeline, ServeConfig, Server};
 use edgenlu::{ChatRequest, ChatRole, ChatTurn, SamplingParams};
+use edgenlu_device::router::Route;
+use edgenlu_serve::{LivePipeline, ServeConfig, Server};
 use edgenlu_tests::{
     build_snips_index, domain_indexes, http, intents, pipeline_over, require_model, runtime, serve,
     start_server, store,
@@ -289,7 +289,7 @@ fn a_hot_swap_under_load_loses_no_request() {
     let install = |version| {
         let m = dev::intents_manifest(DEFAULT_ENCODER, index(), version);
         skills
-            .install(&edgenlu::installed::signed_intents(&m).unwrap(), now)
+            .install(&edgenlu_device::installed::signed_intents(&m).unwrap(), now)
             .unwrap();
     };
     install(1);

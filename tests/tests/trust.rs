@@ -3,7 +3,7 @@
 //! disk run against a fresh store in a temporary directory.
 
 use edgenlu::bundled::DEFAULT_ENCODER;
-use edgenlu::installed::{LiveSkill, LoadInstalled, ManifestGrants};
+use edgenlu_device::installed::{InstalledSkills, LiveSkill, ManifestGrants};
 use edgenlu_models::store::ModelStore;
 use edgenlu_tests::{require_model, runtime, tiny_index};
 use edgenlu_trust::keys::{self, PublicKeyFile};

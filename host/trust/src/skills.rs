@@ -231,7 +231,7 @@ impl SkillStore {
 
     /// Installs `bytes`, then runs the new version's health check; if it fails, goes back to
     /// the version it replaced (or removes a first install) and says so in the error.
-    pub fn install_checked(
+    pub fn install_checked_by(
         &self,
         health: &dyn HealthCheck,
         bytes: &[u8],
@@ -287,7 +287,7 @@ impl SkillStore {
     /// Finishes an install whose health check never reported (the process died between the
     /// switch and the result): runs the check now and, if it fails, goes back to the
     /// previous version (or removes a first install). Returns why it rolled back, if it did.
-    pub fn recover(
+    pub fn recover_by(
         &self,
         health: &dyn HealthCheck,
         name: &str,
@@ -408,14 +408,14 @@ impl SkillStore {
     /// The current version of `name` as the runtime should load it: verified again, with its
     /// path and the exact bytes that were verified (the file could change after the check).
     /// A version whose install was interrupted before its health check reported is checked
-    /// first ([`recover`](Self::recover)).
+    /// first ([`recover_by`](Self::recover_by)).
     pub fn current_for_load(
         &self,
         health: &dyn HealthCheck,
         name: &str,
     ) -> Result<(Verified, PathBuf, Vec<u8>), TrustError> {
         if self.state(name)?.is_some_and(|s| s.unchecked) {
-            self.recover(health, name)?;
+            self.recover_by(health, name)?;
         }
         let state = self
             .state(name)?
