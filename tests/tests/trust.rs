@@ -895,19 +895,19 @@ fn the_build_signs_the_bundled_skill_with_the_dev_key() {
     let file = edgenlu::bundled::components::SKILL_INTENTS_DEV_SIGNED.bytes;
     // Not trusted by default ...
     assert!(matches!(
-        trust.verify(&file, unix_now()),
+        trust.verify(file, unix_now()),
         Err(TrustError::UnknownKey { .. })
     ));
     // ... only after `trust add --dev`; and the manifest the build signed is the one of the
     // host's defaults.
     dev::trust_dev(&trust, unix_now()).unwrap();
-    let v = trust.verify(&file, unix_now()).unwrap();
+    let v = trust.verify(file, unix_now()).unwrap();
     assert_eq!(
         v.manifest,
         dev::intents_manifest(DEFAULT_ENCODER, edgenlu::bundled::DEFAULT_INDEX, 1)
     );
     assert_eq!(
-        skillfile::strip(&file).unwrap(),
+        skillfile::strip(file).unwrap(),
         edgenlu::bundled::components::SKILL_INTENTS.bytes
     );
 }

@@ -57,7 +57,7 @@ pub fn run(cmd: ModelsCommand, store: &ModelStore) -> Result<()> {
     match cmd {
         ModelsCommand::Fetch => {
             let pb = ProgressBar::new_spinner();
-            edgenlu_models::fetch::fetch_default_models(&store, &mut |msg: &str| {
+            edgenlu_models::fetch::fetch_default_models(store, &mut |msg: &str| {
                 pb.set_message(msg.to_string())
             })?;
             pb.finish_and_clear();
