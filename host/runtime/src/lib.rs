@@ -12,12 +12,12 @@ pub mod error;
 pub mod fuzzing;
 mod kernels_host;
 mod llm_host;
-pub mod models_host;
+mod models_host;
 pub mod parallel;
 pub mod policy;
-pub mod runtime;
+mod runtime;
 mod state;
-pub mod tensors;
+mod tensors;
 mod tokenizer;
 
 pub use bindings::{

@@ -326,7 +326,7 @@ impl Runtime {
     }
 
     /// Compiles the component file at `path` (see [`Runtime::compile`]).
-    pub fn load_component(&self, path: &Path) -> Result<Component, SkillError> {
+    pub(crate) fn load_component(&self, path: &Path) -> Result<Component, SkillError> {
         let bytes = std::fs::read(path).map_err(|e| SkillError::Load {
             what: path.display().to_string(),
             reason: e.to_string(),
@@ -335,7 +335,7 @@ impl Runtime {
     }
 
     /// Compiles the component `spec` names, from the bytes it carries or else its file.
-    pub fn spec_component(&self, spec: &ComponentSpec) -> Result<Component, SkillError> {
+    pub(crate) fn spec_component(&self, spec: &ComponentSpec) -> Result<Component, SkillError> {
         match &spec.source {
             ComponentSource::File(path) => self.load_component(path),
             ComponentSource::Verified { bytes, .. } => self.compile(&spec.source.describe(), bytes),
@@ -355,7 +355,7 @@ impl Runtime {
     /// SHA-256(secret ‖ SHA-256(code)) with a 32-byte secret kept 0600 beside the cache (fixed
     /// length input, so no length extension). A file dropped into the cache by anyone without
     /// the secret is ignored and recompiled, never loaded.
-    pub fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, SkillError> {
+    pub(crate) fn compile(&self, what: &str, bytes: &[u8]) -> Result<Component, SkillError> {
         let err = |reason: String| SkillError::Load {
             what: what.to_string(),
             reason,
