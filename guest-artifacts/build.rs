@@ -7,8 +7,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod sign_dev;
-
 /// Guest crates that become components: (crate name, constant name, what it is).
 const GUESTS: &[(&str, &str, &str)] = &[
     (
@@ -89,24 +87,34 @@ fn main() {
         if fs::read(&dest).ok().as_deref() != Some(&component[..]) {
             fs::write(&dest, &component).unwrap();
         }
-        consts.push_str(&format!(
-            "/// {doc}\npub const {constant}: &str = {:?};\n",
-            dest.display().to_string()
-        ));
+        consts.push_str(&embed(constant, doc, &format!("{krate}.component.wasm")));
     }
-    // The bundled intents skill, signed with the public development key ([trust]).
+    // The bundled intents skill, signed with the public development key: the manifest of
+    // `edgenlu::bundled`'s defaults (DEFAULT_ENCODER, DEFAULT_INDEX; a test checks they agree).
     let intents = fs::read(out_dir.join("skill-intents.component.wasm")).unwrap();
-    let signed = sign_dev::signed_intents(&intents);
+    let manifest =
+        edgenlu_trust::dev::intents_manifest("all-minilm-l6-v2.q8_0", "snips-intents", 1);
+    let signed = edgenlu_trust::dev::sign(&intents, &manifest).expect("signing the bundled skill");
     let dest = out_dir.join("skill-intents.dev-signed.wasm");
     if fs::read(&dest).ok().as_deref() != Some(&signed[..]) {
         fs::write(&dest, &signed).unwrap();
     }
-    consts.push_str(&format!(
-        "/// The `intents` skill signed with the public development key (manifest: encoder \
-         all-minilm-l6-v2.q8_0, datastore snips-intents, version 1).\npub const SKILL_INTENTS_DEV_SIGNED: &str = {:?};\n",
-        dest.display().to_string()
+    consts.push_str(&embed(
+        "SKILL_INTENTS_DEV_SIGNED",
+        "The `intents` skill signed with the public development key (manifest: encoder \
+         all-minilm-l6-v2.q8_0, datastore snips-intents, version 1).",
+        "skill-intents.dev-signed.wasm",
     ));
     fs::write(out_dir.join("guests.rs"), consts).unwrap();
+}
+
+/// A constant naming `file` in OUT_DIR and holding its bytes, embedded in whatever links this
+/// crate: the path is resolved at compile time, so the binary never looks for the file again.
+fn embed(constant: &str, doc: &str, file: &str) -> String {
+    format!(
+        "/// {doc}\npub const {constant}: Component = Component {{ name: {file:?}, \
+         bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")) }};\n"
+    )
 }
 
 /// Runs the idempotent toolchain script and returns the env file it wrote.

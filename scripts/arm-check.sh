@@ -22,7 +22,7 @@ step "cross-build the host for aarch64 (Debian rustc-web, -Zbuild-std)"
 # In a subshell: the cross toolchain's RUSTC and target dir must not leak into x86 builds.
 arm_edgenlu="$(
     source "$repo/scripts/arm-env.sh"
-    cargo build --release --locked -p edgenlu --manifest-path "$repo/Cargo.toml" \
+    cargo build --release --locked -p edgenlu-cli --manifest-path "$repo/Cargo.toml" \
         --target "$arm_target" "${arm_build_std[@]}" >&2
     echo "$CARGO_TARGET_DIR/$arm_target/release/edgenlu"
 )"

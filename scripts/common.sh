@@ -11,7 +11,7 @@ setup() {
     step "guest toolchain (wasm32-unknown-unknown)"
     "$repo/scripts/wasm-toolchain.sh" >/dev/null
     step "build (release)"
-    cargo build --release --locked -p edgenlu --manifest-path "$repo/Cargo.toml"
+    cargo build --release --locked -p edgenlu-cli --manifest-path "$repo/Cargo.toml"
     step "models (PyPI packages -> GGUF model store)"
     "$edgenlu" models fetch
 }

@@ -33,6 +33,10 @@ for variant in $(echo "$variants" | head -n -1); do
     EDGENLU_KERNELS="$variant" cargo test --release --locked -p edgenlu-tests --test generate --test parity \
         --manifest-path "$repo/Cargo.toml" -- --nocapture first_step embeddings
 done
+step "runtime examples (host/runtime/examples; trust-snips-20 is the tests' datastore)"
+cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example ask_skill -- trust-snips-20 "will it rain in paris tomorrow"
+cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example stream_generation
+cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example budgets
 step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)"
 "$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"

@@ -3,8 +3,9 @@
 //! what it reaches is everything before the signature check.)
 #![no_main]
 
-use edgenlu::trust::manifest::Manifest;
-use edgenlu::trust::skillfile;
+use edgenlu_device::installed::ManifestGrants;
+use edgenlu_trust::manifest::Manifest;
+use edgenlu_trust::skillfile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

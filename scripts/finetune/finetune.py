@@ -151,7 +151,7 @@ def bio_tags(slot_names):
 def encode(examples, tok, intents, tags, max_len):
     """Token ids, intent label and per-token BIO labels (-100: not learned).
 
-    Token labels follow the device's `bio_labels` (host/src/slots.rs): a token is inside a
+    Token labels follow the device's `bio_labels` (host/train/src/slots.rs): a token is inside a
     slot only if it lies wholly within the span; the first such token is B-, the rest I-;
     [CLS]/[SEP] are not learned. `tokenizers` reports character offsets for a str, and the
     datasets give character spans, so no byte conversion is needed here."""

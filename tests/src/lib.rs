@@ -2,9 +2,12 @@
 //! files are, and a runtime over that store. A missing prerequisite fails the test with the
 //! command that provides it: a skipped test is not a passing one.
 
-use edgenlu::{ModelCatalog, Runtime};
+use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The model store the tests read (`$EDGENLU_HOME`, else the XDG default), which
 /// `edgenlu models fetch` fills.
@@ -12,11 +15,16 @@ pub fn store() -> ModelStore {
     ModelStore::open_default().expect("opening the model store")
 }
 
-/// A runtime over the test model store, with the compiled-component cache in it.
+/// A runtime over the test model store, with the compiled-component cache in it, set up as
+/// the `edgenlu` binary sets up its own: engine options from the environment, freed memory
+/// returned to the OS.
 pub fn runtime() -> Runtime {
+    edgenlu::return_freed_memory_to_the_os();
     let store = store();
     let cache = store.root().join("cache/components");
-    Runtime::new(ModelCatalog::new(store), Some(cache)).expect("creating the runtime")
+    let options = RuntimeOptions::from_env().expect("engine options from the environment");
+    Runtime::with_options(ModelCatalog::new(store), Some(cache), options)
+        .expect("creating the runtime")
 }
 
 /// Fails unless model `name` is in the store.
@@ -57,7 +65,7 @@ pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
 /// `provenance`. Returns how many examples it holds.
 pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usize {
     use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
-    use edgenlu::datastore;
+    use edgenlu_train::datastore;
     require_model(DEFAULT_ENCODER);
     let embedder = runtime()
         .load_skill(intents_skill(
@@ -83,14 +91,14 @@ pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usi
 /// embedded by the bundled intents skill.
 pub fn build_skill_data(
     name: &str,
-    train: &[edgenlu::datastore::Example],
-    val: Option<&[edgenlu::datastore::Example]>,
+    train: &[edgenlu_train::datastore::Example],
+    val: Option<&[edgenlu_train::datastore::Example]>,
 ) {
     let store = store();
-    edgenlu::training::build(
+    edgenlu_train::training::build(
         &intents(None),
         edgenlu::bundled::DEFAULT_ENCODER,
-        edgenlu::training::Examples { train, val },
+        edgenlu_train::training::Examples { train, val },
         2,
         &edgenlu_models::softmax_head::HeadTraining::default(),
         &store.path_for(name).expect("a datastore path"),
@@ -106,7 +114,7 @@ pub fn build_skill_data(
 /// each), built once per test binary: `test-router-music` (AddToPlaylist, PlayMusic) and
 /// `test-router-weather` (GetWeather, BookRestaurant).
 pub fn domain_indexes() -> [&'static str; 2] {
-    use edgenlu::datastore;
+    use edgenlu_train::datastore;
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let names = ["test-router-music", "test-router-weather"];
     BUILT.get_or_init(|| {
@@ -189,10 +197,12 @@ pub fn intents(index: Option<&str>) -> std::sync::Arc<edgenlu::Skill> {
 }
 
 /// The device pipeline over `routes` with the default policy, template replies and no uplink.
-pub fn pipeline_over(routes: Vec<edgenlu::router::Route>) -> edgenlu::pipeline::Pipeline {
+pub fn pipeline_over(
+    routes: Vec<edgenlu_device::router::Route>,
+) -> edgenlu_device::pipeline::Pipeline {
     use edgenlu::bundled::{default_policy, DEFAULT_ENCODER};
-    edgenlu::pipeline::Pipeline {
-        router: edgenlu::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
+    edgenlu_device::pipeline::Pipeline {
+        router: edgenlu_device::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
             .expect("building the router"),
         policy: edgenlu::policy::Policy::load(&runtime(), &default_policy(Default::default()))
             .expect("loading the policy"),
@@ -204,19 +214,19 @@ pub fn pipeline_over(routes: Vec<edgenlu::router::Route>) -> edgenlu::pipeline::
 /// `edgenlu serve`'s server over `config`, answering `/v1/nlu` through `nlu` (on a device
 /// online, on mains power) and chat with the bundled chat skill, as the CLI starts it.
 pub fn serve(
-    config: &edgenlu::serve::ServeConfig,
-    nlu: edgenlu::serve::LivePipeline,
-) -> edgenlu::serve::Server {
+    config: &edgenlu_serve::ServeConfig,
+    nlu: edgenlu_serve::LivePipeline,
+) -> edgenlu_serve::Server {
     use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER};
     require_model(DEFAULT_DECODER);
     let chat = runtime()
         .load_skill(chat_skill(DEFAULT_DECODER, chat_limits()))
         .expect("loading the chat skill");
-    edgenlu::serve::Server::start(
+    edgenlu_serve::Server::start(
         config,
-        edgenlu::serve::Skills {
+        edgenlu_serve::Skills {
             nlu,
-            device: edgenlu::pipeline::DeviceState {
+            device: edgenlu_device::pipeline::DeviceState {
                 network_up: true,
                 battery_percent: None,
             },
@@ -229,14 +239,73 @@ pub fn serve(
 
 /// `edgenlu serve`'s server over `config`, with the bundled intents skill answering from
 /// datastore `index` (as the vendor's skill, named after it) and the bundled chat skill.
-pub fn start_server(config: &edgenlu::serve::ServeConfig, index: &str) -> edgenlu::serve::Server {
+pub fn start_server(config: &edgenlu_serve::ServeConfig, index: &str) -> edgenlu_serve::Server {
     let rt = runtime();
-    let route = edgenlu::router::Route::new(index, intents(Some(index)), true, rt.catalog())
+    let route = edgenlu_device::router::Route::new(index, intents(Some(index)), true, rt.catalog())
         .expect("a route over the datastore");
     let skills =
-        edgenlu::trust::skills::SkillStore::at(store().root()).expect("opening the skill store");
+        edgenlu_trust::skills::SkillStore::at(store().root()).expect("opening the skill store");
     serve(
         config,
-        edgenlu::serve::LivePipeline::new(pipeline_over(vec![route]), skills, rt),
+        edgenlu_serve::LivePipeline::new(pipeline_over(vec![route]), skills, rt),
     )
+}
+
+/// A SNIPS datastore of 20 examples per intent, `trust-snips-20`, built once per test binary
+/// unless the store already holds it.
+pub fn tiny_index() -> &'static str {
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    const NAME: &str = "trust-snips-20";
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
+        require_model(edgenlu::bundled::DEFAULT_ENCODER);
+        let models = store();
+        if models.verify(NAME).is_err() {
+            build_snips_index(NAME, 20, "tests/trust.rs");
+        }
+        *built = true;
+    }
+    NAME
+}
+
+/// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) before reading a large body and close: ignore write errors.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+/// The body of a chunked HTTP/1.1 response, decoded.
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
 }

@@ -2,9 +2,9 @@
 //! itself, then answers to held-out SNIPS test utterances.
 
 use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
-use edgenlu::datastore;
 use edgenlu::{AnswerPath, Limits};
 use edgenlu_tests::{build_snips_index, datasets_dir, require_model, runtime};
+use edgenlu_train::datastore;
 
 /// The intents skill over datastore `name`, and SNIPS test.
 fn skill_and_snips_test(
@@ -61,9 +61,9 @@ fn snips_intents_from_a_small_datastore() {
 /// trained on the skill's own encodings, then answers with slots as byte spans of the text.
 #[test]
 fn trained_head_and_slot_tagger_answer_held_out_utterances() {
-    use edgenlu::eval::SpanScores;
-    use edgenlu::slots::{to_bytes, ByteSpan};
     use edgenlu_models::softmax_head::HeadTraining;
+    use edgenlu_train::eval::SpanScores;
+    use edgenlu_train::slots::{to_bytes, ByteSpan};
     require_model(DEFAULT_ENCODER);
     let rt = runtime();
     let encoder_skill = rt
@@ -73,10 +73,10 @@ fn trained_head_and_slot_tagger_answer_held_out_utterances() {
     let train = datastore::limit_per_intent(train, 60);
     let name = "test-snips-joint-small";
     let store = edgenlu_tests::store();
-    let trained = edgenlu::training::build(
+    let trained = edgenlu_train::training::build(
         &encoder_skill,
         DEFAULT_ENCODER,
-        edgenlu::training::Examples {
+        edgenlu_train::training::Examples {
             train: &train,
             val: None,
         },

@@ -5,14 +5,15 @@
 //! only for a skill whose signed manifest grants it.
 
 use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::pipeline::{DeviceState, Pipeline};
-use edgenlu::router::{Route, Router, RouterError};
-use edgenlu::serve::ServeConfig;
-use edgenlu::uplink::{Uplink, UplinkConfig};
-use edgenlu::{datastore, AnswerPath, Decision, Skill};
+use edgenlu::{AnswerPath, Decision, Skill};
+use edgenlu_device::pipeline::{DeviceState, Pipeline};
+use edgenlu_device::router::{Route, Router, RouterError};
+use edgenlu_device::uplink::{Uplink, UplinkConfig};
+use edgenlu_serve::ServeConfig;
 use edgenlu_tests::{
     build_skill_data, datasets_dir, domain_indexes, intents, require_model, runtime, start_server,
 };
+use edgenlu_train::datastore;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -77,7 +78,7 @@ fn pipeline(uplink: Option<&str>) -> Pipeline {
 }
 
 /// A real `edgenlu serve` on a free loopback port, and its OpenAI base URL.
-fn loopback_uplink() -> (edgenlu::serve::Server, String) {
+fn loopback_uplink() -> (edgenlu_serve::Server, String) {
     let server = start_server(
         &ServeConfig {
             listen: "127.0.0.1:0".into(),
@@ -265,7 +266,7 @@ fn the_router_refuses_skills_it_cannot_serve_and_a_skill_refuses_an_encoding_tha
 
 #[test]
 fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
-    use edgenlu::trust::{dev, skills::SkillStore, unix_now};
+    use edgenlu_trust::{dev, skills::SkillStore, unix_now};
     let (server, url) = loopback_uplink();
     let dir = std::env::temp_dir().join(format!("edgenlu-router-uplink-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -277,14 +278,17 @@ fn only_an_installed_skill_whose_manifest_grants_the_uplink_may_offload() {
         ("grounded", vec![]),
         (
             "connected",
-            vec![edgenlu::trust::manifest::Capability::Uplink],
+            vec![edgenlu_trust::manifest::Capability::Uplink],
         ),
     ] {
         let mut manifest = dev::intents_manifest(DEFAULT_ENCODER, index(), 1);
         manifest.name = name.into();
         manifest.capabilities = capabilities;
         skills
-            .install(&dev::signed_intents(&manifest).unwrap(), unix_now())
+            .install(
+                &edgenlu_device::installed::signed_intents(&manifest).unwrap(),
+                unix_now(),
+            )
             .unwrap();
     }
     let mut decided = Vec::new();

@@ -108,7 +108,7 @@ fn the_same_component_configured_by_another_vendor_decides_differently() {
 #[test]
 fn a_component_that_is_not_a_policy_is_refused_at_load() {
     let not_a_policy = ComponentSpec {
-        path: bundled::paths::TOKENIZER_WORDPIECE.into(),
+        source: bundled::embedded(bundled::components::TOKENIZER_WORDPIECE),
         ..default_policy(BTreeMap::new())
     };
     let err = Policy::load(&runtime(), &not_a_policy)

@@ -3,14 +3,14 @@
 //! graceful shutdown that finishes the request in flight.
 
 use edgenlu::bundled::{chat_limits, chat_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::router::Route;
-use edgenlu::serve::{LivePipeline, ServeConfig, Server};
-use edgenlu::trust::skills::SkillStore;
 use edgenlu::{ChatRequest, ChatRole, ChatTurn, SamplingParams};
+use edgenlu_device::router::Route;
+use edgenlu_serve::{LivePipeline, ServeConfig, Server};
 use edgenlu_tests::{
-    build_snips_index, domain_indexes, intents, pipeline_over, require_model, runtime, serve,
+    build_snips_index, domain_indexes, http, intents, pipeline_over, require_model, runtime, serve,
     start_server, store,
 };
+use edgenlu_trust::skills::SkillStore;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,47 +36,6 @@ fn config() -> ServeConfig {
         listen: "127.0.0.1:0".into(),
         ..ServeConfig::default()
     }
-}
-
-/// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
-fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    // The server may answer (413) before reading a large body and close: ignore write errors.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
 }
 
 fn post(addr: SocketAddr, path: &str, v: Value) -> (u16, Value) {
@@ -316,7 +275,7 @@ fn the_official_openai_client_works_against_it() {
 /// answered, and the new version is what answers afterwards.
 #[test]
 fn a_hot_swap_under_load_loses_no_request() {
-    use edgenlu::trust::dev;
+    use edgenlu_trust::dev;
     require_model(DEFAULT_ENCODER);
     require_model(DEFAULT_DECODER);
     let now = std::time::SystemTime::now()
@@ -330,7 +289,7 @@ fn a_hot_swap_under_load_loses_no_request() {
     let install = |version| {
         let m = dev::intents_manifest(DEFAULT_ENCODER, index(), version);
         skills
-            .install(&dev::signed_intents(&m).unwrap(), now)
+            .install(&edgenlu_device::installed::signed_intents(&m).unwrap(), now)
             .unwrap();
     };
     install(1);

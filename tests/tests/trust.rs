@@ -3,19 +3,19 @@
 //! disk run against a fresh store in a temporary directory.
 
 use edgenlu::bundled::DEFAULT_ENCODER;
-use edgenlu::trust::keys::{self, PublicKeyFile};
-use edgenlu::trust::manifest::{Capability, Manifest, MAX_MANIFEST_BYTES};
-use edgenlu::trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
-use edgenlu::trust::skills::{InstallError, LiveSkill, SkillStore};
-use edgenlu::trust::store::{Delegation, TrustStore};
-use edgenlu::trust::{dev, unix_now, TrustError};
+use edgenlu_device::installed::{InstalledSkills, LiveSkill, ManifestGrants};
 use edgenlu_models::store::ModelStore;
-use edgenlu_tests::{build_snips_index, require_model, runtime, store};
+use edgenlu_tests::{require_model, runtime, tiny_index};
+use edgenlu_trust::keys::{self, PublicKeyFile};
+use edgenlu_trust::manifest::{Capability, Manifest, MAX_MANIFEST_BYTES};
+use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
+use edgenlu_trust::skills::{InstallError, SkillStore};
+use edgenlu_trust::store::{Delegation, TrustStore};
+use edgenlu_trust::{dev, unix_now, TrustError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const DAY: u64 = 86_400;
@@ -44,7 +44,7 @@ impl Drop for TempDir {
 }
 
 fn component() -> Vec<u8> {
-    std::fs::read(edgenlu::bundled::paths::SKILL_INTENTS).expect("the bundled intents component")
+    edgenlu::bundled::components::SKILL_INTENTS.bytes.to_vec()
 }
 
 /// A deterministic key (tests need no randomness to be reproducible).
@@ -298,53 +298,97 @@ fn a_capability_the_publisher_lacks_is_refused() {
     );
 }
 
-/// A minimal component whose only import is an (empty) instance named `name`.
-fn component_importing(name: &str) -> Vec<u8> {
-    let mut c = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
-    // Type section: one instance type without declarations.
-    c.extend([0x07, 0x03, 0x01, 0x42, 0x00]);
-    // Import section: one import, plain name, of instance type 0.
-    let mut body = vec![0x01, 0x00, name.len() as u8];
-    body.extend(name.as_bytes());
-    body.extend([0x05, 0x00]);
-    c.extend([0x0a, body.len() as u8]);
-    c.extend(body);
-    c
+/// A manifest of acme's for the bundled chat skill over the default decoder, without probes
+/// (it loads and links, or it is refused) and with `caps`.
+fn chat_manifest(caps: Vec<Capability>) -> Manifest {
+    use edgenlu::bundled::DEFAULT_DECODER;
+    let mut m = acme_manifest(1);
+    m.name = "chat".into();
+    m.models = vec![DEFAULT_DECODER.into()];
+    m.tokenizer = Some(edgenlu_trust::manifest::TokenizerRef {
+        component: "bpe".into(),
+        model: DEFAULT_DECODER.into(),
+    });
+    m.config = [("model".to_string(), DEFAULT_DECODER.to_string())].into();
+    m.health = vec![];
+    m.capabilities = caps;
+    m.budgets.host_memory_mib = Some(128);
+    m.budgets.deadline_ms = Some(60_000);
+    m
 }
 
 #[test]
 fn an_import_needing_an_undeclared_capability_is_refused() {
-    let dir = TempDir::new("imports");
-    let trust = acme_trust(&dir.0, vec![Capability::Uplink], &["*"], unix_now() + DAY);
-    // The real skill's imports are read; none of them needs a capability.
-    let imports = skillfile::component_imports(&component()).unwrap();
+    use edgenlu::bundled::{components, DEFAULT_DECODER};
+    require_model(DEFAULT_DECODER);
+    // The intents skill's imports are read; none of them needs a capability.
+    let intents = skillfile::component_import_items(&component()).unwrap();
     assert!(
-        imports.iter().any(|i| i.starts_with("edgenlu:nlu/kernels")),
-        "{imports:?}"
+        intents
+            .iter()
+            .any(|i| i.name.starts_with("edgenlu:nlu/kernels")),
+        "{intents:?}"
     );
-    assert!(imports.iter().all(|i| Capability::for_import(i).is_none()));
+    assert!(Capability::required_by(&intents).is_empty(), "{intents:?}");
+    // The chat skill drives the decoder through edgenlu:nlu/llm, and composes one from the
+    // decoder kernels for its primitives pass: both need `generate`.
+    let chat = components::SKILL_CHAT.bytes;
+    let needed = Capability::required_by(&skillfile::component_import_items(chat).unwrap());
+    for interface in ["edgenlu:nlu/llm@", "edgenlu:nlu/kernels@0.1.0#kv-cache"] {
+        assert!(
+            needed
+                .iter()
+                .any(|(i, c)| i.starts_with(interface) && *c == Capability::Generate),
+            "{interface}: {needed:?}"
+        );
+    }
 
-    let uplinker = component_importing("edgenlu:nlu/uplink@0.1.0");
-    assert_eq!(
-        skillfile::component_imports(&uplinker).unwrap(),
-        ["edgenlu:nlu/uplink@0.1.0"]
-    );
-    let mut m = acme_manifest(1);
-    let file = skillfile::sign(&uplinker, &m.to_bytes().unwrap(), &key(2)).unwrap();
-    let err = trust.verify(&file, unix_now()).unwrap_err();
+    let dir = TempDir::new("imports");
+    acme_trust(&dir.0, vec![Capability::Generate], &["*"], unix_now() + DAY);
+    let skills = SkillStore::at(&dir.0).unwrap();
+    let sign = |m: &Manifest| skillfile::sign(chat, &m.to_bytes().unwrap(), &key(2)).unwrap();
+    // Signed without the capability: refused at install, naming it.
+    let err = skills
+        .install(&sign(&chat_manifest(vec![])), unix_now())
+        .unwrap_err();
     assert!(
-        matches!(&err, TrustError::CapabilityNotDeclared { import, capability } if import == "edgenlu:nlu/uplink@0.1.0" && capability == "uplink"),
+        matches!(&err, TrustError::CapabilityNotDeclared { import, capability } if needed.iter().any(|(i, _)| i == import) && capability == "generate"),
         "{err}"
     );
-    // Declared, and delegated: accepted.
-    m.capabilities = vec![Capability::Uplink];
-    let file = skillfile::sign(&uplinker, &m.to_bytes().unwrap(), &key(2)).unwrap();
-    trust.verify(&file, unix_now()).unwrap();
+    assert!(skills.state("chat").unwrap().is_none());
+    // Declared, and delegated: it installs, loads and generates.
+    let rt = runtime();
+    skills
+        .install_checked(
+            &rt,
+            &sign(&chat_manifest(vec![Capability::Generate])),
+            unix_now(),
+        )
+        .unwrap();
+    let (_, skill) = skills.load(&rt, "chat").unwrap();
+    let request = edgenlu::ChatRequest {
+        prompt: "Say hello.".into(),
+        template: true,
+        system: None,
+        max_tokens: 4,
+        sampling: edgenlu::SamplingParams {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        },
+        forward: edgenlu::Forward::Fused,
+    };
+    let reply = skill.chat(&request, None).unwrap();
+    assert!(reply.usage.generated_tokens > 0);
     // Declared but not delegated: refused by the delegation check.
     let dir2 = TempDir::new("imports2");
     let strict = acme_trust(&dir2.0, vec![], &["*"], unix_now() + DAY);
     assert!(matches!(
-        strict.verify(&file, unix_now()),
+        strict.verify(
+            &sign(&chat_manifest(vec![Capability::Generate])),
+            unix_now()
+        ),
         Err(TrustError::CapabilityNotDelegated { .. })
     ));
 }
@@ -627,7 +671,7 @@ fn a_pinned_model_with_another_digest_is_refused() {
 
 #[test]
 fn a_model_that_differs_from_its_detached_signature_is_refused() {
-    use edgenlu::trust::models::ModelSignature;
+    use edgenlu_trust::models::ModelSignature;
     let dir = TempDir::new("modelsig");
     let trust = default_trust(&dir.0);
     let skills = SkillStore::at(&dir.0).unwrap();
@@ -721,22 +765,6 @@ fn random_damage_never_panics() {
         let _ = skillfile::sections(&bad);
         let _ = Manifest::parse(&bad[..bad.len().min(4096)]);
     }
-}
-
-/// A small SNIPS datastore for health checks, built once through the bundled skill.
-fn tiny_index() -> &'static str {
-    static BUILT: Mutex<bool> = Mutex::new(false);
-    const NAME: &str = "trust-snips-20";
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*built {
-        require_model(DEFAULT_ENCODER);
-        let models = store();
-        if models.verify(NAME).is_err() {
-            build_snips_index(NAME, 20, "tests/trust.rs");
-        }
-        *built = true;
-    }
-    NAME
 }
 
 #[test]
@@ -864,24 +892,23 @@ fn a_live_skill_swaps_versions_without_dropping_requests() {
 fn the_build_signs_the_bundled_skill_with_the_dev_key() {
     let dir = TempDir::new("devkey");
     let trust = TrustStore::at(&dir.0).unwrap();
-    let file = std::fs::read(edgenlu::bundled::paths::SKILL_INTENTS_DEV_SIGNED).unwrap();
+    let file = edgenlu::bundled::components::SKILL_INTENTS_DEV_SIGNED.bytes;
     // Not trusted by default ...
     assert!(matches!(
-        trust.verify(&file, unix_now()),
+        trust.verify(file, unix_now()),
         Err(TrustError::UnknownKey { .. })
     ));
-    // ... only after `trust add --dev`; and the build's format and manifest agree with the
-    // host's (guest-artifacts/sign_dev.rs duplicates them, since a build script cannot
-    // depend on the host crate).
+    // ... only after `trust add --dev`; and the manifest the build signed is the one of the
+    // host's defaults.
     dev::trust_dev(&trust, unix_now()).unwrap();
-    let v = trust.verify(&file, unix_now()).unwrap();
+    let v = trust.verify(file, unix_now()).unwrap();
     assert_eq!(
         v.manifest,
         dev::intents_manifest(DEFAULT_ENCODER, edgenlu::bundled::DEFAULT_INDEX, 1)
     );
     assert_eq!(
-        skillfile::strip(&file).unwrap(),
-        std::fs::read(edgenlu::bundled::paths::SKILL_INTENTS).unwrap()
+        skillfile::strip(file).unwrap(),
+        edgenlu::bundled::components::SKILL_INTENTS.bytes
     );
 }
 

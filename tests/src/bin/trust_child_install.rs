@@ -4,8 +4,9 @@
 //! file), optionally `EDGENLU_TRUST_CHILD_FSIZE` (RLIMIT_FSIZE in bytes) and
 //! `EDGENLU_TRUST_CHILD_CHECKED` (install with the health check).
 
-use edgenlu::trust::skills::SkillStore;
-use edgenlu::trust::unix_now;
+use edgenlu_device::installed::InstalledSkills;
+use edgenlu_trust::skills::SkillStore;
+use edgenlu_trust::unix_now;
 use std::path::Path;
 
 fn main() {

@@ -1,0 +1,119 @@
+//! `edgenlu generate`: text from the bundled chat skill, streamed as the guest pulls tokens.
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+use edgenlu::bundled;
+use edgenlu::{ChatRequest, FinishReason, Forward, Runtime, SamplingParams, TextSink};
+use std::time::Instant;
+
+/// Arguments of `edgenlu generate`.
+#[derive(clap::Args, Clone)]
+pub struct GenerateArgs {
+    /// The prompt (with --chat, the user's message).
+    prompt: String,
+    /// Wrap the prompt in the model's chat template (ChatML).
+    #[arg(long)]
+    chat: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: u32,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Sample among the K most likely tokens only (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    /// Sample within the smallest set of tokens whose probability reaches P.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Which forward pass the guest uses: the host's fused llama pass, or its own pass made
+    /// of primitive kernels (greedy only, no streaming).
+    #[arg(long, value_enum, default_value = "fused")]
+    forward: ForwardArg,
+    /// Decoder model in the store.
+    #[arg(long, default_value = bundled::DEFAULT_DECODER)]
+    model: String,
+    /// Print the whole response (text, ids, usage) as JSON instead of streaming.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `--forward` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum ForwardArg {
+    Fused,
+    Primitives,
+}
+
+impl GenerateArgs {
+    fn request(&self) -> ChatRequest {
+        ChatRequest {
+            prompt: self.prompt.clone(),
+            template: self.chat,
+            system: None,
+            max_tokens: self.max_tokens,
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                seed: self.seed,
+            },
+            forward: match self.forward {
+                ForwardArg::Fused => Forward::Fused,
+                ForwardArg::Primitives => Forward::Primitives,
+            },
+        }
+    }
+}
+
+/// `edgenlu generate`: streams the chat skill's reply to stdout, then counts and speed.
+pub fn run(rt: &Runtime, args: &GenerateArgs) -> Result<()> {
+    use std::io::Write;
+    let skill = rt.load_skill(bundled::chat_skill(&args.model, bundled::chat_limits()))?;
+    let start = Instant::now();
+    let sink: Option<TextSink> = (!args.json).then(|| {
+        Box::new(|text: &str| {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (e.g. `| head`) must not fail the generation.
+            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+        }) as TextSink
+    });
+    let streamed = sink.is_some() && matches!(args.forward, ForwardArg::Fused);
+    let response = skill.chat(&args.request(), sink).context("generating")?;
+    let total = start.elapsed();
+    if args.json {
+        println!("{}", serde_json::to_string(&response)?);
+        return Ok(());
+    }
+    if !streamed {
+        print!("{}", response.text);
+    }
+    println!();
+    std::io::stdout().flush()?;
+    let u = &response.usage;
+    let decode_s = u.decode_micros as f64 / 1e6;
+    let rate = |n: u32, s: f64| {
+        if s > 0.0 {
+            format!("{:.1} tok/s", n as f64 / s)
+        } else {
+            "-".into()
+        }
+    };
+    eprintln!(
+        "{} prompt tokens ({}), {} generated ({}), finished by {}, {:.2} s in all",
+        u.prompt_tokens,
+        rate(u.prompt_tokens, u.prefill_micros as f64 / 1e6),
+        u.generated_tokens,
+        rate(u.generated_tokens.saturating_sub(1), decode_s),
+        match response.finish {
+            FinishReason::Stop => "a stop token",
+            FinishReason::Length => "--max-tokens",
+            FinishReason::Cancelled => "cancel",
+        },
+        total.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! `edgenlu`: the command line. Errors are `anyhow` here at the edge; the library is typed.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use edgenlu::bundled::{self, DEFAULT_ENCODER};
+use edgenlu::{Limits, ModelCatalog, Runtime, RuntimeOptions, Skill};
+use edgenlu_models::store::ModelStore;
+use edgenlu_train::datastore;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+mod bench;
+mod conformance;
+mod generate;
+mod models;
+mod pipeline;
+mod serve;
+mod skill;
+mod trust;
+
+#[derive(Parser)]
+#[command(
+    name = "edgenlu",
+    version,
+    about = "A WebAssembly component runtime for natural-language skills on edge devices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Keys, signing, the trust store and the skill store (keygen, sign, verify, inspect,
+    /// trust, install, list, rollback, remove, ask).
+    #[command(flatten)]
+    Trust(trust::TrustCli),
+    /// Manage the model store ($EDGENLU_HOME, else $XDG_DATA_HOME/edgenlu).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Build skill data.
+    #[command(subcommand)]
+    Skill(skill::SkillCommand),
+    /// Answer utterances through the device pipeline: the router (embeds once, picks the skill
+    /// whose examples are nearest), that intents skill (intent, confidence, slots), the
+    /// default vendor policy (local, offload or reject), a reply phrased by SmolLM2
+    /// (a template reply when phrasing fails or runs out of time), or the answer of the uplink
+    /// the owner configured (EDGENLU_UPLINK_URL, e.g. http://host:8080/v1; _KEY, _MODEL,
+    /// _TIMEOUT_MS), falling back to a local answer when it fails. Prints one JSON response per
+    /// utterance, with the verdict and per-stage times.
+    ///
+    /// Example: edgenlu run "play some jazz" "will it rain tomorrow in Paris"
+    ///
+    /// Example: edgenlu run --index snips-music --index clinc150 "what is my credit score"
+    Run {
+        /// Utterances to answer.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        #[command(flatten)]
+        skills: pipeline::SkillsArgs,
+        /// Template replies only: do not phrase them with SmolLM2.
+        #[arg(long)]
+        no_phrase: bool,
+        #[command(flatten)]
+        device: pipeline::DeviceArgs,
+    },
+    /// Run a labelled JSONL file through the pipeline and score it: intent accuracy and
+    /// macro-F1, routing accuracy (with several skills), out-of-scope recall and precision
+    /// (intent `oos`; a refusal counts as out of scope), slot span F1 (CoNLL style: exact
+    /// span and name), the local/offload/reject split, and latency p50/p90/p99 in total and
+    /// per stage (tokenize, embed, search, head, policy, phrase). Phrasing only with --phrase.
+    ///
+    /// Example: edgenlu eval --data ../shared/datasets/snips/test.jsonl
+    ///
+    /// Example: edgenlu eval --data both.jsonl --index snips-music --index clinc150 --json
+    Eval {
+        /// JSONL with `text` and `intent` on each line (and `slots`, to score slots).
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        skills: pipeline::SkillsArgs,
+        /// Use only the first N examples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Phrase local answers with SmolLM2 (slow: about a second per utterance).
+        #[arg(long)]
+        phrase: bool,
+        #[command(flatten)]
+        device: pipeline::DeviceArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the token ids the bundled WordPiece tokenizer component gives each text.
+    ///
+    /// Example: edgenlu tokenize "Hello, world!"
+    Tokenize {
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// Model whose vocabulary to use.
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: String,
+    },
+    /// Generate text with the bundled chat skill: SmolLM2-135M-Instruct driven by a Wasm guest,
+    /// streamed to stdout as the guest pulls tokens; ends with token counts and speed on stderr.
+    /// Greedy unless --temperature is above 0.
+    ///
+    /// Example: edgenlu generate --chat --max-tokens 48 "What is the capital of France?"
+    Generate(generate::GenerateArgs),
+    /// Serve the skills over HTTP: `POST /v1/nlu` ({"text": ...}; optional "network": "up" or
+    /// "down" and "battery": N override --network and --battery) answers through the device
+    /// pipeline as `edgenlu run` does — router over the skills --index and --skill name, the
+    /// vendor policy, a template reply (phrased by SmolLM2 with --phrase) or the uplink's
+    /// answer (EDGENLU_UPLINK_URL) — with the skill, verdict and stage times; OpenAI-compatible
+    /// `POST /v1/embeddings` (the router's encoder) and `POST /v1/chat/completions` (the whole
+    /// conversation; `stream: true` for server-sent events), `GET /v1/models`, `GET /healthz`,
+    /// `GET /metrics` (Prometheus, with each skill's version). Installed skills swap to a new
+    /// version between requests. SIGTERM or SIGINT stops accepting and drains requests in
+    /// flight.
+    ///
+    /// Example: edgenlu serve --listen 127.0.0.1:8080 --workers 2 --queue 16
+    ///
+    /// Example: edgenlu serve --index snips-music --index clinc150 --policy max-out-of-scope=0.5
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        skills: pipeline::SkillsArgs,
+        /// Phrase `/v1/nlu` replies with SmolLM2 (about a second per utterance).
+        #[arg(long)]
+        phrase: bool,
+        #[command(flatten)]
+        device: pipeline::DeviceArgs,
+        /// Worker threads answering requests.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Requests that may wait for a worker; past that, 503.
+        #[arg(long, default_value_t = 16)]
+        queue: usize,
+        /// Largest request body, bytes; past that, 413.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_body: usize,
+    },
+    /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:
+    /// latency, throughput, accuracy, peak RAM, footprint, energy), `bench generate` (SmolLM2
+    /// beside llama.cpp), `bench kernels` (matmul per shape against the memory roofline).
+    ///
+    /// Example: edgenlu bench nlu --json; EDGENLU_KERNELS=avx2 edgenlu bench kernels
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Cross-machine agreement: `conformance run` records what the bundled components compute
+    /// on a dataset and fixed prompts (with the SHA-256 of every component and model);
+    /// `conformance compare` checks a second machine's record against a reference.
+    ///
+    /// Example: edgenlu conformance run --data ../shared/datasets/snips/test.jsonl --out x86.json
+    #[command(subcommand)]
+    Conformance(conformance::ConformanceCommand),
+}
+
+/// The runtime the commands use: compiled components cached in the store, engine options
+/// from the environment (`EDGENLU_WASM_MEMORY_RESERVATION_MIB`).
+fn runtime(store: ModelStore) -> Result<Runtime> {
+    let cache = store.root().join("cache/components");
+    let options = RuntimeOptions::from_env()?;
+    Ok(Runtime::with_options(
+        ModelCatalog::new(store),
+        Some(cache),
+        options,
+    )?)
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Loads the intents skill answering from datastore `index`, with the encoder it was built with.
+fn intents_for_index(rt: &Runtime, index: &str, limits: Limits) -> Result<Skill> {
+    Ok(edgenlu_device::builder::datastore_skill(rt, index, limits)?)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("EDGENLU_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    // A long-running device process: give freed host tensors back to the OS between requests.
+    edgenlu::return_freed_memory_to_the_os();
+    let store = ModelStore::open_default().context("opening the model store")?;
+    match cli.command {
+        Command::Models(cmd) => models::run(cmd, &store)?,
+        Command::Skill(cmd) => skill::run(cmd, &store)?,
+        Command::Run {
+            texts,
+            skills,
+            no_phrase,
+            device,
+        } => {
+            let rt = runtime(store.clone())?;
+            let pipeline = pipeline::pipeline(&rt, &store, &skills, !no_phrase)?;
+            pipeline::run(&pipeline, &texts, device)?;
+        }
+        Command::Eval {
+            data,
+            skills,
+            limit,
+            phrase,
+            device,
+            json,
+        } => {
+            let mut examples = datastore::read_examples(&data)?;
+            if let Some(n) = limit {
+                examples.truncate(n);
+            }
+            let rt = runtime(store.clone())?;
+            let pipeline = pipeline::pipeline(&rt, &store, &skills, phrase)?;
+            pipeline::eval(&pipeline, &examples, device, json)?;
+        }
+        Command::Trust(cmd) => trust::run(cmd, &store)?,
+        Command::Bench(cmd) => bench::run(cmd, &store)?,
+        Command::Conformance(cmd) => conformance::run(cmd, &store)?,
+        Command::Generate(args) => generate::run(&runtime(store)?, &args)?,
+        Command::Serve {
+            listen,
+            skills,
+            phrase,
+            device,
+            workers,
+            queue,
+            max_body,
+        } => serve::run(
+            &store,
+            &skills,
+            phrase,
+            device,
+            &edgenlu_serve::ServeConfig {
+                listen,
+                workers,
+                queue,
+                max_body,
+            },
+        )?,
+        Command::Tokenize { texts, encoder } => {
+            let rt = runtime(store)?;
+            let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
+            for (text, ids) in texts.iter().zip(skill.tokenize(&texts)?) {
+                println!("{}", serde_json::json!({ "text": text, "ids": ids }));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! `edgenlu serve`: the device pipeline and the chat skill over HTTP.
+
+use crate::pipeline::{DeviceArgs, SkillsArgs};
+use anyhow::Result;
+use edgenlu::bundled;
+use edgenlu::Runtime;
+use edgenlu_models::store::ModelStore;
+
+/// What `edgenlu serve` answers with: the pipeline over the skills `args` names (by default
+/// the installed skill `intents` if there is one, else the default datastore), and the chat
+/// skill.
+fn serve_skills(
+    rt: &Runtime,
+    store: &ModelStore,
+    args: &SkillsArgs,
+    phrase: bool,
+    device: DeviceArgs,
+) -> Result<edgenlu_serve::Skills> {
+    let installed = edgenlu_trust::skills::SkillStore::at(store.root())?;
+    let args = args.or_installed(&installed, "intents")?;
+    let pipeline = crate::pipeline::pipeline(rt, store, &args, phrase)?;
+    let decoder = bundled::DEFAULT_DECODER.to_string();
+    Ok(edgenlu_serve::Skills {
+        nlu: edgenlu_serve::LivePipeline::new(pipeline, installed, rt.clone()),
+        device: device.state(),
+        chat: std::sync::Arc::new(
+            rt.load_skill(bundled::chat_skill(&decoder, bundled::chat_limits()))?,
+        ),
+        decoder,
+    })
+}
+
+/// `edgenlu serve`: answers until SIGTERM or SIGINT, then drains the requests in flight.
+pub fn run(
+    store: &ModelStore,
+    skills: &SkillsArgs,
+    phrase: bool,
+    device: DeviceArgs,
+    config: &edgenlu_serve::ServeConfig,
+) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let rt = crate::runtime(store.clone())?;
+    let skills = serve_skills(&rt, store, skills, phrase, device)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGTERM, SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let server = edgenlu_serve::Server::start(config, skills)?;
+    eprintln!("edgenlu serving on http://{}", server.addr());
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("draining requests in flight");
+    server.shutdown();
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! `edgenlu skill`: building a skill's data — the nearest-neighbour datastore (`index`), and
+//! the datastore with a trained, calibrated intent head (`build`).
+
+use anyhow::{Context, Result};
+use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
+use edgenlu::Limits;
+use edgenlu_models::softmax_head::HeadTraining;
+use edgenlu_models::store::ModelStore;
+use edgenlu_train::datastore::{self, Example};
+use edgenlu_train::training;
+use std::path::PathBuf;
+
+/// `edgenlu skill` subcommands.
+#[derive(clap::Subcommand)]
+pub enum SkillCommand {
+    /// Build the intents skill's nearest-neighbour datastore from labelled examples.
+    ///
+    /// Each example is embedded by the skill component itself, so the datastore matches what
+    /// the skill computes when it answers. Example:
+    /// edgenlu skill index --data ../shared/datasets/snips/train.jsonl --per-intent 300
+    Index {
+        /// JSONL with `text` and `intent` on each line.
+        #[arg(long)]
+        data: PathBuf,
+        /// Store name of the datastore.
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        name: String,
+        /// Encoder model to embed with.
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: String,
+        /// Keep at most N examples per intent (file order).
+        #[arg(long)]
+        per_intent: Option<usize>,
+        /// Threads embedding in parallel.
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+    },
+    /// Build the intents skill's data with a trained intent head: embed the training examples
+    /// with the skill, train a softmax head on the embeddings, calibrate it (temperature
+    /// scaling) and tune its out-of-scope threshold on the validation examples (intent `oos`
+    /// marks out-of-scope ones), and store the datastore and the head as one file. The skill
+    /// then answers with the head, and `oos` below the threshold. When the examples carry
+    /// slot spans (`"slots": [{"start", "end", "slot"}]`, in characters), a BIO slot tagger is
+    /// trained on the encoder's token states too, and the skill fills slots with it.
+    ///
+    /// Example: edgenlu skill build --train ../shared/datasets/clinc150/train.jsonl
+    /// --val ../shared/datasets/clinc150/val.jsonl --name clinc150
+    Build {
+        /// JSONL with `text` and `intent` on each line: the head's training examples and the
+        /// datastore's rows (`oos` ones are left out of both).
+        #[arg(long)]
+        train: PathBuf,
+        /// JSONL of validation examples for calibration and the out-of-scope threshold;
+        /// without it the head is uncalibrated and never answers `oos`.
+        #[arg(long)]
+        val: Option<PathBuf>,
+        /// Store name of the datastore.
+        #[arg(long, default_value = DEFAULT_INDEX)]
+        name: String,
+        /// Encoder model to embed with.
+        #[arg(long, default_value = DEFAULT_ENCODER)]
+        encoder: String,
+        /// Passes over the training examples.
+        #[arg(long, default_value_t = HeadTraining::default().epochs)]
+        epochs: usize,
+        /// Threads embedding in parallel.
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+    },
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs an `edgenlu skill` subcommand.
+pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
+    match cmd {
+        SkillCommand::Index {
+            data,
+            name,
+            encoder,
+            per_intent,
+            threads,
+        } => {
+            let mut examples = datastore::read_examples(&data)?;
+            if let Some(n) = per_intent {
+                examples = datastore::limit_per_intent(examples, n);
+            }
+            let embeddings = embed(store, &encoder, &examples, threads)?;
+            let out = store.path_for(&name)?;
+            datastore::write(&encoder, &examples, &embeddings, None, None, &out)?;
+            store.record(
+                &name,
+                &format!("edgenlu skill index --data {}", data.display()),
+            )?;
+            println!(
+                "{name}: {} examples embedded with {encoder}",
+                examples.len()
+            );
+        }
+        SkillCommand::Build {
+            train,
+            val,
+            name,
+            encoder,
+            epochs,
+            threads,
+        } => {
+            let examples = datastore::read_examples(&train)?;
+            let val_examples = val.as_deref().map(datastore::read_examples).transpose()?;
+            let rt = crate::runtime(store.clone())?;
+            let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
+            let pb = crate::bar(examples.len(), "encode");
+            let out = store.path_for(&name)?;
+            let trained = training::build(
+                &skill,
+                &encoder,
+                training::Examples {
+                    train: &examples,
+                    val: val_examples.as_deref(),
+                },
+                threads,
+                &HeadTraining {
+                    epochs,
+                    ..HeadTraining::default()
+                },
+                &out,
+                &|stage, done, total| {
+                    pb.set_message(stage.to_string());
+                    pb.set_length(total as u64);
+                    pb.set_position(done as u64);
+                },
+            )
+            .with_context(|| format!("building {name} from {}", train.display()))?;
+            pb.finish_and_clear();
+            let mut source = format!("edgenlu skill build --train {}", train.display());
+            if let Some(val) = &val {
+                source += &format!(" --val {}", val.display());
+            }
+            store.record(&name, &source)?;
+            let head = &trained.head;
+            println!(
+                "{name}: head over {} intents trained on {} examples in {:.1} s ({epochs} epochs); \
+                 temperature {:.3}, out-of-scope below {:.3}",
+                trained.intents,
+                trained.examples,
+                trained.head_time.as_secs_f64(),
+                head.temperature,
+                head.oos_threshold
+            );
+            if let Some((tags, tokens, time)) = trained.slots {
+                println!(
+                    "{name}: slot tagger over {tags} tags trained on {tokens} tokens in {:.1} s",
+                    time.as_secs_f64()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Embeds `examples` with the intents skill over `encoder`, with a progress bar.
+fn embed(
+    store: &ModelStore,
+    encoder: &str,
+    examples: &[Example],
+    threads: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let rt = crate::runtime(store.clone())?;
+    let skill = rt.load_skill(bundled::intents_skill(encoder, None, Limits::default()))?;
+    let pb = crate::bar(examples.len(), "embed");
+    let embeddings =
+        datastore::embed_examples(&skill, examples, threads, &|n| pb.set_position(n as u64))
+            .context("embedding the examples")?;
+    pb.finish_and_clear();
+    Ok(embeddings)
+}

@@ -1,0 +1,277 @@
+//! One utterance through the device's whole pipeline: the router embeds it once and picks the
+//! installed skill whose examples are nearest ([`Router`]); that skill answers (intent,
+//! confidence, slots) from the shared encoding; the vendor's policy component decides what
+//! happens to the answer; and a local answer gets a reply phrased by the tiny decoder (SmolLM2
+//! through the `chat` skill) — or, when phrasing runs out of time or tokens, a template reply
+//! marked as such ([`AnswerPath::Template`]). An offloaded query goes to the device owner's
+//! uplink ([`Uplink`]) if the answering skill's manifest grants it; when that fails, the device
+//! answers locally and the response says why. Each stage is timed.
+
+use crate::router::{Router, RouterError};
+use crate::uplink::Uplink;
+use edgenlu::error::SkillError;
+use edgenlu::policy::Policy;
+use edgenlu::{Answer, Skill};
+use edgenlu::{
+    AnswerPath, ChatRequest, Decision, FinishReason, Forward, SamplingParams, Signals, Slot,
+    Timing, Verdict,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why an utterance got no answer at all (a failed offload or phrasing still answers).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("routing: {0}")]
+    Route(#[from] RouterError),
+    #[error(transparent)]
+    Skill(#[from] SkillError),
+}
+
+/// The device's state when an utterance arrives, as the policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceState {
+    pub network_up: bool,
+    /// None on mains power.
+    pub battery_percent: Option<u8>,
+}
+
+/// Most tokens a phrased reply may take.
+pub const REPLY_TOKENS: u32 = 24;
+
+/// The skills and components one utterance goes through.
+pub struct Pipeline {
+    /// The installed intent skills, behind their shared encoder.
+    pub router: Router,
+    pub policy: Policy,
+    /// The chat skill that phrases replies; none: template replies only.
+    pub phraser: Option<Arc<Skill>>,
+    /// The owner's uplink, if configured.
+    pub uplink: Option<Uplink>,
+}
+
+/// Most tokens an offloaded answer may take.
+pub const UPLINK_TOKENS: u32 = 96;
+
+/// How the uplink is asked to answer.
+const UPLINK_SYSTEM: &str = "You are a helpful voice assistant. Answer in one or two sentences.";
+
+/// What the pipeline answered: the skill's answer with `path` and `reply` set by the pipeline,
+/// the policy's verdict, and the time of each stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipelineAnswer {
+    /// The skill that answered.
+    pub skill: String,
+    #[serde(flatten)]
+    pub answer: Answer,
+    /// The router's out-of-scope score (1 − similarity of the nearest example of any skill).
+    pub out_of_scope: f32,
+    pub verdict: Verdict,
+    /// Why an offload fell back to a local answer.
+    pub uplink_error: Option<String>,
+    pub stages: Vec<Timing>,
+}
+
+impl Pipeline {
+    /// The same pipeline (policy, phraser, uplink) over another router.
+    pub fn with_router(&self, router: Router) -> Pipeline {
+        Pipeline {
+            router,
+            policy: self.policy.clone(),
+            phraser: self.phraser.clone(),
+            uplink: self.uplink.clone(),
+        }
+    }
+
+    /// Runs `text` through the router, the skill it picks, the policy and (for a local
+    /// answer) phrasing.
+    pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, PipelineError> {
+        let mut stages = Vec::new();
+        let mut timed = |stage: &str, took: Duration| {
+            stages.push(Timing {
+                stage: stage.into(),
+                micros: took.as_micros() as u64,
+            })
+        };
+        let routed = self.router.route(text)?;
+        timed("tokenize", routed.tokenize);
+        timed("embed", routed.embed);
+        timed("search", routed.search);
+        let route = routed.route;
+        let start = Instant::now();
+        let mut answer = route.answer(text, routed.encoded)?;
+        timed("head", start.elapsed());
+        let may_uplink = self.uplink.is_some() && route.may_uplink;
+        let r = &answer.response;
+        let start = Instant::now();
+        let verdict = self.policy.decide(&Signals {
+            skill: route.name.clone(),
+            intent: r.intent.clone(),
+            confidence: r.confidence,
+            out_of_scope: routed.out_of_scope,
+            utterance_chars: text.chars().count().min(u32::MAX as usize) as u32,
+            network_up: device.network_up,
+            battery_percent: device.battery_percent,
+            uplink_allowed: may_uplink,
+        })?;
+        timed("policy", start.elapsed());
+        let response = &mut answer.response;
+        let mut uplink_error = None;
+        // Offload first; whatever the uplink does not answer is answered locally.
+        let mut local = verdict.decision == Decision::Local;
+        match verdict.decision {
+            Decision::Reject => {
+                response.path = AnswerPath::Rejected;
+                response.reply = None;
+            }
+            Decision::Offload => {
+                let start = Instant::now();
+                let result = match (&self.uplink, route.may_uplink) {
+                    (Some(uplink), true) => uplink
+                        .complete(&[("system", UPLINK_SYSTEM), ("user", text)], UPLINK_TOKENS)
+                        .map_err(|e| e.to_string()),
+                    // A policy asking for an uplink the skill may not use is not obeyed.
+                    _ => Err("the skill may not use an uplink".to_string()),
+                };
+                timed("uplink", start.elapsed());
+                match result {
+                    Ok(reply) => {
+                        response.reply = Some(reply);
+                        response.path = AnswerPath::Offload;
+                    }
+                    Err(e) => {
+                        uplink_error = Some(e);
+                        local = true;
+                    }
+                }
+            }
+            Decision::Local => {}
+        }
+        if local {
+            let start = Instant::now();
+            let (reply, path) = self.phrase(text, &response.intent, &response.slots);
+            response.reply = Some(reply);
+            response.path = path;
+            // Without a phraser the reply is the template: timed under its own name.
+            let stage = if self.phraser.is_some() {
+                "phrase"
+            } else {
+                "template"
+            };
+            timed(stage, start.elapsed());
+        }
+        Ok(PipelineAnswer {
+            skill: route.name.clone(),
+            out_of_scope: routed.out_of_scope,
+            answer,
+            verdict,
+            uplink_error,
+            stages,
+        })
+    }
+
+    /// A reply from the decoder, or the template reply when there is no phraser or it fails,
+    /// runs out of time, or does not finish a sentence within [`REPLY_TOKENS`].
+    fn phrase(&self, text: &str, intent: &str, slots: &[Slot]) -> (String, AnswerPath) {
+        let template = || (template_reply(intent, slots), AnswerPath::Template);
+        let Some(phraser) = &self.phraser else {
+            return template();
+        };
+        if intent == edgenlu_train::datastore::OUT_OF_SCOPE {
+            return template();
+        }
+        let request = ChatRequest {
+            prompt: phrasing_prompt(text, intent, slots),
+            template: true,
+            system: None,
+            max_tokens: REPLY_TOKENS,
+            sampling: SamplingParams::GREEDY,
+            forward: Forward::Fused,
+        };
+        match phraser.chat(&request, None) {
+            Ok(r) => {
+                let reply = match r.finish {
+                    FinishReason::Stop => Some(r.text.trim().to_string()),
+                    // Cut at the last full sentence, if there is one.
+                    _ => r
+                        .text
+                        .rfind(['.', '!', '?'])
+                        .map(|end| r.text[..=end].trim().to_string()),
+                };
+                match reply {
+                    Some(reply) if !reply.is_empty() => (reply, AnswerPath::Local),
+                    _ => template(),
+                }
+            }
+            Err(e) => {
+                tracing::debug!("phrasing failed, template reply: {e}");
+                template()
+            }
+        }
+    }
+}
+
+/// What the decoder is asked: the utterance and what the skill understood.
+pub fn phrasing_prompt(text: &str, intent: &str, slots: &[Slot]) -> String {
+    let understood = if slots.is_empty() {
+        String::from("none")
+    } else {
+        slots
+            .iter()
+            .map(|s| format!("{} = {}", s.name, s.value))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    format!(
+        "You are a voice assistant. The user said: \"{text}\". You understood the request \
+         {intent}, with these details: {understood}. Reply to the user in one short sentence \
+         saying what you will do."
+    )
+}
+
+/// The reply when there is no phrasing: the intent and its slots, plainly; for an
+/// out-of-scope utterance, that the device cannot help.
+pub fn template_reply(intent: &str, slots: &[Slot]) -> String {
+    if intent == edgenlu_train::datastore::OUT_OF_SCOPE {
+        return "Sorry, I can't help with that here.".into();
+    }
+    let mut reply = format!("OK: {intent}");
+    for (i, s) in slots.iter().enumerate() {
+        reply.push_str(if i == 0 { " (" } else { ", " });
+        reply.push_str(&format!("{}: {}", s.name, s.value));
+    }
+    if !slots.is_empty() {
+        reply.push(')');
+    }
+    reply.push('.');
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_names_intent_and_slots() {
+        let slot = |name: &str, value: &str| Slot {
+            name: name.into(),
+            value: value.into(),
+            start: 0,
+            end: 0,
+        };
+        assert_eq!(template_reply("GetWeather", &[]), "OK: GetWeather.");
+        assert!(template_reply("oos", &[]).starts_with("Sorry"));
+        assert_eq!(
+            template_reply(
+                "PlayMusic",
+                &[slot("artist", "Adele"), slot("year", "2015")]
+            ),
+            "OK: PlayMusic (artist: Adele, year: 2015)."
+        );
+        let p = phrasing_prompt("play Adele", "PlayMusic", &[slot("artist", "Adele")]);
+        assert!(
+            p.contains("\"play Adele\"") && p.contains("artist = Adele"),
+            "{p}"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Host-side bindings generated from `wit/`. Resources map to the host's own types, and the
+//! WIT `error` variant maps to [`HostError`] so host code can use `?` and still choose between
+//! an error returned to the guest and a trap.
+
+use crate::error::HostError;
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "skill",
+    additional_derives: [serde::Serialize],
+    imports: { default: trappable },
+    trappable_error_type: {
+        "edgenlu:nlu/types.error" => HostError,
+    },
+    with: {
+        "edgenlu:nlu/tensors.tensor": crate::tensors::Tensor,
+        "edgenlu:nlu/models.model": crate::models_host::ModelHandle,
+        "edgenlu:nlu/kernels.kv-cache": crate::kernels_host::KvCacheHandle,
+        "edgenlu:nlu/llm.generation": crate::llm_host::Generation,
+    },
+});
+
+/// The policy world imports only config and log, shared with the skill world.
+pub mod policy {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "policy-component",
+        additional_derives: [serde::Serialize],
+        imports: { default: trappable },
+        with: {
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+        },
+    });
+}
+
+/// The tokenizer world shares every imported interface with the skill world.
+pub mod tokenizer {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "tokenizer",
+        additional_derives: [serde::Serialize],
+        imports: { default: trappable },
+        with: {
+            "edgenlu:nlu/types": super::edgenlu::nlu::types,
+            "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
+            "edgenlu:nlu/models": super::edgenlu::nlu::models,
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+        },
+    });
+}
+
+/// Bindings for a world that is the skill world plus one export: every import is the skill
+/// world's own.
+macro_rules! skill_world_with_export {
+    ($module:ident, $world:literal) => {
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: "../../wit",
+                world: $world,
+                additional_derives: [serde::Serialize],
+                imports: { default: trappable },
+                with: {
+                    "edgenlu:nlu/types": super::edgenlu::nlu::types,
+                    "edgenlu:nlu/tensors": super::edgenlu::nlu::tensors,
+                    "edgenlu:nlu/models": super::edgenlu::nlu::models,
+                    "edgenlu:nlu/kernels": super::edgenlu::nlu::kernels,
+                    "edgenlu:nlu/llm": super::edgenlu::nlu::llm,
+                    "edgenlu:nlu/config": super::edgenlu::nlu::config,
+                    "edgenlu:nlu/log": super::edgenlu::nlu::log,
+                    "edgenlu:nlu/tokenize": super::edgenlu::nlu::tokenize,
+                },
+            });
+        }
+    };
+}
+
+// The chat-skill world adds the `chat` export to the skill world's imports.
+skill_world_with_export!(chat, "chat-skill");
+// The embedding-skill world adds the `embedder` export.
+skill_world_with_export!(embedding, "embedding-skill");
+
+pub use self::chat::exports::edgenlu::nlu::chat::{
+    ChatError, ChatRequest, ChatResponse, ChatTurn, ContextOverflow, Forward, Role as ChatRole,
+};
+pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
+
+impl SamplingParams {
+    /// Greedy decoding: temperature 0 (the first largest logit); the other fields unused.
+    pub const GREEDY: SamplingParams = SamplingParams {
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 0,
+    };
+}
+pub use self::edgenlu::nlu::types::{Dtype, Encoded, Error as WitError, TokenSpan};
+pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};
+pub use self::policy::exports::edgenlu::nlu::policy::{Decision, Signals, Verdict};

@@ -1,0 +1,184 @@
+//! The components built from `guest/` and shipped with this host, and how they are wired:
+//! the `intents` skill linked to the WordPiece tokenizer, both reading the same encoder model.
+
+use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
+use crate::error::SkillError;
+use crate::runtime::{ComponentSource, ComponentSpec, Grants, Runtime, SkillSpec};
+use crate::state::{ComponentState, Limits};
+use crate::tokenizer::TokenizerLink;
+use std::time::Instant;
+use wasmtime::component::{HasSelf, Linker};
+
+/// The bundled components' bytes, embedded in this library when it is built.
+pub use edgenlu_guest_artifacts as components;
+
+/// The default encoder model: all-MiniLM-L6-v2 at q8_0, as `edgenlu models fetch` stores it.
+pub const DEFAULT_ENCODER: &str = "all-minilm-l6-v2.q8_0";
+/// The default decoder model: SmolLM2-135M-Instruct at q4_1, as `edgenlu models fetch` stores it.
+pub const DEFAULT_DECODER: &str = "smollm2-135m-instruct.q4_1";
+/// The default datastore name, as the README's demo builds it from SNIPS.
+pub const DEFAULT_INDEX: &str = "snips-intents";
+
+/// Where a bundled component comes from: the bytes embedded in this library.
+pub fn embedded(component: components::Component) -> ComponentSource {
+    ComponentSource::Embedded {
+        name: component.name,
+        bytes: component.bytes,
+    }
+}
+
+/// The bundled tokenizer component called `name` (`wordpiece` or `bpe`, as manifests name
+/// them) over `model`.
+pub fn tokenizer(name: &str, model: &str, limits: Limits) -> Option<ComponentSpec> {
+    match name {
+        "wordpiece" => Some(wordpiece_tokenizer(model, limits)),
+        "bpe" => Some(bpe_tokenizer(model, limits)),
+        _ => None,
+    }
+}
+
+/// The tokenizer component reading its vocabulary from `encoder`.
+pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
+    ComponentSpec {
+        source: embedded(components::TOKENIZER_WORDPIECE),
+        grants: Grants {
+            models: vec![encoder.to_string()],
+            config: [("model".to_string(), encoder.to_string())].into(),
+            limits,
+        },
+    }
+}
+
+/// The byte-level BPE tokenizer component (GPT-2 style, SmolLM2's) reading its vocabulary and
+/// merges from `model`, e.g. "smollm2-135m-instruct.q4_1".
+pub fn bpe_tokenizer(model: &str, limits: Limits) -> ComponentSpec {
+    ComponentSpec {
+        source: embedded(components::TOKENIZER_BPE),
+        grants: Grants {
+            models: vec![model.to_string()],
+            config: [("model".to_string(), model.to_string())].into(),
+            limits,
+        },
+    }
+}
+
+/// A skill spec that only serves [`crate::Skill::tokenize`] with the BPE tokenizer over
+/// `model`: the bundled `intents` skill with its tokenizer swapped. Tokenizing never
+/// instantiates the skill itself, so its encoder is never opened.
+pub fn bpe_tokenize_only(model: &str, limits: Limits) -> SkillSpec {
+    let mut spec = intents_skill(DEFAULT_ENCODER, None, limits.clone());
+    spec.tokenizer = Some(bpe_tokenizer(model, limits));
+    spec
+}
+
+/// A tokenizer component on its own, for encode and decode outside a skill (e.g. checking
+/// that decode(encode(s)) == s): compiled and linked now, instantiated on first call, with
+/// `spec`'s grants and a deadline of `spec.grants.limits.deadline` from now for all calls.
+pub fn open_tokenizer(
+    runtime: &Runtime,
+    spec: &ComponentSpec,
+) -> Result<crate::tokenizer::LinkedTokenizer, SkillError> {
+    let component = runtime.spec_component(spec)?;
+    let mut linker = Linker::new(component.engine());
+    Tokenizer::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
+        .map_err(|e| spec.link_error(e))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| spec.link_error(e))?;
+    let link = TokenizerLink::new(
+        TokenizerPre::new(pre).map_err(|e| spec.link_error(e))?,
+        spec.grants.clone(),
+        runtime.clone(),
+    );
+    Ok(link.for_request(Instant::now() + spec.grants.limits.deadline))
+}
+
+/// The `intents` skill over `encoder`, answering from datastore `index` (none: embed only).
+pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> SkillSpec {
+    let mut models = vec![encoder.to_string()];
+    let mut config =
+        std::collections::BTreeMap::from([("encoder".to_string(), encoder.to_string())]);
+    if let Some(index) = index {
+        models.push(index.to_string());
+        config.insert("index".to_string(), index.to_string());
+    }
+    SkillSpec {
+        name: "intents".into(),
+        skill: ComponentSpec {
+            source: embedded(components::SKILL_INTENTS),
+            grants: Grants {
+                models,
+                config,
+                limits: limits.clone(),
+            },
+        },
+        tokenizer: Some(wordpiece_tokenizer(encoder, limits)),
+    }
+}
+
+/// The hostile test skill (`guest/hostile`): each utterance names an attack on the host.
+/// It is granted `encoder` (config key `model`) and `decoder` (config key `decoder`, for the
+/// generation attacks), and linked to the WordPiece tokenizer over the encoder: generated ids
+/// past the WordPiece vocabulary are one more thing the host must refuse cleanly.
+pub fn hostile_skill(encoder: &str, decoder: &str, limits: Limits) -> SkillSpec {
+    SkillSpec {
+        name: "hostile".into(),
+        skill: ComponentSpec {
+            source: embedded(components::HOSTILE),
+            grants: Grants {
+                models: vec![encoder.to_string(), decoder.to_string()],
+                config: [
+                    ("model".to_string(), encoder.to_string()),
+                    ("decoder".to_string(), decoder.to_string()),
+                ]
+                .into(),
+                limits: limits.clone(),
+            },
+        },
+        tokenizer: Some(wordpiece_tokenizer(encoder, limits)),
+    }
+}
+
+/// Limits for the `chat` skill: generation needs a KV cache (about 46 KB per position for
+/// SmolLM2) and more time than one classification.
+pub fn chat_limits() -> Limits {
+    Limits {
+        host_memory: 128 << 20,
+        deadline: std::time::Duration::from_secs(120),
+        max_tokens: 1024,
+        ..Limits::default()
+    }
+}
+
+/// The `chat` skill (`guest/skill-chat`) over decoder `model`, linked to the BPE tokenizer.
+pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
+    SkillSpec {
+        name: "chat".into(),
+        skill: ComponentSpec {
+            source: embedded(components::SKILL_CHAT),
+            grants: Grants {
+                models: vec![model.to_string()],
+                config: [("model".to_string(), model.to_string())].into(),
+                limits: limits.clone(),
+            },
+        },
+        tokenizer: Some(bpe_tokenizer(model, limits)),
+    }
+}
+
+/// The default vendor policy component (`guest/policy-default`) with `config` (e.g.
+/// `min-confidence`, `min-battery`, `max-chars`) and a short deadline: a decision is a few
+/// comparisons.
+pub fn default_policy(config: std::collections::BTreeMap<String, String>) -> ComponentSpec {
+    ComponentSpec {
+        source: embedded(components::POLICY_DEFAULT),
+        grants: Grants {
+            models: Vec::new(),
+            config,
+            limits: Limits {
+                deadline: std::time::Duration::from_millis(500),
+                ..Limits::default()
+            },
+        },
+    }
+}

@@ -1,0 +1,35 @@
+//! edgenlu: a WebAssembly component runtime for natural-language skills on edge devices.
+//!
+//! The host owns what must be fast or trusted (mapped models, native kernels, budgets); skills
+//! and tokenizers are sandboxed Wasm components speaking the WIT contract in `wit/`.
+//! [`Runtime`] compiles and links components; [`Skill::handle`] answers one utterance in a
+//! fresh instance with its own memory, handles and deadline.
+
+mod bindings;
+pub mod bundled;
+pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+mod kernels_host;
+mod llm_host;
+mod models_host;
+pub mod parallel;
+pub mod policy;
+mod runtime;
+mod state;
+mod tensors;
+mod tokenizer;
+
+pub use bindings::{
+    AnswerPath, ChatRequest, ChatResponse, ChatRole, ChatTurn, ContextOverflow, Decision, Encoded,
+    FinishReason, Forward, Request, Response, SamplingParams, Signals, Slot, Timing, TokenSpan,
+    Usage, Verdict, WitError,
+};
+pub use error::SkillError;
+pub use llm_host::PREFILL_CHUNK;
+pub use models_host::ModelCatalog;
+pub use runtime::{
+    return_freed_memory_to_the_os, Answer, ComponentSource, ComponentSpec, Grants, Runtime,
+    RuntimeOptions, Skill, SkillSpec,
+};
+pub use state::{Limits, TextSink};

@@ -1,0 +1,326 @@
+//! Per-instance state of a guest component: its handle table, budgets, grants and config.
+//! A fresh `ComponentState` (and `Store`) is made for every request, so nothing a guest did
+//! in one request can be seen by the next.
+
+use crate::bindings::edgenlu::nlu::{config, log, types};
+use crate::bindings::WitError;
+use crate::error::{HostError, SkillError};
+use crate::models_host::ModelCatalog;
+use crate::tokenizer::LinkedTokenizer;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
+/// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Guest linear memory, bytes.
+    pub guest_memory: usize,
+    /// Host memory the guest may hold in tensors, bytes.
+    pub host_memory: usize,
+    /// Wall-clock time per request, including time in host kernels.
+    pub deadline: Duration,
+    /// Live handles (tensors, models) the guest may hold at once.
+    pub handles: usize,
+    /// Largest list a host call returns, in elements.
+    pub max_output_elems: usize,
+    /// Largest text a guest may pass to the tokenizer, bytes.
+    pub max_text_bytes: usize,
+    /// Largest response (intent, reply, slots) a skill may return, bytes.
+    pub max_response_bytes: usize,
+    /// Bytes of log text per request; past that, log calls are dropped.
+    pub log_bytes: usize,
+    /// Tokens one generation may produce.
+    pub max_tokens: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            guest_memory: 64 << 20,
+            host_memory: 64 << 20,
+            deadline: Duration::from_secs(5),
+            handles: 1024,
+            max_output_elems: 4 << 20,
+            max_text_bytes: 1 << 20,
+            max_response_bytes: 64 << 10,
+            log_bytes: 16 << 10,
+            max_tokens: 256,
+        }
+    }
+}
+
+/// Budget accounting for host-side resources during one request.
+#[derive(Debug)]
+pub struct Budget {
+    pub limits: Limits,
+    pub deadline: Instant,
+    host_bytes: usize,
+    log_bytes: usize,
+    /// Time spent inside host kernels, for the response's timings.
+    pub kernel_time: Duration,
+    /// Weight bytes read by kernels on the skill's behalf.
+    pub weight_bytes_read: u64,
+}
+
+impl Budget {
+    pub fn new(limits: Limits) -> Budget {
+        Budget {
+            deadline: Instant::now() + limits.deadline,
+            limits,
+            host_bytes: 0,
+            log_bytes: 0,
+            kernel_time: Duration::ZERO,
+            weight_bytes_read: 0,
+        }
+    }
+
+    /// Starts a new request: its deadline, and the counters kept per request (log bytes,
+    /// kernel time, weight bytes read). Host bytes stay: they count what is still allocated.
+    pub fn renew(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.log_bytes = 0;
+        self.kernel_time = Duration::ZERO;
+        self.weight_bytes_read = 0;
+    }
+
+    /// Fails if allocating `bytes` more would pass the host-memory budget.
+    pub fn check_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
+        if self.host_bytes.saturating_add(bytes) > self.limits.host_memory {
+            return Err(HostError::budget(format!(
+                "tensor of {bytes} bytes would pass the skill's host-memory budget of {} bytes ({} in use)",
+                self.limits.host_memory, self.host_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn charge_host_bytes(&mut self, bytes: usize) -> Result<(), HostError> {
+        self.check_host_bytes(bytes)?;
+        self.host_bytes += bytes;
+        Ok(())
+    }
+
+    pub fn release_host_bytes(&mut self, bytes: usize) {
+        self.host_bytes = self.host_bytes.saturating_sub(bytes);
+    }
+
+    pub fn check_output_elems(&self, n: usize) -> Result<(), HostError> {
+        if n > self.limits.max_output_elems {
+            return Err(HostError::budget(format!(
+                "{n} elements is more than one call may return"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Host calls check this on entry; long kernels also between tiles ([sandbox]).
+    pub fn check_deadline(&self) -> Result<(), HostError> {
+        if Instant::now() >= self.deadline {
+            return Err(HostError::budget(format!(
+                "deadline of {} ms passed",
+                self.limits.deadline.as_millis()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Receives generated text piece by piece (always whole UTF-8 characters).
+pub type TextSink = Box<dyn FnMut(&str) + Send>;
+
+/// The store data of one instantiated component.
+pub struct ComponentState {
+    pub table: ResourceTable,
+    pub(crate) limiter: GuestLimiter,
+    pub budget: Budget,
+    /// Models this component may open, by name.
+    pub models: Arc<ModelCatalog>,
+    pub grants: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    /// The tokenizer component a skill imports `tokenize` from, in a store of its own.
+    pub tokenizer: Option<LinkedTokenizer>,
+    /// Name used in log lines.
+    pub component: String,
+    /// Where generated text goes as the guest pulls it (`generation.next`), e.g. stdout.
+    pub on_text: Option<TextSink>,
+    /// Handles (tensors, models) the guest holds now.
+    live_handles: usize,
+}
+
+impl ComponentState {
+    pub fn new(
+        component: String,
+        models: Arc<ModelCatalog>,
+        grants: Vec<String>,
+        config: BTreeMap<String, String>,
+        limits: Limits,
+    ) -> ComponentState {
+        ComponentState {
+            table: ResourceTable::new(),
+            limiter: GuestLimiter::new(
+                StoreLimitsBuilder::new()
+                    .memory_size(limits.guest_memory)
+                    .instances(4)
+                    .tables(8)
+                    .memories(2)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            ),
+            budget: Budget::new(limits),
+            models,
+            grants,
+            config,
+            tokenizer: None,
+            component,
+            on_text: None,
+            live_handles: 0,
+        }
+    }
+
+    /// Adds a resource to the guest's table, within its handle budget.
+    pub(crate) fn push_handle<T: Send + 'static>(
+        &mut self,
+        value: T,
+    ) -> Result<Resource<T>, HostError> {
+        if self.live_handles >= self.budget.limits.handles {
+            return Err(HostError::budget(format!(
+                "the skill already holds {} handles, its limit",
+                self.live_handles
+            )));
+        }
+        let r = self.table.push(value)?;
+        self.live_handles += 1;
+        Ok(r)
+    }
+
+    /// Removes a resource the guest dropped.
+    pub(crate) fn delete_handle<T: 'static>(&mut self, r: Resource<T>) -> Result<T, HostError> {
+        let value = self.table.delete(r)?;
+        self.live_handles -= 1;
+        Ok(value)
+    }
+}
+
+/// A panic inside a host implementation, caught before it could unwind into wasmtime.
+#[derive(Debug, thiserror::Error)]
+#[error("host bug: a host call panicked: {0}")]
+pub struct HostPanic(pub String);
+
+/// Runs host code that might panic on a bug; a panic becomes a trap (the instance is then
+/// discarded) instead of taking the host process down.
+pub(crate) fn guard<R>(f: impl FnOnce() -> Result<R, HostError>) -> Result<R, HostError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(HostError::Trap(wasmtime::Error::new(HostPanic(msg))))
+    })
+}
+
+impl ComponentState {}
+
+impl types::Host for ComponentState {
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<WitError> {
+        match err {
+            HostError::Guest(e) => Ok(e),
+            HostError::Trap(e) => Err(e),
+        }
+    }
+}
+
+impl config::Host for ComponentState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.config.get(&key).cloned())
+    }
+}
+
+impl log::Host for ComponentState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if self.budget.log_bytes + message.len() > self.budget.limits.log_bytes {
+            return Ok(());
+        }
+        self.budget.log_bytes += message.len();
+        let c = &self.component;
+        match level {
+            log::Level::Trace => tracing::trace!(component = %c, "{message}"),
+            log::Level::Debug => tracing::debug!(component = %c, "{message}"),
+            log::Level::Info => tracing::info!(component = %c, "{message}"),
+            log::Level::Warn => tracing::warn!(component = %c, "{message}"),
+            log::Level::Error => tracing::error!(component = %c, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// Store limiter: wasmtime's `StoreLimits`, remembering whether it refused memory so a trap
+/// can be reported as a memory budget error rather than a generic one.
+pub(crate) struct GuestLimiter {
+    inner: StoreLimits,
+    pub(crate) memory_refused: bool,
+}
+
+impl GuestLimiter {
+    pub(crate) fn new(inner: StoreLimits) -> Self {
+        GuestLimiter {
+            inner,
+            memory_refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let r = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(r, Ok(true)) {
+            self.memory_refused = true;
+        }
+        r
+    }
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+impl ComponentState {
+    /// Turns a wasmtime error from a guest call on this instance into the host API's error.
+    pub(crate) fn trap_error(&self, e: wasmtime::Error) -> SkillError {
+        if self.limiter.memory_refused {
+            return SkillError::Memory(self.budget.limits.guest_memory);
+        }
+        if let Some(panic) = e.downcast_ref::<HostPanic>() {
+            return SkillError::HostPanic(panic.to_string());
+        }
+        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+            return SkillError::Deadline(self.budget.limits.deadline.as_millis() as u64);
+        }
+        // The trap's own words, not the wasm backtrace (which names only function indexes).
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => SkillError::Trap(format!("wasm trap: {trap}")),
+            None => SkillError::Trap(e.root_cause().to_string()),
+        }
+    }
+}
