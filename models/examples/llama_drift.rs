@@ -58,10 +58,13 @@ fn relative_rms(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The first-step logits and the residual stream after every block.
+type Trace = (Vec<f32>, Vec<Vec<f32>>);
+
+/// Runs `ids` through `model`, keeping what [`Trace`] holds.
 fn trace(
     model: &Llama,
     ids: &[u32],
-) -> Result<(Vec<f32>, Vec<Vec<f32>>), Box<dyn std::error::Error>> {
+) -> Result<Trace, Box<dyn std::error::Error>> {
     let mut cache = model.new_cache(ids.len())?;
     let mut logits = vec![0f32; model.config().vocab];
     let mut states = Vec::new();
@@ -74,7 +77,7 @@ fn trace(
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
-    if v.len() % 2 == 0 {
+    if v.len().is_multiple_of(2) {
         (v[m - 1] + v[m]) / 2.0
     } else {
         v[m]
