@@ -61,10 +61,7 @@ fn relative_rms(a: &[f32], b: &[f32]) -> f64 {
 type Trace = (Vec<f32>, Vec<Vec<f32>>);
 
 /// Runs `ids` through `model`, keeping what [`Trace`] holds.
-fn trace(
-    model: &Llama,
-    ids: &[u32],
-) -> Result<Trace, Box<dyn std::error::Error>> {
+fn trace(model: &Llama, ids: &[u32]) -> Result<Trace, Box<dyn std::error::Error>> {
     let mut cache = model.new_cache(ids.len())?;
     let mut logits = vec![0f32; model.config().vocab];
     let mut states = Vec::new();
