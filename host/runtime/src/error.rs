@@ -1,17 +1,8 @@
 //! Errors: what a host call returns to a guest, and what the host API returns to its callers.
 
+pub use crate::bindings::HostError;
 use crate::bindings::WitError;
 use edgenlu_kernels::KernelError;
-
-/// The outcome of a failed host call: an error the guest sees as the WIT `error` variant, or a
-/// trap that ends the guest's instance (used only for host bugs, never for bad arguments).
-#[derive(Debug)]
-pub enum HostError {
-    /// Returned to the guest as a typed error.
-    Guest(WitError),
-    /// Aborts the guest with this reason; the instance is discarded.
-    Trap(wasmtime::Error),
-}
 
 impl HostError {
     pub fn invalid(msg: impl Into<String>) -> Self {

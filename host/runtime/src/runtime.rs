@@ -7,12 +7,11 @@ use crate::bindings::embedding::EmbeddingSkill;
 use crate::bindings::tokenizer::TokenizerPre;
 use crate::bindings::{ChatError, ChatRequest, ChatResponse, ChatTurn, Encoded};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
+use crate::catalog::ModelCatalog;
 use crate::error::SkillError;
-use crate::models_host::ModelCatalog;
-use crate::state::{ComponentState, Limits, TextSink};
+use crate::state::{self, ComponentState, Grants, TextSink, EPOCH_TICK};
 use crate::tokenizer::TokenizerLink;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,19 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store};
-
-/// How often the epoch advances; deadlines are rounded up to this.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// What a component may use: model names, config values, and limits.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    /// Model names the component may open (never paths).
-    pub models: Vec<String>,
-    /// Values for the `config` interface.
-    pub config: BTreeMap<String, String>,
-    pub limits: Limits,
-}
 
 /// Where a component's bytes come from.
 #[derive(Clone)]
@@ -299,30 +285,13 @@ impl Runtime {
         grants: &Grants,
         deadline: Instant,
     ) -> Store<ComponentState> {
-        let state = ComponentState::new(
-            name.to_string(),
-            self.inner.catalog.clone(),
-            grants.models.clone(),
-            grants.config.clone(),
-            grants.limits.clone(),
-        );
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        self.renew_store(&mut store, deadline);
-        store
-    }
-
-    /// Gives `store` a new request: `deadline` (also as the epoch deadline) and fresh
-    /// per-request counters.
-    pub(crate) fn renew_store(&self, store: &mut Store<ComponentState>, deadline: Instant) {
-        store.data_mut().budget.renew(deadline);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let ticks = remaining
-            .as_micros()
-            .div_ceil(EPOCH_TICK.as_micros())
-            .max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        state::new_store(
+            &self.inner.engine,
+            &self.inner.catalog,
+            name,
+            grants,
+            deadline,
+        )
     }
 
     /// Compiles the component file at `path` (see [`Runtime::compile`]).
@@ -417,7 +386,11 @@ impl Runtime {
                     .instantiate_pre(&component)
                     .map_err(|e| t.link_error(e))?;
                 let pre = TokenizerPre::new(pre).map_err(|e| t.link_error(e))?;
-                Some(TokenizerLink::new(pre, t.grants.clone(), self.clone()))
+                Some(TokenizerLink::new(
+                    pre,
+                    t.grants.clone(),
+                    self.catalog().clone(),
+                ))
             }
             None => None,
         };
@@ -484,7 +457,10 @@ impl Skill {
         let mut store = self
             .runtime
             .new_store(&self.spec.name, &self.spec.skill.grants, deadline);
-        store.data_mut().tokenizer = self.tokenizer.as_ref().map(|t| t.for_request(deadline));
+        store.data_mut().tokenizer = self
+            .tokenizer
+            .as_ref()
+            .map(|t| Box::new(t.for_request(deadline)) as Box<dyn state::RequestTokenizer>);
         store.data_mut().on_text = on_text;
         let instance = self
             .pre
@@ -523,7 +499,7 @@ impl Skill {
         if let Some(t) = &state.tokenizer {
             response.timings.push(Timing {
                 stage: "host:tokenize".into(),
-                micros: micros(t.elapsed),
+                micros: micros(t.elapsed()),
             });
         }
         response.timings.push(Timing {
@@ -567,7 +543,7 @@ impl Skill {
             .data()
             .tokenizer
             .as_ref()
-            .map_or(Duration::ZERO, |t| t.elapsed);
+            .map_or(Duration::ZERO, |t| t.elapsed());
         Ok((v, tokenize))
     }
 
