@@ -1,6 +1,10 @@
 //! Host-side bindings generated from `wit/`. Resources map to the host's own types, and the
 //! WIT `error` variant maps to [`HostError`] so host code can use `?` and still choose between
 //! an error returned to the guest and a trap.
+//!
+//! Generated items carry `wit/nlu.wit`'s doc comments; the records' fields and cases the WIT
+//! leaves undocumented are to be documented there, where guests see them too.
+#![allow(missing_docs)]
 
 /// The outcome of a failed host call: an error the guest sees as the WIT `error` variant, or a
 /// trap that ends the guest's instance (used only for host bugs, never for bad arguments).

@@ -13,6 +13,7 @@ pub struct ModelCatalog {
 }
 
 impl ModelCatalog {
+    /// A catalog of `store`'s models, none opened yet.
     pub fn new(store: ModelStore) -> ModelCatalog {
         ModelCatalog {
             store,

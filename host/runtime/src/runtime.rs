@@ -27,10 +27,17 @@ pub enum ComponentSource {
     File(PathBuf),
     /// Bytes the caller already read and verified (a signed skill): the host compiles exactly
     /// these instead of reading `path` again, which could have changed since the check.
-    Verified { path: PathBuf, bytes: Arc<[u8]> },
+    Verified {
+        /// The file the bytes were read from, for errors.
+        path: PathBuf,
+        /// The verified bytes.
+        bytes: Arc<[u8]>,
+    },
     /// Bytes compiled into the program (the bundled components), named for errors.
     Embedded {
+        /// The component's name, for errors.
         name: &'static str,
+        /// The component's bytes.
         bytes: &'static [u8],
     },
 }
@@ -56,7 +63,9 @@ impl std::fmt::Debug for ComponentSource {
 /// A component plus what it is granted.
 #[derive(Debug, Clone)]
 pub struct ComponentSpec {
+    /// Where the component's bytes come from.
     pub source: ComponentSource,
+    /// What it may use.
     pub grants: Grants,
 }
 
@@ -75,7 +84,9 @@ impl ComponentSpec {
 pub struct SkillSpec {
     /// Name used in logs and errors.
     pub name: String,
+    /// The skill component.
     pub skill: ComponentSpec,
+    /// The tokenizer component its `tokenize` import calls, if it imports one.
     pub tokenizer: Option<ComponentSpec>,
 }
 
@@ -432,6 +443,7 @@ pub struct Skill {
 /// A response plus what the request cost on the host.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Answer {
+    /// What the skill answered, with the host's timings added.
     #[serde(flatten)]
     pub response: Response,
     /// Bytes of model weights host kernels read for this request.
