@@ -88,7 +88,7 @@ pub fn open_tokenizer(
     let link = TokenizerLink::new(
         TokenizerPre::new(pre).map_err(|e| spec.link_error(e))?,
         spec.grants.clone(),
-        runtime.catalog().clone(),
+        runtime.store_parts(),
     );
     Ok(link.for_request(Instant::now() + spec.grants.limits.deadline))
 }

@@ -9,12 +9,12 @@ use crate::bindings::{ChatError, ChatRequest, ChatResponse, ChatTurn, Encoded};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::catalog::ModelCatalog;
 use crate::error::SkillError;
-use crate::state::{self, ComponentState, Grants, TextSink, EPOCH_TICK};
+use crate::state::{self, ComponentState, EpochTicker, Grants, TextSink};
 use crate::tokenizer::TokenizerLink;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
@@ -100,13 +100,7 @@ struct RuntimeInner {
     engine: Engine,
     catalog: Arc<ModelCatalog>,
     cache_dir: Option<PathBuf>,
-    stop_ticker: Arc<AtomicBool>,
-}
-
-impl Drop for RuntimeInner {
-    fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
-    }
+    ticker: Arc<EpochTicker>,
 }
 
 /// The MAC of a compiled-component cache entry: SHA-256(secret ‖ SHA-256(code)).
@@ -260,26 +254,16 @@ impl Runtime {
             what: "engine".into(),
             reason: e.to_string(),
         })?;
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("edgenlu-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| SkillError::Load {
-                what: "epoch thread".into(),
-                reason: e.to_string(),
-            })?;
+        let ticker = EpochTicker::start(&engine).map_err(|e| SkillError::Load {
+            what: "epoch thread".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 catalog: Arc::new(catalog),
                 cache_dir,
-                stop_ticker,
+                ticker,
             }),
         })
     }
@@ -287,6 +271,12 @@ impl Runtime {
     /// The model catalog guests open models from.
     pub fn catalog(&self) -> &Arc<ModelCatalog> {
         &self.inner.catalog
+    }
+
+    /// What a tokenizer link needs to make its own stores: the models, and the epoch ticker
+    /// (kept running while the link lives, even past this runtime).
+    pub(crate) fn store_parts(&self) -> (Arc<ModelCatalog>, Arc<EpochTicker>) {
+        (self.inner.catalog.clone(), self.inner.ticker.clone())
     }
 
     /// A fresh store for one request to one component.
@@ -400,7 +390,7 @@ impl Runtime {
                 Some(TokenizerLink::new(
                     pre,
                     t.grants.clone(),
-                    self.catalog().clone(),
+                    self.store_parts(),
                 ))
             }
             None => None,

@@ -7,6 +7,7 @@ use crate::bindings::{TokenSpan, WitError};
 use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Resource, ResourceTable};
@@ -229,6 +230,35 @@ impl ComponentState {
         let value = self.table.delete(r)?;
         self.live_handles -= 1;
         Ok(value)
+    }
+}
+
+/// Advances an engine's epoch every [`EPOCH_TICK`] on a thread of its own, until dropped.
+/// Whatever can still make stores on the engine holds it, so their deadlines keep ticking.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`'s epoch.
+    pub(crate) fn start(engine: &Engine) -> std::io::Result<Arc<EpochTicker>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, stopped) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("edgenlu-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Arc::new(EpochTicker { stop }))
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

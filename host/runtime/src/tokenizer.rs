@@ -14,7 +14,7 @@ use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
 use crate::bindings::TokenSpan;
 use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
-use crate::state::{self, ComponentState, Grants, RequestTokenizer};
+use crate::state::{self, ComponentState, EpochTicker, Grants, RequestTokenizer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
@@ -26,12 +26,14 @@ const MAX_IDLE: usize = 4;
 type Instance = (Store<ComponentState>, Tokenizer);
 
 /// A tokenizer component compiled and linked, ready to instantiate per request: the
-/// pre-instantiated component (which knows its engine), its grants, and the models it opens.
+/// pre-instantiated component (which knows its engine), its grants, the models it opens, and
+/// the ticker that makes its deadlines interrupt it.
 #[derive(Clone)]
 pub struct TokenizerLink {
     pre: TokenizerPre<ComponentState>,
     pub(crate) grants: Grants,
     catalog: Arc<ModelCatalog>,
+    _ticker: Arc<EpochTicker>,
     /// Instances that served a request without an error, ready for the next.
     idle: Arc<Mutex<Vec<Instance>>>,
 }
@@ -57,16 +59,18 @@ impl Drop for LinkedTokenizer {
 }
 
 impl TokenizerLink {
-    /// Links `pre`, instantiated with `grants` and opening models from `catalog`.
+    /// Links `pre`, instantiated with `grants`, opening models from `catalog` while `ticker`
+    /// advances its engine's epoch.
     pub(crate) fn new(
         pre: TokenizerPre<ComponentState>,
         grants: Grants,
-        catalog: Arc<ModelCatalog>,
+        (catalog, ticker): (Arc<ModelCatalog>, Arc<EpochTicker>),
     ) -> TokenizerLink {
         TokenizerLink {
             pre,
             grants,
             catalog,
+            _ticker: ticker,
             idle: Arc::default(),
         }
     }
