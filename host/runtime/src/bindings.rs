@@ -1,8 +1,23 @@
 //! Host-side bindings generated from `wit/`. Resources map to the host's own types, and the
 //! WIT `error` variant maps to [`HostError`] so host code can use `?` and still choose between
 //! an error returned to the guest and a trap.
+//!
+//! Generated items carry `wit/nlu.wit`'s doc comments; the records' fields and cases the WIT
+//! leaves undocumented are to be documented there, where guests see them too.
+#![allow(missing_docs)]
 
-use crate::error::HostError;
+/// The outcome of a failed host call: an error the guest sees as the WIT `error` variant, or a
+/// trap that ends the guest's instance (used only for host bugs, never for bad arguments).
+///
+/// Defined beside the bindings because it wraps the generated [`WitError`] and bindgen's
+/// `trappable_error_type` names it; its constructors live in [`crate::error`].
+#[derive(Debug)]
+pub enum HostError {
+    /// Returned to the guest as a typed error.
+    Guest(WitError),
+    /// Aborts the guest with this reason; the instance is discarded.
+    Trap(wasmtime::Error),
+}
 
 wasmtime::component::bindgen!({
     path: "../../wit",
@@ -13,10 +28,10 @@ wasmtime::component::bindgen!({
         "edgenlu:nlu/types.error" => HostError,
     },
     with: {
-        "edgenlu:nlu/tensors.tensor": crate::tensors::Tensor,
-        "edgenlu:nlu/models.model": crate::models_host::ModelHandle,
-        "edgenlu:nlu/kernels.kv-cache": crate::kernels_host::KvCacheHandle,
-        "edgenlu:nlu/llm.generation": crate::llm_host::Generation,
+        "edgenlu:nlu/tensors.tensor": crate::resources::Tensor,
+        "edgenlu:nlu/models.model": crate::resources::ModelHandle,
+        "edgenlu:nlu/kernels.kv-cache": crate::resources::KvCacheHandle,
+        "edgenlu:nlu/llm.generation": crate::resources::Generation,
     },
 });
 

@@ -3,8 +3,8 @@
 
 use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
 use crate::error::SkillError;
-use crate::runtime::{ComponentSource, ComponentSpec, Grants, Runtime, SkillSpec};
-use crate::state::{ComponentState, Limits};
+use crate::runtime::{ComponentSource, ComponentSpec, Runtime, SkillSpec};
+use crate::state::{ComponentState, Grants, Limits};
 use crate::tokenizer::TokenizerLink;
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
@@ -88,7 +88,7 @@ pub fn open_tokenizer(
     let link = TokenizerLink::new(
         TokenizerPre::new(pre).map_err(|e| spec.link_error(e))?,
         spec.grants.clone(),
-        runtime.clone(),
+        runtime.store_parts(),
     );
     Ok(link.for_request(Instant::now() + spec.grants.limits.deadline))
 }

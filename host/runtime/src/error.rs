@@ -1,34 +1,31 @@
 //! Errors: what a host call returns to a guest, and what the host API returns to its callers.
 
+pub use crate::bindings::HostError;
 use crate::bindings::WitError;
 use edgenlu_kernels::KernelError;
 
-/// The outcome of a failed host call: an error the guest sees as the WIT `error` variant, or a
-/// trap that ends the guest's instance (used only for host bugs, never for bad arguments).
-#[derive(Debug)]
-pub enum HostError {
-    /// Returned to the guest as a typed error.
-    Guest(WitError),
-    /// Aborts the guest with this reason; the instance is discarded.
-    Trap(wasmtime::Error),
-}
-
 impl HostError {
+    /// A bad argument (`invalid-argument`).
     pub fn invalid(msg: impl Into<String>) -> Self {
         HostError::Guest(WitError::InvalidArgument(msg.into()))
     }
+    /// Shapes that do not fit together (`shape-mismatch`).
     pub fn shape(msg: impl Into<String>) -> Self {
         HostError::Guest(WitError::ShapeMismatch(msg.into()))
     }
+    /// Something named that does not exist (`not-found`).
     pub fn not_found(msg: impl Into<String>) -> Self {
         HostError::Guest(WitError::NotFound(msg.into()))
     }
+    /// Something the component was not granted (`not-allowed`).
     pub fn not_allowed(msg: impl Into<String>) -> Self {
         HostError::Guest(WitError::NotAllowed(msg.into()))
     }
+    /// A limit the request would pass (`budget-exceeded`).
     pub fn budget(msg: impl Into<String>) -> Self {
         HostError::Guest(WitError::BudgetExceeded(msg.into()))
     }
+    /// A failure on the host's side the guest can do nothing about (`internal`).
     pub fn internal(msg: impl Into<String>) -> Self {
         HostError::Guest(WitError::Internal(msg.into()))
     }
@@ -80,7 +77,12 @@ pub enum SkillError {
     Memory(usize),
     /// The skill returned a response larger than its budget allows.
     #[error("budget-exceeded: the response is {bytes} bytes, more than the {limit} allowed")]
-    ResponseTooLarge { bytes: usize, limit: usize },
+    ResponseTooLarge {
+        /// The response's size.
+        bytes: usize,
+        /// The skill's `max_response_bytes`.
+        limit: usize,
+    },
     /// A chat request's prompt (as rendered) and its new tokens do not fit the model's
     /// context: the caller's to shorten (OpenAI's `context_length_exceeded`).
     #[error(
@@ -97,7 +99,12 @@ pub enum SkillError {
     Trap(String),
     /// Loading, compiling or linking a component failed.
     #[error("loading {what}: {reason}")]
-    Load { what: String, reason: String },
+    Load {
+        /// The component (its path or embedded name), or the part of the runtime that failed.
+        what: String,
+        /// Why, in wasmtime's or the file system's words.
+        reason: String,
+    },
     /// A model could not be opened.
     #[error(transparent)]
     Model(#[from] edgenlu_models::StoreError),

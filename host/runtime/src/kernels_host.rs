@@ -4,8 +4,8 @@
 
 use crate::bindings::edgenlu::nlu::kernels::{Hit, Host, HostKvCache, RopeLayout};
 use crate::error::HostError;
+use crate::resources::{KvCacheHandle, Tensor};
 use crate::state::{guard, Budget, ComponentState};
-use crate::tensors::Tensor;
 use edgenlu_kernels::ops::KvCache;
 use edgenlu_kernels::{ops, WeightView};
 use std::ops::Range;
@@ -13,13 +13,6 @@ use std::time::Instant;
 use wasmtime::component::Resource;
 
 type T = Resource<Tensor>;
-
-/// A guest's `kv-cache`: the kernels' cache plus the bytes of host memory charged for it
-/// (its full capacity, up front, so a cache can never grow past the skill's budget).
-pub struct KvCacheHandle {
-    cache: KvCache,
-    charged: usize,
-}
 
 impl ComponentState {
     /// Runs `f` with the output tensor's buffer moved out of the table, so inputs can be

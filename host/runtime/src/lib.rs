@@ -5,8 +5,11 @@
 //! [`Runtime`] compiles and links components; [`Skill::handle`] answers one utterance in a
 //! fresh instance with its own memory, handles and deadline.
 
+#![warn(missing_docs)]
+
 mod bindings;
 pub mod bundled;
+mod catalog;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -15,6 +18,7 @@ mod llm_host;
 mod models_host;
 pub mod parallel;
 pub mod policy;
+mod resources;
 mod runtime;
 mod state;
 mod tensors;
@@ -25,11 +29,11 @@ pub use bindings::{
     FinishReason, Forward, Request, Response, SamplingParams, Signals, Slot, Timing, TokenSpan,
     Usage, Verdict, WitError,
 };
+pub use catalog::ModelCatalog;
 pub use error::SkillError;
 pub use llm_host::PREFILL_CHUNK;
-pub use models_host::ModelCatalog;
 pub use runtime::{
-    return_freed_memory_to_the_os, Answer, ComponentSource, ComponentSpec, Grants, Runtime,
-    RuntimeOptions, Skill, SkillSpec,
+    return_freed_memory_to_the_os, Answer, ComponentSource, ComponentSpec, Runtime, RuntimeOptions,
+    Skill, SkillSpec,
 };
-pub use state::{Limits, TextSink};
+pub use state::{Grants, Limits, TextSink};

@@ -7,7 +7,7 @@ use crate::bindings::edgenlu::nlu::llm::{
     FinishReason, Host, HostGeneration, Options, Token, Usage,
 };
 use crate::error::HostError;
-use crate::models_host::ModelHandle;
+use crate::resources::{Finish, Generation, ModelHandle};
 use crate::state::{guard, ComponentState};
 use crate::tokenizer::to_host_error;
 use edgenlu_kernels::ops::KvCache;
@@ -23,28 +23,6 @@ const MAX_STOP_TOKENS: usize = 64;
 /// tokens runs for seconds (attention grows with the square of them), so chunks keep every
 /// stretch between polls short whatever the prompt's length (and the pass's scratch small).
 pub const PREFILL_CHUNK: usize = 128;
-
-/// A generation in progress: the model, its cache, and the token chosen to come next.
-pub struct Generation {
-    model: Llama,
-    cache: KvCache,
-    logits: Vec<f32>,
-    sampler: Sampler,
-    stop: Vec<u32>,
-    max_tokens: usize,
-    prompt_tokens: usize,
-    generated: usize,
-    /// The next token, already sampled (so the token before it knows whether it is the last
-    /// and can flush a dangling partial character).
-    upcoming: Option<u32>,
-    /// Bytes of a character not yet complete.
-    pending: Vec<u8>,
-    finish: Option<FinishReason>,
-    prefill: Duration,
-    decode: Duration,
-    /// Host memory charged for the cache and logits, released on drop.
-    charged: usize,
-}
 
 impl From<LlamaError> for HostError {
     fn from(e: LlamaError) -> Self {
@@ -94,6 +72,16 @@ fn take_utf8(pending: &mut Vec<u8>, out: &mut String, flush: bool) {
     pending.drain(..pending.len() - keep);
 }
 
+impl From<Finish> for FinishReason {
+    fn from(f: Finish) -> Self {
+        match f {
+            Finish::Stop => FinishReason::Stop,
+            Finish::Length => FinishReason::Length,
+            Finish::Cancelled => FinishReason::Cancelled,
+        }
+    }
+}
+
 impl Generation {
     /// Samples the token after the current logits; finishes on a stop token or no token.
     fn choose_next(&mut self) {
@@ -101,7 +89,7 @@ impl Generation {
             Some(t) if !self.stop.contains(&t) => self.upcoming = Some(t),
             _ => {
                 self.upcoming = None;
-                self.finish = Some(FinishReason::Stop);
+                self.finish = Some(Finish::Stop);
             }
         }
     }
@@ -203,7 +191,7 @@ impl HostGeneration for ComponentState {
             charged,
         };
         if g.max_tokens == 0 {
-            g.finish = Some(FinishReason::Length);
+            g.finish = Some(Finish::Length);
         } else {
             g.choose_next();
         }
@@ -232,7 +220,7 @@ impl HostGeneration for ComponentState {
         let g = self.table.get_mut(&gen)?;
         g.generated += 1;
         if g.generated >= g.max_tokens {
-            g.finish = Some(FinishReason::Length);
+            g.finish = Some(Finish::Length);
         } else {
             let started = Instant::now();
             let stepped = guard(|| {
@@ -262,7 +250,7 @@ impl HostGeneration for ComponentState {
     fn cancel(&mut self, gen: Resource<Generation>) -> wasmtime::Result<()> {
         let g = self.table.get_mut(&gen)?;
         if g.finish.is_none() {
-            g.finish = Some(FinishReason::Cancelled);
+            g.finish = Some(Finish::Cancelled);
         }
         g.upcoming = None;
         g.pending.clear();
@@ -270,7 +258,7 @@ impl HostGeneration for ComponentState {
     }
 
     fn finish(&mut self, gen: Resource<Generation>) -> wasmtime::Result<Option<FinishReason>> {
-        Ok(self.table.get(&gen)?.finish)
+        Ok(self.table.get(&gen)?.finish.map(FinishReason::from))
     }
 
     fn usage(&mut self, gen: Resource<Generation>) -> wasmtime::Result<Usage> {

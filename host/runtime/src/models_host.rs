@@ -4,49 +4,11 @@
 
 use crate::bindings::edgenlu::nlu::models::{Host, HostModel, MetaValue};
 use crate::error::HostError;
+use crate::resources::{ModelHandle, Tensor};
 use crate::state::ComponentState;
-use crate::tensors::Tensor;
 use edgenlu_models::gguf::{GgufFile, MetaValue as GgufValue};
-use edgenlu_models::store::ModelStore;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use wasmtime::component::Resource;
-
-/// Models opened from one store, each mapped once and shared by every request.
-pub struct ModelCatalog {
-    store: ModelStore,
-    open: Mutex<HashMap<String, Arc<GgufFile>>>,
-}
-
-impl ModelCatalog {
-    pub fn new(store: ModelStore) -> ModelCatalog {
-        ModelCatalog {
-            store,
-            open: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The store this catalog opens models from.
-    pub fn store(&self) -> &ModelStore {
-        &self.store
-    }
-
-    /// Opens (or returns the already open) model `name`; the store checks its digest first.
-    pub fn get(&self, name: &str) -> Result<Arc<GgufFile>, edgenlu_models::StoreError> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = open.get(name) {
-            return Ok(f.clone());
-        }
-        let file = Arc::new(self.store.open(name)?);
-        open.insert(name.to_string(), file.clone());
-        Ok(file)
-    }
-}
-
-/// A model a guest opened.
-pub struct ModelHandle {
-    file: Arc<GgufFile>,
-}
 
 impl ModelHandle {
     /// The mapped file.

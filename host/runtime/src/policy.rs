@@ -8,8 +8,8 @@
 use crate::bindings::policy::{PolicyComponent, PolicyComponentPre};
 use crate::bindings::{Signals, Verdict};
 use crate::error::SkillError;
-use crate::runtime::{ComponentSpec, Grants, Runtime};
-use crate::state::ComponentState;
+use crate::runtime::{ComponentSpec, Runtime};
+use crate::state::{ComponentState, Grants};
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 

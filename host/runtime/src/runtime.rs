@@ -7,32 +7,18 @@ use crate::bindings::embedding::EmbeddingSkill;
 use crate::bindings::tokenizer::TokenizerPre;
 use crate::bindings::{ChatError, ChatRequest, ChatResponse, ChatTurn, Encoded};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
+use crate::catalog::ModelCatalog;
 use crate::error::SkillError;
-use crate::models_host::ModelCatalog;
-use crate::state::{ComponentState, Limits, TextSink};
+use crate::state::{self, ComponentState, EpochTicker, Grants, TextSink};
 use crate::tokenizer::TokenizerLink;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store};
-
-/// How often the epoch advances; deadlines are rounded up to this.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// What a component may use: model names, config values, and limits.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    /// Model names the component may open (never paths).
-    pub models: Vec<String>,
-    /// Values for the `config` interface.
-    pub config: BTreeMap<String, String>,
-    pub limits: Limits,
-}
 
 /// Where a component's bytes come from.
 #[derive(Clone)]
@@ -41,10 +27,17 @@ pub enum ComponentSource {
     File(PathBuf),
     /// Bytes the caller already read and verified (a signed skill): the host compiles exactly
     /// these instead of reading `path` again, which could have changed since the check.
-    Verified { path: PathBuf, bytes: Arc<[u8]> },
+    Verified {
+        /// The file the bytes were read from, for errors.
+        path: PathBuf,
+        /// The verified bytes.
+        bytes: Arc<[u8]>,
+    },
     /// Bytes compiled into the program (the bundled components), named for errors.
     Embedded {
+        /// The component's name, for errors.
         name: &'static str,
+        /// The component's bytes.
         bytes: &'static [u8],
     },
 }
@@ -70,7 +63,9 @@ impl std::fmt::Debug for ComponentSource {
 /// A component plus what it is granted.
 #[derive(Debug, Clone)]
 pub struct ComponentSpec {
+    /// Where the component's bytes come from.
     pub source: ComponentSource,
+    /// What it may use.
     pub grants: Grants,
 }
 
@@ -89,7 +84,9 @@ impl ComponentSpec {
 pub struct SkillSpec {
     /// Name used in logs and errors.
     pub name: String,
+    /// The skill component.
     pub skill: ComponentSpec,
+    /// The tokenizer component its `tokenize` import calls, if it imports one.
     pub tokenizer: Option<ComponentSpec>,
 }
 
@@ -103,13 +100,7 @@ struct RuntimeInner {
     engine: Engine,
     catalog: Arc<ModelCatalog>,
     cache_dir: Option<PathBuf>,
-    stop_ticker: Arc<AtomicBool>,
-}
-
-impl Drop for RuntimeInner {
-    fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
-    }
+    ticker: Arc<EpochTicker>,
 }
 
 /// The MAC of a compiled-component cache entry: SHA-256(secret ‖ SHA-256(code)).
@@ -263,26 +254,16 @@ impl Runtime {
             what: "engine".into(),
             reason: e.to_string(),
         })?;
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("edgenlu-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| SkillError::Load {
-                what: "epoch thread".into(),
-                reason: e.to_string(),
-            })?;
+        let ticker = EpochTicker::start(&engine).map_err(|e| SkillError::Load {
+            what: "epoch thread".into(),
+            reason: e.to_string(),
+        })?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 catalog: Arc::new(catalog),
                 cache_dir,
-                stop_ticker,
+                ticker,
             }),
         })
     }
@@ -292,6 +273,12 @@ impl Runtime {
         &self.inner.catalog
     }
 
+    /// What a tokenizer link needs to make its own stores: the models, and the epoch ticker
+    /// (kept running while the link lives, even past this runtime).
+    pub(crate) fn store_parts(&self) -> (Arc<ModelCatalog>, Arc<EpochTicker>) {
+        (self.inner.catalog.clone(), self.inner.ticker.clone())
+    }
+
     /// A fresh store for one request to one component.
     pub(crate) fn new_store(
         &self,
@@ -299,30 +286,13 @@ impl Runtime {
         grants: &Grants,
         deadline: Instant,
     ) -> Store<ComponentState> {
-        let state = ComponentState::new(
-            name.to_string(),
-            self.inner.catalog.clone(),
-            grants.models.clone(),
-            grants.config.clone(),
-            grants.limits.clone(),
-        );
-        let mut store = Store::new(&self.inner.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        self.renew_store(&mut store, deadline);
-        store
-    }
-
-    /// Gives `store` a new request: `deadline` (also as the epoch deadline) and fresh
-    /// per-request counters.
-    pub(crate) fn renew_store(&self, store: &mut Store<ComponentState>, deadline: Instant) {
-        store.data_mut().budget.renew(deadline);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let ticks = remaining
-            .as_micros()
-            .div_ceil(EPOCH_TICK.as_micros())
-            .max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        state::new_store(
+            &self.inner.engine,
+            &self.inner.catalog,
+            name,
+            grants,
+            deadline,
+        )
     }
 
     /// Compiles the component file at `path` (see [`Runtime::compile`]).
@@ -417,7 +387,11 @@ impl Runtime {
                     .instantiate_pre(&component)
                     .map_err(|e| t.link_error(e))?;
                 let pre = TokenizerPre::new(pre).map_err(|e| t.link_error(e))?;
-                Some(TokenizerLink::new(pre, t.grants.clone(), self.clone()))
+                Some(TokenizerLink::new(
+                    pre,
+                    t.grants.clone(),
+                    self.store_parts(),
+                ))
             }
             None => None,
         };
@@ -459,6 +433,7 @@ pub struct Skill {
 /// A response plus what the request cost on the host.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Answer {
+    /// What the skill answered, with the host's timings added.
     #[serde(flatten)]
     pub response: Response,
     /// Bytes of model weights host kernels read for this request.
@@ -484,7 +459,10 @@ impl Skill {
         let mut store = self
             .runtime
             .new_store(&self.spec.name, &self.spec.skill.grants, deadline);
-        store.data_mut().tokenizer = self.tokenizer.as_ref().map(|t| t.for_request(deadline));
+        store.data_mut().tokenizer = self
+            .tokenizer
+            .as_ref()
+            .map(|t| Box::new(t.for_request(deadline)) as Box<dyn state::RequestTokenizer>);
         store.data_mut().on_text = on_text;
         let instance = self
             .pre
@@ -523,7 +501,7 @@ impl Skill {
         if let Some(t) = &state.tokenizer {
             response.timings.push(Timing {
                 stage: "host:tokenize".into(),
-                micros: micros(t.elapsed),
+                micros: micros(t.elapsed()),
             });
         }
         response.timings.push(Timing {
@@ -567,7 +545,7 @@ impl Skill {
             .data()
             .tokenizer
             .as_ref()
-            .map_or(Duration::ZERO, |t| t.elapsed);
+            .map_or(Duration::ZERO, |t| t.elapsed());
         Ok((v, tokenize))
     }
 

@@ -3,15 +3,18 @@
 //! in one request can be seen by the next.
 
 use crate::bindings::edgenlu::nlu::{config, log, types};
-use crate::bindings::WitError;
+use crate::bindings::{TokenSpan, WitError};
+use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
-use crate::models_host::ModelCatalog;
-use crate::tokenizer::LinkedTokenizer;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+
+/// How often the epoch advances; deadlines are rounded up to this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
 #[derive(Debug, Clone)]
@@ -50,6 +53,17 @@ impl Default for Limits {
             max_tokens: 256,
         }
     }
+}
+
+/// What a component may use: model names, config values, and limits.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Model names the component may open (never paths).
+    pub models: Vec<String>,
+    /// Values for the `config` interface.
+    pub config: BTreeMap<String, String>,
+    /// Budgets for each request to the component.
+    pub limits: Limits,
 }
 
 /// Budget accounting for host-side resources during one request.
@@ -131,6 +145,21 @@ impl Budget {
 /// Receives generated text piece by piece (always whole UTF-8 characters).
 pub type TextSink = Box<dyn FnMut(&str) + Send>;
 
+/// The tokenizer a skill's `tokenize` import calls, for one request. The state holds it by
+/// this interface so that it does not depend on how a tokenizer component is linked.
+pub(crate) trait RequestTokenizer: Send {
+    /// Token ids of `text`.
+    fn encode(&mut self, text: &str) -> Result<Vec<u32>, SkillError>;
+    /// Tokens of `text` with the byte ranges they came from.
+    fn encode_spans(&mut self, text: &str) -> Result<Vec<TokenSpan>, SkillError>;
+    /// Text of `ids`.
+    fn decode(&mut self, ids: &[u32]) -> Result<String, SkillError>;
+    /// Raw bytes of `ids`' text (may end inside a UTF-8 character).
+    fn decode_bytes(&mut self, ids: &[u32]) -> Result<Vec<u8>, SkillError>;
+    /// Time spent in the tokenizer during this request.
+    fn elapsed(&self) -> Duration;
+}
+
 /// The store data of one instantiated component.
 pub struct ComponentState {
     pub table: ResourceTable,
@@ -141,7 +170,7 @@ pub struct ComponentState {
     pub grants: Vec<String>,
     pub config: BTreeMap<String, String>,
     /// The tokenizer component a skill imports `tokenize` from, in a store of its own.
-    pub tokenizer: Option<LinkedTokenizer>,
+    pub(crate) tokenizer: Option<Box<dyn RequestTokenizer>>,
     /// Name used in log lines.
     pub component: String,
     /// Where generated text goes as the guest pulls it (`generation.next`), e.g. stdout.
@@ -202,6 +231,70 @@ impl ComponentState {
         self.live_handles -= 1;
         Ok(value)
     }
+}
+
+/// Advances an engine's epoch every [`EPOCH_TICK`] on a thread of its own, until dropped.
+/// Whatever can still make stores on the engine holds it, so their deadlines keep ticking.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`'s epoch.
+    pub(crate) fn start(engine: &Engine) -> std::io::Result<Arc<EpochTicker>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, stopped) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("edgenlu-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Arc::new(EpochTicker { stop }))
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A fresh store for one request to the component `name` with `grants`, on `engine`, opening
+/// models from `catalog`.
+pub(crate) fn new_store(
+    engine: &Engine,
+    catalog: &Arc<ModelCatalog>,
+    name: &str,
+    grants: &Grants,
+    deadline: Instant,
+) -> Store<ComponentState> {
+    let state = ComponentState::new(
+        name.to_string(),
+        catalog.clone(),
+        grants.models.clone(),
+        grants.config.clone(),
+        grants.limits.clone(),
+    );
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_trap();
+    renew_store(&mut store, deadline);
+    store
+}
+
+/// Gives `store` a new request: `deadline` (also as the epoch deadline) and fresh
+/// per-request counters.
+pub(crate) fn renew_store(store: &mut Store<ComponentState>, deadline: Instant) {
+    store.data_mut().budget.renew(deadline);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let ticks = remaining
+        .as_micros()
+        .div_ceil(EPOCH_TICK.as_micros())
+        .max(1) as u64;
+    store.set_epoch_deadline(ticks);
 }
 
 /// A panic inside a host implementation, caught before it could unwind into wasmtime.

@@ -4,6 +4,7 @@
 use crate::bindings::edgenlu::nlu::tensors::{Host, HostTensor};
 use crate::bindings::Dtype;
 use crate::error::HostError;
+use crate::resources::{Tensor, TensorData};
 use crate::state::ComponentState;
 use edgenlu_kernels::{DType, WeightView};
 use edgenlu_models::gguf::GgufFile;
@@ -12,23 +13,6 @@ use wasmtime::component::Resource;
 
 /// Dimensions a tensor may have; more than this is refused before any allocation.
 pub const MAX_RANK: usize = 4;
-
-/// A host-owned tensor. Shapes are outermost first.
-pub struct Tensor {
-    shape: Vec<usize>,
-    data: TensorData,
-}
-
-enum TensorData {
-    F32(Vec<f32>),
-    I32(Vec<i32>),
-    /// A weight inside a mapped model file, found by name on each use.
-    Mapped {
-        file: Arc<GgufFile>,
-        name: String,
-        dtype: DType,
-    },
-}
 
 impl Tensor {
     /// Elements of a shape, or `None` if it is empty, has a zero or too many dimensions, or

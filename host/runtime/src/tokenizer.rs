@@ -12,9 +12,9 @@
 use crate::bindings::edgenlu::nlu::tokenize;
 use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
 use crate::bindings::TokenSpan;
+use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
-use crate::runtime::{Grants, Runtime};
-use crate::state::ComponentState;
+use crate::state::{self, ComponentState, EpochTicker, Grants, RequestTokenizer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
@@ -25,12 +25,15 @@ const MAX_IDLE: usize = 4;
 
 type Instance = (Store<ComponentState>, Tokenizer);
 
-/// A tokenizer component compiled and linked, ready to instantiate per request.
+/// A tokenizer component compiled and linked, ready to instantiate per request: the
+/// pre-instantiated component (which knows its engine), its grants, the models it opens, and
+/// the ticker that makes its deadlines interrupt it.
 #[derive(Clone)]
 pub struct TokenizerLink {
     pre: TokenizerPre<ComponentState>,
     pub(crate) grants: Grants,
-    runtime: Runtime,
+    catalog: Arc<ModelCatalog>,
+    _ticker: Arc<EpochTicker>,
     /// Instances that served a request without an error, ready for the next.
     idle: Arc<Mutex<Vec<Instance>>>,
 }
@@ -56,16 +59,18 @@ impl Drop for LinkedTokenizer {
 }
 
 impl TokenizerLink {
-    /// Links `pre` (instantiated with `grants`) for skills of `runtime`.
+    /// Links `pre`, instantiated with `grants`, opening models from `catalog` while `ticker`
+    /// advances its engine's epoch.
     pub(crate) fn new(
         pre: TokenizerPre<ComponentState>,
         grants: Grants,
-        runtime: Runtime,
+        (catalog, ticker): (Arc<ModelCatalog>, Arc<EpochTicker>),
     ) -> TokenizerLink {
         TokenizerLink {
             pre,
             grants,
-            runtime,
+            catalog,
+            _ticker: ticker,
             idle: Arc::default(),
         }
     }
@@ -92,14 +97,18 @@ impl LinkedTokenizer {
                 .pop();
             self.live = Some(match warm {
                 Some((mut store, bindings)) => {
-                    self.link.runtime.renew_store(&mut store, self.deadline);
+                    state::renew_store(&mut store, self.deadline);
                     (store, bindings)
                 }
                 None => {
-                    let mut store =
-                        self.link
-                            .runtime
-                            .new_store("tokenizer", &self.link.grants, self.deadline);
+                    let link = &self.link;
+                    let mut store = state::new_store(
+                        link.pre.engine(),
+                        &link.catalog,
+                        "tokenizer",
+                        &link.grants,
+                        self.deadline,
+                    );
                     let bindings = self
                         .link
                         .pre
@@ -156,6 +165,28 @@ impl LinkedTokenizer {
     }
 }
 
+impl RequestTokenizer for LinkedTokenizer {
+    fn encode(&mut self, text: &str) -> Result<Vec<u32>, SkillError> {
+        LinkedTokenizer::encode(self, text)
+    }
+
+    fn encode_spans(&mut self, text: &str) -> Result<Vec<TokenSpan>, SkillError> {
+        LinkedTokenizer::encode_spans(self, text)
+    }
+
+    fn decode(&mut self, ids: &[u32]) -> Result<String, SkillError> {
+        LinkedTokenizer::decode(self, ids)
+    }
+
+    fn decode_bytes(&mut self, ids: &[u32]) -> Result<Vec<u8>, SkillError> {
+        LinkedTokenizer::decode_bytes(self, ids)
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
 /// How a failure inside the tokenizer looks to the skill that called it.
 pub(crate) fn to_host_error(e: SkillError) -> HostError {
     match e {
@@ -192,7 +223,10 @@ impl tokenize::Host for ComponentState {
 
 impl ComponentState {
     /// The linked tokenizer, once `text` is checked against the budget for tokenizing.
-    fn tokenizer_for_text(&mut self, text: &str) -> Result<&mut LinkedTokenizer, HostError> {
+    fn tokenizer_for_text(
+        &mut self,
+        text: &str,
+    ) -> Result<&mut (dyn RequestTokenizer + 'static), HostError> {
         if text.len() > self.budget.limits.max_text_bytes {
             return Err(HostError::budget(format!(
                 "{} bytes of text is more than the {} a skill may tokenize at once",
@@ -204,10 +238,12 @@ impl ComponentState {
     }
 
     /// The tokenizer linked to this skill, once the deadline is checked.
-    pub(crate) fn linked_tokenizer(&mut self) -> Result<&mut LinkedTokenizer, HostError> {
+    pub(crate) fn linked_tokenizer(
+        &mut self,
+    ) -> Result<&mut (dyn RequestTokenizer + 'static), HostError> {
         self.budget.check_deadline()?;
         self.tokenizer
-            .as_mut()
+            .as_deref_mut()
             .ok_or_else(|| HostError::not_found("no tokenizer is linked to this skill"))
     }
 }
