@@ -30,7 +30,8 @@ for variant in $(echo "$variants" | head -n -1); do
     # The decoder's first-step logits over every golden prompt and the encoder's embeddings;
     # greedy decoding (minutes on the scalar kernels) adds nothing a variant could change
     # that the first step does not show.
-    EDGENLU_KERNELS="$variant" cargo test --release --locked -p edgenlu-tests --test generate --test parity \
+    # --workspace: the same feature set as the host tests, so their test binaries are reused.
+    EDGENLU_KERNELS="$variant" cargo test --release --locked --workspace --test generate --test parity \
         --manifest-path "$repo/Cargo.toml" -- --nocapture first_step embeddings
 done
 step "runtime examples (host/runtime/examples; trust-snips-20 is the tests' datastore)"
