@@ -174,6 +174,14 @@ fn greedy_tokens_match_llama_cpp() {
     );
 }
 
+/// Largest |a − b| over the vocabulary, in logits.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
     let mut cache = model.new_cache(ids.len()).unwrap();
     let mut logits = vec![0f32; model.config().vocab];
@@ -210,16 +218,8 @@ fn first_step_logits_match_the_float_reference() {
         let short: String = r.prompt.chars().take(40).collect();
         // The pass itself: f32 activations leave only f32-vs-f64 arithmetic.
         let logits = first_step(&exact, &r.prompt_ids);
-        let (max_rel, _) = logit_error(&logits, &r.logits);
-        let max_diff = logits
-            .iter()
-            .zip(&r.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            max_diff <= EXACT_LOGIT_TOL,
-            "{short:?}: {max_diff} ({max_rel} std)"
-        );
+        let max_diff = max_abs_diff(&logits, &r.logits);
+        assert!(max_diff <= EXACT_LOGIT_TOL, "{short:?}: {max_diff}");
         assert_eq!(argmax(&logits), argmax(&r.logits), "{short:?}");
         // The fast path: quantized activations, as ggml.
         let logits = first_step(&quantized, &r.prompt_ids);
@@ -241,13 +241,8 @@ fn first_step_logits_match_the_float_reference() {
         // token the same way), our token must still be a near-best one of the reference.
         let best = r.logits[argmax(&r.logits)];
         let gap = best - r.logits[argmax(&logits)];
-        let max_abs = logits
-            .iter()
-            .zip(&r.logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
         assert!(
-            gap <= max_abs,
+            gap <= max_abs_diff(&logits, &r.logits),
             "{short:?}: our token is {gap} below the best"
         );
         ours.push(max);
