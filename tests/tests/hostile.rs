@@ -148,6 +148,19 @@ const ATTACKS: &[(&str, Expect)] = &[
     ("generation-zero-tokens", Expect::Answer("length")),
     // host memory comes back when a kv cache or a generation is dropped
     ("budget-released-on-drop", Expect::Answer("released")),
+    // work inside one call: quadratic kernels stop at the deadline, not when done
+    ("attention-quadratic", Expect::DeadlineOrBudget),
+    ("attention-wide-heads", Expect::DeadlineOrBudget),
+    ("attend-quadratic", Expect::DeadlineOrBudget),
+    ("matmul-many-rows", Expect::DeadlineOrBudget),
+    // weights read as f32: refused by shape before any read, or charged before expanded
+    ("dequantize-add", Expect::ShapeMismatch),
+    ("dequantize-rms-norm", Expect::ShapeMismatch),
+    ("dequantize-mean-pool", Expect::BudgetExceeded),
+    ("dequantize-matmul-x", Expect::BudgetExceeded),
+    ("dequantize-attention-kv", Expect::BudgetExceeded),
+    ("dequantize-argmax", Expect::BudgetExceeded),
+    ("dequantize-charge-released", Expect::Answer("released")),
 ];
 
 #[test]
@@ -179,6 +192,9 @@ fn every_attack_ends_in_its_typed_error_in_time_and_the_host_goes_on() {
                 failures.push(format!("{attack}: expected {expect:?}, got {e}"))
             }
             (Err(_), _) => {}
+        }
+        if matches!(expect, Expect::Deadline | Expect::DeadlineOrBudget) {
+            eprintln!("{attack}: ended {took:?} after it started (deadline {DEADLINE:?})");
         }
         // A hang guard, not a speed assertion: generous against a busy machine.
         if took > DEADLINE + Duration::from_secs(3) {
