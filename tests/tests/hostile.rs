@@ -251,14 +251,81 @@ fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
     assert_eq!(hostile.handle("ok").unwrap().response.intent, "ok");
 }
 
-fn rss_bytes() -> usize {
+/// A `/proc/self/status` figure (`VmRSS`, `VmHWM`) in bytes.
+fn status_bytes(field: &str) -> usize {
     let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
     let kb: usize = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
     kb * 1024
+}
+
+fn rss_bytes() -> usize {
+    status_bytes("VmRSS")
+}
+
+/// Makes the peak RSS (`VmHWM`) start again from the current RSS.
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+}
+
+/// Host memory beyond the budgets one request may add at its peak: a fresh instance (its
+/// tables, its linked tokenizer's instance) and the allocator's slack.
+const REQUEST_OVERHEAD: usize = 24 << 20;
+
+#[test]
+fn memory_attacks_peak_within_the_budgets_plus_a_stated_overhead() {
+    require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
+    let rt = runtime();
+    // The default budgets, as a third party's manifest would leave them.
+    let limits = Limits {
+        deadline: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let budget = limits.guest_memory + limits.host_memory;
+    let hostile = hostile(&rt, limits);
+    let attacks = [
+        "memory-bomb",
+        "tensor-bomb",
+        "kv-cache-bomb",
+        "dequantize-mean-pool",
+        "dequantize-matmul-x",
+        "dequantize-attention-kv",
+        "dequantize-argmax",
+        "attention-quadratic",
+        "attend-quadratic",
+    ];
+    // Once each first, so the model pages they read are resident before measuring.
+    for attack in attacks {
+        let _ = hostile.handle(attack);
+    }
+    let mut worst = 0;
+    for attack in attacks {
+        reset_peak_rss();
+        let before = rss_bytes();
+        let result = hostile.handle(attack);
+        let peak = status_bytes("VmHWM").saturating_sub(before);
+        eprintln!(
+            "{attack}: peak +{} MiB ({})",
+            peak >> 20,
+            result.err().map_or("answered".into(), |e| e.to_string())
+        );
+        worst = worst.max(peak);
+    }
+    eprintln!(
+        "worst peak +{} MiB against budgets of {} MiB + {} MiB overhead",
+        worst >> 20,
+        budget >> 20,
+        REQUEST_OVERHEAD >> 20
+    );
+    assert!(
+        worst <= budget + REQUEST_OVERHEAD,
+        "a request peaked at +{} MiB",
+        worst >> 20
+    );
 }
 
 #[test]
