@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod dev;
+pub mod holders;
 pub mod keys;
 pub mod manifest;
 pub mod models;
