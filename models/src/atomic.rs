@@ -105,7 +105,7 @@ fn is_stale(pid: u32, age: Duration) -> bool {
     age >= STALE_MIN_AGE && (age >= STALE_MAX_AGE || process_running(pid) == Some(false))
 }
 
-/// Removes the stale temp files in `dir` (not recursively): files named as
+/// Removes the stale temporaries in `dir` (not recursively): files and directories named as
 /// [`write_atomic`] and the model store name their temporaries, whose writer is no longer
 /// running and that were not modified for a while (see [`is_stale`]). What a process killed
 /// mid-write left behind; nothing else is touched. Returns what it removed; best effort (a
@@ -128,8 +128,17 @@ pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .unwrap_or_default();
-        if meta.is_file() && is_stale(pid, age) && std::fs::remove_file(entry.path()).is_ok() {
-            removed.push(entry.path());
+        if !is_stale(pid, age) {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if meta.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if gone.is_ok() {
+            removed.push(path);
         }
     }
     removed

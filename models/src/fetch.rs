@@ -262,7 +262,10 @@ fn model_state(store: &ModelStore, expected: &Expected) -> Result<State, FetchEr
         return Ok(State::Absent);
     };
     if entry.kind != EntryKind::Model {
-        return Ok(State::Damaged(format!("the store recorded a {}", entry.kind)));
+        return Ok(State::Damaged(format!(
+            "the store recorded a {}",
+            entry.kind
+        )));
     }
     if entry.sha256 != expected.sha256 || entry.size != expected.size {
         return Ok(State::Damaged(format!(
@@ -318,7 +321,9 @@ fn check_pip(py: &str) -> Result<(), FetchError> {
     };
     match Command::new(py).args(["-m", "pip", "--version"]).output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(missing(String::from_utf8_lossy(&out.stderr).trim().to_owned())),
+        Ok(out) => Err(missing(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )),
         Err(e) => Err(missing(e.to_string())),
     }
 }

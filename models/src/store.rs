@@ -56,7 +56,9 @@ impl EntryKind {
 
     /// The kind of the GGUF file at `path`, from its architecture.
     pub fn of_file(path: &Path) -> Result<EntryKind, GgufError> {
-        Ok(EntryKind::of_architecture(GgufFile::open(path)?.architecture()))
+        Ok(EntryKind::of_architecture(
+            GgufFile::open(path)?.architecture(),
+        ))
     }
 
     /// An index record written before kinds were recorded: the file's architecture says
@@ -306,19 +308,23 @@ pub(crate) fn sha256_hex(mut r: impl Read) -> io::Result<(String, u64)> {
 }
 
 impl ModelStore {
-    /// The store at `$EDGENLU_HOME`, else `$XDG_DATA_HOME/edgenlu`, else
-    /// `~/.local/share/edgenlu`; created if missing.
+    /// The store at [`default_root`](Self::default_root), created if missing.
     pub fn open_default() -> Result<ModelStore, StoreError> {
+        ModelStore::at(ModelStore::default_root()?)
+    }
+
+    /// Where the device's store is: `$EDGENLU_HOME`, else `$XDG_DATA_HOME/edgenlu`, else
+    /// `~/.local/share/edgenlu`.
+    pub fn default_root() -> Result<PathBuf, StoreError> {
         let env = |k| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let root = env("EDGENLU_HOME")
+        env("EDGENLU_HOME")
             .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("edgenlu")))
             .or_else(|| env("HOME").map(|h| h.join(".local/share/edgenlu")))
-            .ok_or(StoreError::NoRoot)?;
-        ModelStore::at(root)
+            .ok_or(StoreError::NoRoot)
     }
 
     /// The store rooted at `root`; creates `<root>/models` if missing. Removes the stale
@@ -330,7 +336,12 @@ impl ModelStore {
         let models = root.join("models");
         std::fs::create_dir_all(&models).map_err(io_err(&models))?;
         let store = ModelStore { root };
-        for dir in [store.root.clone(), models, store.root.join("hf"), store.root.join("tmp")] {
+        for dir in [
+            store.root.clone(),
+            models,
+            store.root.join("hf"),
+            store.root.join("tmp"),
+        ] {
             crate::atomic::remove_stale_temps(&dir);
         }
         let _ = store.record_kinds();

@@ -1,6 +1,7 @@
-//! Shared helpers for the end-to-end tests in `tests/`: where the model store and the golden
-//! files are, and a runtime over that store. A missing prerequisite fails the test with the
-//! command that provides it: a skipped test is not a passing one.
+//! Shared helpers for the end-to-end tests in `tests/`: the model store the tests use (a
+//! temporary one over the real store's models) and where the golden files are, and a runtime
+//! over that store. A missing prerequisite fails the test with the command that provides it: a
+//! skipped test is not a passing one.
 
 use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;
@@ -9,10 +10,47 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The model store the tests read (`$EDGENLU_HOME`, else the XDG default), which
-/// `edgenlu models fetch` fills.
+/// The device's model store (`$EDGENLU_HOME`, else the XDG default), which `edgenlu models
+/// fetch` fills, opened read only: tests never write into it.
+pub fn real_store() -> ModelStore {
+    let root = ModelStore::default_root().expect("the model store's location");
+    ModelStore::read_only(&root).unwrap_or_else(|e| {
+        panic!(
+            "no model store at {}: run `edgenlu models fetch` ({e})",
+            root.display()
+        )
+    })
+}
+
+/// The model store the tests use, one per test process: a temporary store with the real
+/// store's models linked ([`temp_store`]), so the datastores, skills and trust a test writes
+/// never reach the user's store.
 pub fn store() -> ModelStore {
-    ModelStore::open_default().expect("opening the model store")
+    static STORE: std::sync::OnceLock<ModelStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| temp_store("shared")).clone()
+}
+
+/// A new, empty temporary store called `tag` (under `$TMPDIR/edgenlu-tests/`) whose models are
+/// the real store's, linked read only (`ModelStore::link_models_from`), and whose
+/// compiled-component cache is the real store's (content-keyed, so sharing it only saves
+/// compiling). Left behind when the test process ends; the next one removes it (a stale
+/// temporary: `edgenlu_models::atomic::remove_stale_temps`).
+pub fn temp_store(tag: &str) -> ModelStore {
+    let parent = std::env::temp_dir().join("edgenlu-tests");
+    std::fs::create_dir_all(&parent).expect("creating the tests' temporary directory");
+    edgenlu_models::atomic::remove_stale_temps(&parent);
+    let root = parent.join(format!("{tag}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = ModelStore::at(&root).expect("creating a temporary model store");
+    let real = real_store();
+    store
+        .link_models_from(&real)
+        .expect("linking the real store's models");
+    let cache = real.root().join("cache");
+    if cache.is_dir() {
+        std::os::unix::fs::symlink(&cache, root.join("cache")).expect("linking the cache");
+    }
+    store
 }
 
 /// A runtime over the test model store, with the compiled-component cache in it, set up as
@@ -27,7 +65,23 @@ pub fn runtime() -> Runtime {
         .expect("creating the runtime")
 }
 
-/// Fails unless model `name` is in the store.
+/// The `edgenlu` binary cargo built beside the running test (`target/<profile>/edgenlu`).
+pub fn edgenlu_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("edgenlu");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --release, as scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails unless model `name` is in the store (linked from the real one).
 pub fn require_model(name: &str) {
     let store = store();
     assert!(
@@ -77,13 +131,10 @@ pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usi
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl"))
         .expect("reading SNIPS train");
     let train = datastore::limit_per_intent(train, per_intent);
-    let store = store();
-    let path = store.path_for(name).expect("a datastore path");
-    datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, &path, &|_| {})
+    let new = new_datastore(name);
+    datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, new.path(), &|_| {})
         .expect("building the datastore");
-    store
-        .record(name, provenance)
-        .expect("recording the datastore");
+    new.commit(provenance).expect("recording the datastore");
     train.len()
 }
 
@@ -94,20 +145,26 @@ pub fn build_skill_data(
     train: &[edgenlu_train::datastore::Example],
     val: Option<&[edgenlu_train::datastore::Example]>,
 ) {
-    let store = store();
+    let new = new_datastore(name);
     edgenlu_train::training::build(
         &intents(None),
         edgenlu::bundled::DEFAULT_ENCODER,
         edgenlu_train::training::Examples { train, val },
         2,
         &edgenlu_models::softmax_head::HeadTraining::default(),
-        &store.path_for(name).expect("a datastore path"),
+        new.path(),
         &|_, _, _| {},
     )
     .expect("training the skill's heads");
-    store
-        .record(name, "edgenlu-tests")
+    new.commit("edgenlu-tests")
         .expect("recording the datastore");
+}
+
+/// Starts writing datastore `name` into the test store, replacing one of that name.
+pub fn new_datastore(name: &str) -> edgenlu_models::store::NewEntry {
+    store()
+        .replace(name, edgenlu_models::store::EntryKind::Datastore, &())
+        .expect("a datastore the test store may hold")
 }
 
 /// Two SNIPS domain skills' datastores, each trained only on its own intents (30 examples

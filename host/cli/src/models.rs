@@ -217,7 +217,10 @@ fn list(store: &ModelStore) -> Result<()> {
         let real = store.file_size(&entry.name)?;
         let size = real.map_or_else(|| "missing".to_string(), |s| s.to_string());
         // The name stays last on the line: scripts look entries up with `grep " NAME$"`.
-        println!("{}  {size:>12}  {:<9}  {}", entry.sha256, entry.kind, entry.name);
+        println!(
+            "{}  {size:>12}  {:<9}  {}",
+            entry.sha256, entry.kind, entry.name
+        );
         let problem = match real {
             None => Some("its file is missing".to_string()),
             Some(real) if real != entry.size => Some(format!(

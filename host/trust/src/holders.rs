@@ -11,7 +11,10 @@ impl SkillStore {
     /// The manifest of an installed file, read without verifying it: whether it names an
     /// entry does not depend on whether it still verifies.
     fn installed_manifest(&self, name: &str, inst: &Installed) -> Result<Manifest, String> {
-        let path = self.skill_dir(name).map_err(|e| e.to_string())?.join(&inst.file);
+        let path = self
+            .skill_dir(name)
+            .map_err(|e| e.to_string())?
+            .join(&inst.file);
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let unverified = skillfile::parse(&bytes).map_err(|e| e.to_string())?;
         Manifest::parse(unverified.manifest).map_err(|e| e.to_string())
@@ -27,7 +30,10 @@ impl SkillStore {
                     m.models.iter().any(|m| m == entry) || m.config.values().any(|v| v == entry)
                 };
                 if names(&manifest) {
-                    holders.push(format!("installed skill {skill:?} version {}", inst.version));
+                    holders.push(format!(
+                        "installed skill {skill:?} version {}",
+                        inst.version
+                    ));
                 }
             }
         }

@@ -52,7 +52,10 @@ impl ModelStore {
     /// entry of that name ([`StoreError::Exists`], or [`StoreError::KindConflict`] for one of
     /// the other kind).
     pub fn create(&self, name: &str, kind: EntryKind) -> Result<NewEntry, StoreError> {
-        if let Some(refused) = self.entry(name)?.and_then(|e| refusal(e, kind, Mode::Create)) {
+        if let Some(refused) = self
+            .entry(name)?
+            .and_then(|e| refusal(e, kind, Mode::Create))
+        {
             return Err(refused);
         }
         self.begin(name, kind, Mode::Create)
@@ -180,10 +183,11 @@ impl NewEntry {
     /// it is a GGUF file of the entry's kind, checks the store's rules again (another writer
     /// may have come first), renames it into place and records its digest.
     pub fn commit(self, source: &str) -> Result<StoreEntry, StoreError> {
-        let file = crate::gguf::GgufFile::open(&self.staged).map_err(|source| StoreError::Gguf {
-            name: self.name.clone(),
-            source,
-        })?;
+        let file =
+            crate::gguf::GgufFile::open(&self.staged).map_err(|source| StoreError::Gguf {
+                name: self.name.clone(),
+                source,
+            })?;
         let found = EntryKind::of_architecture(file.architecture());
         if found != self.kind {
             return Err(StoreError::NotOfKind {
