@@ -49,6 +49,19 @@ pub fn write_atomic(
     result
 }
 
+/// Opens (creating it if missing) the lock file `path` and takes an exclusive lock on it,
+/// released when the returned file is dropped: how the stores keep two processes from
+/// interleaving a read-modify-write of their files.
+pub fn lock_file(path: &Path) -> io::Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    f.lock()?;
+    Ok(f)
+}
+
 /// Fsyncs the directory holding `path` (a no-op where directories cannot be opened).
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {

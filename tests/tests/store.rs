@@ -45,6 +45,25 @@ fn edgenlu(store: &ModelStore, args: &[&str]) -> Ran {
     ran
 }
 
+/// Fails unless `ran` failed (`what` it tried) saying each of `says`.
+fn refused(ran: &Ran, what: &str, says: &[&str]) {
+    assert!(!ran.ok, "{what} was not refused");
+    for part in says {
+        assert!(
+            ran.stderr.contains(part),
+            "{what}: {part:?} missing from:\n{}",
+            ran.stderr
+        );
+    }
+}
+
+/// `models import` of the encoder's kept folder into the store as `name`, with `--force`.
+fn import_forced(store: &ModelStore, name: &str) -> Ran {
+    let hf = hf_dir();
+    let args = ["models", "import", hf.to_str().unwrap(), "--quant", "q8_0"];
+    edgenlu(store, &[&args[..], &["--name", name, "--force"]].concat())
+}
+
 /// A few labelled examples, two intents, in the store's root.
 fn tiny_data(store: &ModelStore) -> PathBuf {
     let path = store.root().join("tiny.jsonl");
@@ -104,35 +123,23 @@ fn a_datastore_command_never_writes_a_model_entry_and_a_model_command_never_a_da
     let encoder = store.entry(DEFAULT_ENCODER).unwrap().unwrap();
     assert_eq!(encoder.kind, EntryKind::Model);
     for force in [&[][..], &["--force"][..]] {
-        let ran = index(&store, DEFAULT_ENCODER, force);
-        assert!(!ran.ok, "skill index over the encoder ({force:?})");
-        assert!(
-            ran.stderr.contains("is a model in the store")
-                && ran.stderr.contains("a datastore can never replace it"),
-            "{}",
-            ran.stderr
+        refused(
+            &index(&store, DEFAULT_ENCODER, force),
+            "skill index over the encoder",
+            &[
+                "is a model in the store",
+                "a datastore can never replace it",
+            ],
         );
     }
     assert_eq!(store.verify(DEFAULT_ENCODER).unwrap(), encoder);
-    let ran = edgenlu(
-        &store,
+    refused(
+        &import_forced(&store, "tiny-ds"),
+        "models import over a datastore",
         &[
-            "models",
-            "import",
-            hf_dir().to_str().unwrap(),
-            "--quant",
-            "q8_0",
-            "--name",
-            "tiny-ds",
-            "--force",
+            "is a datastore in the store",
+            "a model can never replace it",
         ],
-    );
-    assert!(!ran.ok, "models import over a datastore");
-    assert!(
-        ran.stderr.contains("is a datastore in the store")
-            && ran.stderr.contains("a model can never replace it"),
-        "{}",
-        ran.stderr
     );
     assert_eq!(
         store.entry("tiny-ds").unwrap().unwrap().kind,
@@ -144,13 +151,10 @@ fn a_datastore_command_never_writes_a_model_entry_and_a_model_command_never_a_da
 fn an_existing_entry_is_replaced_only_with_force() {
     let store = store_with_datastore("force", "tiny-ds");
     let before = store.entry("tiny-ds").unwrap().unwrap();
-    let ran = index(&store, "tiny-ds", &[]);
-    assert!(!ran.ok, "a second skill index under the same name");
-    assert!(
-        ran.stderr.contains("already holds datastore \"tiny-ds\"")
-            && ran.stderr.contains("--force"),
-        "{}",
-        ran.stderr
+    refused(
+        &index(&store, "tiny-ds", &[]),
+        "a second skill index under the same name",
+        &["already holds datastore \"tiny-ds\"", "--force"],
     );
     assert_eq!(store.verify("tiny-ds").unwrap(), before);
     let ran = index(&store, "tiny-ds", &["--per-intent", "1", "--force"]);
@@ -185,13 +189,13 @@ fn an_entry_an_installed_skill_uses_is_never_replaced_even_with_force() {
         index(&store, "tiny-ds", &["--force"]),
         edgenlu(&store, &build),
     ] {
-        assert!(!ran.ok, "replacing the installed skill's datastore");
-        assert!(
-            ran.stderr
-                .contains("is used by installed skill \"intents\" version 1")
-                && ran.stderr.contains("never replaced, even with --force"),
-            "{}",
-            ran.stderr
+        refused(
+            &ran,
+            "replacing the installed skill's datastore",
+            &[
+                "is used by installed skill \"intents\" version 1",
+                "never replaced, even with --force",
+            ],
         );
     }
     assert_eq!(store.verify("tiny-ds").unwrap(), before);
@@ -210,27 +214,38 @@ fn a_signed_model_is_never_replaced_even_with_force() {
         &dev::publisher_key(),
     );
     trust.add_model_signature(&sig, unix_now()).unwrap();
-    let ran = edgenlu(
-        &store,
+    refused(
+        &import_forced(&store, DEFAULT_ENCODER),
+        "models import over a signed model",
         &[
-            "models",
-            "import",
-            hf_dir().to_str().unwrap(),
-            "--quant",
-            "f32",
-            "--name",
-            DEFAULT_ENCODER,
-            "--force",
+            "is used by the model signature",
+            "never replaced, even with --force",
         ],
     );
-    assert!(!ran.ok, "models import over a signed model");
-    assert!(
-        ran.stderr.contains("is used by the model signature")
-            && ran.stderr.contains("never replaced, even with --force"),
-        "{}",
-        ran.stderr
-    );
     assert_eq!(store.verify(DEFAULT_ENCODER).unwrap(), encoder);
+    // Recorded as other contents than fetch makes: fetch does not replace a signed model.
+    set_recorded(&store, DEFAULT_ENCODER, "source", "a vendor's own encoder");
+    set_recorded(&store, DEFAULT_ENCODER, "size", "1");
+    refused(
+        &edgenlu(&store, &["models", "fetch"]),
+        "fetch over a signed model",
+        &["is used by the model signature"],
+    );
+    let kept = store.entry(DEFAULT_ENCODER).unwrap().unwrap();
+    assert_eq!((kept.sha256, kept.size), (encoder.sha256, 1));
+}
+
+/// Sets `field` of `name`'s record in the store's index.json, as another version or a hand
+/// edit could have left it.
+fn set_recorded(store: &ModelStore, name: &str, field: &str, value: &str) {
+    let path = store.root().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    index["models"][name][field] = match value.parse::<u64>() {
+        Ok(n) => n.into(),
+        Err(_) => value.into(),
+    };
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
 #[test]
@@ -301,11 +316,7 @@ fn models_fetch_repairs_a_truncated_model_and_an_encoder_recorded_as_a_datastore
     assert_eq!((entry.sha256.as_str(), entry.size), (q8.sha256, q8.size));
 
     // What `skill index --name all-minilm-l6-v2.q8_0` once did: a datastore in its place.
-    let index_path = store.root().join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    index["models"][q8.name]["kind"] = "datastore".into();
-    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    set_recorded(&store, q8.name, "kind", "datastore");
     let ran = edgenlu(&store, &["models", "fetch"]);
     assert!(ran.ok);
     assert!(

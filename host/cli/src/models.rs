@@ -119,7 +119,8 @@ pub fn run(cmd: ModelsCommand, store: &ModelStore) -> Result<()> {
 
 fn fetch(store: &ModelStore) -> Result<()> {
     let pb = ProgressBar::new_spinner();
-    let fetched = edgenlu_models::fetch::fetch_default_models(store, &mut |msg: &str| {
+    let holders = SkillStore::at(store.root())?;
+    let fetched = edgenlu_models::fetch::fetch_default_models(store, &holders, &mut |msg| {
         pb.set_message(msg.to_string())
     })?;
     pb.finish_and_clear();
