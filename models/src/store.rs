@@ -94,27 +94,8 @@ pub enum StoreError {
     #[error("model {0:?} is not in the store")]
     NotFound(String),
     /// The file's digest differs from the one recorded: it was modified or corrupted.
-    #[error(
-        "{}: the file of {name:?} is damaged: the store recorded {expected_size} bytes with \
-         SHA-256 {expected}, the file has {actual_size} bytes with SHA-256 {actual}; run \
-         `edgenlu models verify` to check every entry, and `edgenlu models fetch` to repair the \
-         default models (rebuild a datastore with `edgenlu skill build --force`)",
-        path.display()
-    )]
-    DigestMismatch {
-        /// The entry.
-        name: String,
-        /// Its file.
-        path: PathBuf,
-        /// The digest in index.json.
-        expected: String,
-        /// The digest of the file.
-        actual: String,
-        /// The size in index.json.
-        expected_size: u64,
-        /// The size of the file.
-        actual_size: u64,
-    },
+    #[error("{0}")]
+    DigestMismatch(Box<Mismatch>),
     /// An entry of that name exists, and the write did not ask to replace it.
     #[error(
         "the store already holds {kind} {name:?} ({size} bytes, from {source_text}): give \
@@ -198,6 +179,30 @@ pub enum StoreError {
         /// What is wrong with the file.
         source: GgufError,
     },
+}
+
+/// An entry's file that is not what the store recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}: the file of {name:?} is damaged: the store recorded {expected_size} bytes with SHA-256 \
+     {expected}, the file has {actual_size} bytes with SHA-256 {actual}; run `edgenlu models \
+     verify` to check every entry, and `edgenlu models fetch` to repair the default models \
+     (rebuild a datastore with `edgenlu skill build --force`)",
+    path.display()
+)]
+pub struct Mismatch {
+    /// The entry.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The digest in index.json.
+    pub expected: String,
+    /// The digest of the file.
+    pub actual: String,
+    /// The size in index.json.
+    pub expected_size: u64,
+    /// The size of the file.
+    pub actual_size: u64,
 }
 
 /// One recorded entry.
@@ -506,14 +511,14 @@ impl ModelStore {
         };
         let (actual, actual_size) = sha256_hex(&file).map_err(io_err(&path))?;
         if actual != entry.sha256 || actual_size != entry.size {
-            return Err(StoreError::DigestMismatch {
+            return Err(StoreError::DigestMismatch(Box::new(Mismatch {
                 name: name.to_owned(),
                 path,
                 expected: entry.sha256,
                 actual,
                 expected_size: entry.size,
                 actual_size,
-            });
+            })));
         }
         Ok((file, path, entry))
     }

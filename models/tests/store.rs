@@ -80,11 +80,10 @@ fn record_open_and_digest_mismatch() {
     *bytes.last_mut().unwrap() ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     match store.open("m") {
-        Err(StoreError::DigestMismatch {
-            expected, actual, ..
-        }) => {
-            assert_eq!(expected, entry.sha256);
-            assert_ne!(actual, expected);
+        Err(StoreError::DigestMismatch(m)) => {
+            assert_eq!(m.expected, entry.sha256);
+            assert_ne!(m.actual, m.expected);
+            assert_eq!((m.path, m.actual_size), (path.clone(), entry.size));
         }
         other => panic!("expected a digest mismatch, got {other:?}"),
     }

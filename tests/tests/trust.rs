@@ -629,7 +629,7 @@ fn a_model_whose_digest_differs_is_refused() {
     std::fs::write(&path, b"GGUF but not really!").unwrap();
     assert!(matches!(
         models.verify("tiny"),
-        Err(edgenlu_models::StoreError::DigestMismatch { .. })
+        Err(edgenlu_models::StoreError::DigestMismatch(_))
     ));
 }
 
