@@ -11,9 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Engine, ResourceLimiter, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
+};
 
-/// How often the epoch advances; deadlines are rounded up to this.
+/// How often the epoch advances. Running Wasm looks at the clock once per tick, so it stops
+/// at most a tick (plus however late the ticker thread is scheduled) after its deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
@@ -280,21 +284,29 @@ pub(crate) fn new_store(
     );
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_trap();
+    store.epoch_deadline_callback(check_deadline_at_tick);
     renew_store(&mut store, deadline);
     store
 }
 
-/// Gives `store` a new request: `deadline` (also as the epoch deadline) and fresh
-/// per-request counters.
+/// Gives `store` a new request: `deadline` and fresh per-request counters.
 pub(crate) fn renew_store(store: &mut Store<ComponentState>, deadline: Instant) {
     store.data_mut().budget.renew(deadline);
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let ticks = remaining
-        .as_micros()
-        .div_ceil(EPOCH_TICK.as_micros())
-        .max(1) as u64;
-    store.set_epoch_deadline(ticks);
+    store.set_epoch_deadline(1);
+}
+
+/// Runs at every epoch tick while the store's Wasm runs: interrupts it (a
+/// [`wasmtime::Trap::Interrupt`]) once the clock has passed the request's deadline, else lets
+/// it run to the next tick. The clock decides, not a count of ticks: a ticker thread starved
+/// under load ticks late, and a deadline counted in ticks would drift by all of that lateness.
+fn check_deadline_at_tick(
+    store: StoreContextMut<'_, ComponentState>,
+) -> wasmtime::Result<UpdateDeadline> {
+    Ok(if Instant::now() >= store.data().budget.deadline {
+        UpdateDeadline::Interrupt
+    } else {
+        UpdateDeadline::Continue(1)
+    })
 }
 
 /// A panic inside a host implementation, caught before it could unwind into wasmtime.
