@@ -141,6 +141,9 @@ enum Command {
         /// Largest request body, bytes; past that, 413.
         #[arg(long, default_value_t = 1 << 20)]
         max_body: usize,
+        /// Longest a request may wait for a worker, milliseconds; past that, 503.
+        #[arg(long, default_value_t = 5000)]
+        max_queue_wait_ms: u64,
     },
     /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:
     /// latency, throughput, accuracy, peak RAM, footprint, energy), `bench generate` (SmolLM2
@@ -236,6 +239,7 @@ fn main() -> Result<()> {
             workers,
             queue,
             max_body,
+            max_queue_wait_ms,
         } => serve::run(
             &store,
             &skills,
@@ -246,6 +250,7 @@ fn main() -> Result<()> {
                 workers,
                 queue,
                 max_body,
+                max_queue_wait: std::time::Duration::from_millis(max_queue_wait_ms),
             },
         )?,
         Command::Tokenize { texts, encoder } => {

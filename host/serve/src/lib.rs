@@ -4,7 +4,10 @@
 //! `GET /metrics`.
 //!
 //! One accept thread hands requests to a bounded queue served by a fixed pool of workers; a
-//! full queue is answered at once with 503. Skills are compiled and linked once at start
+//! full queue is answered at once with 503, and so is a request that waited in it longer than
+//! [`ServeConfig::max_queue_wait`]. `GET /healthz` and `GET /metrics` never enter the queue:
+//! each is answered on a short-lived thread of its own, so no skill request can hold them up.
+//! Skills are compiled and linked once at start
 //! ([`edgenlu::Skill`] keeps an `InstancePre`), and every request still gets a fresh instance
 //! with its own memory, handles and deadline, so a hostile request cannot touch the next.
 //! `/v1/nlu` answers through the device pipeline ([`edgenlu_device::pipeline::Pipeline`]: router over
@@ -22,7 +25,7 @@ pub use live::LivePipeline;
 use edgenlu::Skill;
 use edgenlu_device::pipeline::DeviceState;
 use metrics::Metrics;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -39,6 +42,10 @@ pub struct ServeConfig {
     pub queue: usize,
     /// Largest request body, bytes; past that, 413.
     pub max_body: usize,
+    /// Longest a request may wait in the queue for a worker; a worker answers one that waited
+    /// longer with 503 instead of running it. A request is thus answered within this wait
+    /// plus its skill's deadline (and the margin by which a skill overruns it).
+    pub max_queue_wait: Duration,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +55,7 @@ impl Default for ServeConfig {
             workers: 2,
             queue: 16,
             max_body: 1 << 20,
+            max_queue_wait: Duration::from_secs(5),
         }
     }
 }
@@ -83,7 +91,13 @@ struct Shared {
     skills: Skills,
     metrics: Metrics,
     max_body: usize,
+    max_queue_wait: Duration,
+    /// Threads answering aside ([`answer_aside`]) now.
+    aside: AtomicUsize,
 }
+
+/// Most threads answering aside at once; past that the accept thread answers itself.
+const ASIDE_THREADS: usize = 8;
 
 /// A running server.
 pub struct Server {
@@ -110,6 +124,8 @@ impl Server {
             skills,
             metrics: Metrics::default(),
             max_body: config.max_body,
+            max_queue_wait: config.max_queue_wait,
+            aside: AtomicUsize::new(0),
         });
         let (tx, rx) = sync_channel::<(tiny_http::Request, Instant)>(config.queue);
         let rx = Arc::new(Mutex::new(rx));
@@ -122,6 +138,9 @@ impl Server {
                         // The queue closes when the accept thread stops: then drain and exit.
                         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         match next {
+                            Ok((req, queued)) if queued.elapsed() > shared.max_queue_wait => {
+                                routes::reject_busy(&shared, req, queued, "waited too long")
+                            }
                             Ok((req, queued)) => routes::handle(&shared, req, queued),
                             Err(_) => break,
                         }
@@ -183,7 +202,7 @@ impl Drop for Server {
 fn accept_loop(
     http: &tiny_http::Server,
     stop: &AtomicBool,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     tx: SyncSender<(tiny_http::Request, Instant)>,
 ) {
     while !stop.load(Ordering::SeqCst) {
@@ -195,13 +214,47 @@ fn accept_loop(
                 continue;
             }
         };
-        match tx.try_send((req, Instant::now())) {
+        let start = Instant::now();
+        if routes::is_health(&req) {
+            answer_aside(shared, req, start, routes::handle);
+            continue;
+        }
+        match tx.try_send((req, start)) {
             Ok(()) => {}
             Err(TrySendError::Full((req, start)) | TrySendError::Disconnected((req, start))) => {
-                shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                routes::reject_busy(shared, req, start);
+                answer_aside(shared, req, start, |shared, req, start| {
+                    routes::reject_busy(shared, req, start, "the request queue is full")
+                });
             }
         }
     }
     // Dropping `tx` closes the queue: workers drain what is in it, then exit.
+}
+
+/// Answers `req` with `answer` on a short-lived thread, so that nothing the answer waits for
+/// holds up the accept thread or another connection. (HTTP/1.1 sends one connection's
+/// answers in order: a request a client pipelines behind a skill request waits for that
+/// one's answer.) Past [`ASIDE_THREADS`] at once, the calling thread answers.
+fn answer_aside(
+    shared: &Arc<Shared>,
+    req: tiny_http::Request,
+    start: Instant,
+    answer: fn(&Shared, tiny_http::Request, Instant),
+) {
+    if shared.aside.fetch_add(1, Ordering::SeqCst) >= ASIDE_THREADS {
+        shared.aside.fetch_sub(1, Ordering::SeqCst);
+        return answer(shared, req, start);
+    }
+    let mine = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("edgenlu-serve-aside".into())
+        .spawn(move || {
+            answer(&mine, req, start);
+            mine.aside.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        // The request went with the closure, which answers it 500 when dropped.
+        shared.aside.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!("starting a thread to answer a request: {e}");
+    }
 }
