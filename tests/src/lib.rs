@@ -19,8 +19,33 @@ pub fn store() -> ModelStore {
 /// the `edgenlu` binary sets up its own: engine options from the environment, freed memory
 /// returned to the OS.
 pub fn runtime() -> Runtime {
+    runtime_over(store())
+}
+
+/// A model store in a fresh directory under the system temp dir (`edgenlu-{tag}-{pid}`), for a
+/// test that writes into its store: `models` of the test store are linked into it, not
+/// copied, under their recorded digests. The test removes it when done.
+pub fn scratch_store(tag: &str, models: &[&str]) -> ModelStore {
+    let root = std::env::temp_dir().join(format!("edgenlu-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let scratch = ModelStore::at(&root).expect("creating a scratch store");
+    let real = store();
+    std::fs::copy(real.root().join("index.json"), root.join("index.json"))
+        .expect("copying the test store's index");
+    for name in models {
+        require_model(name);
+        std::os::unix::fs::symlink(
+            real.path_for(name).unwrap(),
+            scratch.path_for(name).unwrap(),
+        )
+        .expect("linking a model into the scratch store");
+    }
+    scratch
+}
+
+/// A runtime over `store`, with the compiled-component cache in it, set up as [`runtime`].
+pub fn runtime_over(store: ModelStore) -> Runtime {
     edgenlu::return_freed_memory_to_the_os();
-    let store = store();
     let cache = store.root().join("cache/components");
     let options = RuntimeOptions::from_env().expect("engine options from the environment");
     Runtime::with_options(ModelCatalog::new(store), Some(cache), options)
@@ -64,6 +89,16 @@ pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
 /// examples of each intent, embedded by the bundled intents skill, and records it with
 /// `provenance`. Returns how many examples it holds.
 pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usize {
+    build_snips_index_in(&store(), name, per_intent, provenance)
+}
+
+/// [`build_snips_index`] into `store`.
+pub fn build_snips_index_in(
+    store: &ModelStore,
+    name: &str,
+    per_intent: usize,
+    provenance: &str,
+) -> usize {
     use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
     use edgenlu_train::datastore;
     require_model(DEFAULT_ENCODER);
@@ -77,7 +112,6 @@ pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usi
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl"))
         .expect("reading SNIPS train");
     let train = datastore::limit_per_intent(train, per_intent);
-    let store = store();
     let path = store.path_for(name).expect("a datastore path");
     datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, &path, &|_| {})
         .expect("building the datastore");
@@ -270,8 +304,19 @@ pub fn tiny_index() -> &'static str {
 
 /// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_within(addr, method, path, body, Duration::from_secs(120))
+}
+
+/// [`http`], failing the test unless the whole response comes within `timeout`.
+pub fn http_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -281,7 +326,15 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, St
     // The server may answer (413) before reading a large body and close: ignore write errors.
     let _ = s.write_all(body);
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    // A reset after a refusal (e.g. 413 before the body) still leaves the response read.
+    if let Err(e) = s.read_to_end(&mut raw) {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            panic!("{method} {path}: no whole response within {timeout:?}");
+        }
+    }
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();

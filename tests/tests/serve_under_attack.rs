@@ -1,0 +1,246 @@
+//! `edgenlu serve` with two workers whose `/v1/nlu` answers through the hostile skill, under a
+//! burst of the worst attack of each class from several clients at once: `/healthz` (and
+//! `/metrics`) keep answering quickly throughout, every hostile request is answered within its
+//! deadline plus a margin (queueing included), the process's memory stays within the budgets
+//! of the requests running at once plus an overhead, and an honest request answers afterwards.
+
+use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::Limits;
+use edgenlu_device::router::Route;
+use edgenlu_serve::{LivePipeline, ServeConfig};
+use edgenlu_tests::{
+    build_snips_index_in, http_within, pipeline_over, runtime_over, scratch_store, serve,
+};
+use edgenlu_trust::skills::SkillStore;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The worst attack of each class: pure Wasm and host-call time, quadratic kernels, weight
+/// rows, dequantized weights, guest and host memory, logs.
+const BURST: &[&str] = &[
+    "spin",
+    "spin-kernels",
+    "attention-quadratic",
+    "attend-quadratic",
+    "matmul-many-rows",
+    "dequantize-add",
+    "dequantize-attention-kv",
+    "memory-bomb",
+    "tensor-bomb",
+    "huge-log",
+];
+const ROUNDS: usize = 2;
+const WORKERS: usize = 2;
+/// Clients sending at once, each one request after another: at most two requests wait while
+/// two run, so none waits for more than one request ahead of it.
+const CLIENTS: usize = 4;
+/// The hostile skill's deadline.
+const DEADLINE: Duration = Duration::from_millis(500);
+/// How far past its deadline one request may end: the epoch tick and scheduling on a busy
+/// machine, the deadline checks inside host kernels, dropping the instance, and the router's
+/// encoder and the policy around the skill.
+const MARGIN: Duration = Duration::from_millis(750);
+/// A request waits for at most one request ahead of it, then runs itself.
+const ANSWERED_WITHIN: Duration = DEADLINE.saturating_add(MARGIN).saturating_mul(2);
+/// The worst `/healthz` latency allowed during the burst.
+const HEALTH_WITHIN: Duration = Duration::from_millis(100);
+/// Memory besides the budgets of the requests running: allocator pools, the router's
+/// encoder and the policy instances, HTTP buffers and threads.
+const RSS_OVERHEAD: usize = 64 << 20;
+
+fn limits() -> Limits {
+    Limits {
+        deadline: DEADLINE,
+        guest_memory: 16 << 20,
+        host_memory: 16 << 20,
+        handles: 256,
+        max_tokens: 32,
+        ..Limits::default()
+    }
+}
+
+/// The most memory one request may hold under `limits`: its own linear memory, that of its
+/// tokenizer component (same limits), and its host memory.
+fn request_budget(limits: &Limits) -> usize {
+    2 * limits.guest_memory + limits.host_memory
+}
+
+/// A `/proc/self/status` field in bytes.
+fn status_bytes(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
+    kb * 1024
+}
+
+fn nlu(addr: SocketAddr, text: &str) -> (u16, Value, Duration) {
+    let start = Instant::now();
+    let (status, body) = http_within(
+        addr,
+        "POST",
+        "/v1/nlu",
+        json!({ "text": text }).to_string().as_bytes(),
+        ANSWERED_WITHIN + Duration::from_secs(5),
+    );
+    let took = start.elapsed();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null), took)
+}
+
+/// What the health poller saw.
+#[derive(Default)]
+struct Watch {
+    polls: usize,
+    worst_health: Duration,
+    worst_metrics: Duration,
+    peak_rss: usize,
+}
+
+/// Polls `/healthz` every 20 ms (and `/metrics` every fifth time) until `stop`, keeping the
+/// worst latencies and the peak RSS.
+fn watch(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Watch> {
+    std::thread::spawn(move || {
+        let mut w = Watch::default();
+        while !stop.load(Ordering::SeqCst) {
+            let path = if w.polls % 5 == 4 {
+                "/metrics"
+            } else {
+                "/healthz"
+            };
+            let start = Instant::now();
+            let (status, _) = http_within(addr, "GET", path, b"", Duration::from_secs(2));
+            let took = start.elapsed();
+            assert_eq!(status, 200, "{path}");
+            let worst = if path == "/healthz" {
+                &mut w.worst_health
+            } else {
+                &mut w.worst_metrics
+            };
+            *worst = (*worst).max(took);
+            w.peak_rss = w.peak_rss.max(status_bytes("VmRSS:"));
+            w.polls += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        w
+    })
+}
+
+#[test]
+fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time() {
+    let models = scratch_store("serve-attack", &[DEFAULT_ENCODER, DEFAULT_DECODER]);
+    let index = "serve-attack-snips";
+    build_snips_index_in(&models, index, 2, "tests/serve_under_attack.rs");
+    let root = models.root().to_path_buf();
+    let rt = runtime_over(models);
+    // The hostile skill as the only route: the router hands it every utterance.
+    let mut spec = hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits());
+    for (key, value) in [("encoder", DEFAULT_ENCODER), ("index", index)] {
+        spec.skill.grants.config.insert(key.into(), value.into());
+    }
+    let skill = Arc::new(rt.load_skill(spec).expect("loading the hostile skill"));
+    let route = Route::new("hostile", skill, false, rt.catalog()).expect("a route");
+    let skills = SkillStore::at(&root).expect("a skill store");
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        workers: WORKERS,
+        ..ServeConfig::default()
+    };
+    let server = serve(
+        &config,
+        LivePipeline::new(pipeline_over(vec![route]), skills, rt),
+    );
+    let addr = server.addr();
+    let ok = |when: &str| {
+        let (status, v, _) = nlu(addr, "ok");
+        assert_eq!(status, 200, "{when}: {v}");
+        assert_eq!(v["response"]["intent"], "ok", "{when}: {v}");
+    };
+    ok("before the burst");
+
+    // Warm-up: every attack once, so that caches, allocator pools and mapped weights are in
+    // the baseline.
+    for attack in BURST {
+        nlu(addr, attack);
+    }
+    let baseline = status_bytes("VmRSS:");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch(addr, stop.clone());
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                // Each client starts at another attack, so that different classes run at once.
+                (0..BURST.len() * ROUNDS / CLIENTS)
+                    .map(|i| {
+                        let attack = BURST[(c * BURST.len() / CLIENTS + i) % BURST.len()];
+                        let (status, v, took) = nlu(addr, attack);
+                        (attack, status, v, took)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("a client"))
+        .collect();
+    let burst = start.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let seen = watcher.join().expect("the health poller");
+    ok("after the burst");
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&root);
+
+    let mut failures = Vec::new();
+    for (attack, status, v, took) in &answers {
+        let error = &v["error"];
+        eprintln!(
+            "{attack}: {status} {} in {took:?}",
+            error["type"].as_str().unwrap_or("?")
+        );
+        if *status == 200 || !error.is_object() {
+            failures.push(format!("{attack}: not refused: {status} {v}"));
+        }
+        if *took > ANSWERED_WITHIN {
+            failures.push(format!(
+                "{attack}: answered after {took:?} (bound {ANSWERED_WITHIN:?})"
+            ));
+        }
+    }
+    let slowest = answers.iter().map(|a| a.3).max().unwrap_or_default();
+    let bound = baseline + WORKERS * request_budget(&limits()) + RSS_OVERHEAD;
+    eprintln!(
+        "{} hostile requests in {burst:?} (slowest {slowest:?}, bound {ANSWERED_WITHIN:?}); \
+         {} health polls, worst /healthz {:?}, worst /metrics {:?} (bound {HEALTH_WITHIN:?}); \
+         RSS baseline {} MiB, peak {} MiB (bound {} MiB)",
+        answers.len(),
+        seen.polls,
+        seen.worst_health,
+        seen.worst_metrics,
+        baseline >> 20,
+        seen.peak_rss >> 20,
+        bound >> 20
+    );
+    assert_eq!(answers.len(), BURST.len() * ROUNDS);
+    assert!(seen.polls > 10, "only {} health polls", seen.polls);
+    if seen.worst_health.max(seen.worst_metrics) > HEALTH_WITHIN {
+        failures.push(format!(
+            "health or metrics took {:?}",
+            seen.worst_health.max(seen.worst_metrics)
+        ));
+    }
+    if seen.peak_rss > bound {
+        failures.push(format!(
+            "RSS reached {} MiB (bound {} MiB)",
+            seen.peak_rss >> 20,
+            bound >> 20
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
