@@ -89,7 +89,11 @@ fn nlu(addr: SocketAddr, text: &str) -> (u16, Value, Duration) {
         ANSWERED_WITHIN + Duration::from_secs(5),
     );
     let took = start.elapsed();
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null), took)
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+        took,
+    )
 }
 
 /// What the health poller saw.
