@@ -22,6 +22,32 @@ pub fn runtime() -> Runtime {
     runtime_over(store())
 }
 
+/// Budgets for the hostile skill in the tests: small, so that attacks run into them quickly,
+/// with `deadline`.
+pub fn hostile_limits(deadline: Duration) -> edgenlu::Limits {
+    edgenlu::Limits {
+        deadline,
+        guest_memory: 16 << 20,
+        host_memory: 16 << 20,
+        handles: 256,
+        // Generations may hold up to ~340 positions of SmolLM2's kv cache in 16 MiB; the
+        // token budget is what "generation-too-many-tokens" runs into.
+        max_tokens: 32,
+        ..edgenlu::Limits::default()
+    }
+}
+
+/// A size field of this process's `/proc/self/status` (e.g. `VmRSS`), in bytes.
+pub fn proc_status_bytes(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
+    kb * 1024
+}
+
 /// A model store in a fresh directory under the system temp dir (`edgenlu-{tag}-{pid}`), for a
 /// test that writes into its store: `models` of the test store are linked into it, not
 /// copied, under their recorded digests. The test removes it when done.

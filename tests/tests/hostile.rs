@@ -7,22 +7,13 @@
 
 use edgenlu::bundled::{hostile_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::{Limits, SkillError, WitError};
-use edgenlu_tests::{require_model, runtime};
+use edgenlu_tests::{hostile_limits, proc_status_bytes, require_model, runtime};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_millis(300);
 
 fn limits() -> Limits {
-    Limits {
-        deadline: DEADLINE,
-        guest_memory: 16 << 20,
-        host_memory: 16 << 20,
-        handles: 256,
-        // Generations may hold up to ~340 positions of SmolLM2's kv cache in 16 MiB; the
-        // token budget is what "generation-too-many-tokens" runs into.
-        max_tokens: 32,
-        ..Limits::default()
-    }
+    hostile_limits(DEADLINE)
 }
 
 fn hostile(rt: &edgenlu::Runtime, limits: Limits) -> edgenlu::Skill {
@@ -236,13 +227,7 @@ fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
 }
 
 fn rss_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kb * 1024
+    proc_status_bytes("VmRSS")
 }
 
 #[test]

@@ -9,7 +9,8 @@ use edgenlu::Limits;
 use edgenlu_device::router::Route;
 use edgenlu_serve::{LivePipeline, ServeConfig};
 use edgenlu_tests::{
-    build_snips_index_in, http_within, pipeline_over, runtime_over, scratch_store, serve,
+    build_snips_index_in, hostile_limits, http_within, pipeline_over, proc_status_bytes,
+    runtime_over, scratch_store, serve,
 };
 use edgenlu_trust::skills::SkillStore;
 use serde_json::{json, Value};
@@ -51,32 +52,10 @@ const HEALTH_WITHIN: Duration = Duration::from_millis(100);
 /// encoder and the policy instances, HTTP buffers and threads.
 const RSS_OVERHEAD: usize = 64 << 20;
 
-fn limits() -> Limits {
-    Limits {
-        deadline: DEADLINE,
-        guest_memory: 16 << 20,
-        host_memory: 16 << 20,
-        handles: 256,
-        max_tokens: 32,
-        ..Limits::default()
-    }
-}
-
 /// The most memory one request may hold under `limits`: its own linear memory, that of its
 /// tokenizer component (same limits), and its host memory.
 fn request_budget(limits: &Limits) -> usize {
     2 * limits.guest_memory + limits.host_memory
-}
-
-/// A `/proc/self/status` field in bytes.
-fn status_bytes(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
-    kb * 1024
 }
 
 fn nlu(addr: SocketAddr, text: &str) -> (u16, Value, Duration) {
@@ -126,7 +105,7 @@ fn watch(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Wat
                 &mut w.worst_metrics
             };
             *worst = (*worst).max(took);
-            w.peak_rss = w.peak_rss.max(status_bytes("VmRSS:"));
+            w.peak_rss = w.peak_rss.max(proc_status_bytes("VmRSS"));
             w.polls += 1;
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -142,7 +121,7 @@ fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time
     let root = models.root().to_path_buf();
     let rt = runtime_over(models);
     // The hostile skill as the only route: the router hands it every utterance.
-    let mut spec = hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits());
+    let mut spec = hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, hostile_limits(DEADLINE));
     for (key, value) in [("encoder", DEFAULT_ENCODER), ("index", index)] {
         spec.skill.grants.config.insert(key.into(), value.into());
     }
@@ -171,7 +150,7 @@ fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time
     for attack in BURST {
         nlu(addr, attack);
     }
-    let baseline = status_bytes("VmRSS:");
+    let baseline = proc_status_bytes("VmRSS");
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch(addr, stop.clone());
@@ -218,7 +197,7 @@ fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time
         }
     }
     let slowest = answers.iter().map(|a| a.3).max().unwrap_or_default();
-    let bound = baseline + WORKERS * request_budget(&limits()) + RSS_OVERHEAD;
+    let bound = baseline + WORKERS * request_budget(&hostile_limits(DEADLINE)) + RSS_OVERHEAD;
     eprintln!(
         "{} hostile requests in {burst:?} (slowest {slowest:?}, bound {ANSWERED_WITHIN:?}); \
          {} health polls, worst /healthz {:?}, worst /metrics {:?} (bound {HEALTH_WITHIN:?}); \
