@@ -7,7 +7,7 @@
 use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::Limits;
 use edgenlu_device::router::Route;
-use edgenlu_serve::{LivePipeline, ServeConfig};
+use edgenlu_serve::{LivePipeline, ServeConfig, Server};
 use edgenlu_tests::{
     build_snips_index_in, hostile_limits, http_within, pipeline_over, proc_status_bytes,
     runtime_over, scratch_store, serve,
@@ -15,8 +15,9 @@ use edgenlu_tests::{
 use edgenlu_trust::skills::SkillStore;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The worst attack of each class: pure Wasm and host-call time, quadratic kernels, weight
@@ -113,14 +114,18 @@ fn watch(addr: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Wat
     })
 }
 
-#[test]
-fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time() {
-    let models = scratch_store("serve-attack", &[DEFAULT_ENCODER, DEFAULT_DECODER]);
+/// The tests here measure time and the process's memory: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A server over `config` whose only route is the hostile skill (the router hands it every
+/// utterance), over a tiny datastore in a scratch model store (`tag`), and that store's root
+/// (to remove when done).
+fn hostile_server(tag: &str, config: &ServeConfig) -> (Server, PathBuf) {
+    let models = scratch_store(tag, &[DEFAULT_ENCODER, DEFAULT_DECODER]);
     let index = "serve-attack-snips";
     build_snips_index_in(&models, index, 2, "tests/serve_under_attack.rs");
     let root = models.root().to_path_buf();
     let rt = runtime_over(models);
-    // The hostile skill as the only route: the router hands it every utterance.
     let mut spec = hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, hostile_limits(DEADLINE));
     for (key, value) in [("encoder", DEFAULT_ENCODER), ("index", index)] {
         spec.skill.grants.config.insert(key.into(), value.into());
@@ -128,15 +133,22 @@ fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time
     let skill = Arc::new(rt.load_skill(spec).expect("loading the hostile skill"));
     let route = Route::new("hostile", skill, false, rt.catalog()).expect("a route");
     let skills = SkillStore::at(&root).expect("a skill store");
+    let server = serve(
+        config,
+        LivePipeline::new(pipeline_over(vec![route]), skills, rt),
+    );
+    (server, root)
+}
+
+#[test]
+fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let config = ServeConfig {
         listen: "127.0.0.1:0".into(),
         workers: WORKERS,
         ..ServeConfig::default()
     };
-    let server = serve(
-        &config,
-        LivePipeline::new(pipeline_over(vec![route]), skills, rt),
-    );
+    let (server, root) = hostile_server("serve-attack", &config);
     let addr = server.addr();
     let ok = |when: &str| {
         let (status, v, _) = nlu(addr, "ok");
@@ -226,4 +238,39 @@ fn a_burst_of_attacks_leaves_health_answering_and_every_request_answered_in_time
         ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A request that waited for a worker longer than `max_queue_wait` is answered 503 when a
+/// worker takes it, not run: the queue adds at most that wait to a request's deadline.
+#[test]
+fn a_request_that_waited_too_long_for_a_worker_is_refused_not_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        workers: 1,
+        max_queue_wait: Duration::from_millis(100),
+        ..ServeConfig::default()
+    };
+    let (server, root) = hostile_server("serve-queue-wait", &config);
+    let addr = server.addr();
+    let spin = std::thread::spawn(move || nlu(addr, "spin"));
+    // Time for the spin to reach the only worker.
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, v, took) = nlu(addr, "ok");
+    let (spin_status, _, spin_took) = spin.join().expect("the spinning client");
+    eprintln!("spin: {spin_status} in {spin_took:?}; ok behind it: {status} in {took:?}");
+    assert_eq!(spin_status, 503);
+    assert_eq!(status, 503, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("waited too long")),
+        "{v}"
+    );
+    assert!(took <= ANSWERED_WITHIN, "answered after {took:?}");
+    // With the worker free again, the same request runs.
+    let (status, v, _) = nlu(addr, "ok");
+    assert_eq!(status, 200, "{v}");
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&root);
 }
