@@ -34,4 +34,16 @@ pub enum KernelError {
     /// A format this kernel has no implementation for.
     #[error("unsupported dtype {0:?} for {1}")]
     Unsupported(DType, &'static str),
+    /// The caller's stop check (e.g. a request's deadline) asked a long kernel to stop; its
+    /// output is incomplete.
+    #[error("interrupted: the caller asked {0} to stop")]
+    Interrupted(&'static str),
 }
+
+/// Asked by a long kernel between bounded units of work: `true` stops it with
+/// [`KernelError::Interrupted`]. A host bounds a call's time with it (a request's deadline)
+/// without the kernel knowing about clocks.
+pub type StopCheck<'a> = &'a dyn Fn() -> bool;
+
+/// Never stops: what the plain (uninterruptible) forms of the kernels pass.
+pub const NEVER_STOP: StopCheck<'static> = &|| false;

@@ -21,11 +21,13 @@ mod rope;
 mod search;
 
 pub use activation::{gelu, silu, softmax, swiglu};
-pub use attention::{attention, KvCache};
+pub use attention::{attention, attention_scratch_bytes, attention_until, KvCache};
 pub use linear::{add, embed, matmul, mul, scale};
 pub use norm::{l2_normalize, layer_norm, mean_pool, rms_norm};
 pub use rope::{rope, RopeLayout};
-pub use search::{argmax, nn_search, nn_search_with_norms, row_norms, Hit};
+pub use search::{
+    argmax, nn_search, nn_search_scratch_bytes, nn_search_with_norms, row_norms, Hit,
+};
 
 use crate::{DType, KernelError, WeightView};
 

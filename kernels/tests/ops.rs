@@ -371,6 +371,34 @@ fn attention_refuses_bad_arguments() {
 
 // ---- mean_pool -------------------------------------------------------------------------
 
+/// A stop check is asked while a long attention runs: it ends the call with `Interrupted`
+/// (in every variant), and a check that never stops changes nothing in the result.
+#[test]
+fn attention_until_stops_when_asked_and_otherwise_equals_attention() {
+    let (n, heads, d) = (600, 2, 4);
+    let x: Vec<f32> = (0..n * heads * d)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+        .collect();
+    let mut want = vec![0f32; x.len()];
+    ops::attention(&mut want, &x, &x, &x, n, n, heads, heads, d, true).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let mut got = vec![0f32; x.len()];
+    let never = || {
+        asked.set(asked.get() + 1);
+        false
+    };
+    ops::attention_until(&mut got, &x, &x, &x, n, n, heads, heads, d, true, &never).unwrap();
+    assert_eq!(got, want);
+    assert!(asked.get() > 0, "a call of {n}² work never asked to stop");
+    let stop_now = || true;
+    let r = ops::attention_until(&mut got, &x, &x, &x, n, n, heads, heads, d, true, &stop_now);
+    assert_eq!(r, Err(KernelError::Interrupted("attention")));
+    let mut cache = ops::KvCache::new(1, n, heads * d).unwrap();
+    let r = cache.attend_until(0, &mut got, &x, &x, &x, heads, heads, &stop_now);
+    assert_eq!(r, Err(KernelError::Interrupted("attention")));
+    assert_eq!(cache.len(), 0, "an interrupted attend commits nothing");
+}
+
 #[test]
 fn mean_pool_averages_the_first_rows() {
     let x = [1.0, 2.0, 3.0, 6.0, 100.0, 100.0];

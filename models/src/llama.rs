@@ -63,6 +63,23 @@ impl LlamaConfig {
     pub fn kv_cols(&self) -> usize {
         self.kv_heads * self.head_dim
     }
+
+    /// Upper bound of the memory one [`Llama::forward`] of `n` tokens allocates besides the
+    /// cache and the logits, with `positions` in the cache once they are in: its activations,
+    /// the attention's and the matmuls' scratch. A host charges it before the pass.
+    pub fn forward_scratch_bytes(&self, n: usize, positions: usize) -> usize {
+        let widest = self.dim.max(self.ffn);
+        let activations = n
+            .saturating_mul(4 * self.dim + 2 * self.kv_cols() + 2 * self.ffn + 1)
+            .saturating_add(self.dim)
+            .saturating_mul(size_of::<f32>());
+        let matmul = edgenlu_kernels::matmul::scratch_bytes(n, widest, widest).max(
+            edgenlu_kernels::matmul::scratch_bytes(1, self.dim, self.vocab),
+        );
+        activations
+            .saturating_add(matmul)
+            .saturating_add(ops::attention_scratch_bytes(positions, self.head_dim))
+    }
 }
 
 /// Where one weight lives in the file.
@@ -306,7 +323,8 @@ impl Llama {
     /// Runs `tokens` (at positions `cache.len()..`) through the model, commits them to the
     /// cache, and writes the logits of the last one into `logits [vocab]`.
     ///
-    /// `interrupted` is polled before each block; when it returns true the pass stops with
+    /// `interrupted` is polled before each block and inside the attention; when it returns
+    /// true the pass stops with
     /// [`LlamaError::Interrupted`] and the cache keeps only what it had committed before.
     pub fn forward(
         &self,
@@ -391,7 +409,13 @@ impl Llama {
                 c.rope_base,
                 RopeLayout::Interleaved,
             )?;
-            cache.attend(layer, &mut att, &q, &k, &v, c.heads, c.kv_heads)?;
+            let heads = (c.heads, c.kv_heads);
+            cache
+                .attend_until(layer, &mut att, &q, &k, &v, heads.0, heads.1, interrupted)
+                .map_err(|e| match e {
+                    KernelError::Interrupted(_) => LlamaError::Interrupted,
+                    other => other.into(),
+                })?;
             self.matmul(&mut xb, &att, n, b.out)?;
             add_into(&mut x, &xb);
             ops::rms_norm(&mut xb, &x, dim, self.vector(b.ffn_norm), c.rms_eps)?;

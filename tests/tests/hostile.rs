@@ -139,6 +139,19 @@ const ATTACKS: &[(&str, Expect)] = &[
     ("generation-zero-tokens", Expect::Answer("length")),
     // host memory comes back when a kv cache or a generation is dropped
     ("budget-released-on-drop", Expect::Answer("released")),
+    // work inside one call: quadratic kernels stop at the deadline, not when done
+    ("attention-quadratic", Expect::DeadlineOrBudget),
+    ("attention-wide-heads", Expect::DeadlineOrBudget),
+    ("attend-quadratic", Expect::DeadlineOrBudget),
+    ("matmul-many-rows", Expect::DeadlineOrBudget),
+    // weights read as f32: refused by shape before any read, or charged before expanded
+    ("dequantize-add", Expect::ShapeMismatch),
+    ("dequantize-rms-norm", Expect::ShapeMismatch),
+    ("dequantize-mean-pool", Expect::BudgetExceeded),
+    ("dequantize-matmul-x", Expect::BudgetExceeded),
+    ("dequantize-attention-kv", Expect::BudgetExceeded),
+    ("dequantize-argmax", Expect::BudgetExceeded),
+    ("dequantize-charge-released", Expect::Answer("released")),
 ];
 
 #[test]
@@ -170,6 +183,9 @@ fn every_attack_ends_in_its_typed_error_in_time_and_the_host_goes_on() {
                 failures.push(format!("{attack}: expected {expect:?}, got {e}"))
             }
             (Err(_), _) => {}
+        }
+        if matches!(expect, Expect::Deadline | Expect::DeadlineOrBudget) {
+            eprintln!("{attack}: ended {took:?} after it started (deadline {DEADLINE:?})");
         }
         // A hang guard, not a speed assertion: generous against a busy machine.
         if took > DEADLINE + Duration::from_secs(3) {
@@ -228,6 +244,68 @@ fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
 
 fn rss_bytes() -> usize {
     proc_status_bytes("VmRSS")
+}
+
+/// Makes the peak RSS (`VmHWM`) start again from the current RSS.
+fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+}
+
+/// Host memory beyond the budgets one request may add at its peak: a fresh instance (its
+/// tables, its linked tokenizer's instance) and the allocator's slack.
+const REQUEST_OVERHEAD: usize = 24 << 20;
+
+#[test]
+fn memory_attacks_peak_within_the_budgets_plus_a_stated_overhead() {
+    require_model(DEFAULT_ENCODER);
+    require_model(DEFAULT_DECODER);
+    let rt = runtime();
+    // The default budgets, as a third party's manifest would leave them.
+    let limits = Limits {
+        deadline: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let budget = limits.guest_memory + limits.host_memory;
+    let hostile = hostile(&rt, limits);
+    let attacks = [
+        "memory-bomb",
+        "tensor-bomb",
+        "kv-cache-bomb",
+        "dequantize-mean-pool",
+        "dequantize-matmul-x",
+        "dequantize-attention-kv",
+        "dequantize-argmax",
+        "attention-quadratic",
+        "attend-quadratic",
+    ];
+    // Once each first, so the model pages they read are resident before measuring.
+    for attack in attacks {
+        let _ = hostile.handle(attack);
+    }
+    let mut worst = 0;
+    for attack in attacks {
+        reset_peak_rss();
+        let before = rss_bytes();
+        let result = hostile.handle(attack);
+        let peak = proc_status_bytes("VmHWM").saturating_sub(before);
+        eprintln!(
+            "{attack}: peak +{} MiB ({})",
+            peak >> 20,
+            result.err().map_or("answered".into(), |e| e.to_string())
+        );
+        worst = worst.max(peak);
+    }
+    eprintln!(
+        "worst peak +{} MiB against budgets of {} MiB + {} MiB overhead",
+        worst >> 20,
+        budget >> 20,
+        REQUEST_OVERHEAD >> 20
+    );
+    assert!(
+        worst <= budget + REQUEST_OVERHEAD,
+        "a request peaked at +{} MiB",
+        worst >> 20
+    );
 }
 
 #[test]

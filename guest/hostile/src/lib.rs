@@ -12,6 +12,8 @@
 
 edgenlu_sdk::world!("skill");
 
+mod work;
+
 use edgenlu_sdk::decoder::GREEDY;
 use edgenlu_sdk::kernels::{self, KvCache, RopeLayout};
 use edgenlu_sdk::llm::{FinishReason, Generation, Options, Sampling};
@@ -675,7 +677,8 @@ fn attack(name: &str) -> Result<Response, Error> {
             }
             Ok(ok("released"))
         }
-        other => Err(Error::InvalidArgument(format!("unknown attack {other:?}"))),
+        other => work::attack(other)
+            .unwrap_or_else(|| Err(Error::InvalidArgument(format!("unknown attack {other:?}")))),
     }
 }
 

@@ -37,6 +37,10 @@ impl From<KernelError> for HostError {
             KernelError::ShapeMismatch(m) => HostError::shape(m),
             KernelError::InvalidArgument(m) => HostError::invalid(m),
             other @ KernelError::Unsupported(..) => HostError::invalid(other.to_string()),
+            // The host stops a kernel only when the request's deadline has passed.
+            KernelError::Interrupted(op) => {
+                HostError::budget(format!("the request's deadline passed inside {op}"))
+            }
         }
     }
 }

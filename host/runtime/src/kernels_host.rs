@@ -7,7 +7,7 @@ use crate::error::HostError;
 use crate::resources::{KvCacheHandle, Tensor};
 use crate::state::{guard, Budget, ComponentState};
 use edgenlu_kernels::ops::KvCache;
-use edgenlu_kernels::{ops, WeightView};
+use edgenlu_kernels::{matmul, ops, WeightView};
 use std::ops::Range;
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -69,8 +69,13 @@ fn sub_view<'a>(w: &WeightView<'a>, range: &Range<usize>) -> Result<WeightView<'
     Ok(WeightView::new(w.dtype(), range.len(), w.cols(), bytes)?)
 }
 
-/// out[n, rows] = x · wᵀ + bias, computed tile by tile over w's rows so a long multiply
-/// notices the deadline between tiles.
+/// Multiply-adds one kernel call does between deadline checks: tens of milliseconds on the
+/// scalar variant at worst, a few with SIMD. An encoder's matmuls fit in one call.
+const WORK_PER_CALL: usize = 1 << 27;
+
+/// out[n, rows] = x · wᵀ + bias. Its cost is the product of its inputs, so a large one is cut
+/// into calls over tiles of w's rows and chunks of x's rows, each within [`TILE_BYTES`] and
+/// [`WORK_PER_CALL`], with a deadline check between them; each call's scratch is charged first.
 fn tiled_matmul(
     budget: &Budget,
     out: &mut [f32],
@@ -79,21 +84,43 @@ fn tiled_matmul(
     w: &WeightView,
     bias: Option<&[f32]>,
 ) -> Result<(), HostError> {
-    let rows = w.rows();
-    if w.bytes().len() <= TILE_BYTES {
+    let (rows, k) = (w.rows(), w.cols());
+    if w.bytes().len() <= TILE_BYTES && n.saturating_mul(rows * k) <= WORK_PER_CALL {
+        let _scratch = budget.charge_scratch(matmul::scratch_bytes(n, k, rows))?;
         return Ok(ops::matmul(out, x, n, w, bias)?);
     }
     if bias.is_some_and(|b| b.len() != rows) {
         return Err(HostError::shape(format!("bias must have {rows} elements")));
     }
-    let mut tile_out = Vec::new();
+    if x.len() != n * k || out.len() != n * rows {
+        return Err(HostError::shape(format!(
+            "matmul of {n} rows of {k} by {rows} rows: x has {}, out {} elements",
+            x.len(),
+            out.len()
+        )));
+    }
     for range in row_tiles(w) {
-        budget.check_deadline()?;
-        tile_out.resize(n * range.len(), 0.0);
+        let tile = sub_view(w, &range)?;
         let tile_bias = bias.map(|b| &b[range.clone()]);
-        ops::matmul(&mut tile_out, x, n, &sub_view(w, &range)?, tile_bias)?;
-        for (i, row) in tile_out.chunks_exact(range.len()).enumerate() {
-            out[i * rows + range.start..i * rows + range.end].copy_from_slice(row);
+        let chunk = (WORK_PER_CALL / (range.len() * k).max(1)).clamp(1, n.max(1));
+        for first in (0..n).step_by(chunk) {
+            budget.check_deadline()?;
+            let m = chunk.min(n - first);
+            let _scratch = budget.charge_scratch(
+                matmul::scratch_bytes(m, k, range.len()) + m * range.len() * size_of::<f32>(),
+            )?;
+            let mut tile_out = vec![0.0; m * range.len()];
+            ops::matmul(
+                &mut tile_out,
+                &x[first * k..(first + m) * k],
+                m,
+                &tile,
+                tile_bias,
+            )?;
+            for (i, row) in tile_out.chunks_exact(range.len()).enumerate() {
+                let o = (first + i) * rows;
+                out[o + range.start..o + range.end].copy_from_slice(row);
+            }
         }
     }
     Ok(())
@@ -107,6 +134,8 @@ fn tiled_nn_search(
     query: &[f32],
     k: usize,
 ) -> Result<Vec<ops::Hit>, HostError> {
+    let _scratch =
+        budget.charge_scratch(ops::nn_search_scratch_bytes(index.rows(), index.cols()))?;
     if index.bytes().len() <= TILE_BYTES {
         return Ok(ops::nn_search(index, query, k)?);
     }
@@ -132,6 +161,28 @@ fn last_dim(shape: &[usize]) -> usize {
     *shape.last().expect("tensor shapes are never empty")
 }
 
+fn expect_elems(what: &str, t: &Tensor, want: usize) -> Result<(), HostError> {
+    if t.elems() != want {
+        return Err(HostError::shape(format!(
+            "{what}: expected {want} elements, got shape {:?}",
+            t.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// `b` repeats over `a` (the broadcast of `add` and `mul`), checked before either is read.
+fn expect_divides(op: &str, b: &Tensor, a: &Tensor) -> Result<(), HostError> {
+    if !a.elems().is_multiple_of(b.elems()) {
+        return Err(HostError::shape(format!(
+            "{op}: b of shape {:?} does not repeat over a of shape {:?}",
+            b.shape(),
+            a.shape()
+        )));
+    }
+    Ok(())
+}
+
 fn expect_shape(what: &str, got: &[usize], want: &[usize]) -> Result<(), HostError> {
     if got != want {
         return Err(HostError::shape(format!(
@@ -155,13 +206,17 @@ impl Host for ComponentState {
                     wm.cols()
                 )));
             }
-            let xs = xt.f32_values()?;
-            let n = xs.len() / k;
+            let n = xt.elems() / k;
             expect_shape("matmul output", out_shape, &[n, wm.rows()])?;
             let b = match &bias {
-                Some(b) => Some(s.tensor(b)?.f32_values()?),
+                Some(b) => {
+                    let bt = s.tensor(b)?;
+                    expect_elems("matmul bias", bt, wm.rows())?;
+                    Some(bt.f32_values(&s.budget)?)
+                }
                 None => None,
             };
+            let xs = xt.f32_values(&s.budget)?;
             tiled_matmul(&s.budget, buf, &xs, n, &wm, b.as_deref())?;
             Ok(wm.bytes().len() as u64)
         })?;
@@ -185,8 +240,10 @@ impl Host for ComponentState {
         self.with_output(&out, &[&a, &b], |buf, out_shape, s| {
             let at = s.tensor(&a)?;
             expect_shape("add output", out_shape, at.shape())?;
-            let bv = s.tensor(&b)?.f32_values()?;
-            Ok(ops::add(buf, &at.f32_values()?, &bv)?)
+            let bt = s.tensor(&b)?;
+            expect_divides("add", bt, at)?;
+            let bv = bt.f32_values(&s.budget)?;
+            Ok(ops::add(buf, &at.f32_values(&s.budget)?, &bv)?)
         })
     }
 
@@ -194,11 +251,13 @@ impl Host for ComponentState {
         self.with_output(&out, &[&x, &gamma, &beta], |buf, out_shape, s| {
             let xt = s.tensor(&x)?;
             expect_shape("layer-norm output", out_shape, xt.shape())?;
-            let g = s.tensor(&gamma)?.f32_values()?;
-            let b = s.tensor(&beta)?.f32_values()?;
+            let (gt, bt) = (s.tensor(&gamma)?, s.tensor(&beta)?);
+            expect_elems("layer-norm gamma", gt, last_dim(xt.shape()))?;
+            expect_elems("layer-norm beta", bt, last_dim(xt.shape()))?;
+            let (g, b) = (gt.f32_values(&s.budget)?, bt.f32_values(&s.budget)?);
             Ok(ops::layer_norm(
                 buf,
-                &xt.f32_values()?,
+                &xt.f32_values(&s.budget)?,
                 last_dim(xt.shape()),
                 &g,
                 &b,
@@ -248,17 +307,21 @@ impl Host for ComponentState {
             expect_shape("attention v", vt.shape(), &[m, kv_width])?;
             expect_shape("attention output", out_shape, qt.shape())?;
             let n = qt.shape()[0];
-            Ok(ops::attention(
+            let _scratch = s
+                .budget
+                .charge_scratch(ops::attention_scratch_bytes(m, head_dim))?;
+            Ok(ops::attention_until(
                 buf,
-                &qt.f32_values()?,
-                &kt.f32_values()?,
-                &vt.f32_values()?,
+                &qt.f32_values(&s.budget)?,
+                &kt.f32_values(&s.budget)?,
+                &vt.f32_values(&s.budget)?,
                 n,
                 m,
                 heads,
                 kv_heads,
                 head_dim,
                 causal,
+                &|| s.budget.deadline_passed(),
             )?)
         })
     }
@@ -267,7 +330,7 @@ impl Host for ComponentState {
         self.with_output(&out, &[&x], |buf, out_shape, s| {
             let xt = s.tensor(&x)?;
             let cols = last_dim(xt.shape());
-            let xs = xt.f32_values()?;
+            let xs = xt.f32_values(&s.budget)?;
             expect_shape("mean-pool output", out_shape, &[cols])?;
             Ok(ops::mean_pool(
                 buf,
@@ -291,7 +354,7 @@ impl Host for ComponentState {
         let start = Instant::now();
         let (hits, bytes) = guard(|| {
             let im = self.tensor(&index)?.matrix()?;
-            let q = self.tensor(&query)?.f32_values()?;
+            let q = self.tensor(&query)?.f32_values(&self.budget)?;
             let hits = tiled_nn_search(&self.budget, &im, &q, k as usize)?;
             Ok((hits, im.bytes().len() as u64))
         })?;
@@ -308,17 +371,19 @@ impl Host for ComponentState {
 
     fn argmax(&mut self, x: T) -> Result<u32, HostError> {
         self.budget.check_deadline()?;
-        guard(|| Ok(ops::argmax(&self.tensor(&x)?.f32_values()?)? as u32))
+        guard(|| Ok(ops::argmax(&self.tensor(&x)?.f32_values(&self.budget)?)? as u32))
     }
 
     fn rms_norm(&mut self, out: T, x: T, w: T, eps: f32) -> Result<(), HostError> {
         self.with_output(&out, &[&x, &w], |buf, out_shape, s| {
             let xt = s.tensor(&x)?;
             expect_shape("rms-norm output", out_shape, xt.shape())?;
-            let w = s.tensor(&w)?.f32_values()?;
+            let wt = s.tensor(&w)?;
+            expect_elems("rms-norm weight", wt, last_dim(xt.shape()))?;
+            let w = wt.f32_values(&s.budget)?;
             Ok(ops::rms_norm(
                 buf,
-                &xt.f32_values()?,
+                &xt.f32_values(&s.budget)?,
                 last_dim(xt.shape()),
                 &w,
                 eps,
@@ -364,7 +429,7 @@ impl Host for ComponentState {
         self.with_output(&gate, &[&up], |buf, shape, s| {
             let ut = s.tensor(&up)?;
             expect_shape("swiglu up", ut.shape(), shape)?;
-            Ok(ops::swiglu(buf, &ut.f32_values()?)?)
+            Ok(ops::swiglu(buf, &ut.f32_values(&s.budget)?)?)
         })
     }
 
@@ -372,8 +437,10 @@ impl Host for ComponentState {
         self.with_output(&out, &[&a, &b], |buf, out_shape, s| {
             let at = s.tensor(&a)?;
             expect_shape("mul output", out_shape, at.shape())?;
-            let bv = s.tensor(&b)?.f32_values()?;
-            Ok(ops::mul(buf, &at.f32_values()?, &bv)?)
+            let bt = s.tensor(&b)?;
+            expect_divides("mul", bt, at)?;
+            let bv = bt.f32_values(&s.budget)?;
+            Ok(ops::mul(buf, &at.f32_values(&s.budget)?, &bv)?)
         })
     }
 
@@ -406,14 +473,22 @@ impl Host for ComponentState {
         let result = self.with_output(&out, &[&q, &k, &v], |buf, out_shape, s| {
             let (qt, kt, vt) = (s.tensor(&q)?, s.tensor(&k)?, s.tensor(&v)?);
             expect_shape("attend output", out_shape, qt.shape())?;
-            handle.cache.attend(
+            // Keys the new positions attend over, and their width per head, at most.
+            let cache = &mut handle.cache;
+            let positions = cache.len().saturating_add(kt.shape()[0]);
+            let head_dim = cache.kv_cols() / (kv_heads as usize).max(1);
+            let _scratch = s
+                .budget
+                .charge_scratch(ops::attention_scratch_bytes(positions, head_dim))?;
+            cache.attend_until(
                 layer as usize,
                 buf,
-                &qt.f32_values()?,
-                &kt.f32_values()?,
-                &vt.f32_values()?,
+                &qt.f32_values(&s.budget)?,
+                &kt.f32_values(&s.budget)?,
+                &vt.f32_values(&s.budget)?,
                 heads as usize,
                 kv_heads as usize,
+                &|| s.budget.deadline_passed(),
             )?;
             Ok(())
         });

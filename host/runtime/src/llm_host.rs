@@ -151,6 +151,14 @@ impl HostGeneration for ComponentState {
             .and_then(|b| b.checked_add(config.vocab * 4))
             .ok_or_else(|| HostError::invalid("kv cache size overflows"))?;
         self.budget.charge_host_bytes(charged)?;
+        let scratch = config.forward_scratch_bytes(prompt.len().min(PREFILL_CHUNK), capacity);
+        let scratch = match self.budget.charge_scratch(scratch) {
+            Ok(s) => s,
+            Err(e) => {
+                self.budget.release_host_bytes(charged);
+                return Err(e);
+            }
+        };
         let deadline = self.budget.deadline;
         let started = Instant::now();
         let prefilled = guard(|| {
@@ -163,6 +171,7 @@ impl HostGeneration for ComponentState {
             }
             Ok((cache, logits))
         });
+        drop(scratch);
         let (cache, logits) = match prefilled {
             Ok(v) => v,
             Err(e) => {
@@ -223,11 +232,17 @@ impl HostGeneration for ComponentState {
             g.finish = Some(Finish::Length);
         } else {
             let started = Instant::now();
-            let stepped = guard(|| {
-                Ok(g.model.forward(&[id], &mut g.cache, &mut g.logits, &|| {
-                    Instant::now() > deadline
-                })?)
-            });
+            let positions = g.cache.capacity();
+            let stepped = self
+                .budget
+                .charge_scratch(g.model.config().forward_scratch_bytes(1, positions))
+                .and_then(|_scratch| {
+                    guard(|| {
+                        Ok(g.model.forward(&[id], &mut g.cache, &mut g.logits, &|| {
+                            Instant::now() > deadline
+                        })?)
+                    })
+                });
             let spent = started.elapsed();
             g.decode += spent;
             self.budget.kernel_time += spent;

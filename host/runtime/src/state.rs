@@ -6,6 +6,7 @@ use crate::bindings::edgenlu::nlu::{config, log, types};
 use crate::bindings::{TokenSpan, WitError};
 use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,11 +72,19 @@ pub struct Grants {
 }
 
 /// Budget accounting for host-side resources during one request.
+///
+/// Host memory counts everything the host holds for the guest: tensors and caches for as long
+/// as their handles live, and a call's transient buffers (dequantized weights, kernel
+/// scratch) for the length of the call ([`Budget::charge_scratch`]). Both are charged before
+/// they are allocated, so the budget, not the allocator, says no.
 #[derive(Debug)]
 pub struct Budget {
+    /// The request's limits.
     pub limits: Limits,
+    /// When the request's time is up.
     pub deadline: Instant,
-    host_bytes: usize,
+    /// A cell, so a kernel that borrows the state's tensors can still charge its scratch.
+    host_bytes: Cell<usize>,
     log_bytes: usize,
     /// Time spent inside host kernels, for the response's timings.
     pub kernel_time: Duration,
@@ -88,7 +97,7 @@ impl Budget {
         Budget {
             deadline: Instant::now() + limits.deadline,
             limits,
-            host_bytes: 0,
+            host_bytes: Cell::new(0),
             log_bytes: 0,
             kernel_time: Duration::ZERO,
             weight_bytes_read: 0,
@@ -106,25 +115,39 @@ impl Budget {
 
     /// Fails if allocating `bytes` more would pass the host-memory budget.
     pub fn check_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
-        if self.host_bytes.saturating_add(bytes) > self.limits.host_memory {
+        let in_use = self.host_bytes.get();
+        if in_use.saturating_add(bytes) > self.limits.host_memory {
             return Err(HostError::budget(format!(
-                "tensor of {bytes} bytes would pass the skill's host-memory budget of {} bytes ({} in use)",
-                self.limits.host_memory, self.host_bytes
+                "{bytes} bytes of host memory would pass the skill's budget of {} bytes ({in_use} in use)",
+                self.limits.host_memory
             )));
         }
         Ok(())
     }
 
-    pub fn charge_host_bytes(&mut self, bytes: usize) -> Result<(), HostError> {
+    /// Counts `bytes` against the host-memory budget, or fails without counting them.
+    pub fn charge_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
         self.check_host_bytes(bytes)?;
-        self.host_bytes += bytes;
+        self.host_bytes.set(self.host_bytes.get() + bytes);
         Ok(())
     }
 
-    pub fn release_host_bytes(&mut self, bytes: usize) {
-        self.host_bytes = self.host_bytes.saturating_sub(bytes);
+    /// Gives back bytes charged by [`Budget::charge_host_bytes`].
+    pub fn release_host_bytes(&self, bytes: usize) {
+        self.host_bytes
+            .set(self.host_bytes.get().saturating_sub(bytes));
     }
 
+    /// Charges `bytes` of a host call's transient buffer until the returned charge is dropped.
+    pub fn charge_scratch(&self, bytes: usize) -> Result<ScratchCharge<'_>, HostError> {
+        self.charge_host_bytes(bytes)?;
+        Ok(ScratchCharge {
+            budget: self,
+            bytes,
+        })
+    }
+
+    /// Fails if a call would return more than `max_output_elems` elements.
     pub fn check_output_elems(&self, n: usize) -> Result<(), HostError> {
         if n > self.limits.max_output_elems {
             return Err(HostError::budget(format!(
@@ -134,15 +157,33 @@ impl Budget {
         Ok(())
     }
 
-    /// Host calls check this on entry; long kernels also between tiles ([sandbox]).
+    /// True once the request's deadline has passed: the stop check of interruptible kernels.
+    pub fn deadline_passed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Host calls check this on entry; long kernels also between tiles and inside their loops.
     pub fn check_deadline(&self) -> Result<(), HostError> {
-        if Instant::now() >= self.deadline {
+        if self.deadline_passed() {
             return Err(HostError::budget(format!(
                 "deadline of {} ms passed",
                 self.limits.deadline.as_millis()
             )));
         }
         Ok(())
+    }
+}
+
+/// Host memory charged for one call's transient buffer; released when dropped.
+#[derive(Debug)]
+pub struct ScratchCharge<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Drop for ScratchCharge<'_> {
+    fn drop(&mut self) {
+        self.budget.release_host_bytes(self.bytes);
     }
 }
 

@@ -5,9 +5,10 @@ use crate::bindings::edgenlu::nlu::tensors::{Host, HostTensor};
 use crate::bindings::Dtype;
 use crate::error::HostError;
 use crate::resources::{Tensor, TensorData};
-use crate::state::ComponentState;
+use crate::state::{Budget, ComponentState, ScratchCharge};
 use edgenlu_kernels::{DType, WeightView};
 use edgenlu_models::gguf::GgufFile;
+use std::borrow::Cow;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -239,6 +240,7 @@ impl HostTensor for ComponentState {
                 }
                 let bytes = &m.bytes()[start / block * dtype.block_bytes()..]
                     [..out_len / block * dtype.block_bytes()];
+                let _charge = self.budget.charge_scratch(out_len.saturating_mul(4))?;
                 let mut out = vec![0.0; out_len];
                 edgenlu_kernels::formats::dequantize(dtype, bytes, &mut out)?;
                 Ok(out)
@@ -280,23 +282,52 @@ impl HostTensor for ComponentState {
     }
 }
 
+/// A tensor's elements as f32 for one host call: borrowed when they already are f32, else
+/// dequantized into a buffer charged to the request's host-memory budget until dropped.
+pub(crate) struct F32Values<'a> {
+    values: Cow<'a, [f32]>,
+    _charge: Option<ScratchCharge<'a>>,
+}
+
+impl std::ops::Deref for F32Values<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.values
+    }
+}
+
 impl Tensor {
-    /// The elements as f32: borrowed when already f32 and aligned, dequantized otherwise.
-    pub fn f32_values(&self) -> Result<std::borrow::Cow<'_, [f32]>, HostError> {
-        use std::borrow::Cow;
+    /// Number of elements.
+    pub fn elems(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The elements as f32: borrowed when already f32 and aligned; otherwise (a quantized
+    /// weight) dequantized after `budget` agreed to hold them, so no weight is ever expanded
+    /// past the request's host memory.
+    pub(crate) fn f32_values<'a>(&'a self, budget: &'a Budget) -> Result<F32Values<'a>, HostError> {
+        let borrowed = |values: &'a [f32]| F32Values {
+            values: Cow::Borrowed(values),
+            _charge: None,
+        };
         match &self.data {
-            TensorData::F32(v) => Ok(Cow::Borrowed(v)),
+            TensorData::F32(v) => Ok(borrowed(v)),
             TensorData::I32(_) => Err(HostError::invalid("expected a float tensor, got i32")),
             TensorData::Mapped { .. } => {
                 let m = self.matrix()?;
                 if m.dtype() == DType::F32 {
                     if let Ok(v) = bytemuck::try_cast_slice::<u8, f32>(m.bytes()) {
-                        return Ok(Cow::Borrowed(v));
+                        return Ok(borrowed(v));
                     }
                 }
-                let mut out = vec![0.0; m.rows() * m.cols()];
+                let elems = m.rows() * m.cols();
+                let charge = budget.charge_scratch(elems.saturating_mul(size_of::<f32>()))?;
+                let mut out = vec![0.0; elems];
                 edgenlu_kernels::formats::dequantize(m.dtype(), m.bytes(), &mut out)?;
-                Ok(Cow::Owned(out))
+                Ok(F32Values {
+                    values: Cow::Owned(out),
+                    _charge: Some(charge),
+                })
             }
         }
     }

@@ -181,6 +181,15 @@ fn kernels_for(v: Variant) -> Result<&'static RowKernels, KernelError> {
     })
 }
 
+/// Upper bound of the scratch memory one [`matmul`] of `x [n, k]` by a weight of `rows` rows
+/// allocates: the activations in the kernel's form (at most 4 bytes per element of `x`) and
+/// each thread's rows of the output before they are copied out (at most the output's size).
+/// A host charges it before the call.
+pub fn scratch_bytes(n: usize, k: usize, rows: usize) -> usize {
+    n.saturating_mul(k.saturating_add(rows))
+        .saturating_mul(std::mem::size_of::<f32>())
+}
+
 /// `out[n, rows] = x[n, k] · w[rows, k]ᵀ (+ bias[rows])` with the active variant and the
 /// default activation mode for `w`'s format (what [`crate::ops::matmul`] calls).
 pub fn matmul(

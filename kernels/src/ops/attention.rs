@@ -3,7 +3,19 @@
 use super::activation::softmax_row;
 use super::{dot, expect_len, size_mul, DOT_LANES};
 use crate::dispatch::{active_variant, vectorize};
-use crate::{KernelError, Variant};
+use crate::{KernelError, StopCheck, Variant, NEVER_STOP};
+
+/// Multiply-adds [`attention_until`] does between two calls of its stop check: about a
+/// millisecond of work, so a stop is noticed promptly and checking costs nothing.
+const WORK_BETWEEN_CHECKS: usize = 1 << 21;
+
+/// Upper bound of the scratch memory [`attention`] allocates for `m` keys of `head_dim`
+/// (the scores of one query, and one kv head's keys transposed), so a host can charge it
+/// before the call.
+pub fn attention_scratch_bytes(m: usize, head_dim: usize) -> usize {
+    m.saturating_mul(head_dim.saturating_add(1))
+        .saturating_mul(std::mem::size_of::<f32>())
+}
 
 /// Multi-head scaled dot-product attention with grouped-query support.
 ///
@@ -28,6 +40,28 @@ pub fn attention(
     kv_heads: usize,
     head_dim: usize,
     causal: bool,
+) -> Result<(), KernelError> {
+    attention_until(
+        out, q, k, v, n, m, heads, kv_heads, head_dim, causal, NEVER_STOP,
+    )
+}
+
+/// [`attention`], asking `stop` after every [`WORK_BETWEEN_CHECKS`] multiply-adds or so:
+/// its cost is quadratic in the positions, so a caller with a deadline must be able to cut
+/// one call short. On [`KernelError::Interrupted`] `out` is incomplete.
+#[allow(clippy::too_many_arguments)] // mirrors the WIT call plus the shapes it derives
+pub fn attention_until(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n: usize,
+    m: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    causal: bool,
+    stop: StopCheck,
 ) -> Result<(), KernelError> {
     if heads == 0 || kv_heads == 0 || head_dim == 0 {
         return Err(KernelError::InvalidArgument(format!(
@@ -69,9 +103,9 @@ pub fn attention(
             &mut scores,
             [n, m, heads, kv_heads, head_dim],
             causal,
+            stop,
         )
-    });
-    Ok(())
+    })
 }
 
 /// Queries sharing one kv head (query rows × heads per kv head) from which the vectorized
@@ -79,7 +113,8 @@ pub fn attention(
 const TRANSPOSE_MIN_QUERIES: usize = 8;
 
 /// The arithmetic of [`attention`] once its shapes are checked (`dims` = n, m, heads,
-/// kv_heads, head_dim); inlined into the variant's vectorized body.
+/// kv_heads, head_dim); inlined into the variant's vectorized body. `stop` is asked between
+/// queries once [`WORK_BETWEEN_CHECKS`] multiply-adds have been done since the last ask.
 ///
 /// The scalar reference dots each query with each key. Outside it, when many queries share a
 /// kv head (a prompt, an encoder), that head's keys are first transposed to
@@ -98,7 +133,19 @@ fn attend_heads(
     scores: &mut [f32],
     [n, m, heads, kv_heads, head_dim]: [usize; 5],
     causal: bool,
-) {
+    stop: StopCheck,
+) -> Result<(), KernelError> {
+    let mut work = 0usize;
+    let mut account = |units: usize| {
+        work += units;
+        if work >= WORK_BETWEEN_CHECKS {
+            work = 0;
+            if stop() {
+                return Err(KernelError::Interrupted("attention"));
+            }
+        }
+        Ok(())
+    };
     let (q_cols, kv_cols) = (heads * head_dim, kv_heads * head_dim);
     let group = heads / kv_heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
@@ -111,6 +158,7 @@ fn attend_heads(
                     kt[d * m + j] = x;
                 }
             }
+            account(head_dim * m)?;
         }
         for h in g * group..(g + 1) * group {
             for i in 0..n {
@@ -129,9 +177,12 @@ fn attend_heads(
                 softmax_row(variant, s);
                 let oh = &mut out[i * q_cols + h * head_dim..][..head_dim];
                 weighted_rows(oh, visible, |j| s[j], |j| &v[j * kv_cols + g * head_dim..]);
+                // Scores, softmax and the weighted sum: about three passes over the keys.
+                account(visible * (2 * head_dim + 1))?;
             }
         }
     }
+    Ok(())
 }
 
 /// Lanes of one register of f32 under AVX2, the unit [`weighted_rows`] accumulates in.
@@ -342,6 +393,24 @@ impl KvCache {
         heads: usize,
         kv_heads: usize,
     ) -> Result<(), KernelError> {
+        self.attend_until(layer, out, q, k, v, heads, kv_heads, NEVER_STOP)
+    }
+
+    /// [`KvCache::attend`], asking `stop` as [`attention_until`] does. When stopped, the new
+    /// positions' keys and values may be stored but are not committed (as after any call
+    /// before [`KvCache::advance`]).
+    #[allow(clippy::too_many_arguments)] // mirrors the WIT call plus the shapes it derives
+    pub fn attend_until(
+        &mut self,
+        layer: usize,
+        out: &mut [f32],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        heads: usize,
+        kv_heads: usize,
+        stop: StopCheck,
+    ) -> Result<(), KernelError> {
         let kv_cols = self.kv_cols;
         if layer >= self.k.len() {
             return Err(KernelError::InvalidArgument(format!(
@@ -372,7 +441,7 @@ impl KvCache {
             })?;
             store.extend_from_slice(new);
         }
-        attention(
+        attention_until(
             out,
             q,
             &self.k[layer][..end],
@@ -383,6 +452,7 @@ impl KvCache {
             kv_heads,
             head_dim,
             true,
+            stop,
         )
     }
 

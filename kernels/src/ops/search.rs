@@ -13,6 +13,13 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Upper bound of the scratch memory [`nn_search`] allocates for an index of `rows` rows of
+/// `cols` values: a hit per row and one dequantized row. A host charges it before the call.
+pub fn nn_search_scratch_bytes(rows: usize, cols: usize) -> usize {
+    rows.saturating_mul(std::mem::size_of::<Hit>())
+        .saturating_add(cols.saturating_mul(std::mem::size_of::<f32>()))
+}
+
 /// The `k` rows of `index [rows, cols]` (F32, F16 or Q8_0) most similar to `query [cols]` by
 /// cosine, best first; equal scores are ordered by row. `k` larger than `rows` returns every
 /// row. A zero-norm row (or query) scores 0; a NaN score sorts after every number.
