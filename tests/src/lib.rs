@@ -48,6 +48,11 @@ pub fn proc_status_bytes(field: &str) -> usize {
     kb * 1024
 }
 
+/// Makes this process's peak RSS (`VmHWM`) start again from its current RSS.
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+}
+
 /// A model store in a fresh directory under the system temp dir (`edgenlu-{tag}-{pid}`), for a
 /// test that writes into its store: `models` of the test store are linked into it, not
 /// copied, under their recorded digests. The test removes it when done.

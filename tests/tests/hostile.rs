@@ -7,7 +7,7 @@
 
 use edgenlu::bundled::{hostile_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::{Limits, SkillError, WitError};
-use edgenlu_tests::{hostile_limits, proc_status_bytes, require_model, runtime};
+use edgenlu_tests::{hostile_limits, proc_status_bytes, require_model, reset_peak_rss, runtime};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_millis(300);
@@ -244,11 +244,6 @@ fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
 
 fn rss_bytes() -> usize {
     proc_status_bytes("VmRSS")
-}
-
-/// Makes the peak RSS (`VmHWM`) start again from the current RSS.
-fn reset_peak_rss() {
-    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
 }
 
 /// Host memory beyond the budgets one request may add at its peak: a fresh instance (its
