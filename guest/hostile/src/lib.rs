@@ -12,6 +12,8 @@
 
 edgenlu_sdk::world!("skill");
 
+mod boundary;
+
 use edgenlu_sdk::decoder::GREEDY;
 use edgenlu_sdk::kernels::{self, KvCache, RopeLayout};
 use edgenlu_sdk::llm::{FinishReason, Generation, Options, Sampling};
@@ -675,7 +677,7 @@ fn attack(name: &str) -> Result<Response, Error> {
             }
             Ok(ok("released"))
         }
-        other => Err(Error::InvalidArgument(format!("unknown attack {other:?}"))),
+        other => boundary::attack(other),
     }
 }
 
