@@ -241,46 +241,47 @@ mod tests {
     }
 
     #[test]
-    fn a_span_that_ends_before_it_starts_is_refused() {
-        let mut r = good();
-        r.slots[0] = Slot {
-            start: 14,
-            end: 4,
-            ..slot("artist", 4, 14)
-        };
-        assert_eq!(refused(&r), "slots[0]");
-    }
-
-    #[test]
-    fn a_span_past_the_text_is_refused() {
-        let mut r = good();
-        r.slots[0] = Slot {
-            end: TEXT.len() as u32 + 1,
-            ..slot("artist", 4, TEXT.len() as u32)
-        };
-        assert_eq!(refused(&r), "slots[0]");
-        r.slots[0].start = u32::MAX;
-        r.slots[0].end = u32::MAX;
-        assert_eq!(refused(&r), "slots[0]");
-    }
-
-    #[test]
-    fn a_span_inside_a_character_is_refused() {
+    fn a_span_that_does_not_fit_the_text_is_refused() {
         // "é" is bytes 33 and 34 of TEXT.
         assert_eq!(&TEXT[30..35], "Café");
-        let mut r = good();
-        r.slots[0] = Slot {
-            value: String::new(),
-            ..slot("playlist", 30, 34)
-        };
-        assert_eq!(refused(&r), "slots[0]");
-    }
-
-    #[test]
-    fn a_value_other_than_its_span_is_refused() {
-        let mut r = good();
-        r.slots[0].value = "someone else".into();
-        assert_eq!(refused(&r), "slots[0]");
+        let past = TEXT.len() as u32 + 1;
+        for (why, bad) in [
+            (
+                "reversed",
+                Slot {
+                    start: 14,
+                    end: 4,
+                    ..slot("artist", 4, 14)
+                },
+            ),
+            (
+                "past the text",
+                Slot {
+                    end: past,
+                    ..slot("artist", 4, past - 1)
+                },
+            ),
+            (
+                "far past the text",
+                Slot {
+                    start: u32::MAX,
+                    end: u32::MAX,
+                    ..slot("a", 0, 0)
+                },
+            ),
+            ("inside a character", slot("playlist", 30, 34)),
+            (
+                "a value not its text",
+                Slot {
+                    value: "someone else".into(),
+                    ..slot("artist", 4, 14)
+                },
+            ),
+        ] {
+            let mut r = good();
+            r.slots[0] = bad;
+            assert_eq!(refused(&r), "slots[0]", "{why}");
+        }
     }
 
     #[test]
