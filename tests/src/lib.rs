@@ -269,8 +269,11 @@ pub fn pipeline_over(
     edgenlu_device::pipeline::Pipeline {
         router: edgenlu_device::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
             .expect("building the router"),
-        policy: edgenlu::policy::Policy::load(&runtime(), &default_policy(Default::default()))
-            .expect("loading the policy"),
+        policy: edgenlu::policy::Policy::load(
+            &runtime(),
+            &default_policy(Default::default()).unwrap(),
+        )
+        .expect("loading the policy"),
         phraser: None,
         uplink: None,
     }
@@ -392,4 +395,20 @@ fn dechunk(mut s: &str) -> String {
         s = &rest[n + 2..];
     }
     out
+}
+
+/// The `edgenlu` binary cargo built beside the running test (target/<profile>/edgenlu).
+pub fn built_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("edgenlu");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --release, as scripts/test.sh does)",
+        bin.display()
+    );
+    bin
 }

@@ -39,6 +39,8 @@ enum Expect {
     NotFound,
     BudgetExceeded,
     ResponseTooLarge,
+    /// The response broke a boundary rule on this field (or a field under it).
+    InvalidResponse(&'static str),
 }
 
 fn matches(expect: Expect, err: &SkillError) -> bool {
@@ -54,6 +56,9 @@ fn matches(expect: Expect, err: &SkillError) -> bool {
         | (E::NotFound, SkillError::Guest(WitError::NotFound(_)))
         | (E::BudgetExceeded, SkillError::Guest(WitError::BudgetExceeded(_)))
         | (E::ResponseTooLarge, SkillError::ResponseTooLarge { .. }) => true,
+        (E::InvalidResponse(want), SkillError::InvalidResponse { field, .. }) => {
+            field.starts_with(want)
+        }
         _ => false,
     }
 }
@@ -152,6 +157,31 @@ const ATTACKS: &[(&str, Expect)] = &[
     ("dequantize-attention-kv", Expect::BudgetExceeded),
     ("dequantize-argmax", Expect::BudgetExceeded),
     ("dequantize-charge-released", Expect::Answer("released")),
+    // the boundary: log lines are escaped and rate-limited (the guest cannot tell; what the
+    // log shows is checked in guest_log.rs), responses are checked before anyone sees them
+    ("log-forge-newline", Expect::Answer("logged")),
+    ("log-controls", Expect::Answer("logged")),
+    ("log-flood", Expect::Answer("flooded")),
+    ("nan-confidence", Expect::InvalidResponse("confidence")),
+    (
+        "confidence-above-one",
+        Expect::InvalidResponse("confidence"),
+    ),
+    ("control-intent", Expect::InvalidResponse("intent")),
+    ("long-intent", Expect::InvalidResponse("intent")),
+    (
+        "invalid-slot-name",
+        Expect::InvalidResponse("slots[0].name"),
+    ),
+    ("slot-span-reversed", Expect::InvalidResponse("slots[0]")),
+    ("slot-span-past-text", Expect::InvalidResponse("slots[0]")),
+    (
+        "slot-span-mid-char café",
+        Expect::InvalidResponse("slots[0]"),
+    ),
+    ("slot-value-lies", Expect::InvalidResponse("slots[0]")),
+    ("reply-controls", Expect::InvalidResponse("reply")),
+    ("claims-offload", Expect::InvalidResponse("path")),
 ];
 
 #[test]

@@ -3,27 +3,11 @@
 //! against the model store. The store root is a temporary directory whose `models/` links to
 //! the real store's, so nothing in the device's own trust or skill store changes.
 
-use edgenlu_tests::{http, store, tiny_index};
+use edgenlu_tests::{built_binary, http, store, tiny_index};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The `edgenlu` binary cargo built beside this test (target/<profile>/edgenlu).
-fn built_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = profile_dir.join("edgenlu");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build --release, as scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
 
 /// A directory on another path than the checkout: the copied binary, an empty working
 /// directory, and a store root sharing the real store's models and compiled components.

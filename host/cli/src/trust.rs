@@ -132,7 +132,7 @@ pub enum TrustCli {
 #[derive(Args)]
 pub struct DevIntents {
     /// Version to put in the manifest (--dev-intents).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::count::<u64>)]
     version: u64,
     /// Encoder model (--dev-intents).
     #[arg(long, default_value = edgenlu::bundled::DEFAULT_ENCODER)]
@@ -142,7 +142,7 @@ pub struct DevIntents {
     index: String,
     /// Days until this release stops being installable (--dev-intents; default: no expiry
     /// of its own).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::count::<u64>)]
     expires_days: Option<u64>,
     /// Pin the encoder's and datastore's digests from this store in the manifest
     /// (--dev-intents): the device must then hold exactly these model files.
@@ -210,7 +210,7 @@ pub enum TrustStoreCli {
         #[arg(long = "model")]
         models: Vec<String>,
         /// Days until it expires.
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = 365, value_parser = crate::count::<u64>)]
         days: u64,
         /// Output file.
         #[arg(short, long)]

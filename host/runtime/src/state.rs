@@ -6,6 +6,8 @@ use crate::bindings::edgenlu::nlu::{config, log, types};
 use crate::bindings::{TokenSpan, WitError};
 use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
+use crate::escape::escape_for_log;
+use crate::log_rate::{Admit, LogRate};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +42,13 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Bytes of log text per request; past that, log calls are dropped.
     pub log_bytes: usize,
+    /// Log lines per second the component may write, shared by all its requests and
+    /// instances (unlike the other limits, which are per request); lines past it are dropped
+    /// and the next line written says how many. The default, 100, is far above what a skill
+    /// logging a line or two per request at the device's request rate writes.
+    pub log_lines_per_second: u32,
+    /// Log lines the component may write at once before the rate applies (default 200).
+    pub log_burst: u32,
     /// Tokens one generation may produce.
     pub max_tokens: usize,
 }
@@ -55,6 +64,8 @@ impl Default for Limits {
             max_text_bytes: 1 << 20,
             max_response_bytes: 64 << 10,
             log_bytes: 16 << 10,
+            log_lines_per_second: 100,
+            log_burst: 200,
             max_tokens: 256,
         }
     }
@@ -218,6 +229,8 @@ pub struct ComponentState {
     pub(crate) tokenizer: Option<Box<dyn RequestTokenizer>>,
     /// Name used in log lines.
     pub component: String,
+    /// The component's log-line rate, shared by all its requests and instances.
+    pub(crate) log_rate: Arc<LogRate>,
     /// Where generated text goes as the guest pulls it (`generation.next`), e.g. stdout.
     pub on_text: Option<TextSink>,
     /// Handles (tensors, models) the guest holds now.
@@ -231,6 +244,7 @@ impl ComponentState {
         grants: Vec<String>,
         config: BTreeMap<String, String>,
         limits: Limits,
+        log_rate: Arc<LogRate>,
     ) -> ComponentState {
         ComponentState {
             table: ResourceTable::new(),
@@ -249,6 +263,7 @@ impl ComponentState {
             config,
             tokenizer: None,
             component,
+            log_rate,
             on_text: None,
             live_handles: 0,
         }
@@ -308,11 +323,12 @@ impl Drop for EpochTicker {
 }
 
 /// A fresh store for one request to the component `name` with `grants`, on `engine`, opening
-/// models from `catalog`.
+/// models from `catalog`, logging within the component's `log_rate`.
 pub(crate) fn new_store(
     engine: &Engine,
     catalog: &Arc<ModelCatalog>,
     name: &str,
+    log_rate: &Arc<LogRate>,
     grants: &Grants,
     deadline: Instant,
 ) -> Store<ComponentState> {
@@ -322,6 +338,7 @@ pub(crate) fn new_store(
         grants.models.clone(),
         grants.config.clone(),
         grants.limits.clone(),
+        log_rate.clone(),
     );
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -385,13 +402,27 @@ impl config::Host for ComponentState {
     }
 }
 
+/// A guest's message is one host log line naming its component, with every hidden character
+/// escaped ([`escape_for_log`]), within the request's log bytes and the component's line rate.
 impl log::Host for ComponentState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if self.budget.log_bytes + message.len() > self.budget.limits.log_bytes {
+            self.log_rate.count_dropped();
             return Ok(());
         }
         self.budget.log_bytes += message.len();
-        let c = &self.component;
+        let Admit::Write { dropped_before } = self.log_rate.admit(Instant::now()) else {
+            return Ok(());
+        };
+        let c = escape_for_log(&self.component);
+        if dropped_before > 0 {
+            tracing::warn!(
+                component = %c,
+                dropped = dropped_before,
+                "guest log lines dropped (line rate or per-request log bytes)"
+            );
+        }
+        let message = escape_for_log(&message);
         match level {
             log::Level::Trace => tracing::trace!(component = %c, "{message}"),
             log::Level::Debug => tracing::debug!(component = %c, "{message}"),

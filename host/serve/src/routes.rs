@@ -44,7 +44,8 @@ impl Failure {
 }
 
 /// How a skill's failure looks over HTTP: the client's fault (400), a budget (503, counted),
-/// or ours (500).
+/// a skill that answered something the host refuses (502: the server behind us misbehaved,
+/// the request was fine), or ours (500).
 fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
     let budget = matches!(
         e,
@@ -81,6 +82,9 @@ fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
         SkillError::Guest(
             WitError::InvalidArgument(_) | WitError::ShapeMismatch(_) | WitError::NotFound(_),
         ) => Failure::new(400, "invalid_request_error", e.to_string()),
+        SkillError::InvalidResponse { .. } => {
+            Failure::new(502, "invalid_skill_response", e.to_string())
+        }
         other => Failure::new(500, "server_error", other.to_string()),
     }
 }
