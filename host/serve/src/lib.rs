@@ -6,7 +6,7 @@
 //! One accept thread hands requests to a bounded queue served by a fixed pool of workers; a
 //! full queue is answered at once with 503, and so is a request that waited in it longer than
 //! [`ServeConfig::max_queue_wait`]. `GET /healthz` and `GET /metrics` never enter the queue:
-//! each is answered on a short-lived thread of its own, so no skill request can hold them up.
+//! a few threads of their own answer them (and the 503s), so no skill request holds them up.
 //! Skills are compiled and linked once at start
 //! ([`edgenlu::Skill`] keeps an `InstancePre`), and every request still gets a fresh instance
 //! with its own memory, handles and deadline, so a hostile request cannot touch the next.
@@ -25,8 +25,8 @@ pub use live::LivePipeline;
 use edgenlu::Skill;
 use edgenlu_device::pipeline::DeviceState;
 use metrics::Metrics;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -92,12 +92,16 @@ struct Shared {
     metrics: Metrics,
     max_body: usize,
     max_queue_wait: Duration,
-    /// Threads answering aside ([`answer_aside`]) now.
-    aside: AtomicUsize,
 }
 
-/// Most threads answering aside at once; past that the accept thread answers itself.
-const ASIDE_THREADS: usize = 8;
+/// Answers one accepted request.
+type Answer = fn(&Shared, tiny_http::Request, Instant);
+
+/// An accepted request, when it was accepted, and how to answer it.
+type Job = (tiny_http::Request, Instant, Answer);
+
+/// Threads that answer health, metrics and refusals, apart from the workers.
+const ASIDE_THREADS: usize = 4;
 
 /// A running server.
 pub struct Server {
@@ -125,35 +129,23 @@ impl Server {
             metrics: Metrics::default(),
             max_body: config.max_body,
             max_queue_wait: config.max_queue_wait,
-            aside: AtomicUsize::new(0),
         });
-        let (tx, rx) = sync_channel::<(tiny_http::Request, Instant)>(config.queue);
-        let rx = Arc::new(Mutex::new(rx));
-        let workers: Vec<JoinHandle<()>> = (0..config.workers.max(1))
-            .map(|i| {
-                let (rx, shared) = (rx.clone(), shared.clone());
-                std::thread::Builder::new()
-                    .name(format!("edgenlu-serve-{i}"))
-                    .spawn(move || loop {
-                        // The queue closes when the accept thread stops: then drain and exit.
-                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        match next {
-                            Ok((req, queued)) if queued.elapsed() > shared.max_queue_wait => {
-                                routes::reject_busy(&shared, req, queued, "waited too long")
-                            }
-                            Ok((req, queued)) => routes::handle(&shared, req, queued),
-                            Err(_) => break,
-                        }
-                    })
-                    .expect("spawning a worker thread")
-            })
-            .collect();
+        let (queue, queued) = sync_channel::<Job>(config.queue);
+        let (aside, asides) = sync_channel::<Job>(ASIDE_THREADS);
+        let mut workers =
+            answering_threads("edgenlu-serve", config.workers.max(1), queued, &shared);
+        workers.extend(answering_threads(
+            "edgenlu-serve-aside",
+            ASIDE_THREADS,
+            asides,
+            &shared,
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
             let (http, stop, shared) = (http.clone(), stop.clone(), shared.clone());
             std::thread::Builder::new()
                 .name("edgenlu-serve-accept".into())
-                .spawn(move || accept_loop(&http, &stop, &shared, tx))
+                .spawn(move || accept_loop(&http, &stop, &shared, queue, aside))
                 .expect("spawning the accept thread")
         };
         Ok(Server {
@@ -199,11 +191,52 @@ impl Drop for Server {
     }
 }
 
+/// `n` threads named `name-{i}` answering the jobs of `rx` until it closes (when the accept
+/// thread stops: they drain it, then exit).
+fn answering_threads(
+    name: &str,
+    n: usize,
+    rx: Receiver<Job>,
+    shared: &Arc<Shared>,
+) -> Vec<JoinHandle<()>> {
+    let rx = Arc::new(Mutex::new(rx));
+    (0..n)
+        .map(|i| {
+            let (rx, shared) = (rx.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || loop {
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match next {
+                        Ok((req, start, answer)) => answer(&shared, req, start),
+                        Err(_) => break,
+                    }
+                })
+                .expect("spawning a server thread")
+        })
+        .collect()
+}
+
+/// A worker's answer to a request from the queue: 503 if it waited too long, else the route's.
+fn run_queued(shared: &Shared, req: tiny_http::Request, queued: Instant) {
+    if queued.elapsed() > shared.max_queue_wait {
+        routes::reject_busy(shared, req, queued, "waited too long");
+    } else {
+        routes::handle(shared, req, queued);
+    }
+}
+
+/// The answer to a request the queue had no room for: 503.
+fn refuse_full(shared: &Shared, req: tiny_http::Request, start: Instant) {
+    routes::reject_busy(shared, req, start, "the request queue is full");
+}
+
 fn accept_loop(
     http: &tiny_http::Server,
     stop: &AtomicBool,
-    shared: &Arc<Shared>,
-    tx: SyncSender<(tiny_http::Request, Instant)>,
+    shared: &Shared,
+    queue: SyncSender<Job>,
+    aside: SyncSender<Job>,
 ) {
     while !stop.load(Ordering::SeqCst) {
         let req = match http.recv_timeout(Duration::from_millis(100)) {
@@ -216,45 +249,28 @@ fn accept_loop(
         };
         let start = Instant::now();
         if routes::is_health(&req) {
-            answer_aside(shared, req, start, routes::handle);
+            answer_aside(shared, &aside, (req, start, routes::handle));
             continue;
         }
-        match tx.try_send((req, start)) {
+        match queue.try_send((req, start, run_queued)) {
             Ok(()) => {}
-            Err(TrySendError::Full((req, start)) | TrySendError::Disconnected((req, start))) => {
-                answer_aside(shared, req, start, |shared, req, start| {
-                    routes::reject_busy(shared, req, start, "the request queue is full")
-                });
-            }
+            Err(
+                TrySendError::Full((req, start, _)) | TrySendError::Disconnected((req, start, _)),
+            ) => answer_aside(shared, &aside, (req, start, refuse_full)),
         }
     }
-    // Dropping `tx` closes the queue: workers drain what is in it, then exit.
+    // Dropping the senders closes the queues: their threads drain them, then exit.
 }
 
-/// Answers `req` with `answer` on a short-lived thread, so that nothing the answer waits for
-/// holds up the accept thread or another connection. (HTTP/1.1 sends one connection's
-/// answers in order: a request a client pipelines behind a skill request waits for that
-/// one's answer.) Past [`ASIDE_THREADS`] at once, the calling thread answers.
-fn answer_aside(
-    shared: &Arc<Shared>,
-    req: tiny_http::Request,
-    start: Instant,
-    answer: fn(&Shared, tiny_http::Request, Instant),
-) {
-    if shared.aside.fetch_add(1, Ordering::SeqCst) >= ASIDE_THREADS {
-        shared.aside.fetch_sub(1, Ordering::SeqCst);
-        return answer(shared, req, start);
-    }
-    let mine = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("edgenlu-serve-aside".into())
-        .spawn(move || {
-            answer(&mine, req, start);
-            mine.aside.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        // The request went with the closure, which answers it 500 when dropped.
-        shared.aside.fetch_sub(1, Ordering::SeqCst);
-        tracing::warn!("starting a thread to answer a request: {e}");
+/// Hands `job` to the aside threads, so that nothing its answer waits for holds up the accept
+/// thread. (HTTP/1.1 sends one connection's answers in order: a request a client pipelines
+/// behind a skill request waits for that one's answer, and holds the aside thread meanwhile.)
+/// When every aside thread is busy and their queue full, the accept thread answers itself.
+fn answer_aside(shared: &Shared, aside: &SyncSender<Job>, job: Job) {
+    if let Err(
+        TrySendError::Full((req, start, answer)) | TrySendError::Disconnected((req, start, answer)),
+    ) = aside.try_send(job)
+    {
+        answer(shared, req, start);
     }
 }
