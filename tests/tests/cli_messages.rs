@@ -106,3 +106,29 @@ fn quiet_and_verbose_are_global_flags_and_exclusive() {
     );
     assert!(edgenlu(&["completions", "bash", "-q"]).status.success());
 }
+
+#[test]
+fn one_failing_utterance_does_not_throw_away_the_evaluation() {
+    let data = std::env::temp_dir().join(format!("edgenlu-eval-{}.jsonl", std::process::id()));
+    let good = r#"{"text": "play some jazz", "intent": "PlayMusic"}"#;
+    // Past the skill's 1 MiB of text to tokenize: refused by the skill, at the very end.
+    let huge = format!(
+        r#"{{"text": "{}", "intent": "PlayMusic"}}"#,
+        "jazz ".repeat(300_000)
+    );
+    std::fs::write(&data, format!("{good}\n{good}\n{huge}\n")).unwrap();
+    let out = edgenlu(&["eval", "--data", data.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&data).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["examples"], 3);
+    assert_eq!(report["correct"], 2);
+    assert_eq!(report["failed"], 1);
+    let failure = report["failures"][0].as_str().unwrap();
+    assert!(failure.starts_with("example 3 ("), "{failure}");
+    assert!(
+        failure.len() < 1000,
+        "the failure quotes {} bytes",
+        failure.len()
+    );
+}
