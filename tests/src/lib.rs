@@ -57,28 +57,56 @@ pub fn temp_store(tag: &str) -> ModelStore {
 /// the `edgenlu` binary sets up its own: engine options from the environment, freed memory
 /// returned to the OS.
 pub fn runtime() -> Runtime {
+    runtime_over(store())
+}
+
+/// Budgets for the hostile skill in the tests: small, so that attacks run into them quickly,
+/// with `deadline`.
+pub fn hostile_limits(deadline: Duration) -> edgenlu::Limits {
+    edgenlu::Limits {
+        deadline,
+        guest_memory: 16 << 20,
+        host_memory: 16 << 20,
+        handles: 256,
+        // Generations may hold up to ~340 positions of SmolLM2's kv cache in 16 MiB; the
+        // token budget is what "generation-too-many-tokens" runs into.
+        max_tokens: 32,
+        ..edgenlu::Limits::default()
+    }
+}
+
+/// A size field of this process's `/proc/self/status` (e.g. `VmRSS`), in bytes.
+pub fn proc_status_bytes(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
+    kb * 1024
+}
+
+/// Makes this process's peak RSS (`VmHWM`) start again from its current RSS.
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
+}
+
+/// A model store of its own for a test that writes into its store and needs `models`: a
+/// [`temp_store`] (every model linked). The test may remove it when done.
+pub fn scratch_store(tag: &str, models: &[&str]) -> ModelStore {
+    for name in models {
+        require_model(name);
+    }
+    temp_store(tag)
+}
+
+/// A runtime over `store`, with the compiled-component cache in it, set up as [`runtime`].
+pub fn runtime_over(store: ModelStore) -> Runtime {
     edgenlu::return_freed_memory_to_the_os();
-    let store = store();
     let cache = store.root().join("cache/components");
     let options = RuntimeOptions::from_env().expect("engine options from the environment");
     Runtime::with_options(ModelCatalog::new(store), Some(cache), options)
         .expect("creating the runtime")
-}
-
-/// The `edgenlu` binary cargo built beside the running test (`target/<profile>/edgenlu`).
-pub fn edgenlu_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("target/<profile>");
-    let bin = profile_dir.join("edgenlu");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build --release, as scripts/test.sh does)",
-        bin.display()
-    );
-    bin
 }
 
 /// Fails unless model `name` is in the store (linked from the real one).
@@ -118,6 +146,16 @@ pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
 /// examples of each intent, embedded by the bundled intents skill, and records it with
 /// `provenance`. Returns how many examples it holds.
 pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usize {
+    build_snips_index_in(&store(), name, per_intent, provenance)
+}
+
+/// [`build_snips_index`] into `store`.
+pub fn build_snips_index_in(
+    store: &ModelStore,
+    name: &str,
+    per_intent: usize,
+    provenance: &str,
+) -> usize {
     use edgenlu::bundled::{intents_skill, DEFAULT_ENCODER};
     use edgenlu_train::datastore;
     require_model(DEFAULT_ENCODER);
@@ -131,7 +169,7 @@ pub fn build_snips_index(name: &str, per_intent: usize, provenance: &str) -> usi
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl"))
         .expect("reading SNIPS train");
     let train = datastore::limit_per_intent(train, per_intent);
-    let new = new_datastore(name);
+    let new = new_datastore(store, name);
     datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, new.path(), &|_| {})
         .expect("building the datastore");
     new.commit(provenance).expect("recording the datastore");
@@ -145,7 +183,7 @@ pub fn build_skill_data(
     train: &[edgenlu_train::datastore::Example],
     val: Option<&[edgenlu_train::datastore::Example]>,
 ) {
-    let new = new_datastore(name);
+    let new = new_datastore(&store(), name);
     edgenlu_train::training::build(
         &intents(None),
         edgenlu::bundled::DEFAULT_ENCODER,
@@ -160,9 +198,9 @@ pub fn build_skill_data(
         .expect("recording the datastore");
 }
 
-/// Starts writing datastore `name` into the test store, replacing one of that name.
-pub fn new_datastore(name: &str) -> edgenlu_models::store::NewEntry {
-    store()
+/// Starts writing datastore `name` into `store` (a test's), replacing one of that name.
+pub fn new_datastore(store: &ModelStore, name: &str) -> edgenlu_models::store::NewEntry {
+    store
         .replace(name, edgenlu_models::store::EntryKind::Datastore, &())
         .expect("a datastore the test store may hold")
 }
@@ -261,8 +299,11 @@ pub fn pipeline_over(
     edgenlu_device::pipeline::Pipeline {
         router: edgenlu_device::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
             .expect("building the router"),
-        policy: edgenlu::policy::Policy::load(&runtime(), &default_policy(Default::default()))
-            .expect("loading the policy"),
+        policy: edgenlu::policy::Policy::load(
+            &runtime(),
+            &default_policy(Default::default()).unwrap(),
+        )
+        .expect("loading the policy"),
         phraser: None,
         uplink: None,
     }
@@ -327,8 +368,19 @@ pub fn tiny_index() -> &'static str {
 
 /// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_within(addr, method, path, body, Duration::from_secs(120))
+}
+
+/// [`http`], failing the test unless the whole response comes within `timeout`.
+pub fn http_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -338,7 +390,15 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, St
     // The server may answer (413) before reading a large body and close: ignore write errors.
     let _ = s.write_all(body);
     let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    // A reset after a refusal (e.g. 413 before the body) still leaves the response read.
+    if let Err(e) = s.read_to_end(&mut raw) {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            panic!("{method} {path}: no whole response within {timeout:?}");
+        }
+    }
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
@@ -365,4 +425,20 @@ fn dechunk(mut s: &str) -> String {
         s = &rest[n + 2..];
     }
     out
+}
+
+/// The `edgenlu` binary cargo built beside the running test (target/<profile>/edgenlu).
+pub fn built_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("edgenlu");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build --release, as scripts/test.sh does)",
+        bin.display()
+    );
+    bin
 }

@@ -7,22 +7,13 @@
 
 use edgenlu::bundled::{hostile_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::{Limits, SkillError, WitError};
-use edgenlu_tests::{require_model, runtime};
+use edgenlu_tests::{hostile_limits, proc_status_bytes, require_model, runtime};
 use std::time::{Duration, Instant};
 
-const DEADLINE: Duration = Duration::from_millis(300);
+const DEADLINE: Duration = Duration::from_millis(1000);
 
 fn limits() -> Limits {
-    Limits {
-        deadline: DEADLINE,
-        guest_memory: 16 << 20,
-        host_memory: 16 << 20,
-        handles: 256,
-        // Generations may hold up to ~340 positions of SmolLM2's kv cache in 16 MiB; the
-        // token budget is what "generation-too-many-tokens" runs into.
-        max_tokens: 32,
-        ..Limits::default()
-    }
+    hostile_limits(DEADLINE)
 }
 
 fn hostile(rt: &edgenlu::Runtime, limits: Limits) -> edgenlu::Skill {
@@ -48,6 +39,8 @@ enum Expect {
     NotFound,
     BudgetExceeded,
     ResponseTooLarge,
+    /// The response broke a boundary rule on this field (or a field under it).
+    InvalidResponse(&'static str),
 }
 
 fn matches(expect: Expect, err: &SkillError) -> bool {
@@ -63,6 +56,9 @@ fn matches(expect: Expect, err: &SkillError) -> bool {
         | (E::NotFound, SkillError::Guest(WitError::NotFound(_)))
         | (E::BudgetExceeded, SkillError::Guest(WitError::BudgetExceeded(_)))
         | (E::ResponseTooLarge, SkillError::ResponseTooLarge { .. }) => true,
+        (E::InvalidResponse(want), SkillError::InvalidResponse { field, .. }) => {
+            field.starts_with(want)
+        }
         _ => false,
     }
 }
@@ -161,6 +157,31 @@ const ATTACKS: &[(&str, Expect)] = &[
     ("dequantize-attention-kv", Expect::BudgetExceeded),
     ("dequantize-argmax", Expect::BudgetExceeded),
     ("dequantize-charge-released", Expect::Answer("released")),
+    // the boundary: log lines are escaped and rate-limited (the guest cannot tell; what the
+    // log shows is checked in guest_log.rs), responses are checked before anyone sees them
+    ("log-forge-newline", Expect::Answer("logged")),
+    ("log-controls", Expect::Answer("logged")),
+    ("log-flood", Expect::Answer("flooded")),
+    ("nan-confidence", Expect::InvalidResponse("confidence")),
+    (
+        "confidence-above-one",
+        Expect::InvalidResponse("confidence"),
+    ),
+    ("control-intent", Expect::InvalidResponse("intent")),
+    ("long-intent", Expect::InvalidResponse("intent")),
+    (
+        "invalid-slot-name",
+        Expect::InvalidResponse("slots[0].name"),
+    ),
+    ("slot-span-reversed", Expect::InvalidResponse("slots[0]")),
+    ("slot-span-past-text", Expect::InvalidResponse("slots[0]")),
+    (
+        "slot-span-mid-char café",
+        Expect::InvalidResponse("slots[0]"),
+    ),
+    ("slot-value-lies", Expect::InvalidResponse("slots[0]")),
+    ("reply-controls", Expect::InvalidResponse("reply")),
+    ("claims-offload", Expect::InvalidResponse("path")),
 ];
 
 #[test]
@@ -251,81 +272,8 @@ fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
     assert_eq!(hostile.handle("ok").unwrap().response.intent, "ok");
 }
 
-/// A `/proc/self/status` figure (`VmRSS`, `VmHWM`) in bytes.
-fn status_bytes(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
-    kb * 1024
-}
-
 fn rss_bytes() -> usize {
-    status_bytes("VmRSS")
-}
-
-/// Makes the peak RSS (`VmHWM`) start again from the current RSS.
-fn reset_peak_rss() {
-    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
-}
-
-/// Host memory beyond the budgets one request may add at its peak: a fresh instance (its
-/// tables, its linked tokenizer's instance) and the allocator's slack.
-const REQUEST_OVERHEAD: usize = 24 << 20;
-
-#[test]
-fn memory_attacks_peak_within_the_budgets_plus_a_stated_overhead() {
-    require_model(DEFAULT_ENCODER);
-    require_model(DEFAULT_DECODER);
-    let rt = runtime();
-    // The default budgets, as a third party's manifest would leave them.
-    let limits = Limits {
-        deadline: Duration::from_secs(2),
-        ..Limits::default()
-    };
-    let budget = limits.guest_memory + limits.host_memory;
-    let hostile = hostile(&rt, limits);
-    let attacks = [
-        "memory-bomb",
-        "tensor-bomb",
-        "kv-cache-bomb",
-        "dequantize-mean-pool",
-        "dequantize-matmul-x",
-        "dequantize-attention-kv",
-        "dequantize-argmax",
-        "attention-quadratic",
-        "attend-quadratic",
-    ];
-    // Once each first, so the model pages they read are resident before measuring.
-    for attack in attacks {
-        let _ = hostile.handle(attack);
-    }
-    let mut worst = 0;
-    for attack in attacks {
-        reset_peak_rss();
-        let before = rss_bytes();
-        let result = hostile.handle(attack);
-        let peak = status_bytes("VmHWM").saturating_sub(before);
-        eprintln!(
-            "{attack}: peak +{} MiB ({})",
-            peak >> 20,
-            result.err().map_or("answered".into(), |e| e.to_string())
-        );
-        worst = worst.max(peak);
-    }
-    eprintln!(
-        "worst peak +{} MiB against budgets of {} MiB + {} MiB overhead",
-        worst >> 20,
-        budget >> 20,
-        REQUEST_OVERHEAD >> 20
-    );
-    assert!(
-        worst <= budget + REQUEST_OVERHEAD,
-        "a request peaked at +{} MiB",
-        worst >> 20
-    );
+    proc_status_bytes("VmRSS")
 }
 
 #[test]

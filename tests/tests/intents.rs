@@ -72,7 +72,7 @@ fn trained_head_and_slot_tagger_answer_held_out_utterances() {
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
     let train = datastore::limit_per_intent(train, 60);
     let name = "test-snips-joint-small";
-    let new = edgenlu_tests::new_datastore(name);
+    let new = edgenlu_tests::new_datastore(&edgenlu_tests::store(), name);
     let trained = edgenlu_train::training::build(
         &encoder_skill,
         DEFAULT_ENCODER,

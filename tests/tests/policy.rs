@@ -26,7 +26,11 @@ fn policy(config: &[(&str, &str)]) -> Policy {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Policy::load(&runtime(), &default_policy(config)).expect("loading the default policy")
+    Policy::load(
+        &runtime(),
+        &default_policy(config).expect("a valid policy config"),
+    )
+    .expect("loading the default policy")
 }
 
 /// The default policy, unconfigured.
@@ -97,8 +101,13 @@ fn the_same_component_configured_by_another_vendor_decides_differently() {
     assert!(why.contains("0.60"), "{why}");
     far.network_up = false;
     assert_eq!(decide(&wary, far).0, Decision::Reject);
-    // A value that is not a number falls back to the default, and the policy still decides.
-    let sloppy = policy(&[("min-confidence", "high")]);
+    // The host refuses a value that is not a number; a policy handed one anyway (a vendor's
+    // own embedding of it) falls back to the default and still decides.
+    let high: BTreeMap<String, String> = [("min-confidence".into(), "high".into())].into();
+    assert!(default_policy(high.clone()).is_err());
+    let mut spec = default_policy(BTreeMap::new()).unwrap();
+    spec.grants.config = high;
+    let sloppy = Policy::load(&runtime(), &spec).unwrap();
     assert_eq!(
         decide(&sloppy, signals("PlayMusic", 0.6)).0,
         Decision::Local
@@ -109,7 +118,7 @@ fn the_same_component_configured_by_another_vendor_decides_differently() {
 fn a_component_that_is_not_a_policy_is_refused_at_load() {
     let not_a_policy = ComponentSpec {
         source: bundled::embedded(bundled::components::TOKENIZER_WORDPIECE),
-        ..default_policy(BTreeMap::new())
+        ..default_policy(BTreeMap::new()).unwrap()
     };
     let err = Policy::load(&runtime(), &not_a_policy)
         .err()

@@ -3,7 +3,7 @@
 //! against the model store. The store root is a temporary directory whose `models/` links to
 //! the real store's, so nothing in the device's own trust or skill store changes.
 
-use edgenlu_tests::{edgenlu_binary, http, store, tiny_index};
+use edgenlu_tests::{built_binary, http, store, tiny_index};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -27,7 +27,7 @@ impl Elsewhere {
             std::fs::create_dir_all(dir).unwrap();
         }
         let bin = bin_dir.join("edgenlu");
-        std::fs::copy(edgenlu_binary(), &bin).expect("copying the binary");
+        std::fs::copy(built_binary(), &bin).expect("copying the binary");
         let real = store().root().to_path_buf();
         std::os::unix::fs::symlink(real.join("models"), home.join("models")).unwrap();
         std::fs::copy(real.join("index.json"), home.join("index.json")).unwrap();
@@ -99,7 +99,7 @@ fn wait_ready(server: &mut Child, addr: SocketAddr) {
 /// The binary names no component file of the build: it carries the components themselves.
 #[test]
 fn the_binary_holds_no_path_into_the_build() {
-    let bytes = std::fs::read(edgenlu_binary()).unwrap();
+    let bytes = std::fs::read(built_binary()).unwrap();
     let needle = b"/out/skill-intents.component.wasm";
     assert!(
         !bytes.windows(needle.len()).any(|w| w == needle),

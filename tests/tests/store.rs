@@ -9,7 +9,7 @@
 use edgenlu::bundled::DEFAULT_ENCODER;
 use edgenlu_models::fetch::DEFAULT_MODELS;
 use edgenlu_models::store::{EntryKind, ModelStore};
-use edgenlu_tests::{edgenlu_binary, real_store, require_model, temp_store};
+use edgenlu_tests::{built_binary, real_store, require_model, temp_store};
 use edgenlu_trust::skills::SkillStore;
 use edgenlu_trust::{dev, unix_now};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ struct Ran {
 
 /// Runs `edgenlu args...` with `store` as its store.
 fn edgenlu(store: &ModelStore, args: &[&str]) -> Ran {
-    let out = Command::new(edgenlu_binary())
+    let out = Command::new(built_binary())
         .args(args)
         .env("EDGENLU_HOME", store.root())
         .env_remove("EDGENLU_UPLINK_URL")

@@ -809,17 +809,14 @@ fn a_failing_health_check_rolls_back_by_itself() {
     assert!(msg.contains("rolled back to version 1"), "{msg}");
     assert!(msg.contains("expected intent \"BookRestaurant\""), "{msg}");
     assert_eq!(skills.current("intents").unwrap().0.manifest.version, 1);
-    // The failed version still counts as accepted: the publisher ships a fixed version 3.
-    assert!(matches!(
-        skills.install(&signed(&manifest(2)), now),
-        Err(TrustError::VersionReused { .. })
-    ));
-
+    // A version that failed its health check never served: it does not burn its number, and
+    // the publisher ships the fixed file as version 2.
+    assert_eq!(skills.trust().accepted().unwrap()["intents"].version, 1);
     let r = skills
-        .install_checked(&rt, &signed(&manifest(3)), now)
+        .install_checked(&rt, &signed(&manifest(2)), now)
         .unwrap();
-    assert_eq!((r.version, r.previous), (3, Some(1)));
-    assert_eq!(live.reload(&skills, &rt).unwrap(), 3);
+    assert_eq!((r.version, r.previous), (2, Some(1)));
+    assert_eq!(live.reload(&skills, &rt).unwrap(), 2);
     // A request that took the old version before the swap still finishes on it.
     let a = in_flight
         .handle("play music by the beatles on spotify")

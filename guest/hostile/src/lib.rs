@@ -12,6 +12,7 @@
 
 edgenlu_sdk::world!("skill");
 
+mod boundary;
 mod work;
 
 use edgenlu_sdk::decoder::GREEDY;
@@ -677,8 +678,7 @@ fn attack(name: &str) -> Result<Response, Error> {
             }
             Ok(ok("released"))
         }
-        other => work::attack(other)
-            .unwrap_or_else(|| Err(Error::InvalidArgument(format!("unknown attack {other:?}")))),
+        other => work::attack(other).unwrap_or_else(|| boundary::attack(other)),
     }
 }
 

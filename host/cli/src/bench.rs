@@ -40,7 +40,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = bundled::DEFAULT_INDEX)]
         index: String,
         /// Use only the first N utterances.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::count::<usize>)]
         limit: Option<usize>,
     },
     /// Sentence embeddings (MiniLM through the intents skill's `embedder`) on real utterances:
@@ -53,7 +53,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "../shared/datasets/snips/test.jsonl")]
         data: PathBuf,
         /// Use only the first N texts.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::count::<usize>)]
         limit: Option<usize>,
         /// Run a reference side by side in the same run: `onnxruntime` (its int8 MiniLM from
         /// scripts/bench/requirements-onnx.txt, on the same token ids, 1 thread; also the
@@ -71,7 +71,7 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
         /// Tokens to decode per prompt.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = crate::count::<u32>)]
         tokens: u32,
     },
     /// Matmul per shape, n and threads: µs, G weights/s, GB/s and % of the measured memory

@@ -53,13 +53,13 @@ pub enum ConformanceCommand {
         #[arg(long, default_value = bundled::DEFAULT_INDEX)]
         index: String,
         /// Use only the first N utterances.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::count::<usize>)]
         limit: Option<usize>,
         /// Greedy tokens generated per chat prompt (0: no generation).
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = 24, value_parser = crate::count::<u32>)]
         tokens: u32,
         /// Threads answering utterances in parallel.
-        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()), value_parser = crate::count::<usize>)]
         threads: usize,
         /// Where to write the record (JSON).
         #[arg(long)]

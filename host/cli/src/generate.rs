@@ -15,19 +15,19 @@ pub struct GenerateArgs {
     #[arg(long)]
     chat: bool,
     /// Most tokens to generate.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::count::<u32>)]
     max_tokens: u32,
     /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f32,
     /// Sample among the K most likely tokens only (0: all).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::count::<u32>)]
     top_k: u32,
     /// Sample within the smallest set of tokens whose probability reaches P.
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
     /// Seed of the sampler.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::count::<u64>)]
     seed: u64,
     /// Which forward pass the guest uses: the host's fused llama pass, or its own pass made
     /// of primitive kernels (greedy only, no streaming).

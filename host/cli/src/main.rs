@@ -1,7 +1,7 @@
 //! `edgenlu`: the command line. Errors are `anyhow` here at the edge; the library is typed.
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use edgenlu::bundled::{self, DEFAULT_ENCODER};
 use edgenlu::{Limits, ModelCatalog, Runtime, RuntimeOptions, Skill};
 use edgenlu_models::store::ModelStore;
@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 mod bench;
+mod completions;
 mod conformance;
 mod generate;
 mod models;
@@ -27,6 +28,12 @@ mod trust;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more: -v info, -vv debug, -vvv trace (EDGENLU_LOG, when set, decides instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Print only results and errors: no progress bars, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -80,7 +87,7 @@ enum Command {
         #[command(flatten)]
         skills: pipeline::SkillsArgs,
         /// Use only the first N examples.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::count::<usize>)]
         limit: Option<usize>,
         /// Phrase local answers with SmolLM2 (slow: about a second per utterance).
         #[arg(long)]
@@ -133,14 +140,17 @@ enum Command {
         #[command(flatten)]
         device: pipeline::DeviceArgs,
         /// Worker threads answering requests.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = crate::count::<usize>)]
         workers: usize,
         /// Requests that may wait for a worker; past that, 503.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 16, value_parser = crate::count::<usize>)]
         queue: usize,
         /// Largest request body, bytes; past that, 413.
-        #[arg(long, default_value_t = 1 << 20)]
+        #[arg(long, default_value_t = 1 << 20, value_parser = crate::count::<usize>)]
         max_body: usize,
+        /// Longest a request may wait for a worker, milliseconds; past that, 503.
+        #[arg(long, default_value_t = 5000)]
+        max_queue_wait_ms: u64,
     },
     /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:
     /// latency, throughput, accuracy, peak RAM, footprint, energy), `bench generate` (SmolLM2
@@ -156,7 +166,41 @@ enum Command {
     /// Example: edgenlu conformance run --data ../shared/datasets/snips/test.jsonl --out x86.json
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: edgenlu completions bash > ~/.local/share/bash-completion/completions/edgenlu
+    Completions(completions::CompletionsArgs),
 }
+
+/// Parses a flag that counts something as a whole number of 0 or more, refusing a negative
+/// one with a message that says so (clap's own would call `-1` an unknown flag or an invalid
+/// digit).
+fn count<T: TryFrom<u128>>(s: &str) -> Result<T, String> {
+    let n: i128 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n < 0 {
+        return Err(format!("{n} is negative: expected 0 or more"));
+    }
+    T::try_from(n as u128).map_err(|_| format!("{n} is too large"))
+}
+
+/// Lets every flag of `cmd` and its subcommands take a negative number as its value, so
+/// `--max-tokens -1` reaches the flag's own check instead of being read as a flag.
+fn negative_numbers_as_values(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| {
+        if a.get_action().takes_values() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(negative_numbers_as_values)
+}
+
+/// Set by `--quiet`: progress bars stay hidden.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The runtime the commands use: compiled components cached in the store, engine options
 /// from the environment (`EDGENLU_WASM_MEMORY_RESERVATION_MIB`).
@@ -171,6 +215,9 @@ fn runtime(store: ModelStore) -> Result<Runtime> {
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return ProgressBar::hidden();
+    }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
         ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
@@ -186,12 +233,39 @@ fn intents_for_index(rt: &Runtime, index: &str, limits: Limits) -> Result<Skill>
     Ok(edgenlu_device::builder::datastore_skill(rt, index, limits)?)
 }
 
-fn main() -> Result<()> {
+/// Logs to stderr at the level `-v`/`-q` ask for, unless `EDGENLU_LOG` says otherwise.
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("EDGENLU_LOG") {
+        Ok(directives) => tracing_subscriber::EnvFilter::new(directives),
+        Err(_) => tracing_subscriber::EnvFilter::new(level),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("EDGENLU_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+}
+
+fn main() -> Result<()> {
+    // A refused request is an expected outcome, not a crash: its error must not capture and
+    // symbolize a backtrace because RUST_BACKTRACE is set for panics (RUST_LIB_BACKTRACE=1
+    // still asks for them). Set before any thread starts.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    let matches = negative_numbers_as_values(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(&cli);
+    QUIET.store(cli.quiet, std::sync::atomic::Ordering::Relaxed);
+    if let Command::Completions(args) = &cli.command {
+        return Ok(completions::run(args)?);
+    }
     // A long-running device process: give freed host tensors back to the OS between requests.
     edgenlu::return_freed_memory_to_the_os();
     let store = ModelStore::open_default().context("opening the model store")?;
@@ -236,6 +310,7 @@ fn main() -> Result<()> {
             workers,
             queue,
             max_body,
+            max_queue_wait_ms,
         } => serve::run(
             &store,
             &skills,
@@ -246,8 +321,10 @@ fn main() -> Result<()> {
                 workers,
                 queue,
                 max_body,
+                max_queue_wait: std::time::Duration::from_millis(max_queue_wait_ms),
             },
         )?,
+        Command::Completions(_) => unreachable!("answered before the store is opened"),
         Command::Tokenize { texts, encoder } => {
             let rt = runtime(store)?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;

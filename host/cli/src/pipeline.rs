@@ -11,7 +11,7 @@ use edgenlu_device::builder::PipelineBuilder;
 use edgenlu_device::pipeline::{DeviceState, Pipeline};
 use edgenlu_device::uplink::UplinkConfig;
 use edgenlu_models::store::ModelStore;
-use edgenlu_train::datastore::{Example, OUT_OF_SCOPE};
+use edgenlu_train::datastore::{excerpt, Example, OUT_OF_SCOPE};
 use edgenlu_train::eval::{IntentScores, OutOfScopeScores, SpanScores};
 use edgenlu_train::slots::{to_bytes, ByteSpan};
 use edgenlu_trust::skills::SkillStore;
@@ -116,7 +116,7 @@ pub fn run(pipeline: &Pipeline, texts: &[String], device: DeviceArgs) -> Result<
     for text in texts {
         let answer = pipeline
             .answer(text, device.state())
-            .with_context(|| format!("answering {text:?}"))?;
+            .with_context(|| format!("answering {}", excerpt(text)))?;
         println!(
             "{}",
             serde_json::to_string(&serde_json::json!({ "text": text, "response": answer }))?
@@ -130,6 +130,12 @@ fn percentiles(v: &mut [f64]) -> [f64; 3] {
     v.sort_by(f64::total_cmp);
     [0.5, 0.9, 0.99].map(|p| percentile(v, p))
 }
+
+/// The answer recorded for an utterance the pipeline failed on: no intent is named so.
+const FAILED: &str = "(failed)";
+
+/// Failures quoted in the report; the rest are counted.
+const MAX_FAILURES_SHOWN: usize = 5;
 
 /// `edgenlu eval`: every example through the pipeline, scored.
 pub fn eval(
@@ -150,7 +156,11 @@ pub fn eval(
         .iter()
         .find(|e| e.intent != OUT_OF_SCOPE && !knows.contains_key(&e.intent))
     {
-        bail!("no skill knows intent {:?} (of {:?})", e.intent, e.text);
+        bail!(
+            "no skill knows intent {:?} (of {})",
+            e.intent,
+            excerpt(&e.text)
+        );
     }
     let pb = bar(examples.len(), "eval");
     let mut total_ms = Vec::with_capacity(examples.len());
@@ -160,11 +170,21 @@ pub fn eval(
     let (mut routed_right, mut in_scope) = (0usize, 0usize);
     let mut decisions: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut per_skill: BTreeMap<String, usize> = BTreeMap::new();
-    for ex in examples {
+    // An utterance the pipeline fails on is scored as wrong and reported, not the end of the
+    // evaluation: the report of the rest is worth keeping.
+    let mut failures: Vec<String> = Vec::new();
+    for (i, ex) in examples.iter().enumerate() {
         let start = std::time::Instant::now();
-        let a = pipeline
-            .answer(&ex.text, device.state())
-            .with_context(|| format!("answering {:?}", ex.text))?;
+        let a = match pipeline.answer(&ex.text, device.state()) {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(format!("example {} ({}): {e}", i + 1, excerpt(&ex.text)));
+                spans.add(&to_bytes(&ex.text, &ex.slots), &[]);
+                answers.push(FAILED.to_string());
+                pb.inc(1);
+                continue;
+            }
+        };
         total_ms.push(start.elapsed().as_secs_f64() * 1e3);
         for t in &a.stages {
             stage_ms
@@ -236,6 +256,8 @@ pub fn eval(
                     "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
                 })),
                 "decisions": decisions,
+                "failed": failures.len(),
+                "failures": failures.iter().take(MAX_FAILURES_SHOWN).collect::<Vec<_>>(),
                 "latency_ms": p(&total),
                 "stage_ms": stages.iter().map(|(s, q)| (s.clone(), p(q))).collect::<serde_json::Map<_, _>>(),
             })
@@ -243,6 +265,15 @@ pub fn eval(
         return Ok(());
     }
     println!("examples   {}", intents.examples);
+    if !failures.is_empty() {
+        println!(
+            "failed     {} (scored as wrong answers), e.g.:",
+            failures.len()
+        );
+        for f in failures.iter().take(MAX_FAILURES_SHOWN) {
+            println!("  {f}");
+        }
+    }
     println!(
         "accuracy   {:.2} % ({}/{})",
         intents.accuracy * 100.0,

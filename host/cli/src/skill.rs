@@ -30,14 +30,14 @@ pub enum SkillCommand {
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: String,
         /// Keep at most N examples per intent (file order).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::count::<usize>)]
         per_intent: Option<usize>,
         /// Replace the datastore of that name if the store has one (never a model, nor a
         /// datastore an installed skill uses).
         #[arg(long)]
         force: bool,
         /// Threads embedding in parallel.
-        #[arg(long, default_value_t = default_threads())]
+        #[arg(long, default_value_t = default_threads(), value_parser = crate::count::<usize>)]
         threads: usize,
     },
     /// Build the intents skill's data with a trained intent head: embed the training examples
@@ -68,14 +68,14 @@ pub enum SkillCommand {
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: String,
         /// Passes over the training examples.
-        #[arg(long, default_value_t = HeadTraining::default().epochs)]
+        #[arg(long, default_value_t = HeadTraining::default().epochs, value_parser = crate::count::<usize>)]
         epochs: usize,
         /// Replace the datastore of that name if the store has one (never a model, nor a
         /// datastore an installed skill uses).
         #[arg(long)]
         force: bool,
         /// Threads embedding in parallel.
-        #[arg(long, default_value_t = default_threads())]
+        #[arg(long, default_value_t = default_threads(), value_parser = crate::count::<usize>)]
         threads: usize,
     },
 }

@@ -12,8 +12,9 @@ use edgenlu_trust::manifest::{Capability, Manifest};
 use edgenlu_trust::models::ModelSignature;
 use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
 use edgenlu_trust::skills::SkillStore;
-use edgenlu_trust::store::{Delegation, SignedDelegation};
+use edgenlu_trust::store::{Delegation, SignedDelegation, TrustStore};
 use edgenlu_trust::{dev, unix_now};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Trust and skill-store commands.
@@ -98,10 +99,15 @@ pub enum TrustCli {
         #[arg(long)]
         no_health_check: bool,
     },
-    /// List installed skills with their current and previous versions.
+    /// List installed skills with their current and previous versions, and whether the
+    /// current one still verifies (a revoked key or delegation shows as REFUSED, with why).
     ///
-    /// Example: edgenlu list
-    List,
+    /// Example: edgenlu list --json
+    List {
+        /// One JSON object per skill, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a skill's previous version current again (and the current one previous).
     ///
     /// Example: edgenlu rollback intents
@@ -132,7 +138,7 @@ pub enum TrustCli {
 #[derive(Args)]
 pub struct DevIntents {
     /// Version to put in the manifest (--dev-intents).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::count::<u64>)]
     version: u64,
     /// Encoder model (--dev-intents).
     #[arg(long, default_value = edgenlu::bundled::DEFAULT_ENCODER)]
@@ -142,7 +148,7 @@ pub struct DevIntents {
     index: String,
     /// Days until this release stops being installable (--dev-intents; default: no expiry
     /// of its own).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::count::<u64>)]
     expires_days: Option<u64>,
     /// Pin the encoder's and datastore's digests from this store in the manifest
     /// (--dev-intents): the device must then hold exactly these model files.
@@ -186,8 +192,12 @@ pub enum TrustStoreCli {
     },
     /// Show pinned roots, delegations and the highest accepted version of each skill.
     ///
-    /// Example: edgenlu trust list
-    List,
+    /// Example: edgenlu trust list --json
+    List {
+        /// One JSON object with roots, delegations, signed models and accepted versions.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sign a delegation with a root key: the publisher key may sign skills that use these
     /// capabilities and models, until the expiry.
     ///
@@ -210,7 +220,7 @@ pub enum TrustStoreCli {
         #[arg(long = "model")]
         models: Vec<String>,
         /// Days until it expires.
-        #[arg(long, default_value_t = 365)]
+        #[arg(long, default_value_t = 365, value_parser = crate::count::<u64>)]
         days: u64,
         /// Output file.
         #[arg(short, long)]
@@ -237,6 +247,105 @@ fn days_left(expires: u64, now: u64) -> String {
     } else {
         format!("{} days left", (expires - now) / 86_400)
     }
+}
+
+/// `edgenlu list`: each installed skill, verified again as a load would.
+fn list_skills(skills: &SkillStore, json: bool) -> Result<()> {
+    for (name, s) in skills.list()? {
+        let refused = skills.current(&name).err().map(|e| e.to_string());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": name,
+                    "version": s.current.version,
+                    "sha256": s.current.sha256,
+                    "previous": s.previous.map(|p| p.version),
+                    "health_check_pending": s.unchecked,
+                    "refused": refused,
+                })
+            );
+            continue;
+        }
+        let prev = s
+            .previous
+            .map_or("-".to_string(), |p| p.version.to_string());
+        let pending = if s.unchecked {
+            "  (health check pending: runs on next load)"
+        } else {
+            ""
+        };
+        let refused = refused.map_or(String::new(), |why| format!("  REFUSED: {why}"));
+        println!(
+            "{name}  version {}  previous {prev}  sha256 {}{pending}{refused}",
+            s.current.version, s.current.sha256
+        );
+    }
+    Ok(())
+}
+
+/// `edgenlu trust list`: roots, delegations, signed models and version floors.
+fn list_trust(trust: &TrustStore, store: &ModelStore, json: bool) -> Result<()> {
+    let now = unix_now();
+    let roots = trust.roots()?;
+    let delegations = trust.delegations()?;
+    let mut signed = Vec::new();
+    for m in store.list()? {
+        if let Ok(Some(sig)) = trust.model_signature(&m.name) {
+            signed.push((m.name, sig.key_id, sig.sha256 == m.sha256, sig.sha256));
+        }
+    }
+    let accepted = trust.accepted()?;
+    if json {
+        let roots: Vec<_> = roots
+            .iter()
+            .map(|r| serde_json::json!({"key_id": r.key_id, "name": r.name}))
+            .collect();
+        let delegations: Vec<_> = delegations
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "key_id": d.key_id, "publisher": d.publisher,
+                    "capabilities": d.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "models": d.models, "expires": d.expires, "expired": d.expires <= now,
+                })
+            })
+            .collect();
+        let models: Vec<_> = signed
+            .iter()
+            .map(|(name, key_id, matches, sha256)| {
+                serde_json::json!({"name": name, "sha256": sha256, "signed_by": key_id, "store_copy_matches": matches})
+            })
+            .collect();
+        let accepted: BTreeMap<_, _> = accepted.iter().map(|(n, a)| (n, a.version)).collect();
+        println!(
+            "{}",
+            serde_json::json!({"roots": roots, "delegations": delegations, "models": models, "accepted": accepted})
+        );
+        return Ok(());
+    }
+    for r in &roots {
+        println!("root       {}  {}", r.key_id, r.name);
+    }
+    for d in &delegations {
+        let caps: Vec<&str> = d.capabilities.iter().map(|c| c.as_str()).collect();
+        println!(
+            "publisher  {}  {}  capabilities [{}]  models [{}]  {}",
+            d.key_id,
+            d.publisher,
+            caps.join(", "),
+            d.models.join(", "),
+            days_left(d.expires, now)
+        );
+    }
+    for (name, key_id, matches, sha256) in &signed {
+        let ok = if *matches { "matches" } else { "DIFFERS" };
+        println!("model      {sha256}  {name}  signed by {key_id}, store copy {ok}");
+    }
+    for (name, a) in &accepted {
+        println!("accepted   {name} >= {}", a.version);
+    }
+    Ok(())
 }
 
 /// Runs one trust command against the model store's root.
@@ -425,39 +534,8 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
             }
             println!("removed {what}");
         }
-        TrustCli::Trust(TrustStoreCli::List) => {
-            let trust = skills()?.trust().clone();
-            let now = unix_now();
-            for r in trust.roots()? {
-                println!("root       {}  {}", r.key_id, r.name);
-            }
-            for d in trust.delegations()? {
-                let caps: Vec<&str> = d.capabilities.iter().map(|c| c.as_str()).collect();
-                println!(
-                    "publisher  {}  {}  capabilities [{}]  models [{}]  {}",
-                    d.key_id,
-                    d.publisher,
-                    caps.join(", "),
-                    d.models.join(", "),
-                    days_left(d.expires, now)
-                );
-            }
-            for m in store.list()? {
-                if let Ok(Some(sig)) = trust.model_signature(&m.name) {
-                    let ok = if sig.sha256 == m.sha256 {
-                        "matches"
-                    } else {
-                        "DIFFERS"
-                    };
-                    println!(
-                        "model      {}  {}  signed by {}, store copy {ok}",
-                        sig.sha256, m.name, sig.key_id
-                    );
-                }
-            }
-            for (name, a) in trust.accepted()? {
-                println!("accepted   {name} >= {}", a.version);
-            }
+        TrustCli::Trust(TrustStoreCli::List { json }) => {
+            list_trust(skills()?.trust(), store, json)?
         }
         TrustCli::Trust(TrustStoreCli::Delegate {
             root_key,
@@ -523,22 +601,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 ),
             }
         }
-        TrustCli::List => {
-            for (name, s) in skills()?.list()? {
-                let prev = s
-                    .previous
-                    .map_or("-".to_string(), |p| p.version.to_string());
-                let pending = if s.unchecked {
-                    "  (health check pending: runs on next load)"
-                } else {
-                    ""
-                };
-                println!(
-                    "{name}  version {}  previous {prev}  sha256 {}{pending}",
-                    s.current.version, s.current.sha256
-                );
-            }
-        }
+        TrustCli::List { json } => list_skills(&skills()?, json)?,
         TrustCli::Rollback { name } => {
             let s = skills()?.rollback(&name)?;
             println!(

@@ -39,6 +39,9 @@ pub enum BuildError {
     /// The uplink could not be set up.
     #[error(transparent)]
     Uplink(#[from] UplinkError),
+    /// A policy setting the default policy does not understand.
+    #[error(transparent)]
+    Policy(#[from] edgenlu::bundled::PolicyConfigError),
 }
 
 /// The bundled intents skill answering from datastore `index`, over the encoder the datastore
@@ -148,7 +151,7 @@ impl<'a> PipelineBuilder<'a> {
         };
         Ok(Pipeline {
             router,
-            policy: Policy::load(rt, &bundled::default_policy(self.policy_config))?,
+            policy: Policy::load(rt, &bundled::default_policy(self.policy_config)?)?,
             phraser,
             uplink: self.uplink.map(Uplink::new).transpose()?,
         })

@@ -166,11 +166,116 @@ pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
     }
 }
 
-/// The default vendor policy component (`guest/policy-default`) with `config` (e.g.
-/// `min-confidence`, `min-battery`, `max-chars`) and a short deadline: a decision is a few
+/// A setting of the default policy: its key, the range its value must be in, and what it
+/// means.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicySetting {
+    /// The `--policy` key.
+    pub key: &'static str,
+    /// Smallest value allowed.
+    pub min: f32,
+    /// Largest value allowed.
+    pub max: f32,
+    /// What the policy does with it.
+    pub meaning: &'static str,
+}
+
+/// Every setting the default policy reads (`guest/policy-default`); it reads no other key.
+pub const DEFAULT_POLICY_SETTINGS: &[PolicySetting] = &[
+    PolicySetting {
+        key: "min-confidence",
+        min: 0.0,
+        max: 1.0,
+        meaning: "answer locally only at this confidence or above",
+    },
+    PolicySetting {
+        key: "min-battery",
+        min: 0.0,
+        max: 100.0,
+        meaning: "offload only with this battery percentage or more",
+    },
+    PolicySetting {
+        key: "max-chars",
+        min: 0.0,
+        max: 1e9,
+        meaning: "refuse utterances longer than this many characters",
+    },
+    PolicySetting {
+        key: "max-out-of-scope",
+        min: 0.0,
+        max: 2.0,
+        meaning: "refuse when the router's out-of-scope distance is above this",
+    },
+];
+
+/// A `--policy` setting the default policy would not understand.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyConfigError {
+    /// No such key.
+    #[error(
+        "unknown policy setting {key:?}: the default policy reads {}",
+        known_policy_keys()
+    )]
+    UnknownKey {
+        /// The key given.
+        key: String,
+    },
+    /// A value that is not a finite number in the setting's range.
+    #[error("policy setting {key}={value:?}: expected a number from {min} to {max}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Smallest value allowed.
+        min: f32,
+        /// Largest value allowed.
+        max: f32,
+    },
+}
+
+fn known_policy_keys() -> String {
+    DEFAULT_POLICY_SETTINGS
+        .iter()
+        .map(|s| s.key)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks `config` against [`DEFAULT_POLICY_SETTINGS`]: every key known, every value a finite
+/// number in its range (a mistyped key or value must not silently leave a default in force).
+pub fn check_policy_config(
+    config: &std::collections::BTreeMap<String, String>,
+) -> Result<(), PolicyConfigError> {
+    for (key, value) in config {
+        let setting = DEFAULT_POLICY_SETTINGS
+            .iter()
+            .find(|s| s.key == key)
+            .ok_or_else(|| PolicyConfigError::UnknownKey { key: key.clone() })?;
+        let ok = value
+            .trim()
+            .parse::<f32>()
+            .is_ok_and(|v| v.is_finite() && (setting.min..=setting.max).contains(&v));
+        if !ok {
+            return Err(PolicyConfigError::BadValue {
+                key: key.clone(),
+                value: value.clone(),
+                min: setting.min,
+                max: setting.max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The default vendor policy component (`guest/policy-default`) with `config` (the keys of
+/// [`DEFAULT_POLICY_SETTINGS`], checked) and a short deadline: a decision is a few
 /// comparisons.
-pub fn default_policy(config: std::collections::BTreeMap<String, String>) -> ComponentSpec {
-    ComponentSpec {
+pub fn default_policy(
+    config: std::collections::BTreeMap<String, String>,
+) -> Result<ComponentSpec, PolicyConfigError> {
+    check_policy_config(&config)?;
+    Ok(ComponentSpec {
         source: embedded(components::POLICY_DEFAULT),
         grants: Grants {
             models: Vec::new(),
@@ -180,5 +285,31 @@ pub fn default_policy(config: std::collections::BTreeMap<String, String>) -> Com
                 ..Limits::default()
             },
         },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn policy_config_refuses_unknown_keys_and_bad_values() {
+        assert!(check_policy_config(&config(&[("min-confidence", "0.9")])).is_ok());
+        let typo = check_policy_config(&config(&[("min-confidnce", "0.9")])).unwrap_err();
+        assert!(typo.to_string().contains("min-confidence"), "{typo}");
+        for bad in ["abc", "NaN", "inf", "1.5", "-0.1", ""] {
+            let err = check_policy_config(&config(&[("min-confidence", bad)])).unwrap_err();
+            assert!(
+                matches!(err, PolicyConfigError::BadValue { .. }),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -87,6 +87,16 @@ pub enum SkillError {
         /// The skill's `max_response_bytes`.
         limit: usize,
     },
+    /// The skill's response broke a rule of the boundary (a NaN confidence, an intent that is
+    /// not an identifier, a slot span outside the text, a path only the host may choose, ...):
+    /// the skill misbehaved, the request was fine.
+    #[error("invalid-response: the skill's {field} {reason}")]
+    InvalidResponse {
+        /// The field, e.g. `confidence` or `slots[2].name`.
+        field: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// A chat request's prompt (as rendered) and its new tokens do not fit the model's
     /// context: the caller's to shorten (OpenAI's `context_length_exceeded`).
     #[error(

@@ -125,7 +125,8 @@ impl HostCallHarness {
             self.catalog.clone(),
             vec![MODEL.into(), LLAMA.into()],
             Default::default(),
-            limits,
+            limits.clone(),
+            std::sync::Arc::new(crate::log_rate::LogRate::for_limits(&limits)),
         );
         let mut input = Input(data);
         let mut tensors: Vec<Resource<Tensor>> = Vec::new();

@@ -11,14 +11,17 @@ mod bindings;
 pub mod bundled;
 mod catalog;
 pub mod error;
+mod escape;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod kernels_host;
 mod llm_host;
+mod log_rate;
 mod models_host;
 pub mod parallel;
 pub mod policy;
 mod resources;
+mod response;
 mod runtime;
 mod state;
 mod tensors;
@@ -32,6 +35,7 @@ pub use bindings::{
 pub use catalog::ModelCatalog;
 pub use error::SkillError;
 pub use llm_host::PREFILL_CHUNK;
+pub use response::MAX_IDENTIFIER_BYTES;
 pub use runtime::{
     return_freed_memory_to_the_os, Answer, ComponentSource, ComponentSpec, Runtime, RuntimeOptions,
     Skill, SkillSpec,

@@ -8,8 +8,10 @@
 use crate::bindings::policy::{PolicyComponent, PolicyComponentPre};
 use crate::bindings::{Signals, Verdict};
 use crate::error::SkillError;
+use crate::log_rate::LogRate;
 use crate::runtime::{ComponentSpec, Runtime};
 use crate::state::{ComponentState, Grants};
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -19,6 +21,8 @@ pub struct Policy {
     pre: PolicyComponentPre<ComponentState>,
     grants: Grants,
     runtime: Runtime,
+    /// The policy's log-line rate, shared by every decision.
+    log_rate: Arc<LogRate>,
 }
 
 impl Policy {
@@ -36,6 +40,7 @@ impl Policy {
         grants.models.clear();
         Ok(Policy {
             pre: PolicyComponentPre::new(pre).map_err(|e| spec.link_error(e))?,
+            log_rate: Arc::new(LogRate::for_limits(&grants.limits)),
             grants,
             runtime: runtime.clone(),
         })
@@ -44,7 +49,9 @@ impl Policy {
     /// The policy's verdict on `signals`, from a fresh instance.
     pub fn decide(&self, signals: &Signals) -> Result<Verdict, SkillError> {
         let deadline = Instant::now() + self.grants.limits.deadline;
-        let mut store = self.runtime.new_store("policy", &self.grants, deadline);
+        let mut store = self
+            .runtime
+            .new_store("policy", &self.log_rate, &self.grants, deadline);
         let bindings = self
             .pre
             .instantiate(&mut store)

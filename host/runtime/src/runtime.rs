@@ -9,6 +9,8 @@ use crate::bindings::{ChatError, ChatRequest, ChatResponse, ChatTurn, Encoded};
 use crate::bindings::{Request, Response, Skill as SkillBindings, Timing, WitError};
 use crate::catalog::ModelCatalog;
 use crate::error::SkillError;
+use crate::log_rate::LogRate;
+use crate::response;
 use crate::state::{self, ComponentState, EpochTicker, Grants, TextSink};
 use crate::tokenizer::TokenizerLink;
 use sha2::{Digest, Sha256};
@@ -279,10 +281,11 @@ impl Runtime {
         (self.inner.catalog.clone(), self.inner.ticker.clone())
     }
 
-    /// A fresh store for one request to one component.
+    /// A fresh store for one request to one component, logging within its `log_rate`.
     pub(crate) fn new_store(
         &self,
         name: &str,
+        log_rate: &Arc<LogRate>,
         grants: &Grants,
         deadline: Instant,
     ) -> Store<ComponentState> {
@@ -290,6 +293,7 @@ impl Runtime {
             &self.inner.engine,
             &self.inner.catalog,
             name,
+            log_rate,
             grants,
             deadline,
         )
@@ -404,6 +408,7 @@ impl Runtime {
             .map_err(|e| spec.skill.link_error(e))?;
         Ok(Skill {
             runtime: self.clone(),
+            log_rate: Arc::new(LogRate::for_limits(&spec.skill.grants.limits)),
             spec,
             pre,
             tokenizer,
@@ -425,6 +430,8 @@ fn response_bytes(r: &Response) -> usize {
 /// A loaded skill. Each call gets a fresh instance; a trap never poisons later calls.
 pub struct Skill {
     runtime: Runtime,
+    /// The skill's log-line rate, shared by every request to it.
+    log_rate: Arc<LogRate>,
     spec: SkillSpec,
     pre: InstancePre<ComponentState>,
     tokenizer: Option<TokenizerLink>,
@@ -456,9 +463,12 @@ impl Skill {
         ) -> wasmtime::Result<Result<R, WitError>>,
     ) -> Result<(R, Store<ComponentState>), SkillError> {
         let deadline = Instant::now() + self.spec.skill.grants.limits.deadline;
-        let mut store = self
-            .runtime
-            .new_store(&self.spec.name, &self.spec.skill.grants, deadline);
+        let mut store = self.runtime.new_store(
+            &self.spec.name,
+            &self.log_rate,
+            &self.spec.skill.grants,
+            deadline,
+        );
         store.data_mut().tokenizer = self
             .tokenizer
             .as_ref()
@@ -497,6 +507,7 @@ impl Skill {
         if bytes > limit {
             return Err(SkillError::ResponseTooLarge { bytes, limit });
         }
+        response::validate(&req.text, &response)?;
         let micros = |d: Duration| d.as_micros() as u64;
         if let Some(t) = &state.tokenizer {
             response.timings.push(Timing {

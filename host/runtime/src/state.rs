@@ -6,15 +6,21 @@ use crate::bindings::edgenlu::nlu::{config, log, types};
 use crate::bindings::{TokenSpan, WitError};
 use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
+use crate::escape::escape_for_log;
+use crate::log_rate::{Admit, LogRate};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Engine, ResourceLimiter, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
+};
 
-/// How often the epoch advances; deadlines are rounded up to this.
+/// How often the epoch advances. Running Wasm looks at the clock once per tick, so it stops
+/// at most a tick (plus however late the ticker thread is scheduled) after its deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Limits for one request to one component. Defaults suit a MiniLM skill on a small device.
@@ -36,6 +42,13 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Bytes of log text per request; past that, log calls are dropped.
     pub log_bytes: usize,
+    /// Log lines per second the component may write, shared by all its requests and
+    /// instances (unlike the other limits, which are per request); lines past it are dropped
+    /// and the next line written says how many. The default, 100, is far above what a skill
+    /// logging a line or two per request at the device's request rate writes.
+    pub log_lines_per_second: u32,
+    /// Log lines the component may write at once before the rate applies (default 200).
+    pub log_burst: u32,
     /// Tokens one generation may produce.
     pub max_tokens: usize,
 }
@@ -51,6 +64,8 @@ impl Default for Limits {
             max_text_bytes: 1 << 20,
             max_response_bytes: 64 << 10,
             log_bytes: 16 << 10,
+            log_lines_per_second: 100,
+            log_burst: 200,
             max_tokens: 256,
         }
     }
@@ -214,6 +229,8 @@ pub struct ComponentState {
     pub(crate) tokenizer: Option<Box<dyn RequestTokenizer>>,
     /// Name used in log lines.
     pub component: String,
+    /// The component's log-line rate, shared by all its requests and instances.
+    pub(crate) log_rate: Arc<LogRate>,
     /// Where generated text goes as the guest pulls it (`generation.next`), e.g. stdout.
     pub on_text: Option<TextSink>,
     /// Handles (tensors, models) the guest holds now.
@@ -227,6 +244,7 @@ impl ComponentState {
         grants: Vec<String>,
         config: BTreeMap<String, String>,
         limits: Limits,
+        log_rate: Arc<LogRate>,
     ) -> ComponentState {
         ComponentState {
             table: ResourceTable::new(),
@@ -245,6 +263,7 @@ impl ComponentState {
             config,
             tokenizer: None,
             component,
+            log_rate,
             on_text: None,
             live_handles: 0,
         }
@@ -304,11 +323,12 @@ impl Drop for EpochTicker {
 }
 
 /// A fresh store for one request to the component `name` with `grants`, on `engine`, opening
-/// models from `catalog`.
+/// models from `catalog`, logging within the component's `log_rate`.
 pub(crate) fn new_store(
     engine: &Engine,
     catalog: &Arc<ModelCatalog>,
     name: &str,
+    log_rate: &Arc<LogRate>,
     grants: &Grants,
     deadline: Instant,
 ) -> Store<ComponentState> {
@@ -318,24 +338,33 @@ pub(crate) fn new_store(
         grants.models.clone(),
         grants.config.clone(),
         grants.limits.clone(),
+        log_rate.clone(),
     );
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_trap();
+    store.epoch_deadline_callback(check_deadline_at_tick);
     renew_store(&mut store, deadline);
     store
 }
 
-/// Gives `store` a new request: `deadline` (also as the epoch deadline) and fresh
-/// per-request counters.
+/// Gives `store` a new request: `deadline` and fresh per-request counters.
 pub(crate) fn renew_store(store: &mut Store<ComponentState>, deadline: Instant) {
     store.data_mut().budget.renew(deadline);
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let ticks = remaining
-        .as_micros()
-        .div_ceil(EPOCH_TICK.as_micros())
-        .max(1) as u64;
-    store.set_epoch_deadline(ticks);
+    store.set_epoch_deadline(1);
+}
+
+/// Runs at every epoch tick while the store's Wasm runs: interrupts it (a
+/// [`wasmtime::Trap::Interrupt`]) once the clock has passed the request's deadline, else lets
+/// it run to the next tick. The clock decides, not a count of ticks: a ticker thread starved
+/// under load ticks late, and a deadline counted in ticks would drift by all of that lateness.
+fn check_deadline_at_tick(
+    store: StoreContextMut<'_, ComponentState>,
+) -> wasmtime::Result<UpdateDeadline> {
+    Ok(if Instant::now() >= store.data().budget.deadline {
+        UpdateDeadline::Interrupt
+    } else {
+        UpdateDeadline::Continue(1)
+    })
 }
 
 /// A panic inside a host implementation, caught before it could unwind into wasmtime.
@@ -373,13 +402,27 @@ impl config::Host for ComponentState {
     }
 }
 
+/// A guest's message is one host log line naming its component, with every hidden character
+/// escaped ([`escape_for_log`]), within the request's log bytes and the component's line rate.
 impl log::Host for ComponentState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if self.budget.log_bytes + message.len() > self.budget.limits.log_bytes {
+            self.log_rate.count_dropped();
             return Ok(());
         }
         self.budget.log_bytes += message.len();
-        let c = &self.component;
+        let Admit::Write { dropped_before } = self.log_rate.admit(Instant::now()) else {
+            return Ok(());
+        };
+        let c = escape_for_log(&self.component);
+        if dropped_before > 0 {
+            tracing::warn!(
+                component = %c,
+                dropped = dropped_before,
+                "guest log lines dropped (line rate or per-request log bytes)"
+            );
+        }
+        let message = escape_for_log(&message);
         match level {
             log::Level::Trace => tracing::trace!(component = %c, "{message}"),
             log::Level::Debug => tracing::debug!(component = %c, "{message}"),

@@ -14,6 +14,7 @@ use crate::bindings::tokenizer::{Tokenizer, TokenizerPre};
 use crate::bindings::TokenSpan;
 use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
+use crate::log_rate::LogRate;
 use crate::state::{self, ComponentState, EpochTicker, Grants, RequestTokenizer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub struct TokenizerLink {
     _ticker: Arc<EpochTicker>,
     /// Instances that served a request without an error, ready for the next.
     idle: Arc<Mutex<Vec<Instance>>>,
+    /// The tokenizer's log-line rate, shared by all its instances.
+    log_rate: Arc<LogRate>,
 }
 
 /// A tokenizer instantiated for one request, or about to be.
@@ -67,6 +70,7 @@ impl TokenizerLink {
         (catalog, ticker): (Arc<ModelCatalog>, Arc<EpochTicker>),
     ) -> TokenizerLink {
         TokenizerLink {
+            log_rate: Arc::new(LogRate::for_limits(&grants.limits)),
             pre,
             grants,
             catalog,
@@ -106,6 +110,7 @@ impl LinkedTokenizer {
                         link.pre.engine(),
                         &link.catalog,
                         "tokenizer",
+                        &link.log_rate,
                         &link.grants,
                         self.deadline,
                     );

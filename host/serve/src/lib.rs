@@ -4,7 +4,10 @@
 //! `GET /metrics`.
 //!
 //! One accept thread hands requests to a bounded queue served by a fixed pool of workers; a
-//! full queue is answered at once with 503. Skills are compiled and linked once at start
+//! full queue is answered at once with 503, and so is a request that waited in it longer than
+//! [`ServeConfig::max_queue_wait`]. `GET /healthz` and `GET /metrics` never enter the queue:
+//! a few threads of their own answer them (and the 503s), so no skill request holds them up.
+//! Skills are compiled and linked once at start
 //! ([`edgenlu::Skill`] keeps an `InstancePre`), and every request still gets a fresh instance
 //! with its own memory, handles and deadline, so a hostile request cannot touch the next.
 //! `/v1/nlu` answers through the device pipeline ([`edgenlu_device::pipeline::Pipeline`]: router over
@@ -23,7 +26,7 @@ use edgenlu::Skill;
 use edgenlu_device::pipeline::DeviceState;
 use metrics::Metrics;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +42,10 @@ pub struct ServeConfig {
     pub queue: usize,
     /// Largest request body, bytes; past that, 413.
     pub max_body: usize,
+    /// Longest a request may wait in the queue for a worker; a worker answers one that waited
+    /// longer with 503 instead of running it. A request is thus answered within this wait
+    /// plus its skill's deadline (and the margin by which a skill overruns it).
+    pub max_queue_wait: Duration,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +55,7 @@ impl Default for ServeConfig {
             workers: 2,
             queue: 16,
             max_body: 1 << 20,
+            max_queue_wait: Duration::from_secs(5),
         }
     }
 }
@@ -83,7 +91,17 @@ struct Shared {
     skills: Skills,
     metrics: Metrics,
     max_body: usize,
+    max_queue_wait: Duration,
 }
+
+/// Answers one accepted request.
+type Answer = fn(&Shared, tiny_http::Request, Instant);
+
+/// An accepted request, when it was accepted, and how to answer it.
+type Job = (tiny_http::Request, Instant, Answer);
+
+/// Threads that answer health, metrics and refusals, apart from the workers.
+const ASIDE_THREADS: usize = 4;
 
 /// A running server.
 pub struct Server {
@@ -110,31 +128,24 @@ impl Server {
             skills,
             metrics: Metrics::default(),
             max_body: config.max_body,
+            max_queue_wait: config.max_queue_wait,
         });
-        let (tx, rx) = sync_channel::<(tiny_http::Request, Instant)>(config.queue);
-        let rx = Arc::new(Mutex::new(rx));
-        let workers: Vec<JoinHandle<()>> = (0..config.workers.max(1))
-            .map(|i| {
-                let (rx, shared) = (rx.clone(), shared.clone());
-                std::thread::Builder::new()
-                    .name(format!("edgenlu-serve-{i}"))
-                    .spawn(move || loop {
-                        // The queue closes when the accept thread stops: then drain and exit.
-                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        match next {
-                            Ok((req, queued)) => routes::handle(&shared, req, queued),
-                            Err(_) => break,
-                        }
-                    })
-                    .expect("spawning a worker thread")
-            })
-            .collect();
+        let (queue, queued) = sync_channel::<Job>(config.queue);
+        let (aside, asides) = sync_channel::<Job>(ASIDE_THREADS);
+        let mut workers =
+            answering_threads("edgenlu-serve", config.workers.max(1), queued, &shared);
+        workers.extend(answering_threads(
+            "edgenlu-serve-aside",
+            ASIDE_THREADS,
+            asides,
+            &shared,
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
             let (http, stop, shared) = (http.clone(), stop.clone(), shared.clone());
             std::thread::Builder::new()
                 .name("edgenlu-serve-accept".into())
-                .spawn(move || accept_loop(&http, &stop, &shared, tx))
+                .spawn(move || accept_loop(&http, &stop, &shared, queue, aside))
                 .expect("spawning the accept thread")
         };
         Ok(Server {
@@ -180,11 +191,52 @@ impl Drop for Server {
     }
 }
 
+/// `n` threads named `name-{i}` answering the jobs of `rx` until it closes (when the accept
+/// thread stops: they drain it, then exit).
+fn answering_threads(
+    name: &str,
+    n: usize,
+    rx: Receiver<Job>,
+    shared: &Arc<Shared>,
+) -> Vec<JoinHandle<()>> {
+    let rx = Arc::new(Mutex::new(rx));
+    (0..n)
+        .map(|i| {
+            let (rx, shared) = (rx.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || loop {
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match next {
+                        Ok((req, start, answer)) => answer(&shared, req, start),
+                        Err(_) => break,
+                    }
+                })
+                .expect("spawning a server thread")
+        })
+        .collect()
+}
+
+/// A worker's answer to a request from the queue: 503 if it waited too long, else the route's.
+fn run_queued(shared: &Shared, req: tiny_http::Request, queued: Instant) {
+    if queued.elapsed() > shared.max_queue_wait {
+        routes::reject_busy(shared, req, queued, "waited too long");
+    } else {
+        routes::handle(shared, req, queued);
+    }
+}
+
+/// The answer to a request the queue had no room for: 503.
+fn refuse_full(shared: &Shared, req: tiny_http::Request, start: Instant) {
+    routes::reject_busy(shared, req, start, "the request queue is full");
+}
+
 fn accept_loop(
     http: &tiny_http::Server,
     stop: &AtomicBool,
     shared: &Shared,
-    tx: SyncSender<(tiny_http::Request, Instant)>,
+    queue: SyncSender<Job>,
+    aside: SyncSender<Job>,
 ) {
     while !stop.load(Ordering::SeqCst) {
         let req = match http.recv_timeout(Duration::from_millis(100)) {
@@ -195,13 +247,30 @@ fn accept_loop(
                 continue;
             }
         };
-        match tx.try_send((req, Instant::now())) {
+        let start = Instant::now();
+        if routes::is_health(&req) {
+            answer_aside(shared, &aside, (req, start, routes::handle));
+            continue;
+        }
+        match queue.try_send((req, start, run_queued)) {
             Ok(()) => {}
-            Err(TrySendError::Full((req, start)) | TrySendError::Disconnected((req, start))) => {
-                shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-                routes::reject_busy(shared, req, start);
-            }
+            Err(
+                TrySendError::Full((req, start, _)) | TrySendError::Disconnected((req, start, _)),
+            ) => answer_aside(shared, &aside, (req, start, refuse_full)),
         }
     }
-    // Dropping `tx` closes the queue: workers drain what is in it, then exit.
+    // Dropping the senders closes the queues: their threads drain them, then exit.
+}
+
+/// Hands `job` to the aside threads, so that nothing its answer waits for holds up the accept
+/// thread. (HTTP/1.1 sends one connection's answers in order: a request a client pipelines
+/// behind a skill request waits for that one's answer, and holds the aside thread meanwhile.)
+/// When every aside thread is busy and their queue full, the accept thread answers itself.
+fn answer_aside(shared: &Shared, aside: &SyncSender<Job>, job: Job) {
+    if let Err(
+        TrySendError::Full((req, start, answer)) | TrySendError::Disconnected((req, start, answer)),
+    ) = aside.try_send(job)
+    {
+        answer(shared, req, start);
+    }
 }

@@ -30,7 +30,7 @@ pub struct Metrics {
     pub tokens: AtomicU64,
     /// Requests that ran out of a budget (deadline, memory, tokens).
     pub budget_exceeded: AtomicU64,
-    /// Requests refused because the queue was full.
+    /// Requests refused because the queue was full or they waited in it too long.
     pub rejected: AtomicU64,
 }
 
@@ -116,7 +116,7 @@ impl Metrics {
             ),
             (
                 "edgenlu_rejected_total",
-                "Requests refused because the queue was full.",
+                "Requests refused because the queue was full or they waited in it too long.",
                 &self.rejected,
             ),
         ] {

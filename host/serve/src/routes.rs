@@ -44,7 +44,8 @@ impl Failure {
 }
 
 /// How a skill's failure looks over HTTP: the client's fault (400), a budget (503, counted),
-/// or ours (500).
+/// a skill that answered something the host refuses (502: the server behind us misbehaved,
+/// the request was fine), or ours (500).
 fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
     let budget = matches!(
         e,
@@ -81,6 +82,9 @@ fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
         SkillError::Guest(
             WitError::InvalidArgument(_) | WitError::ShapeMismatch(_) | WitError::NotFound(_),
         ) => Failure::new(400, "invalid_request_error", e.to_string()),
+        SkillError::InvalidResponse { .. } => {
+            Failure::new(502, "invalid_skill_response", e.to_string())
+        }
         other => Failure::new(500, "server_error", other.to_string()),
     }
 }
@@ -95,9 +99,19 @@ fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
         .with_header(header("Content-Type", "application/json"))
 }
 
-/// Answers 503 from the accept thread: the queue is full.
-pub(super) fn reject_busy(shared: &Shared, req: Request, start: Instant) {
-    let f = Failure::new(503, "server_busy", "the request queue is full; retry later");
+/// Whether `req` asks for the server's health or metrics: answered outside the worker queue.
+pub(super) fn is_health(req: &Request) -> bool {
+    matches!(
+        (req.method(), req.url()),
+        (Method::Get, "/healthz") | (Method::Get, "/metrics")
+    )
+}
+
+/// Answers 503 to a request the workers will not run: the queue is full, or it waited in it
+/// too long (`why`).
+pub(super) fn reject_busy(shared: &Shared, req: Request, start: Instant, why: &str) {
+    let f = Failure::new(503, "server_busy", format!("{why}; retry later"));
+    shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     shared.metrics.observe("queue", 503, start.elapsed());
     let _ = req.respond(json_response(f.status, &f.body()).with_header(header("Retry-After", "1")));
 }

@@ -55,7 +55,7 @@ pub enum DatastoreError {
     },
     #[error("{0} has no examples")]
     Empty(String),
-    #[error("embedding example {index} ({text:?}): {source}")]
+    #[error("embedding example {index} ({}): {source}", excerpt(text))]
     Embed {
         index: usize,
         text: String,
@@ -65,7 +65,43 @@ pub enum DatastoreError {
     Write(String),
 }
 
-/// Reads a JSONL dataset.
+/// Characters of a text quoted in an error message; a longer text is cut there.
+const EXCERPT_CHARS: usize = 60;
+
+/// `text` quoted for an error message: whole when short, else its start and its length (a
+/// 10 MB line must not be echoed into a terminal or a log).
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+impl Example {
+    /// Why this example cannot be used, if it cannot: an empty text or intent, or a slot span
+    /// that is empty, reversed or past the text's characters.
+    pub fn problem(&self) -> Option<String> {
+        if self.text.trim().is_empty() {
+            return Some("empty \"text\"".into());
+        }
+        if self.intent.trim().is_empty() {
+            return Some("empty \"intent\"".into());
+        }
+        let chars = self.text.chars().count();
+        self.slots.iter().find_map(|s| {
+            (s.start >= s.end || s.end > chars).then(|| {
+                format!(
+                    "slot {:?} spans characters {}..{} of a text of {chars}",
+                    s.slot, s.start, s.end
+                )
+            })
+        })
+    }
+}
+
+/// Reads a JSONL dataset: one example per line, blank lines skipped, a UTF-8 byte order mark
+/// and CRLF line ends accepted. The first line that is not UTF-8, not an example or not a
+/// usable one ([`Example::problem`]) is an error naming its line, with an excerpt.
 pub fn read_examples(path: &Path) -> Result<Vec<Example>, DatastoreError> {
     let shown = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| DatastoreError::Io {
@@ -73,19 +109,34 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, DatastoreError> {
         source,
     })?;
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| DatastoreError::Io {
+    for (i, raw) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+        let raw = raw.map_err(|source| DatastoreError::Io {
             path: shown.clone(),
             source,
+        })?;
+        let parse_error = |reason: String| DatastoreError::Parse {
+            path: shown.clone(),
+            line: i + 1,
+            reason,
+        };
+        let mut bytes = raw.strip_suffix(b"\r").unwrap_or(&raw);
+        if i == 0 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        let line = std::str::from_utf8(bytes).map_err(|e| {
+            parse_error(format!(
+                "not UTF-8 (an invalid byte at column {})",
+                e.valid_up_to() + 1
+            ))
         })?;
         if line.trim().is_empty() {
             continue;
         }
-        let ex: Example = serde_json::from_str(&line).map_err(|e| DatastoreError::Parse {
-            path: shown.clone(),
-            line: i + 1,
-            reason: e.to_string(),
-        })?;
+        let ex: Example = serde_json::from_str(line)
+            .map_err(|e| parse_error(format!("{e}, in {}", excerpt(line))))?;
+        if let Some(problem) = ex.problem() {
+            return Err(parse_error(format!("{problem}, in {}", excerpt(line))));
+        }
         out.push(ex);
     }
     if out.is_empty() {
@@ -304,4 +355,65 @@ pub fn write(
     }
     w.write(out).map_err(|e| write_err(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `bytes` to a fresh file and reads it as a dataset.
+    fn read(name: &str, bytes: &[u8]) -> Result<Vec<Example>, DatastoreError> {
+        let path =
+            std::env::temp_dir().join(format!("edgenlu-{name}-{}.jsonl", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let result = read_examples(&path);
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    const GOOD: &str = r#"{"text": "play jazz", "intent": "PlayMusic"}"#;
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_accepted() {
+        let file = format!("\u{feff}{GOOD}\r\n\r\n{GOOD}\r\n");
+        let examples = read("bom", file.as_bytes()).unwrap();
+        assert_eq!(examples.len(), 2);
+        assert_eq!(examples[0].text, "play jazz");
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line() {
+        let mut file = format!("{GOOD}\n{GOOD}\n").into_bytes();
+        file.extend_from_slice(b"{\"text\": \"caf\xE9\", \"intent\": \"x\"}\n");
+        let err = read("utf8", &file).unwrap_err().to_string();
+        assert!(err.contains(":3: not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_bad_line_is_quoted_only_in_part() {
+        let file = format!("{GOOD}\n{{\"text\": \"{}\"}}\n", "a".repeat(10 << 20));
+        let err = read("huge", file.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.contains(":2:") && err.contains("bytes)"),
+            "{}",
+            &err[..200]
+        );
+        assert!(err.len() < 500, "an error of {} bytes", err.len());
+    }
+
+    #[test]
+    fn slot_spans_outside_the_text_or_reversed_are_refused() {
+        for slots in [
+            r#"[{"start": 5, "end": 99, "slot": "genre"}]"#,
+            r#"[{"start": 6, "end": 2, "slot": "genre"}]"#,
+            r#"[{"start": 3, "end": 3, "slot": "genre"}]"#,
+        ] {
+            let line =
+                format!(r#"{{"text": "play jazz", "intent": "PlayMusic", "slots": {slots}}}"#);
+            let err = read("spans", line.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(":1: slot \"genre\" spans"), "{err}");
+        }
+        let fits = r#"{"text": "play jazz", "intent": "PlayMusic", "slots": [{"start": 5, "end": 9, "slot": "genre"}]}"#;
+        assert_eq!(read("fits", fits.as_bytes()).unwrap()[0].slots.len(), 1);
+    }
 }

@@ -101,6 +101,9 @@ pub fn generate() -> Result<SigningKey, TrustError> {
 /// Writes `NAME.key` (mode 0600) and `NAME.pub` into `dir`; refuses to overwrite a key.
 pub fn write_keypair(dir: &Path, name: &str, key: &SigningKey) -> Result<(), TrustError> {
     use std::io::Write;
+    // The name becomes two file names inside `dir`: no separators, no `..`.
+    edgenlu_models::store::validate_name(name)
+        .map_err(|e| TrustError::BadKey(format!("key name: {e}")))?;
     let secret = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
     let body = SecretKeyFile {

@@ -4,7 +4,7 @@
 //! before `state.json` is switched the same way, so a kill at any instant leaves a store
 //! whose `state.json` names complete, verified files: the old version or the new one.
 
-use super::store::{TrustStore, Verified};
+use super::store::{Accepted, TrustStore, Verified};
 use super::{io_err, write_atomic, TrustError};
 use std::path::{Path, PathBuf};
 
@@ -83,6 +83,16 @@ pub trait HealthCheck {
 pub struct SkillStore {
     dir: PathBuf,
     trust: TrustStore,
+}
+
+/// What an install changed, to put back if its health check fails.
+struct Undo {
+    /// The skill's state before (None: a first install).
+    state: Option<SkillState>,
+    /// The version floor before.
+    floor: Option<Accepted>,
+    /// The installed file's digest.
+    sha256: String,
 }
 
 impl SkillStore {
@@ -175,7 +185,7 @@ impl SkillStore {
         bytes: &[u8],
         now: u64,
         unchecked: bool,
-    ) -> Result<(InstallReport, Option<SkillState>), TrustError> {
+    ) -> Result<(InstallReport, Undo), TrustError> {
         let v = self.trust.verify(bytes, now)?;
         let name = v.manifest.name.clone();
         let dir = self.skill_dir(&name)?;
@@ -184,7 +194,7 @@ impl SkillStore {
         write_atomic(&dir.join(&file), bytes)?;
         // Persist the version floor before switching, so no kill can leave the new version
         // installed while an older one would still be accepted.
-        self.trust.accept(&v)?;
+        let floor = self.trust.accept(&v)?;
         let old = self.state(&name)?;
         let new = Installed {
             file,
@@ -211,7 +221,12 @@ impl SkillStore {
             previous: state.previous.as_ref().map(|p| p.version),
             probes_passed: None,
         };
-        Ok((report, old))
+        let undo = Undo {
+            state: old,
+            floor,
+            sha256: v.sha256,
+        };
+        Ok((report, undo))
     }
 
     /// Deletes files of `name` that `state` does not name (older versions, temp files left
@@ -244,7 +259,7 @@ impl SkillStore {
         now: u64,
     ) -> Result<InstallReport, InstallError> {
         let _lock = self.lock()?;
-        let (mut report, before) = self.install_locked(bytes, now, true)?;
+        let (mut report, undo) = self.install_locked(bytes, now, true)?;
         match health.check(self, &report.name) {
             Ok(n) => {
                 self.mark_checked(&report.name)?;
@@ -252,7 +267,10 @@ impl SkillStore {
                 Ok(report)
             }
             Err(reason) => {
-                let restored = self.restore(&report.name, before)?;
+                let restored = self.restore(&report.name, undo.state)?;
+                // A version that never served does not burn its number.
+                self.trust
+                    .unaccept(&report.name, &undo.sha256, undo.floor)?;
                 Err(InstallError::HealthCheck {
                     name: report.name,
                     version: report.version,

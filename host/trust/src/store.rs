@@ -440,11 +440,13 @@ impl TrustStore {
 
     /// Records `v` as accepted if it is newer than the highest so far (persisted atomically
     /// before the install switches over, so a kill cannot let an older file back in).
-    pub fn accept(&self, v: &Verified) -> Result<(), TrustError> {
+    /// Returns what was recorded before, for [`TrustStore::unaccept`].
+    pub fn accept(&self, v: &Verified) -> Result<Option<Accepted>, TrustError> {
         let _lock = self.lock()?;
         let mut acc = self.accepted()?;
-        let newer = acc
-            .get(&v.manifest.name)
+        let before = acc.get(&v.manifest.name).cloned();
+        let newer = before
+            .as_ref()
             .is_none_or(|a| v.manifest.version > a.version);
         if newer {
             acc.insert(
@@ -457,6 +459,28 @@ impl TrustStore {
             let json = serde_json::to_vec_pretty(&acc).expect("serializable");
             write_atomic(&self.versions_path(), &json)?;
         }
-        Ok(())
+        Ok(before)
+    }
+
+    /// Takes back an [`accept`](TrustStore::accept) of `v` whose install failed its health
+    /// check: the floor returns to `before`, so the fixed file can ship under the same version.
+    /// Nothing changes if the floor has moved on since (another file was accepted).
+    pub fn unaccept(
+        &self,
+        v_name: &str,
+        v_sha256: &str,
+        before: Option<Accepted>,
+    ) -> Result<(), TrustError> {
+        let _lock = self.lock()?;
+        let mut acc = self.accepted()?;
+        if acc.get(v_name).is_none_or(|a| a.sha256 != v_sha256) {
+            return Ok(());
+        }
+        match before {
+            Some(a) => acc.insert(v_name.to_string(), a),
+            None => acc.remove(v_name),
+        };
+        let json = serde_json::to_vec_pretty(&acc).expect("serializable");
+        write_atomic(&self.versions_path(), &json)
     }
 }

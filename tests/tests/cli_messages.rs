@@ -1,0 +1,136 @@
+//! Messages a person can act on: the `edgenlu` binary refuses a user's mistakes with a message
+//! naming what was wrong, instead of ignoring them, misreading them or writing where it should
+//! not.
+
+use edgenlu_tests::built_binary;
+use std::process::{Command, Output};
+
+fn edgenlu(args: &[&str]) -> Output {
+    Command::new(built_binary())
+        .args(args)
+        .env("EDGENLU_HOME", edgenlu_tests::store().root())
+        .env_remove("EDGENLU_LOG")
+        .output()
+        .expect("running edgenlu")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_negative_count_is_read_as_a_value_and_refused_with_its_range() {
+    let out = edgenlu(&["generate", "--max-tokens", "-1", "hello"]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("-1 is negative") && err.contains("--max-tokens"),
+        "{err}"
+    );
+    assert!(!err.contains("unexpected argument"), "{err}");
+}
+
+#[test]
+fn unknown_or_malformed_policy_settings_are_refused() {
+    for (setting, want) in [
+        (
+            "min-confidnce=0.9",
+            "unknown policy setting \"min-confidnce\"",
+        ),
+        ("min-confidence=abc", "expected a number from 0 to 1"),
+        ("min-confidence=NaN", "expected a number from 0 to 1"),
+        ("min-battery=150", "expected a number from 0 to 100"),
+    ] {
+        let out = edgenlu(&["run", "--policy", setting, "play some jazz"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{setting} was accepted");
+        assert!(err.contains(want), "{setting}: {err}");
+    }
+}
+
+#[test]
+fn keygen_refuses_a_name_that_would_leave_its_directory() {
+    let dir = std::env::temp_dir().join(format!("edgenlu-keygen-{}", std::process::id()));
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for name in ["../evil", "a/b", "/tmp/evil", ".."] {
+        let out = edgenlu(&["keygen", name, "--dir", keys.to_str().unwrap()]);
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(
+            stderr(&out).contains("key name"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!dir.join("evil.key").exists() && !dir.join("evil.pub").exists());
+    let out = edgenlu(&["keygen", "acme", "--dir", keys.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(keys.join("acme.key").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_expected_refusal_carries_no_backtrace_under_rust_backtrace() {
+    let out = Command::new(built_binary())
+        .args(["run", "--index", "no-such-datastore", "play some jazz"])
+        .env("EDGENLU_HOME", edgenlu_tests::store().root())
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .expect("running edgenlu");
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("no-such-datastore"), "{err}");
+    assert!(!err.to_lowercase().contains("backtrace"), "{err}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = edgenlu(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("keygen") && script.contains("max-tokens"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn quiet_and_verbose_are_global_flags_and_exclusive() {
+    let out = edgenlu(&["-q", "-v", "completions", "bash"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(edgenlu(&["completions", "bash", "-q"]).status.success());
+}
+
+#[test]
+fn one_failing_utterance_does_not_throw_away_the_evaluation() {
+    let data = std::env::temp_dir().join(format!("edgenlu-eval-{}.jsonl", std::process::id()));
+    let good = r#"{"text": "play some jazz", "intent": "PlayMusic"}"#;
+    // Past the skill's 1 MiB of text to tokenize: refused by the skill, at the very end.
+    let huge = format!(
+        r#"{{"text": "{}", "intent": "PlayMusic"}}"#,
+        "jazz ".repeat(300_000)
+    );
+    std::fs::write(&data, format!("{good}\n{good}\n{huge}\n")).unwrap();
+    let out = edgenlu(&["eval", "--data", data.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&data).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["examples"], 3);
+    assert_eq!(report["correct"], 2);
+    assert_eq!(report["failed"], 1);
+    let failure = report["failures"][0].as_str().unwrap();
+    assert!(failure.starts_with("example 3 ("), "{failure}");
+    assert!(
+        failure.len() < 1000,
+        "the failure quotes {} bytes",
+        failure.len()
+    );
+}
