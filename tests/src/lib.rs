@@ -349,21 +349,26 @@ pub fn start_server(config: &edgenlu_serve::ServeConfig, index: &str) -> edgenlu
     )
 }
 
-/// A SNIPS datastore of 20 examples per intent, `trust-snips-20`, built once per test binary
-/// unless the store already holds it.
+/// A SNIPS datastore of 20 examples per intent, `trust-snips-20`, built once per test binary.
 pub fn tiny_index() -> &'static str {
-    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    const NAME: &str = "trust-snips-20";
+    snips_index_once("trust-snips-20")
+}
+
+/// The datastore `run`, `eval` and `serve` answer from without `--index` (`snips-intents`),
+/// in the test store: 20 SNIPS examples per intent, built once per test binary.
+pub fn default_index() -> &'static str {
+    snips_index_once(edgenlu::bundled::DEFAULT_INDEX)
+}
+
+/// Datastore `name` of 20 SNIPS examples per intent, built once per test binary.
+fn snips_index_once(name: &'static str) -> &'static str {
+    static BUILT: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*built {
-        require_model(edgenlu::bundled::DEFAULT_ENCODER);
-        let models = store();
-        if models.verify(NAME).is_err() {
-            build_snips_index(NAME, 20, "tests/trust.rs");
-        }
-        *built = true;
+    if !built.contains(&name) {
+        build_snips_index(name, 20, "edgenlu-tests");
+        built.push(name);
     }
-    NAME
+    name
 }
 
 /// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).

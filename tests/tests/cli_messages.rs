@@ -5,7 +5,10 @@
 use edgenlu_tests::built_binary;
 use std::process::{Command, Output};
 
+/// Runs the binary over the test store, which holds the default datastore `run` and `eval`
+/// answer from.
 fn edgenlu(args: &[&str]) -> Output {
+    edgenlu_tests::default_index();
     Command::new(built_binary())
         .args(args)
         .env("EDGENLU_HOME", edgenlu_tests::store().root())
