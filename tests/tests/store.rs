@@ -353,6 +353,17 @@ fn models_list_shows_the_files_real_sizes_and_flags_a_mismatch() {
         "{}",
         ran.stderr
     );
+    let ran = edgenlu(&store, &["models", "list", "--json"]);
+    let entry: serde_json::Value = ran
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .find(|e: &serde_json::Value| e["name"] == "tiny-ds")
+        .expect("tiny-ds listed");
+    assert_eq!(
+        (&entry["size"], &entry["recorded_size"], &entry["kind"]),
+        (&100.into(), &bytes.len().into(), &"datastore".into())
+    );
 }
 
 #[test]

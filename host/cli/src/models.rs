@@ -50,8 +50,13 @@ pub enum ModelsCommand {
     /// List the entries in the store (models and datastores) with their digests, kinds and
     /// the real sizes of their files (a size that differs from the recorded one is flagged).
     ///
-    /// Example: edgenlu models list
-    List,
+    /// Example: edgenlu models list --json
+    List {
+        /// One JSON object per entry, one per line (`size`: the file's, null when missing;
+        /// `recorded_size`: the store's).
+        #[arg(long)]
+        json: bool,
+    },
     /// Make another store's models (not its datastores) entries of this store through
     /// symbolic links, without copying them and without ever writing into the other store:
     /// a store of its own for tests or a demo (EDGENLU_HOME) that uses the models you have.
@@ -105,7 +110,7 @@ pub fn run(cmd: ModelsCommand, store: &ModelStore) -> Result<()> {
         } => import(store, hf_dir, quant, output, name, force)?,
         ModelsCommand::Root => println!("{}", store.root().display()),
         ModelsCommand::Verify => verify(store)?,
-        ModelsCommand::List => list(store)?,
+        ModelsCommand::List { json } => list(store, json)?,
         ModelsCommand::Link { from } => {
             let base = ModelStore::read_only(&from)
                 .with_context(|| format!("opening the store at {}", from.display()))?;
@@ -213,9 +218,23 @@ fn verify(store: &ModelStore) -> Result<()> {
     Ok(())
 }
 
-fn list(store: &ModelStore) -> Result<()> {
+fn list(store: &ModelStore, json: bool) -> Result<()> {
     for entry in store.list()? {
         let real = store.file_size(&entry.name)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": entry.name,
+                    "kind": entry.kind.as_str(),
+                    "sha256": entry.sha256,
+                    "size": real,
+                    "recorded_size": entry.size,
+                    "source": entry.source,
+                })
+            );
+            continue;
+        }
         let size = real.map_or_else(|| "missing".to_string(), |s| s.to_string());
         // The name stays last on the line: scripts look entries up with `grep " NAME$"`.
         println!(
