@@ -75,7 +75,8 @@ impl EntryKind {
 
 impl std::fmt::Display for EntryKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so column widths (`{:<9}`) apply.
+        f.pad(self.as_str())
     }
 }
 
