@@ -3,8 +3,8 @@
 //! repetition penalty on the tokens seen last (llama.cpp's `repeat_penalty`).
 
 use rand_core::{Rng, SeedableRng};
-use std::collections::VecDeque;
 use rand_xorshift::XorShiftRng;
+use std::collections::VecDeque;
 
 /// How to choose tokens. `temperature <= 0` is greedy (the first largest logit).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -383,12 +383,25 @@ fn readme_generate_examples_do_not_loop() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("reading README.md");
     let examples: [&[&str]; 2] = [
-        &["--chat", "--max-tokens", "48", "What is the capital of France?"],
-        &["--chat", "--max-tokens", "64", "Give me three tips for a good night's sleep."],
+        &[
+            "--chat",
+            "--max-tokens",
+            "48",
+            "What is the capital of France?",
+        ],
+        &[
+            "--chat",
+            "--max-tokens",
+            "64",
+            "Give me three tips for a good night's sleep.",
+        ],
     ];
     for args in examples {
         let prompt = args.last().unwrap();
-        assert!(readme.contains(prompt), "README.md no longer shows {prompt:?}");
+        assert!(
+            readme.contains(prompt),
+            "README.md no longer shows {prompt:?}"
+        );
         // The command as the README runs it, with --json for the ids.
         let out = std::process::Command::new(built_binary())
             .arg("generate")
@@ -396,7 +409,11 @@ fn readme_generate_examples_do_not_loop() {
             .arg("--json")
             .output()
             .expect("running edgenlu generate");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
         let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
         assert!(

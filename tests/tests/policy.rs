@@ -82,6 +82,23 @@ fn default_policy_keeps_sure_answers_local_and_offloads_the_rest_when_it_can() {
 }
 
 #[test]
+fn default_policy_refuses_what_is_far_from_every_skills_examples() {
+    let p = p0();
+    let far = |out_of_scope: f32| Signals {
+        out_of_scope,
+        uplink_allowed: false,
+        ..signals("PlayMusic", 0.96)
+    };
+    let (d, why) = decide(&p, far(0.7));
+    assert_eq!(d, Decision::Reject, "{why}");
+    assert!(why.contains("out of scope"), "{why}");
+    assert_eq!(decide(&p, far(0.3)).0, Decision::Local);
+    // A vendor can switch it off.
+    let off = policy(&[("max-out-of-scope", "1")]);
+    assert_eq!(decide(&off, far(0.7)).0, Decision::Local);
+}
+
+#[test]
 fn the_same_component_configured_by_another_vendor_decides_differently() {
     let strict = policy(&[("min-confidence", "0.95"), ("max-chars", "20")]);
     let mut short = signals("PlayMusic", 0.93);

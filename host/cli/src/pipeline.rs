@@ -8,11 +8,11 @@ use anyhow::{bail, Context, Result};
 use edgenlu::bundled::DEFAULT_INDEX;
 use edgenlu::{AnswerPath, Decision, Runtime};
 use edgenlu_device::builder::PipelineBuilder;
-use edgenlu_device::pipeline::{DeviceState, Pipeline};
+use edgenlu_device::pipeline::{DeviceState, Pipeline, TemplateReason};
 use edgenlu_device::uplink::UplinkConfig;
 use edgenlu_models::store::ModelStore;
 use edgenlu_train::datastore::{Example, OUT_OF_SCOPE};
-use edgenlu_train::eval::{IntentScores, OutOfScopeScores, SpanScores};
+use edgenlu_train::eval::{IntentScores, OutOfScopeCut, OutOfScopeScores, SpanScores};
 use edgenlu_train::slots::{to_bytes, ByteSpan};
 use edgenlu_trust::skills::SkillStore;
 use std::collections::BTreeMap;
@@ -131,7 +131,9 @@ fn percentiles(v: &mut [f64]) -> [f64; 3] {
     [0.5, 0.9, 0.99].map(|p| percentile(v, p))
 }
 
-/// `edgenlu eval`: every example through the pipeline, scored.
+/// `edgenlu eval`: every example through the pipeline, scored; on data with `oos` examples
+/// also the `max-out-of-scope` that would maximize overall accuracy on it (how a vendor tunes
+/// the policy on validation data).
 pub fn eval(
     pipeline: &Pipeline,
     examples: &[Example],
@@ -160,6 +162,11 @@ pub fn eval(
     let (mut routed_right, mut in_scope) = (0usize, 0usize);
     let mut decisions: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut per_skill: BTreeMap<String, usize> = BTreeMap::new();
+    // The skill's own answer and the router's distance, for the out-of-scope cut.
+    let mut distances = Vec::with_capacity(examples.len());
+    // With a phraser: replies phrased and used, and why the others got the template.
+    let mut phrased = 0usize;
+    let mut templated: BTreeMap<&'static str, usize> = BTreeMap::new();
     for ex in examples {
         let start = std::time::Instant::now();
         let a = pipeline
@@ -179,6 +186,19 @@ pub fn eval(
         }
         *per_skill.entry(a.skill.clone()).or_default() += 1;
         let response = &a.answer.response;
+        distances.push((response.intent.clone(), a.out_of_scope));
+        if pipeline.phraser.is_some() && response.path == AnswerPath::Local {
+            phrased += 1;
+        }
+        let why = match &a.template_reason {
+            Some(TemplateReason::Rejected { why, .. }) => Some(why.kind()),
+            Some(TemplateReason::Unfinished) => Some("unfinished"),
+            Some(TemplateReason::PhrasingFailed(_)) => Some("phrasing failed"),
+            Some(TemplateReason::OutOfScope) | None => None,
+        };
+        if let Some(why) = why {
+            *templated.entry(why).or_default() += 1;
+        }
         *decisions
             .entry(match (a.verdict.decision, response.path) {
                 (Decision::Reject, _) => "reject",
@@ -210,6 +230,14 @@ pub fn eval(
         .collect();
     let intents = IntentScores::of(&pairs);
     let oos = OutOfScopeScores::of(&pairs);
+    let cut = oos.is_some().then(|| {
+        let seen: Vec<(&str, &str, f32)> = examples
+            .iter()
+            .zip(&distances)
+            .map(|(e, (answer, d))| (e.intent.as_str(), answer.as_str(), *d))
+            .collect();
+        OutOfScopeCut::tune(&seen)
+    });
     let has_slots = spans.gold + spans.predicted > 0;
     let routing = (routes.len() > 1 && in_scope > 0).then(|| routed_right as f64 / in_scope as f64);
     let total = percentiles(&mut total_ms);
@@ -218,6 +246,8 @@ pub fn eval(
         .map(|(stage, mut v)| (stage, percentiles(&mut v)))
         .collect();
     let n = examples.len().max(1) as f64;
+    let attempted = phrased + templated.values().sum::<usize>();
+    let pass_rate = (attempted > 0).then(|| phrased as f64 / attempted as f64);
     if json {
         let p = |q: &[f64; 3]| serde_json::json!({"p50": q[0], "p90": q[1], "p99": q[2]});
         println!(
@@ -234,6 +264,15 @@ pub fn eval(
                 "slots": has_slots.then(|| serde_json::json!({
                     "gold": spans.gold, "predicted": spans.predicted, "correct": spans.correct,
                     "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
+                })),
+                "out_of_scope_cut": cut.as_ref().map(|c| serde_json::json!({
+                    "max_out_of_scope": c.max_out_of_scope,
+                    "accuracy_without": c.accuracy_without, "accuracy_with": c.accuracy_with,
+                    "recall_without": c.without.map(|o| o.recall), "recall_with": c.with.map(|o| o.recall),
+                    "precision_with": c.with.map(|o| o.precision),
+                })),
+                "phrasing": pass_rate.map(|rate| serde_json::json!({
+                    "attempted": attempted, "used": phrased, "pass_rate": rate, "template_because": templated,
                 })),
                 "decisions": decisions,
                 "latency_ms": p(&total),
@@ -265,6 +304,22 @@ pub fn eval(
             o.precision * 100.0
         );
     }
+    if let Some(c) = &cut {
+        let pct = |o: Option<OutOfScopeScores>, f: fn(&OutOfScopeScores) -> f64| {
+            o.as_ref().map_or(0.0, f) * 100.0
+        };
+        println!(
+            "cut        --policy max-out-of-scope={:.3} would maximize accuracy on this data: \
+             {:.2} → {:.2} %, out-of-scope recall {:.2} → {:.2} %, precision {:.2} % \
+             (the skill's answers, the router's distance; tune on validation data, not test)",
+            c.max_out_of_scope,
+            c.accuracy_without * 100.0,
+            c.accuracy_with * 100.0,
+            pct(c.without, |o| o.recall),
+            pct(c.with, |o| o.recall),
+            pct(c.with, |o| o.precision),
+        );
+    }
     if has_slots {
         println!(
             "slots      F1 {:.2} %   precision {:.2} %, recall {:.2} % ({} of {} gold spans exact)",
@@ -273,6 +328,14 @@ pub fn eval(
             spans.recall() * 100.0,
             spans.correct,
             spans.gold
+        );
+    }
+    if let Some(rate) = pass_rate {
+        let because: Vec<String> = templated.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "phrasing   {:.1} % of phrased replies passed the check and were used ({phrased}/{attempted}); template because: {}",
+            rate * 100.0,
+            if because.is_empty() { "-".to_string() } else { because.join(", ") }
         );
     }
     let share = |d: &str| *decisions.get(d).unwrap_or(&0) as f64 / n * 100.0;
