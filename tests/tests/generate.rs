@@ -377,49 +377,51 @@ fn most_repeated(ids: &[u32], n: usize) -> usize {
     counts.into_values().max().unwrap_or(0)
 }
 
+/// `edgenlu generate ARGS --json`'s ids and text.
+fn generate_cli(args: &[&str]) -> (Vec<u32>, String) {
+    let out = std::process::Command::new(built_binary())
+        .arg("generate")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("running edgenlu generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
+    let ids = serde_json::from_value(r["ids"].clone()).unwrap();
+    (ids, r["text"].as_str().unwrap().to_string())
+}
+
 #[test]
-fn readme_generate_examples_do_not_loop() {
+fn readme_generate_examples_do_not_loop_and_print_what_the_readme_shows() {
     require_model(DEFAULT_DECODER);
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("reading README.md");
-    let examples: [&[&str]; 2] = [
-        &[
-            "--chat",
-            "--max-tokens",
-            "48",
-            "What is the capital of France?",
-        ],
-        &[
-            "--chat",
-            "--max-tokens",
-            "64",
-            "Give me three tips for a good night's sleep.",
-        ],
-    ];
-    for args in examples {
-        let prompt = args.last().unwrap();
-        assert!(
-            readme.contains(prompt),
-            "README.md no longer shows {prompt:?}"
-        );
-        // The command as the README runs it, with --json for the ids.
-        let out = std::process::Command::new(built_binary())
-            .arg("generate")
-            .args(args)
-            .arg("--json")
-            .output()
-            .expect("running edgenlu generate");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
-        let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
-        assert!(
-            most_repeated(&ids, 8) < 3,
-            "{prompt:?} loops: {:?}",
-            r["text"]
-        );
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{repo}/README.md")).unwrap();
+    let demo = std::fs::read_to_string(format!("{repo}/scripts/demo.sh")).unwrap();
+    let example = "What is the capital of France? Answer in one sentence.";
+    let shown = format!("edgenlu generate --chat --max-tokens 48 \"{example}\"");
+    assert!(readme.contains(&shown), "README.md no longer shows {shown}");
+    let (_, text) = generate_cli(&["--chat", "--max-tokens", "48", example]);
+    assert!(
+        readme.contains(text.trim()),
+        "README.md does not show {text:?}"
+    );
+    let tips = "Give me three tips for a good night's sleep.";
+    assert!(
+        demo.contains(tips),
+        "scripts/demo.sh no longer asks {tips:?}"
+    );
+    // The question that looped greedily ("la femme au martyre, la femme au martyre, …"), the
+    // README's example and the demo's.
+    for (prompt, max_tokens) in [
+        ("What is the capital of France?", "48"),
+        (example, "48"),
+        (tips, "64"),
+    ] {
+        let (ids, text) = generate_cli(&["--chat", "--max-tokens", max_tokens, prompt]);
+        assert!(most_repeated(&ids, 8) < 3, "{prompt:?} loops: {text:?}");
     }
 }

@@ -230,7 +230,8 @@ pub fn eval(
         .collect();
     let intents = IntentScores::of(&pairs);
     let oos = OutOfScopeScores::of(&pairs);
-    let cut = oos.is_some().then(|| {
+    let has_gold_oos = examples.iter().any(|e| e.intent == OUT_OF_SCOPE);
+    let cut = has_gold_oos.then(|| {
         let seen: Vec<(&str, &str, f32)> = examples
             .iter()
             .zip(&distances)
