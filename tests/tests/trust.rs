@@ -371,12 +371,7 @@ fn an_import_needing_an_undeclared_capability_is_refused() {
         template: true,
         system: None,
         max_tokens: 4,
-        sampling: edgenlu::SamplingParams {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            seed: 0,
-        },
+        sampling: edgenlu::SamplingParams::GREEDY,
         forward: edgenlu::Forward::Fused,
     };
     let reply = skill.chat(&request, None).unwrap();

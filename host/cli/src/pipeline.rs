@@ -8,11 +8,11 @@ use anyhow::{bail, Context, Result};
 use edgenlu::bundled::DEFAULT_INDEX;
 use edgenlu::{AnswerPath, Decision, Runtime};
 use edgenlu_device::builder::PipelineBuilder;
-use edgenlu_device::pipeline::{DeviceState, Pipeline};
+use edgenlu_device::pipeline::{DeviceState, Pipeline, TemplateReason};
 use edgenlu_device::uplink::UplinkConfig;
 use edgenlu_models::store::ModelStore;
 use edgenlu_train::datastore::{excerpt, Example, OUT_OF_SCOPE};
-use edgenlu_train::eval::{IntentScores, OutOfScopeScores, SpanScores};
+use edgenlu_train::eval::{IntentScores, OutOfScopeCut, OutOfScopeScores, SpanScores};
 use edgenlu_train::slots::{to_bytes, ByteSpan};
 use edgenlu_trust::skills::SkillStore;
 use std::collections::BTreeMap;
@@ -137,7 +137,9 @@ const FAILED: &str = "(failed)";
 /// Failures quoted in the report; the rest are counted.
 const MAX_FAILURES_SHOWN: usize = 5;
 
-/// `edgenlu eval`: every example through the pipeline, scored.
+/// `edgenlu eval`: every example through the pipeline, scored; on data with `oos` examples
+/// also the `max-out-of-scope` that would maximize overall accuracy on it (how a vendor tunes
+/// the policy on validation data).
 pub fn eval(
     pipeline: &Pipeline,
     examples: &[Example],
@@ -170,6 +172,11 @@ pub fn eval(
     let (mut routed_right, mut in_scope) = (0usize, 0usize);
     let mut decisions: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut per_skill: BTreeMap<String, usize> = BTreeMap::new();
+    // The skill's own answer and the router's distance, for the out-of-scope cut.
+    let mut distances = Vec::with_capacity(examples.len());
+    // With a phraser: replies phrased and used, and why the others got the template.
+    let mut phrased = 0usize;
+    let mut templated: BTreeMap<&'static str, usize> = BTreeMap::new();
     // An utterance the pipeline fails on is scored as wrong and reported, not the end of the
     // evaluation: the report of the rest is worth keeping.
     let mut failures: Vec<String> = Vec::new();
@@ -181,6 +188,7 @@ pub fn eval(
                 failures.push(format!("example {} ({}): {e}", i + 1, excerpt(&ex.text)));
                 spans.add(&to_bytes(&ex.text, &ex.slots), &[]);
                 answers.push(FAILED.to_string());
+                distances.push((FAILED.to_string(), f32::NAN));
                 pb.inc(1);
                 continue;
             }
@@ -199,6 +207,19 @@ pub fn eval(
         }
         *per_skill.entry(a.skill.clone()).or_default() += 1;
         let response = &a.answer.response;
+        distances.push((response.intent.clone(), a.out_of_scope));
+        if pipeline.phraser.is_some() && response.path == AnswerPath::Local {
+            phrased += 1;
+        }
+        let why = match &a.template_reason {
+            Some(TemplateReason::Rejected { why, .. }) => Some(why.kind()),
+            Some(TemplateReason::Unfinished) => Some("unfinished"),
+            Some(TemplateReason::PhrasingFailed(_)) => Some("phrasing failed"),
+            Some(TemplateReason::OutOfScope) | None => None,
+        };
+        if let Some(why) = why {
+            *templated.entry(why).or_default() += 1;
+        }
         *decisions
             .entry(match (a.verdict.decision, response.path) {
                 (Decision::Reject, _) => "reject",
@@ -230,6 +251,15 @@ pub fn eval(
         .collect();
     let intents = IntentScores::of(&pairs);
     let oos = OutOfScopeScores::of(&pairs);
+    let has_gold_oos = examples.iter().any(|e| e.intent == OUT_OF_SCOPE);
+    let cut = has_gold_oos.then(|| {
+        let seen: Vec<(&str, &str, f32)> = examples
+            .iter()
+            .zip(&distances)
+            .map(|(e, (answer, d))| (e.intent.as_str(), answer.as_str(), *d))
+            .collect();
+        OutOfScopeCut::tune(&seen)
+    });
     let has_slots = spans.gold + spans.predicted > 0;
     let routing = (routes.len() > 1 && in_scope > 0).then(|| routed_right as f64 / in_scope as f64);
     let total = percentiles(&mut total_ms);
@@ -238,6 +268,8 @@ pub fn eval(
         .map(|(stage, mut v)| (stage, percentiles(&mut v)))
         .collect();
     let n = examples.len().max(1) as f64;
+    let attempted = phrased + templated.values().sum::<usize>();
+    let pass_rate = (attempted > 0).then(|| phrased as f64 / attempted as f64);
     if json {
         let p = |q: &[f64; 3]| serde_json::json!({"p50": q[0], "p90": q[1], "p99": q[2]});
         println!(
@@ -254,6 +286,15 @@ pub fn eval(
                 "slots": has_slots.then(|| serde_json::json!({
                     "gold": spans.gold, "predicted": spans.predicted, "correct": spans.correct,
                     "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
+                })),
+                "out_of_scope_cut": cut.as_ref().map(|c| serde_json::json!({
+                    "max_out_of_scope": c.max_out_of_scope,
+                    "accuracy_without": c.accuracy_without, "accuracy_with": c.accuracy_with,
+                    "recall_without": c.without.map(|o| o.recall), "recall_with": c.with.map(|o| o.recall),
+                    "precision_with": c.with.map(|o| o.precision),
+                })),
+                "phrasing": pass_rate.map(|rate| serde_json::json!({
+                    "attempted": attempted, "used": phrased, "pass_rate": rate, "template_because": templated,
                 })),
                 "decisions": decisions,
                 "failed": failures.len(),
@@ -296,6 +337,22 @@ pub fn eval(
             o.precision * 100.0
         );
     }
+    if let Some(c) = &cut {
+        let pct = |o: Option<OutOfScopeScores>, f: fn(&OutOfScopeScores) -> f64| {
+            o.as_ref().map_or(0.0, f) * 100.0
+        };
+        println!(
+            "cut        --policy max-out-of-scope={:.3} would maximize accuracy on this data: \
+             {:.2} → {:.2} %, out-of-scope recall {:.2} → {:.2} %, precision {:.2} % \
+             (the skill's answers, the router's distance; tune on validation data, not test)",
+            c.max_out_of_scope,
+            c.accuracy_without * 100.0,
+            c.accuracy_with * 100.0,
+            pct(c.without, |o| o.recall),
+            pct(c.with, |o| o.recall),
+            pct(c.with, |o| o.precision),
+        );
+    }
     if has_slots {
         println!(
             "slots      F1 {:.2} %   precision {:.2} %, recall {:.2} % ({} of {} gold spans exact)",
@@ -304,6 +361,14 @@ pub fn eval(
             spans.recall() * 100.0,
             spans.correct,
             spans.gold
+        );
+    }
+    if let Some(rate) = pass_rate {
+        let because: Vec<String> = templated.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "phrasing   {:.1} % of phrased replies passed the check and were used ({phrased}/{attempted}); template because: {}",
+            rate * 100.0,
+            if because.is_empty() { "-".to_string() } else { because.join(", ") }
         );
     }
     let share = |d: &str| *decisions.get(d).unwrap_or(&0) as f64 / n * 100.0;
