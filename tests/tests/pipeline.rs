@@ -98,7 +98,7 @@ const OUT_OF_SCOPE: &str = "how do i get red wine out of a couch cushion";
 
 #[test]
 fn gibberish_and_foreign_requests_are_refused_by_the_default_pipeline() {
-    require_model(DEFAULT_INDEX);
+    edgenlu_tests::default_index();
     let route = Route::new(
         DEFAULT_INDEX,
         skill(DEFAULT_INDEX),
