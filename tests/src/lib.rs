@@ -447,3 +447,35 @@ pub fn built_binary() -> PathBuf {
     );
     bin
 }
+
+/// What a run of the binary gave.
+pub struct Ran {
+    /// Whether it exited with success.
+    pub ok: bool,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+/// Runs the built `edgenlu args...` with `store` as its store (`EDGENLU_HOME`).
+pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
+    let out = std::process::Command::new(built_binary())
+        .args(args)
+        .env("EDGENLU_HOME", store.root())
+        .env_remove("EDGENLU_UPLINK_URL")
+        .output()
+        .expect("running edgenlu");
+    let ran = Ran {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "edgenlu {args:?}: {}\n{}{}",
+        if ran.ok { "ok" } else { "failed" },
+        ran.stdout,
+        ran.stderr
+    );
+    ran
+}

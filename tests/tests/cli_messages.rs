@@ -137,3 +137,42 @@ fn one_failing_utterance_does_not_throw_away_the_evaluation() {
         failure.len()
     );
 }
+
+#[test]
+fn list_shows_a_skill_whose_publisher_was_revoked_as_refused() {
+    let store = edgenlu_tests::store();
+    let index = edgenlu_tests::tiny_index();
+    let run = |args: &[&str]| {
+        let ran = edgenlu_tests::edgenlu_in(&store, args);
+        assert!(ran.ok, "{args:?}: {}", ran.stderr);
+        ran.stdout
+    };
+    let file = store.root().join("revoked-intents.wasm");
+    run(&["trust", "add", "--dev"]);
+    run(&[
+        "sign",
+        "--dev-intents",
+        "--index",
+        index,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    run(&["install", file.to_str().unwrap()]);
+    let listed = run(&["list"]);
+    assert!(
+        listed.starts_with("intents  version") && !listed.contains("REFUSED"),
+        "{listed}"
+    );
+    run(&[
+        "trust",
+        "remove",
+        "--publisher",
+        edgenlu_trust::dev::DEV_PUBLISHER,
+    ]);
+    let listed = run(&["list"]);
+    assert!(listed.contains("REFUSED: unknown signing key"), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&run(&["list", "--json"])).unwrap();
+    assert!(json["refused"]
+        .as_str()
+        .is_some_and(|r| r.contains("unknown signing key")));
+}

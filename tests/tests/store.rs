@@ -9,41 +9,12 @@
 use edgenlu::bundled::DEFAULT_ENCODER;
 use edgenlu_models::fetch::DEFAULT_MODELS;
 use edgenlu_models::store::{EntryKind, ModelStore};
-use edgenlu_tests::{built_binary, real_store, require_model, temp_store};
+use edgenlu_tests::{edgenlu_in as edgenlu, real_store, require_model, temp_store, Ran};
 use edgenlu_trust::skills::SkillStore;
 use edgenlu_trust::{dev, unix_now};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
-
-/// What a run of the binary gave.
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `edgenlu args...` with `store` as its store.
-fn edgenlu(store: &ModelStore, args: &[&str]) -> Ran {
-    let out = Command::new(built_binary())
-        .args(args)
-        .env("EDGENLU_HOME", store.root())
-        .env_remove("EDGENLU_UPLINK_URL")
-        .output()
-        .expect("running edgenlu");
-    let ran = Ran {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "edgenlu {args:?}: {}\n{}{}",
-        if ran.ok { "ok" } else { "failed" },
-        ran.stdout,
-        ran.stderr
-    );
-    ran
-}
 
 /// Fails unless `ran` failed (`what` it tried) saying each of `says`.
 fn refused(ran: &Ran, what: &str, says: &[&str]) {
@@ -469,5 +440,32 @@ fn the_tests_write_into_a_temporary_store_over_the_real_models() {
             .unwrap()
             .canonicalize()
             .unwrap()
+    );
+}
+
+#[test]
+fn models_import_of_a_gguf_file_copies_it_into_the_store() {
+    require_model(DEFAULT_ENCODER);
+    let store = temp_store("import-gguf");
+    let file = real_store().path_for(DEFAULT_ENCODER).unwrap();
+    let file = file.to_str().unwrap();
+    refused(
+        &edgenlu(&store, &["models", "import", file]),
+        "a GGUF import without a name",
+        &["give --name NAME"],
+    );
+    let ran = edgenlu(&store, &["models", "import", file, "--name", "my-encoder"]);
+    assert!(ran.ok, "{}", ran.stderr);
+    let entry = store.entry("my-encoder").unwrap().expect("recorded");
+    assert_eq!(entry.kind, EntryKind::Model);
+    assert_eq!(
+        entry.sha256,
+        real_store().entry(DEFAULT_ENCODER).unwrap().unwrap().sha256
+    );
+    assert!(ran.stdout.contains(&entry.sha256), "{}", ran.stdout);
+    refused(
+        &edgenlu(&store, &["models", "import", file, "--name", "my-encoder"]),
+        "a second import over the first",
+        &["--force"],
     );
 }

@@ -22,17 +22,21 @@ pub enum ModelsCommand {
     Fetch,
     /// Convert a Hugging Face BERT folder (config.json, model.safetensors, vocab) to GGUF:
     /// into the store under --name (its digest recorded, so skills can open it), or to a file
-    /// with -o.
+    /// with -o. Given a GGUF model file instead, copy it into the store under --name.
     ///
     /// Example: edgenlu models import ./all-MiniLM-L6-v2 --quant q8_0 -o minilm.q8_0.gguf
+    ///
     /// Example: edgenlu models import ~/finetune/minilm-snips-ft --quant q8_0 --name minilm-snips-ft.q8_0
+    ///
+    /// Example: edgenlu models import ./smollm2-135m.q8_0.gguf --name smollm2-135m.q8_0
     Import {
-        /// Folder with config.json, model.safetensors and tokenizer.json or vocab.txt.
+        /// Folder with config.json, model.safetensors and tokenizer.json or vocab.txt; or a
+        /// GGUF model file, copied into the store as it is (with --name).
         hf_dir: PathBuf,
         #[arg(long, value_enum, default_value = "f32")]
         quant: Quant,
         /// Output GGUF file.
-        #[arg(short, long, required_unless_present = "name", conflicts_with = "name")]
+        #[arg(short, long, conflicts_with = "name")]
         output: Option<PathBuf>,
         /// Store name to import as (written into the store and recorded with its digest).
         #[arg(long)]
@@ -140,6 +144,38 @@ fn fetch(store: &ModelStore) -> Result<()> {
     Ok(())
 }
 
+/// `models import FILE.gguf --name NAME`: a GGUF model file copied into the store as it is
+/// (the store checks it is a GGUF model, not a datastore, before recording it).
+fn import_gguf(
+    store: &ModelStore,
+    file: &std::path::Path,
+    output: Option<PathBuf>,
+    name: Option<String>,
+    force: bool,
+) -> Result<()> {
+    if output.is_some() {
+        anyhow::bail!(
+            "{} is already a file: give --name NAME to import it into the store",
+            file.display()
+        );
+    }
+    let Some(name) = name else {
+        anyhow::bail!(
+            "give --name NAME to import {} into the store",
+            file.display()
+        );
+    };
+    let new = new_entry(store, &name, EntryKind::Model, force)?;
+    std::fs::copy(file, new.path())
+        .with_context(|| format!("copying {} into the store", file.display()))?;
+    std::fs::File::open(new.path())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", new.path().display()))?;
+    let entry = new.commit(&format!("models import {}", file.display()))?;
+    println!("{}  {}  {} bytes", entry.sha256, entry.name, entry.size);
+    Ok(())
+}
+
 fn import(
     store: &ModelStore,
     hf_dir: PathBuf,
@@ -148,6 +184,9 @@ fn import(
     name: Option<String>,
     force: bool,
 ) -> Result<()> {
+    if hf_dir.is_file() {
+        return import_gguf(store, &hf_dir, output, name, force);
+    }
     let new = name
         .as_deref()
         .map(|name| new_entry(store, name, EntryKind::Model, force))
