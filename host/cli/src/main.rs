@@ -220,11 +220,13 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed} ({eta} left)")
             .expect("valid template")
             .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
+    // Redrawn while a stage without steps runs, so a long one never looks hung.
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
 
