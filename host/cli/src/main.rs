@@ -12,6 +12,7 @@ use std::path::PathBuf;
 mod bench;
 mod completions;
 mod conformance;
+mod eval;
 mod generate;
 mod models;
 mod pipeline;
@@ -298,7 +299,7 @@ fn main() -> Result<()> {
             }
             let rt = runtime(store.clone())?;
             let pipeline = pipeline::pipeline(&rt, &store, &skills, phrase)?;
-            pipeline::eval(&pipeline, &examples, device, json)?;
+            eval::eval(&pipeline, &examples, device, json)?;
         }
         Command::Trust(cmd) => trust::run(cmd, &store)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,
