@@ -16,7 +16,8 @@
 //!
 //! # Example
 //!
-//! A skill that answers every utterance with the number of its tokens:
+//! A skill that answers every utterance with the number of its tokens (the host checks every
+//! response: an intent is an identifier, a confidence is in [0, 1], slots lie inside the text):
 //!
 //! ```no_run
 //! edgenlu_sdk::world!("skill");
@@ -30,10 +31,10 @@
 //!     fn handle(req: Request) -> Result<Response, Error> {
 //!         let ids = tokenize::encode(&req.text)?;
 //!         Ok(Response {
-//!             intent: format!("{} tokens", ids.len()),
+//!             intent: "count".into(),
 //!             confidence: 1.0,
 //!             slots: Vec::new(),
-//!             reply: None,
+//!             reply: Some(format!("{} tokens", ids.len())),
 //!             path: Path::Local,
 //!             timings: Vec::new(),
 //!         })
