@@ -149,9 +149,9 @@ fn route_of(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// The answer to health and metrics, given on the connection thread (no skill request can
-/// hold them up: the metrics' locks are held only to count or render); `None` for the other
-/// routes.
+/// The answer to health, metrics and unknown routes, given on the connection thread (no
+/// skill request can hold them up: the metrics' locks are held only to count or render);
+/// `None` for the routes the workers answer.
 pub(crate) fn answer_here(
     shared: &Shared,
     method: &Method,
@@ -159,6 +159,10 @@ pub(crate) fn answer_here(
     start: Instant,
 ) -> Option<Response<Body>> {
     let reply = match route_of(method, path) {
+        "other" => {
+            let f = Failure::new(404, "not_found", format!("no route {method} {path}"));
+            return Some(refuse(shared, method, path, f, start));
+        }
         "/healthz" => text_response("ok\n".into(), "text/plain"),
         "/metrics" => {
             let versions = shared.skills.nlu.versions();
@@ -231,12 +235,7 @@ pub(crate) fn run_queued(shared: &Arc<Shared>, job: Job) {
         "/v1/models" => Ok(Reply::Json(models(shared))),
         "/v1/nlu" => nlu(shared, &job.body),
         "/v1/embeddings" => embeddings(shared, &job.body),
-        "/v1/chat/completions" => chat::completion(shared, &job.body),
-        _ => Err(Failure::new(
-            404,
-            "not_found",
-            format!("no route {} {}", job.method, job.path),
-        )),
+        _ => chat::completion(shared, &job.body),
     };
     // Metrics are recorded before the response goes out, so a client that reads /metrics
     // right after its answer sees its request counted.
