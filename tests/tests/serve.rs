@@ -51,6 +51,25 @@ fn assert_finish(tokens: u64, finish: &Value, max: u64) {
     assert_eq!(finish, want, "{tokens} tokens, cap {max}");
 }
 
+/// The chunks of a streamed completion and the text they carry; fails unless the stream
+/// ends with `[DONE]` and every other event is a JSON chunk.
+fn sse_chunks(sse: &str) -> (Vec<Value>, String) {
+    let events: Vec<&str> = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{sse}");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (chunks, text)
+}
+
 fn chat_body(stream: bool) -> Value {
     json!({"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12, "stream": stream})
 }
@@ -117,19 +136,7 @@ fn every_route_answers() {
         chat_body(true).to_string().as_bytes(),
     );
     assert_eq!(status, 200);
-    let events: Vec<&str> = sse
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .collect();
-    assert_eq!(events.last(), Some(&"[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let streamed: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let (chunks, streamed) = sse_chunks(&sse);
     assert_eq!(streamed, text);
     assert!(chunks.len() > 3, "{} chunks", chunks.len());
     assert_finish(
@@ -739,20 +746,12 @@ fn stop_sequences_end_the_completion_before_them() {
         body.to_string().as_bytes(),
     );
     assert_eq!(status, 200);
-    let chunks: Vec<Value> = sse
-        .split("\n\n")
-        .filter_map(|e| serde_json::from_str(e.strip_prefix("data: ")?).ok())
-        .collect();
-    let streamed: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let (chunks, streamed) = sse_chunks(&sse);
     assert_eq!(streamed, want);
     assert_eq!(
         chunks.last().unwrap()["choices"][0]["finish_reason"],
         "stop"
     );
-    assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
 
     let mut body = chat_body(false);
     body["stop"] = json!(["a", "b", "c", "d", "e"]);

@@ -24,17 +24,12 @@ impl Body {
     }
 }
 
-impl HttpBody for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            Body::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::Events(rx) => rx.poll_recv(cx).map(|e| e.map(|b| Ok(Frame::data(b)))),
+impl Body {
+    /// The next piece of the body, `None` at its end.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        match self {
+            Body::Whole(bytes) => Poll::Ready(bytes.take()),
+            Body::Events(rx) => rx.poll_recv(cx),
         }
     }
 
@@ -102,15 +97,13 @@ impl HttpBody for Logged {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        match &frame {
-            Poll::Ready(Some(Ok(f))) => {
-                this.bytes += f.data_ref().map_or(0, |d| d.len() as u64);
-            }
+        let next = this.body.poll_next(cx);
+        match &next {
+            Poll::Ready(Some(bytes)) => this.bytes += bytes.len() as u64,
             Poll::Ready(None) => this.done = true,
-            _ => {}
+            Poll::Pending => {}
         }
-        frame
+        next.map(|b| b.map(|b| Ok(Frame::data(b))))
     }
 
     fn is_end_stream(&self) -> bool {

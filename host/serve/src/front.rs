@@ -280,33 +280,24 @@ impl<T> Stalls<T> {
         }
     }
 
-    /// After a write could not go on: fails once it has waited `timeout` since the last
-    /// progress.
-    fn pending(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        let timeout = self.timeout;
-        let sleep = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
+    /// A write's outcome, except that one still pending `timeout` after the last progress
+    /// fails.
     fn progress<R>(
         &mut self,
         r: Poll<std::io::Result<R>>,
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<R>> {
-        match r {
-            Poll::Pending => match self.pending(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
-            ready => {
-                self.stalled = None;
-                ready
-            }
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
