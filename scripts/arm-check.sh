@@ -13,10 +13,9 @@ out="$repo/target/arm-check"
 mkdir -p "$out"
 index=arm-check-snips
 
-if ! "$edgenlu" models list | grep -q " $index\$"; then
-    step "datastore: 100 SNIPS training examples per intent"
-    "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 100 --name "$index"
-fi
+step "datastore: 100 SNIPS training examples per intent (in a store of its own)"
+use_temp_store "$out/home"
+"$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 100 --name "$index"
 
 step "cross-build the host for aarch64 (Debian rustc-web, -Zbuild-std)"
 # In a subshell: the cross toolchain's RUSTC and target dir must not leak into x86 builds.

@@ -7,6 +7,19 @@ edgenlu="$repo/target/release/edgenlu"
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
+# Points EDGENLU_HOME at a new store in directory $1 (emptied first) for what a script writes
+# (datastores, skills, trust): the real store's models linked read only (`edgenlu models
+# link`), its compiled components shared. Nothing is written into the real store.
+use_temp_store() {
+    local real
+    real="$("$edgenlu" models root)"
+    rm -rf "$1"
+    mkdir -p "$1"
+    export EDGENLU_HOME="$1"
+    "$edgenlu" models link --from "$real" >/dev/null
+    if [ -d "$real/cache" ]; then ln -s "$real/cache" "$EDGENLU_HOME/cache"; fi
+}
+
 setup() {
     step "guest toolchain (wasm32-unknown-unknown)"
     "$repo/scripts/wasm-toolchain.sh" >/dev/null

@@ -44,9 +44,12 @@ step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p intents -p edgenlu-sdk -p skill-chat
 step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any error fails)"
-"$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name serve-load-snips
-python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20 \
-    --index serve-load-snips
+(
+    use_temp_store "$repo/target/serve-load-home"
+    "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name serve-load-snips
+    python3 "$repo/scripts/serve/load_test.py" --edgenlu "$edgenlu" --clients 4 --seconds 20 \
+        --index serve-load-snips
+)
 step "offline fine-tuning script compiles (it runs on a vendor's machine with torch, not here)"
 python3 -m py_compile "$repo/scripts/finetune/finetune.py" "$repo/scripts/bench/minilm_onnx_dynamic.py"
 step "fuzz smoke runs (30 s per target)"

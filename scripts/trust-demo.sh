@@ -2,20 +2,12 @@
 # The README's trust flow through the real CLI, with checks: a vendor root, a delegated
 # publisher, signing, install with health check, ask, update, rollback, and refusals
 # (untrusted key, older version, a flipped byte, a failing health check that rolls back).
-# Runs in a temporary EDGENLU_HOME whose models/ links to the real store's, so nothing in
-# the device's own trust or skill store changes. Needs a release build and the models.
-set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-datasets="${EDGENLU_DATASETS:-$repo/../shared/datasets}"
-edgenlu="$repo/target/release/edgenlu"
-real="$("$edgenlu" models root)"
+# Runs in a temporary store over the real store's models (use_temp_store), so nothing in the
+# device's own store changes. Needs a release build and the models.
+source "$(dirname "$0")/common.sh"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-export EDGENLU_HOME="$work/home"
-mkdir -p "$EDGENLU_HOME"
-ln -s "$real/models" "$EDGENLU_HOME/models"
-cp "$real/index.json" "$EDGENLU_HOME/index.json"
-mkdir -p "$real/cache" && ln -s "$real/cache" "$EDGENLU_HOME/cache"   # share compiled components
+use_temp_store "$work/home"
 cd "$work"
 unset RUST_BACKTRACE
 say() { printf '\n$ %s\n' "$*" >&2; }
@@ -31,9 +23,7 @@ refused() {
 }
 
 index=trust-demo-20
-if ! "$edgenlu" models list | grep -q " $index\$"; then
-    ok "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name "$index"
-fi
+ok "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name "$index"
 
 ok "$edgenlu" keygen vendor --dir keys
 ok "$edgenlu" keygen acme --dir keys

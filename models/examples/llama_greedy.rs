@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ids = Vec::new();
     let start = std::time::Instant::now();
     for _ in 0..count {
-        let next = sampler.sample(&logits).ok_or("no token")?;
+        let next = sampler.sample(&mut logits).ok_or("no token")?;
         ids.push(next);
         model.forward(&[next], &mut cache, &mut logits, &|| false)?;
     }

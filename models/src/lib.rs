@@ -18,6 +18,6 @@ pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};
 pub use import::ImportError;
 pub use llama::{Llama, LlamaConfig, LlamaError};
-pub use sampling::{Sampler, Sampling};
+pub use sampling::{Sampler, Sampling, DEFAULT_REPEAT_LAST_N, DEFAULT_REPEAT_PENALTY};
 pub use softmax_head::{HeadError, HeadTraining, SoftmaxHead};
 pub use store::{ModelStore, StoreError};

@@ -1,8 +1,10 @@
 //! Choosing the next token from logits: greedy, or temperature with top-k and top-p (nucleus)
-//! from a seeded generator, so a seed reproduces a generation exactly.
+//! from a seeded generator, so a seed reproduces a generation exactly; either after an optional
+//! repetition penalty on the tokens seen last (llama.cpp's `repeat_penalty`).
 
 use rand_core::{Rng, SeedableRng};
 use rand_xorshift::XorShiftRng;
+use std::collections::VecDeque;
 
 /// How to choose tokens. `temperature <= 0` is greedy (the first largest logit).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,7 +18,18 @@ pub struct Sampling {
     pub top_p: f32,
     /// Seed of the generator.
     pub seed: u64,
+    /// Logits of the tokens among the last `repeat_last_n` (prompt included) are divided by
+    /// this when positive and multiplied when negative, once per distinct token, before
+    /// anything else, as llama.cpp's `repeat_penalty`; 1 is off.
+    pub repeat_penalty: f32,
+    /// How many of the latest tokens the repetition penalty looks at; 0 is off.
+    pub repeat_last_n: usize,
 }
+
+/// The repetition penalty llama.cpp users know as the classic default (`--repeat-penalty`).
+pub const DEFAULT_REPEAT_PENALTY: f32 = 1.1;
+/// The window llama.cpp's repetition penalty looks at by default (`--repeat-last-n`).
+pub const DEFAULT_REPEAT_LAST_N: usize = 64;
 
 impl Sampling {
     /// Greedy decoding.
@@ -25,9 +38,17 @@ impl Sampling {
         top_k: 0,
         top_p: 1.0,
         seed: 0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 0,
     };
 
-    /// An error message if a field is out of range (NaN, negative, `top_p` outside (0, 1]).
+    /// Whether the repetition penalty changes anything.
+    fn penalizes(&self) -> bool {
+        self.repeat_penalty != 1.0 && self.repeat_last_n > 0
+    }
+
+    /// An error message if a field is out of range (NaN, negative, `top_p` outside (0, 1],
+    /// a repetition penalty not finite and positive).
     pub fn check(&self) -> Result<(), String> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
             return Err(format!(
@@ -37,6 +58,12 @@ impl Sampling {
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(format!("top_p {} must be in (0, 1]", self.top_p));
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
+            return Err(format!(
+                "repeat_penalty {} must be finite and > 0",
+                self.repeat_penalty
+            ));
         }
         Ok(())
     }
@@ -49,6 +76,10 @@ pub struct Sampler {
     rng: XorShiftRng,
     /// Scratch: (probability, token) pairs.
     candidates: Vec<(f32, u32)>,
+    /// The latest tokens, at most `repeat_last_n` (only kept when the penalty is on).
+    recent: VecDeque<u32>,
+    /// Scratch: the distinct tokens of `recent`.
+    distinct: Vec<u32>,
 }
 
 impl Sampler {
@@ -59,11 +90,54 @@ impl Sampler {
             sampling,
             rng: XorShiftRng::seed_from_u64(sampling.seed),
             candidates: Vec::new(),
+            recent: VecDeque::new(),
+            distinct: Vec::new(),
         })
     }
 
-    /// The next token for `logits`; `None` only for empty logits or when every logit is NaN.
-    pub fn sample(&mut self, logits: &[f32]) -> Option<u32> {
+    /// Records tokens the model has seen (the prompt; sampled tokens are recorded by
+    /// [`Sampler::sample`]) for the repetition penalty.
+    pub fn remember(&mut self, tokens: &[u32]) {
+        if !self.sampling.penalizes() {
+            return;
+        }
+        let n = self.sampling.repeat_last_n;
+        let tail = &tokens[tokens.len().saturating_sub(n)..];
+        self.recent.extend(tail);
+        let excess = self.recent.len().saturating_sub(n);
+        self.recent.drain(..excess);
+    }
+
+    /// Applies the repetition penalty to `logits`, once per distinct recent token (ids past
+    /// the end of `logits` ignored).
+    fn penalize(&mut self, logits: &mut [f32]) {
+        let penalty = self.sampling.repeat_penalty;
+        self.distinct.clear();
+        self.distinct.extend(&self.recent);
+        self.distinct.sort_unstable();
+        self.distinct.dedup();
+        for &t in &self.distinct {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+            }
+        }
+    }
+
+    /// The next token for `logits` (changed in place by the repetition penalty, if on), which
+    /// it then remembers; `None` only for empty logits or when every logit is NaN.
+    pub fn sample(&mut self, logits: &mut [f32]) -> Option<u32> {
+        if self.sampling.penalizes() {
+            self.penalize(logits);
+        }
+        let token = self.choose(logits);
+        if let Some(t) = token {
+            self.remember(&[t]);
+        }
+        token
+    }
+
+    /// Greedy or sampled, as [`Sampling`] says.
+    fn choose(&mut self, logits: &[f32]) -> Option<u32> {
         let s = self.sampling;
         if s.temperature <= 0.0 {
             return edgenlu_kernels::ops::argmax(logits)
@@ -116,5 +190,58 @@ impl Sampler {
             }
         }
         c.last().map(|&(_, t)| t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn penalized(penalty: f32, last_n: usize) -> Sampler {
+        Sampler::new(Sampling {
+            repeat_penalty: penalty,
+            repeat_last_n: last_n,
+            ..Sampling::GREEDY
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn repetition_penalty_moves_greedy_off_a_recent_token() {
+        // Token 0 leads by less than the penalty takes away from it.
+        let logits = [2.0f32, 1.9, -1.0];
+        let mut plain = penalized(1.0, 64);
+        plain.remember(&[0]);
+        assert_eq!(plain.sample(&mut logits.clone()), Some(0));
+        let mut s = penalized(1.1, 64);
+        s.remember(&[0, 0, 0]);
+        let mut l = logits;
+        assert_eq!(s.sample(&mut l), Some(1));
+        // Once per distinct token; a negative logit is pushed further down.
+        assert_eq!(l[0], 2.0 / 1.1);
+        s.remember(&[2]);
+        let mut l = logits;
+        s.sample(&mut l);
+        assert_eq!(l[2], -1.1);
+    }
+
+    #[test]
+    fn repetition_penalty_forgets_tokens_past_its_window() {
+        let mut s = penalized(2.0, 2);
+        s.remember(&[0, 5, 6]);
+        assert_eq!(s.sample(&mut [2.0, 1.9]), Some(0));
+        // 0 was just sampled: now it is recent.
+        assert_eq!(s.sample(&mut [2.0, 1.9]), Some(1));
+    }
+
+    #[test]
+    fn a_bad_repetition_penalty_is_refused() {
+        for p in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            assert!(Sampler::new(Sampling {
+                repeat_penalty: p,
+                ..Sampling::GREEDY
+            })
+            .is_err());
+        }
     }
 }

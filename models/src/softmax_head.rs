@@ -243,22 +243,30 @@ impl SoftmaxHead {
         if scored.is_empty() {
             return Err(HeadError::Empty);
         }
-        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // Threshold below everything: all accepted.
-        let mut right: usize = scored.iter().filter(|s| s.1).count();
-        let (mut best_right, mut best_threshold) = (right, 0.0f32);
-        for i in 0..scored.len() {
-            // Raising the threshold past scored[i] rejects it.
-            right = right - scored[i].1 as usize + scored[i].2 as usize;
-            let next = scored.get(i + 1).map_or(1.0, |s| s.0);
-            if right > best_right && next > scored[i].0 {
-                best_right = right;
-                best_threshold = (scored[i].0 + next) / 2.0;
-            }
-        }
-        self.oos_threshold = best_threshold;
+        self.oos_threshold = accuracy_maximizing_threshold(&mut scored);
         Ok(())
     }
+}
+
+/// The threshold on a score in [0, 1] that maximizes accuracy over `scored` — (score, right if
+/// accepted, right if rejected) per example, an example accepted when its score is at least the
+/// threshold —: 0 (all accepted) unless a midpoint between two sorted scores (or between the
+/// highest and 1) is right more often. Sorts `scored`.
+pub fn accuracy_maximizing_threshold(scored: &mut [(f32, bool, bool)]) -> f32 {
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Threshold below everything: all accepted.
+    let mut right: usize = scored.iter().filter(|s| s.1).count();
+    let (mut best_right, mut best_threshold) = (right, 0.0f32);
+    for i in 0..scored.len() {
+        // Raising the threshold past scored[i] rejects it.
+        right = right - scored[i].1 as usize + scored[i].2 as usize;
+        let next = scored.get(i + 1).map_or(1.0, |s| s.0);
+        if right > best_right && next > scored[i].0 {
+            best_right = right;
+            best_threshold = (scored[i].0 + next) / 2.0;
+        }
+    }
+    best_threshold
 }
 
 fn argmax(v: &[f32]) -> usize {

@@ -1,6 +1,15 @@
 //! The on-device model store: `<root>/models/<name>.gguf`, with `<root>/index.json` recording
-//! each model's SHA-256 digest, size and source. Models are opened by name only (never a
-//! path), and a model's digest is checked against the index before it is mapped.
+//! each entry's kind (a model or a skill's datastore), SHA-256 digest, size and source.
+//! Entries are opened by name only (never a path), and a file's digest is checked against the
+//! index before it is mapped. New entries are written through [`ModelStore::create`] /
+//! [`ModelStore::replace`] (`write.rs`): an entry is never replaced by one of the other kind,
+//! nor silently, nor while something holds it. `check.rs` compares files with the index.
+
+mod check;
+mod write;
+
+pub use check::{CheckedEntry, EntryHealth};
+pub use write::{Holders, NewEntry};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,6 +22,63 @@ use crate::gguf::{GgufError, GgufFile};
 
 /// Longest model name.
 const MAX_NAME_LEN: usize = 64;
+
+/// `general.architecture` of a skill's datastore file (`edgenlu-train` writes them).
+pub const DATASTORE_ARCHITECTURE: &str = "edgenlu-index";
+
+/// What a store entry is. Each command writes one kind only, and an entry never changes kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// Weights a skill computes with, an encoder or a decoder (`models fetch`, `models import`).
+    Model,
+    /// A skill's embedded examples and trained heads (`skill index`, `skill build`).
+    Datastore,
+}
+
+impl EntryKind {
+    /// `model` or `datastore`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Model => "model",
+            EntryKind::Datastore => "datastore",
+        }
+    }
+
+    /// The kind of a GGUF file with `general.architecture` = `architecture`.
+    pub fn of_architecture(architecture: Option<&str>) -> EntryKind {
+        if architecture == Some(DATASTORE_ARCHITECTURE) {
+            EntryKind::Datastore
+        } else {
+            EntryKind::Model
+        }
+    }
+
+    /// The kind of the GGUF file at `path`, from its architecture.
+    pub fn of_file(path: &Path) -> Result<EntryKind, GgufError> {
+        Ok(EntryKind::of_architecture(
+            GgufFile::open(path)?.architecture(),
+        ))
+    }
+
+    /// An index record written before kinds were recorded: the file's architecture says
+    /// which it is; a file that cannot be read is a datastore if `skill index` or `skill
+    /// build` recorded it (its source), else a model.
+    fn classify(path: &Path, source: &str) -> EntryKind {
+        EntryKind::of_file(path).unwrap_or(if source.starts_with("edgenlu skill ") {
+            EntryKind::Datastore
+        } else {
+            EntryKind::Model
+        })
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so column widths (`{:<9}`) apply.
+        f.pad(self.as_str())
+    }
+}
 
 /// Why the store could not resolve, record or open a model.
 #[derive(Debug, thiserror::Error)]
@@ -29,16 +95,63 @@ pub enum StoreError {
     #[error("model {0:?} is not in the store")]
     NotFound(String),
     /// The file's digest differs from the one recorded: it was modified or corrupted.
+    #[error("{0}")]
+    DigestMismatch(Box<Mismatch>),
+    /// An entry of that name exists, and the write did not ask to replace it.
     #[error(
-        "model {name:?} does not match its recorded digest (expected {expected}, found {actual})"
+        "the store already holds {kind} {name:?} ({size} bytes, from {source_text}): give \
+         --force to replace it, or choose another name"
     )]
-    DigestMismatch {
-        /// The model.
+    Exists {
+        /// The entry.
         name: String,
-        /// The digest in index.json.
-        expected: String,
-        /// The digest of the file.
-        actual: String,
+        /// Its kind.
+        kind: EntryKind,
+        /// Its recorded size.
+        size: u64,
+        /// Where it came from.
+        source_text: String,
+    },
+    /// An entry of that name is of the other kind: a model never replaces a datastore, nor a
+    /// datastore a model.
+    #[error(
+        "{name:?} is a {existing} in the store; a {wanted} can never replace it, even with \
+         --force: choose another name"
+    )]
+    KindConflict {
+        /// The entry.
+        name: String,
+        /// What the store holds under that name.
+        existing: EntryKind,
+        /// What the write would have put there.
+        wanted: EntryKind,
+    },
+    /// Something holds the entry (an installed skill, a model signature): it is never
+    /// replaced.
+    #[error(
+        "{kind} {name:?} is used by {}: it is never replaced, even with --force; write under \
+         another name",
+        holders.join(", ")
+    )]
+    Held {
+        /// The entry.
+        name: String,
+        /// Its kind.
+        kind: EntryKind,
+        /// Who holds it, each as a phrase.
+        holders: Vec<String>,
+    },
+    /// The file written for a new entry is not of the entry's kind.
+    #[error("the file written for {kind} {name:?} is a {found} (architecture {architecture:?})")]
+    NotOfKind {
+        /// The entry.
+        name: String,
+        /// The kind it was to be.
+        kind: EntryKind,
+        /// The kind of the file.
+        found: EntryKind,
+        /// The file's `general.architecture`.
+        architecture: String,
     },
     /// No root could be determined: none of `EDGENLU_HOME`, `XDG_DATA_HOME`, `HOME` is set.
     #[error("no model store location: set EDGENLU_HOME (or HOME)")]
@@ -69,11 +182,37 @@ pub enum StoreError {
     },
 }
 
-/// One recorded model.
+/// An entry's file that is not what the store recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}: the file of {name:?} is damaged: the store recorded {expected_size} bytes with SHA-256 \
+     {expected}, the file has {actual_size} bytes with SHA-256 {actual}; run `edgenlu models \
+     verify` to check every entry, and `edgenlu models fetch` to repair the default models \
+     (rebuild a datastore with `edgenlu skill build --force`)",
+    path.display()
+)]
+pub struct Mismatch {
+    /// The entry.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The digest in index.json.
+    pub expected: String,
+    /// The digest of the file.
+    pub actual: String,
+    /// The size in index.json.
+    pub expected_size: u64,
+    /// The size of the file.
+    pub actual_size: u64,
+}
+
+/// One recorded entry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreEntry {
     /// The store name, e.g. `all-minilm-l6-v2.q8_0`.
     pub name: String,
+    /// A model or a datastore.
+    pub kind: EntryKind,
     /// SHA-256 of the file, lowercase hex.
     pub sha256: String,
     /// File size in bytes.
@@ -90,9 +229,24 @@ struct Index {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct IndexRecord {
+    /// Absent in an index written before kinds were recorded (see [`EntryKind::classify`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<EntryKind>,
     sha256: String,
     size: u64,
     source: String,
+}
+
+impl IndexRecord {
+    fn entry(self, name: String, kind: EntryKind) -> StoreEntry {
+        StoreEntry {
+            name,
+            kind,
+            sha256: self.sha256,
+            size: self.size,
+            source: self.source,
+        }
+    }
 }
 
 /// A model store rooted at a directory. Cheap to clone.
@@ -160,26 +314,56 @@ pub(crate) fn sha256_hex(mut r: impl Read) -> io::Result<(String, u64)> {
 }
 
 impl ModelStore {
-    /// The store at `$EDGENLU_HOME`, else `$XDG_DATA_HOME/edgenlu`, else
-    /// `~/.local/share/edgenlu`; created if missing.
+    /// The store at [`default_root`](Self::default_root), created if missing.
     pub fn open_default() -> Result<ModelStore, StoreError> {
+        ModelStore::at(ModelStore::default_root()?)
+    }
+
+    /// Where the device's store is: `$EDGENLU_HOME`, else `$XDG_DATA_HOME/edgenlu`, else
+    /// `~/.local/share/edgenlu`.
+    pub fn default_root() -> Result<PathBuf, StoreError> {
         let env = |k| {
             std::env::var_os(k)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let root = env("EDGENLU_HOME")
+        env("EDGENLU_HOME")
             .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("edgenlu")))
             .or_else(|| env("HOME").map(|h| h.join(".local/share/edgenlu")))
-            .ok_or(StoreError::NoRoot)?;
-        ModelStore::at(root)
+            .ok_or(StoreError::NoRoot)
     }
 
-    /// The store rooted at `root`; creates `<root>/models` if missing.
+    /// The store rooted at `root`; creates `<root>/models` if missing. Removes the stale
+    /// temporaries a writer killed mid-write left in it
+    /// ([`remove_stale_temps`](crate::atomic::remove_stale_temps)), and records the kind of
+    /// entries an older index lacks (best effort: a store that cannot be written still opens).
     pub fn at(root: impl Into<PathBuf>) -> Result<ModelStore, StoreError> {
         let root = root.into();
         let models = root.join("models");
         std::fs::create_dir_all(&models).map_err(io_err(&models))?;
+        let store = ModelStore { root };
+        for dir in [
+            store.root.clone(),
+            models,
+            store.root.join("hf"),
+            store.root.join("tmp"),
+        ] {
+            crate::atomic::remove_stale_temps(&dir);
+        }
+        let _ = store.record_kinds();
+        Ok(store)
+    }
+
+    /// The store rooted at `root` for reading only: unlike [`at`](Self::at), nothing is
+    /// created, cleaned or migrated in it (kinds an older index lacks are classified in
+    /// memory). Writing through it is the caller's mistake; [`link_models_from`] reads its
+    /// base this way.
+    ///
+    /// [`link_models_from`]: Self::link_models_from
+    pub fn read_only(root: impl Into<PathBuf>) -> Result<ModelStore, StoreError> {
+        let root = root.into();
+        let models = root.join("models");
+        std::fs::metadata(&models).map_err(io_err(&models))?;
         Ok(ModelStore { root })
     }
 
@@ -188,7 +372,7 @@ impl ModelStore {
         &self.root
     }
 
-    /// Where model `name` lives (`<root>/models/<name>.gguf`), whether or not it exists.
+    /// Where entry `name` lives (`<root>/models/<name>.gguf`), whether or not it exists.
     pub fn path_for(&self, name: &str) -> Result<PathBuf, StoreError> {
         validate_name(name)?;
         Ok(self.root.join("models").join(format!("{name}.gguf")))
@@ -196,6 +380,13 @@ impl ModelStore {
 
     fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
+    }
+
+    /// Takes the index's write lock (released when the file is dropped), so two processes
+    /// never interleave their read-modify-write of index.json.
+    fn lock_index(&self) -> Result<File, StoreError> {
+        let path = self.root.join(".index.lock");
+        crate::atomic::lock_file(&path).map_err(io_err(&path))
     }
 
     fn read_index(&self) -> Result<Index, StoreError> {
@@ -220,63 +411,92 @@ impl ModelStore {
         crate::atomic::write_atomic(&path, |w| w.write_all(&json)).map_err(io_err(&path))
     }
 
+    /// The kind of a record: as recorded, else classified from its file.
+    fn kind_of(&self, name: &str, record: &IndexRecord) -> EntryKind {
+        record.kind.unwrap_or_else(|| {
+            // A name the index should never hold is classified without opening anything.
+            let path = self.path_for(name).unwrap_or_default();
+            EntryKind::classify(&path, &record.source)
+        })
+    }
+
+    /// Classifies, once, the entries an index written before kinds were recorded lacks,
+    /// and writes their kinds into it.
+    fn record_kinds(&self) -> Result<(), StoreError> {
+        if self.read_index()?.models.values().all(|r| r.kind.is_some()) {
+            return Ok(());
+        }
+        let _lock = self.lock_index()?;
+        let mut index = self.read_index()?;
+        for (name, record) in index.models.iter_mut() {
+            let kind = self.kind_of(name, record);
+            record.kind = Some(kind);
+        }
+        self.write_index(&index)
+    }
+
     /// Computes the digest of the file at [`path_for`](Self::path_for)`(name)` and records
-    /// it in index.json with `source`.
+    /// it in index.json with `source`, its kind from its GGUF architecture. For a file the
+    /// caller placed there itself; commands write entries with [`create`](Self::create) or
+    /// [`replace`](Self::replace), which keep the store's rules.
     pub fn record(&self, name: &str, source: &str) -> Result<StoreEntry, StoreError> {
         let path = self.path_for(name)?;
-        let file = match File::open(&path) {
+        let kind = EntryKind::classify(&path, source);
+        let _lock = self.lock_index()?;
+        self.record_locked(name, kind, &path, source)
+    }
+
+    /// Hashes `path` and records it as entry `name`, with the index lock held.
+    fn record_locked(
+        &self,
+        name: &str,
+        kind: EntryKind,
+        path: &Path,
+        source: &str,
+    ) -> Result<StoreEntry, StoreError> {
+        let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(name.to_owned()))
             }
-            Err(e) => return Err(StoreError::Io { path, source: e }),
+            Err(e) => return Err(io_err(path)(e)),
         };
-        let (sha256, size) = sha256_hex(file).map_err(io_err(&path))?;
+        let (sha256, size) = sha256_hex(file).map_err(io_err(path))?;
         let mut index = self.read_index()?;
-        index.models.insert(
-            name.to_owned(),
-            IndexRecord {
-                sha256: sha256.clone(),
-                size,
-                source: source.to_owned(),
-            },
-        );
-        self.write_index(&index)?;
-        Ok(StoreEntry {
-            name: name.to_owned(),
+        let record = IndexRecord {
+            kind: Some(kind),
             sha256,
             size,
             source: source.to_owned(),
-        })
+        };
+        index.models.insert(name.to_owned(), record.clone());
+        self.write_index(&index)?;
+        Ok(record.entry(name.to_owned(), kind))
     }
 
     /// The recorded entry for `name`, if any (the file is not checked).
     pub fn entry(&self, name: &str) -> Result<Option<StoreEntry>, StoreError> {
         validate_name(name)?;
-        Ok(self.read_index()?.models.remove(name).map(|r| StoreEntry {
-            name: name.to_owned(),
-            sha256: r.sha256,
-            size: r.size,
-            source: r.source,
+        Ok(self.read_index()?.models.remove(name).map(|r| {
+            let kind = self.kind_of(name, &r);
+            r.entry(name.to_owned(), kind)
         }))
     }
 
-    /// Every recorded model, by name.
+    /// Every recorded entry, by name.
     pub fn list(&self) -> Result<Vec<StoreEntry>, StoreError> {
         Ok(self
             .read_index()?
             .models
             .into_iter()
-            .map(|(name, r)| StoreEntry {
-                name,
-                sha256: r.sha256,
-                size: r.size,
-                source: r.source,
+            .map(|(name, r)| {
+                let kind = self.kind_of(&name, &r);
+                r.entry(name, kind)
             })
             .collect())
     }
 
-    /// Checks that model `name` is recorded and that its file matches the recorded digest;
+    /// Checks that entry `name` is recorded and that its file matches the recorded digest;
     /// returns the open file, positioned anywhere.
     fn verified_file(&self, name: &str) -> Result<(File, PathBuf, StoreEntry), StoreError> {
         let path = self.path_for(name)?;
@@ -290,13 +510,16 @@ impl ModelStore {
             }
             Err(e) => return Err(StoreError::Io { path, source: e }),
         };
-        let (actual, _) = sha256_hex(&file).map_err(io_err(&path))?;
-        if actual != entry.sha256 {
-            return Err(StoreError::DigestMismatch {
+        let (actual, actual_size) = sha256_hex(&file).map_err(io_err(&path))?;
+        if actual != entry.sha256 || actual_size != entry.size {
+            return Err(StoreError::DigestMismatch(Box::new(Mismatch {
                 name: name.to_owned(),
+                path,
                 expected: entry.sha256,
                 actual,
-            });
+                expected_size: entry.size,
+                actual_size,
+            })));
         }
         Ok((file, path, entry))
     }
@@ -306,7 +529,7 @@ impl ModelStore {
         self.verified_file(name).map(|(_, _, e)| e)
     }
 
-    /// Opens model `name`: resolves the name, checks the file against its recorded digest,
+    /// Opens entry `name`: resolves the name, checks the file against its recorded digest,
     /// then maps and validates that same file handle.
     pub fn open(&self, name: &str) -> Result<GgufFile, StoreError> {
         let (file, path, _) = self.verified_file(name)?;

@@ -11,9 +11,8 @@ use std::path::PathBuf;
 fn minilm_dir() -> PathBuf {
     let dir = match std::env::var_os("EDGENLU_MINILM_DIR") {
         Some(d) => PathBuf::from(d),
-        None => ModelStore::open_default()
-            .expect("opening the model store")
-            .root()
+        None => ModelStore::default_root()
+            .expect("the model store's location")
             .join("hf/all-minilm-l6-v2"),
     };
     assert!(

@@ -2,7 +2,9 @@
 
 use edgenlu_kernels::formats::DType;
 use edgenlu_models::gguf::{GgufWriter, MetaValue};
-use edgenlu_models::store::{validate_name, ModelStore, StoreError};
+use edgenlu_models::store::{
+    validate_name, EntryKind, Holders, ModelStore, StoreError, DATASTORE_ARCHITECTURE,
+};
 use std::path::PathBuf;
 
 fn temp_root(tag: &str) -> PathBuf {
@@ -78,11 +80,10 @@ fn record_open_and_digest_mismatch() {
     *bytes.last_mut().unwrap() ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     match store.open("m") {
-        Err(StoreError::DigestMismatch {
-            expected, actual, ..
-        }) => {
-            assert_eq!(expected, entry.sha256);
-            assert_ne!(actual, expected);
+        Err(StoreError::DigestMismatch(m)) => {
+            assert_eq!(m.expected, entry.sha256);
+            assert_ne!(m.actual, m.expected);
+            assert_eq!((m.path, m.actual_size), (path.clone(), entry.size));
         }
         other => panic!("expected a digest mismatch, got {other:?}"),
     }
@@ -103,5 +104,142 @@ fn corrupt_index_is_a_typed_error() {
     let store = ModelStore::at(temp_root("index")).unwrap();
     std::fs::write(store.root().join("index.json"), b"{not json").unwrap();
     assert!(matches!(store.list(), Err(StoreError::BadIndex { .. })));
+    std::fs::remove_dir_all(store.root()).unwrap();
+}
+
+fn small_datastore() -> GgufWriter {
+    let mut w = GgufWriter::new();
+    w.add_metadata(
+        "general.architecture",
+        MetaValue::String(DATASTORE_ARCHITECTURE.into()),
+    );
+    w.add_tensor("index.embeddings", DType::F32, &[1, 2], vec![0; 8])
+        .unwrap();
+    w
+}
+
+/// Something that holds the entry it names.
+struct HoldsOne(&'static str);
+
+impl Holders for HoldsOne {
+    fn holders(&self, name: &str) -> Vec<String> {
+        if name == self.0 {
+            vec!["installed skill \"s\" version 1".into()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+#[test]
+fn an_index_without_kinds_is_classified_once_by_gguf_architecture() {
+    let root = temp_root("classify");
+    let store = ModelStore::at(&root).unwrap();
+    small_model()
+        .write(&store.path_for("enc").unwrap())
+        .unwrap();
+    small_datastore()
+        .write(&store.path_for("ds").unwrap())
+        .unwrap();
+    store.record("enc", "test").unwrap();
+    store.record("ds", "test").unwrap();
+    // Rewrite the index as an older version wrote it: no kinds, and a datastore whose file is
+    // gone (classified by the command that recorded it).
+    let index_path = root.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let mut gone = index["models"]["ds"].clone();
+    gone["source"] = "edgenlu skill build --train x.jsonl".into();
+    index["models"]["gone"] = gone;
+    for record in index["models"].as_object_mut().unwrap().values_mut() {
+        record.as_object_mut().unwrap().remove("kind");
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let store = ModelStore::at(&root).unwrap();
+    let kinds: Vec<(String, EntryKind)> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect();
+    let expected = [
+        ("ds", EntryKind::Datastore),
+        ("enc", EntryKind::Model),
+        ("gone", EntryKind::Datastore),
+    ];
+    assert_eq!(kinds, expected.map(|(n, k)| (n.to_string(), k)));
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    for (name, kind) in expected {
+        assert_eq!(written["models"][name]["kind"], kind.as_str(), "{name}");
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn create_refuses_an_existing_entry_and_replace_the_other_kind_or_a_held_one() {
+    let store = ModelStore::at(temp_root("rules")).unwrap();
+    let new = store.create("ds", EntryKind::Datastore).unwrap();
+    small_datastore().write(new.path()).unwrap();
+    let first = new.commit("first").unwrap();
+    assert_eq!(first.kind, EntryKind::Datastore);
+    assert!(matches!(
+        store.create("ds", EntryKind::Datastore),
+        Err(StoreError::Exists { .. })
+    ));
+    for kind_conflict in [
+        store.create("ds", EntryKind::Model),
+        store.replace("ds", EntryKind::Model, &()),
+    ] {
+        assert!(matches!(
+            kind_conflict,
+            Err(StoreError::KindConflict {
+                existing: EntryKind::Datastore,
+                wanted: EntryKind::Model,
+                ..
+            })
+        ));
+    }
+    match store.replace("ds", EntryKind::Datastore, &HoldsOne("ds")) {
+        Err(e @ StoreError::Held { .. }) => {
+            assert!(e.to_string().contains("installed skill \"s\""), "{e}")
+        }
+        other => panic!("expected Held, got {other:?}"),
+    }
+    // Nothing holds it: replaced.
+    let new = store
+        .replace("ds", EntryKind::Datastore, &HoldsOne("other"))
+        .unwrap();
+    let mut w = small_datastore();
+    w.add_metadata("x", MetaValue::U32(1));
+    w.write(new.path()).unwrap();
+    assert_ne!(new.commit("second").unwrap().sha256, first.sha256);
+    std::fs::remove_dir_all(store.root()).unwrap();
+}
+
+#[test]
+fn a_new_entry_of_the_other_kind_or_uncommitted_leaves_the_store_as_it_was() {
+    let store = ModelStore::at(temp_root("staged")).unwrap();
+    let new = store.create("m", EntryKind::Model).unwrap();
+    small_datastore().write(new.path()).unwrap();
+    let staged = new.path().to_owned();
+    assert!(matches!(
+        new.commit("wrong kind"),
+        Err(StoreError::NotOfKind {
+            kind: EntryKind::Model,
+            found: EntryKind::Datastore,
+            ..
+        })
+    ));
+    assert!(!staged.exists(), "the refused file is removed");
+    let new = store.create("m", EntryKind::Model).unwrap();
+    small_model().write(new.path()).unwrap();
+    drop(new);
+    assert!(store.list().unwrap().is_empty());
+    let files: Vec<_> = std::fs::read_dir(store.root().join("models"))
+        .unwrap()
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
     std::fs::remove_dir_all(store.root()).unwrap();
 }

@@ -1,6 +1,7 @@
-//! Shared helpers for the end-to-end tests in `tests/`: where the model store and the golden
-//! files are, and a runtime over that store. A missing prerequisite fails the test with the
-//! command that provides it: a skipped test is not a passing one.
+//! Shared helpers for the end-to-end tests in `tests/`: the model store the tests use (a
+//! temporary one over the real store's models) and where the golden files are, and a runtime
+//! over that store. A missing prerequisite fails the test with the command that provides it: a
+//! skipped test is not a passing one.
 
 use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;
@@ -9,10 +10,47 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The model store the tests read (`$EDGENLU_HOME`, else the XDG default), which
-/// `edgenlu models fetch` fills.
+/// The device's model store (`$EDGENLU_HOME`, else the XDG default), which `edgenlu models
+/// fetch` fills, opened read only: tests never write into it.
+pub fn real_store() -> ModelStore {
+    let root = ModelStore::default_root().expect("the model store's location");
+    ModelStore::read_only(&root).unwrap_or_else(|e| {
+        panic!(
+            "no model store at {}: run `edgenlu models fetch` ({e})",
+            root.display()
+        )
+    })
+}
+
+/// The model store the tests use, one per test process: a temporary store with the real
+/// store's models linked ([`temp_store`]), so the datastores, skills and trust a test writes
+/// never reach the user's store.
 pub fn store() -> ModelStore {
-    ModelStore::open_default().expect("opening the model store")
+    static STORE: std::sync::OnceLock<ModelStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| temp_store("shared")).clone()
+}
+
+/// A new, empty temporary store called `tag` (under `$TMPDIR/edgenlu-tests/`) whose models are
+/// the real store's, linked read only (`ModelStore::link_models_from`), and whose
+/// compiled-component cache is the real store's (content-keyed, so sharing it only saves
+/// compiling). Left behind when the test process ends; the next one removes it (a stale
+/// temporary: `edgenlu_models::atomic::remove_stale_temps`).
+pub fn temp_store(tag: &str) -> ModelStore {
+    let parent = std::env::temp_dir().join("edgenlu-tests");
+    std::fs::create_dir_all(&parent).expect("creating the tests' temporary directory");
+    edgenlu_models::atomic::remove_stale_temps(&parent);
+    let root = parent.join(format!("{tag}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = ModelStore::at(&root).expect("creating a temporary model store");
+    let real = real_store();
+    store
+        .link_models_from(&real)
+        .expect("linking the real store's models");
+    let cache = real.root().join("cache");
+    if cache.is_dir() {
+        std::os::unix::fs::symlink(&cache, root.join("cache")).expect("linking the cache");
+    }
+    store
 }
 
 /// A runtime over the test model store, with the compiled-component cache in it, set up as
@@ -62,25 +100,13 @@ pub fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
 }
 
-/// A model store in a fresh directory under the system temp dir (`edgenlu-{tag}-{pid}`), for a
-/// test that writes into its store: `models` of the test store are linked into it, not
-/// copied, under their recorded digests. The test removes it when done.
+/// A model store of its own for a test that writes into its store and needs `models`: a
+/// [`temp_store`] (every model linked). The test may remove it when done.
 pub fn scratch_store(tag: &str, models: &[&str]) -> ModelStore {
-    let root = std::env::temp_dir().join(format!("edgenlu-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let scratch = ModelStore::at(&root).expect("creating a scratch store");
-    let real = store();
-    std::fs::copy(real.root().join("index.json"), root.join("index.json"))
-        .expect("copying the test store's index");
     for name in models {
         require_model(name);
-        std::os::unix::fs::symlink(
-            real.path_for(name).unwrap(),
-            scratch.path_for(name).unwrap(),
-        )
-        .expect("linking a model into the scratch store");
     }
-    scratch
+    temp_store(tag)
 }
 
 /// A runtime over `store`, with the compiled-component cache in it, set up as [`runtime`].
@@ -92,7 +118,7 @@ pub fn runtime_over(store: ModelStore) -> Runtime {
         .expect("creating the runtime")
 }
 
-/// Fails unless model `name` is in the store.
+/// Fails unless model `name` is in the store (linked from the real one).
 pub fn require_model(name: &str) {
     let store = store();
     assert!(
@@ -152,12 +178,10 @@ pub fn build_snips_index_in(
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl"))
         .expect("reading SNIPS train");
     let train = datastore::limit_per_intent(train, per_intent);
-    let path = store.path_for(name).expect("a datastore path");
-    datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, &path, &|_| {})
+    let new = new_datastore(store, name);
+    datastore::build(&embedder, DEFAULT_ENCODER, &train, 2, new.path(), &|_| {})
         .expect("building the datastore");
-    store
-        .record(name, provenance)
-        .expect("recording the datastore");
+    new.commit(provenance).expect("recording the datastore");
     train.len()
 }
 
@@ -168,20 +192,26 @@ pub fn build_skill_data(
     train: &[edgenlu_train::datastore::Example],
     val: Option<&[edgenlu_train::datastore::Example]>,
 ) {
-    let store = store();
+    let new = new_datastore(&store(), name);
     edgenlu_train::training::build(
         &intents(None),
         edgenlu::bundled::DEFAULT_ENCODER,
         edgenlu_train::training::Examples { train, val },
         2,
         &edgenlu_models::softmax_head::HeadTraining::default(),
-        &store.path_for(name).expect("a datastore path"),
+        new.path(),
         &|_, _, _| {},
     )
     .expect("training the skill's heads");
-    store
-        .record(name, "edgenlu-tests")
+    new.commit("edgenlu-tests")
         .expect("recording the datastore");
+}
+
+/// Starts writing datastore `name` into `store` (a test's), replacing one of that name.
+pub fn new_datastore(store: &ModelStore, name: &str) -> edgenlu_models::store::NewEntry {
+    store
+        .replace(name, edgenlu_models::store::EntryKind::Datastore, &())
+        .expect("a datastore the test store may hold")
 }
 
 /// Two SNIPS domain skills' datastores, each trained only on its own intents (30 examples
@@ -328,21 +358,26 @@ pub fn start_server(config: &edgenlu_serve::ServeConfig, index: &str) -> edgenlu
     )
 }
 
-/// A SNIPS datastore of 20 examples per intent, `trust-snips-20`, built once per test binary
-/// unless the store already holds it.
+/// A SNIPS datastore of 20 examples per intent, `trust-snips-20`, built once per test binary.
 pub fn tiny_index() -> &'static str {
-    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    const NAME: &str = "trust-snips-20";
+    snips_index_once("trust-snips-20")
+}
+
+/// The datastore `run`, `eval` and `serve` answer from without `--index` (`snips-intents`),
+/// in the test store: 20 SNIPS examples per intent, built once per test binary.
+pub fn default_index() -> &'static str {
+    snips_index_once(edgenlu::bundled::DEFAULT_INDEX)
+}
+
+/// Datastore `name` of 20 SNIPS examples per intent, built once per test binary.
+fn snips_index_once(name: &'static str) -> &'static str {
+    static BUILT: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*built {
-        require_model(edgenlu::bundled::DEFAULT_ENCODER);
-        let models = store();
-        if models.verify(NAME).is_err() {
-            build_snips_index(NAME, 20, "tests/trust.rs");
-        }
-        *built = true;
+    if !built.contains(&name) {
+        build_snips_index(name, 20, "edgenlu-tests");
+        built.push(name);
     }
-    NAME
+    name
 }
 
 /// One HTTP/1.1 request; returns the status and the body (chunked bodies decoded).
@@ -420,6 +455,38 @@ pub fn built_binary() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// What a run of the binary gave.
+pub struct Ran {
+    /// Whether it exited with success.
+    pub ok: bool,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+/// Runs the built `edgenlu args...` with `store` as its store (`EDGENLU_HOME`).
+pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
+    let out = std::process::Command::new(built_binary())
+        .args(args)
+        .env("EDGENLU_HOME", store.root())
+        .env_remove("EDGENLU_UPLINK_URL")
+        .output()
+        .expect("running edgenlu");
+    let ran = Ran {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "edgenlu {args:?}: {}\n{}{}",
+        if ran.ok { "ok" } else { "failed" },
+        ran.stdout,
+        ran.stderr
+    );
+    ran
 }
 
 /// A loopback address no one listens on right now.

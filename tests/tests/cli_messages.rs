@@ -5,9 +5,13 @@
 use edgenlu_tests::built_binary;
 use std::process::{Command, Output};
 
+/// Runs the binary over the test store, which holds the default datastore `run` and `eval`
+/// answer from.
 fn edgenlu(args: &[&str]) -> Output {
+    edgenlu_tests::default_index();
     Command::new(built_binary())
         .args(args)
+        .env("EDGENLU_HOME", edgenlu_tests::store().root())
         .env_remove("EDGENLU_LOG")
         .output()
         .expect("running edgenlu")
@@ -72,6 +76,7 @@ fn keygen_refuses_a_name_that_would_leave_its_directory() {
 fn an_expected_refusal_carries_no_backtrace_under_rust_backtrace() {
     let out = Command::new(built_binary())
         .args(["run", "--index", "no-such-datastore", "play some jazz"])
+        .env("EDGENLU_HOME", edgenlu_tests::store().root())
         .env("RUST_BACKTRACE", "1")
         .env_remove("RUST_LIB_BACKTRACE")
         .output()
@@ -131,4 +136,43 @@ fn one_failing_utterance_does_not_throw_away_the_evaluation() {
         "the failure quotes {} bytes",
         failure.len()
     );
+}
+
+#[test]
+fn list_shows_a_skill_whose_publisher_was_revoked_as_refused() {
+    let store = edgenlu_tests::store();
+    let index = edgenlu_tests::tiny_index();
+    let run = |args: &[&str]| {
+        let ran = edgenlu_tests::edgenlu_in(&store, args);
+        assert!(ran.ok, "{args:?}: {}", ran.stderr);
+        ran.stdout
+    };
+    let file = store.root().join("revoked-intents.wasm");
+    run(&["trust", "add", "--dev"]);
+    run(&[
+        "sign",
+        "--dev-intents",
+        "--index",
+        index,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    run(&["install", file.to_str().unwrap()]);
+    let listed = run(&["list"]);
+    assert!(
+        listed.starts_with("intents  version") && !listed.contains("REFUSED"),
+        "{listed}"
+    );
+    run(&[
+        "trust",
+        "remove",
+        "--publisher",
+        edgenlu_trust::dev::DEV_PUBLISHER,
+    ]);
+    let listed = run(&["list"]);
+    assert!(listed.contains("REFUSED: unknown signing key"), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&run(&["list", "--json"])).unwrap();
+    assert!(json["refused"]
+        .as_str()
+        .is_some_and(|r| r.contains("unknown signing key")));
 }

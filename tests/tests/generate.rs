@@ -3,14 +3,14 @@
 //! tokens, and a float64 numpy forward pass (scripts/golden/llama_reference.py) for the first
 //! step's logits. Also: the guest-composed and fused passes agree token for token, streamed
 //! text is whole UTF-8 and equals the tokenizer's decode, sampling is reproducible by seed,
-//! and the token budget is enforced.
+//! the token budget is enforced, and the README's `generate` examples do not loop.
 
 use edgenlu::bundled::{bpe_tokenizer, chat_limits, chat_skill, open_tokenizer, DEFAULT_DECODER};
 use edgenlu::{ChatRequest, FinishReason, Forward, Limits, SamplingParams, SkillError, WitError};
 use edgenlu_kernels::matmul::Activations;
 use edgenlu_models::llama::logit_error;
 use edgenlu_models::{GgufFile, Llama};
-use edgenlu_tests::{golden_lines, require_model, runtime, store};
+use edgenlu_tests::{built_binary, golden_lines, require_model, runtime, store};
 use std::sync::{Arc, Mutex};
 
 /// Where the fast pass (quantized activations) and llama.cpp's q4_1 run choose different tokens
@@ -327,6 +327,7 @@ fn sampling_is_reproducible_by_seed() {
             top_k: 40,
             top_p: 0.95,
             seed,
+            ..SamplingParams::GREEDY
         };
         skill.chat(&req, None).unwrap().ids
     };
@@ -365,4 +366,62 @@ fn more_tokens_than_the_budget_is_refused() {
         .chat(&greedy("Hello", false, 8, Forward::Fused), None)
         .unwrap();
     assert_eq!(ok.ids.len(), 8);
+}
+
+/// How often the most frequent run of `n` consecutive ids occurs in `ids`.
+fn most_repeated(ids: &[u32], n: usize) -> usize {
+    let mut counts = std::collections::HashMap::new();
+    for w in ids.windows(n) {
+        *counts.entry(w).or_insert(0) += 1;
+    }
+    counts.into_values().max().unwrap_or(0)
+}
+
+/// `edgenlu generate ARGS --json`'s ids and text.
+fn generate_cli(args: &[&str]) -> (Vec<u32>, String) {
+    let out = std::process::Command::new(built_binary())
+        .arg("generate")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("running edgenlu generate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json output");
+    let ids = serde_json::from_value(r["ids"].clone()).unwrap();
+    (ids, r["text"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn readme_generate_examples_do_not_loop_and_print_what_the_readme_shows() {
+    require_model(DEFAULT_DECODER);
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{repo}/README.md")).unwrap();
+    let demo = std::fs::read_to_string(format!("{repo}/scripts/demo.sh")).unwrap();
+    let example = "What is the capital of France? Answer in one sentence.";
+    let shown = format!("edgenlu generate --chat --max-tokens 48 \"{example}\"");
+    assert!(readme.contains(&shown), "README.md no longer shows {shown}");
+    let (_, text) = generate_cli(&["--chat", "--max-tokens", "48", example]);
+    assert!(
+        readme.contains(text.trim()),
+        "README.md does not show {text:?}"
+    );
+    let tips = "Give me three tips for a good night's sleep.";
+    assert!(
+        demo.contains(tips),
+        "scripts/demo.sh no longer asks {tips:?}"
+    );
+    // The question that looped greedily ("la femme au martyre, la femme au martyre, …"), the
+    // README's example and the demo's.
+    for (prompt, max_tokens) in [
+        ("What is the capital of France?", "48"),
+        (example, "48"),
+        (tips, "64"),
+    ] {
+        let (ids, text) = generate_cli(&["--chat", "--max-tokens", max_tokens, prompt]);
+        assert!(most_repeated(&ids, 8) < 3, "{prompt:?} loops: {text:?}");
+    }
 }

@@ -72,7 +72,7 @@ fn trained_head_and_slot_tagger_answer_held_out_utterances() {
     let train = datastore::read_examples(&datasets_dir().join("snips/train.jsonl")).unwrap();
     let train = datastore::limit_per_intent(train, 60);
     let name = "test-snips-joint-small";
-    let store = edgenlu_tests::store();
+    let new = edgenlu_tests::new_datastore(&edgenlu_tests::store(), name);
     let trained = edgenlu_train::training::build(
         &encoder_skill,
         DEFAULT_ENCODER,
@@ -82,11 +82,11 @@ fn trained_head_and_slot_tagger_answer_held_out_utterances() {
         },
         2,
         &HeadTraining::default(),
-        &store.path_for(name).unwrap(),
+        new.path(),
         &|_, _, _| {},
     )
     .unwrap();
-    store.record(name, "tests/intents.rs").unwrap();
+    new.commit("tests/intents.rs").unwrap();
     assert_eq!(trained.intents, 7);
     let (tags, tokens, _) = trained.slots.expect("SNIPS has slots");
     assert!(tags > 40 && tokens > 3000, "{tags} tags, {tokens} tokens");

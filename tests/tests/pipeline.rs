@@ -4,7 +4,7 @@
 //! each answering from the encoding the router made exactly as it would alone, and the uplink
 //! only for a skill whose signed manifest grants it.
 
-use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER, DEFAULT_INDEX};
 use edgenlu::{AnswerPath, Decision, Skill};
 use edgenlu_device::pipeline::{DeviceState, Pipeline};
 use edgenlu_device::router::{Route, Router, RouterError};
@@ -95,6 +95,33 @@ const ONLINE: DeviceState = DeviceState {
     battery_percent: Some(80),
 };
 const OUT_OF_SCOPE: &str = "how do i get red wine out of a couch cushion";
+
+#[test]
+fn gibberish_and_foreign_requests_are_refused_by_the_default_pipeline() {
+    edgenlu_tests::default_index();
+    let route = Route::new(
+        DEFAULT_INDEX,
+        skill(DEFAULT_INDEX),
+        true,
+        runtime().catalog(),
+    )
+    .unwrap();
+    let p = edgenlu_tests::pipeline_over(vec![route]);
+    for text in ["asdkjh qwe", "what is my credit score"] {
+        let a = p.answer(text, ONLINE).unwrap();
+        assert_eq!(
+            a.verdict.decision,
+            Decision::Reject,
+            "{text:?}: {:?}",
+            a.verdict
+        );
+        assert_eq!(a.answer.response.path, AnswerPath::Rejected);
+    }
+    let a = p
+        .answer("add this song to my workout playlist", ONLINE)
+        .unwrap();
+    assert_eq!(a.verdict.decision, Decision::Local, "{:?}", a.verdict);
+}
 
 #[test]
 fn in_scope_is_answered_locally_with_a_phrased_reply() {

@@ -82,6 +82,23 @@ fn default_policy_keeps_sure_answers_local_and_offloads_the_rest_when_it_can() {
 }
 
 #[test]
+fn default_policy_refuses_what_is_far_from_every_skills_examples() {
+    let p = p0();
+    let far = |out_of_scope: f32| Signals {
+        out_of_scope,
+        uplink_allowed: false,
+        ..signals("PlayMusic", 0.96)
+    };
+    let (d, why) = decide(&p, far(0.7));
+    assert_eq!(d, Decision::Reject, "{why}");
+    assert!(why.contains("out of scope"), "{why}");
+    assert_eq!(decide(&p, far(0.3)).0, Decision::Local);
+    // A vendor can switch it off.
+    let off = policy(&[("max-out-of-scope", "1")]);
+    assert_eq!(decide(&off, far(0.7)).0, Decision::Local);
+}
+
+#[test]
 fn the_same_component_configured_by_another_vendor_decides_differently() {
     let strict = policy(&[("min-confidence", "0.95"), ("max-chars", "20")]);
     let mut short = signals("PlayMusic", 0.93);
@@ -90,15 +107,15 @@ fn the_same_component_configured_by_another_vendor_decides_differently() {
     let mut long = signals("PlayMusic", 0.99);
     long.utterance_chars = 21;
     assert_eq!(decide(&strict, long).0, Decision::Reject);
-    // A vendor that trusts the router's distance too: a confident answer far from every
-    // skill's examples is treated as out of scope.
+    // A vendor that trusts the router's distance more than the default does: a confident
+    // answer this far from every skill's examples is treated as out of scope.
     let wary = policy(&[("max-out-of-scope", "0.4")]);
     let mut far = signals("PlayMusic", 0.99);
-    far.out_of_scope = 0.6;
+    far.out_of_scope = 0.5;
     assert_eq!(decide(&p0(), far.clone()).0, Decision::Local);
     let (d, why) = decide(&wary, far.clone());
     assert_eq!(d, Decision::Offload, "{why}");
-    assert!(why.contains("0.60"), "{why}");
+    assert!(why.contains("0.50"), "{why}");
     far.network_up = false;
     assert_eq!(decide(&wary, far).0, Decision::Reject);
     // The host refuses a value that is not a number; a policy handed one anyway (a vendor's

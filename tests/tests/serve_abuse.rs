@@ -1,4 +1,4 @@
-//! A real `edgenlu serve` (the built binary, over a scratch store linking the real models)
+//! A real `edgenlu serve` (the built binary, over a temporary store linking the real models)
 //! under connection-level abuse: endless header lines, thousands of idle connections, more
 //! connections than the cap. Throughout, the daemon's RSS stays under a stated bound, its
 //! threads stay few, and `/healthz` keeps answering. Also: refused requests are in its access
@@ -7,7 +7,7 @@
 use edgenlu::bundled::{DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu_tests::{
     build_snips_index_in, built_binary, free_addr, http, http_within, process_status_bytes,
-    scratch_store, store, wait_ready,
+    scratch_store, wait_ready,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -41,10 +41,6 @@ impl Daemon {
         let models = scratch_store(tag, &[DEFAULT_ENCODER, DEFAULT_DECODER]);
         build_snips_index_in(&models, INDEX, 2, "tests/serve_abuse.rs");
         let root = models.root().to_path_buf();
-        // The compiled components of the test store: no compiling at every start.
-        let cache = store().root().join("cache");
-        std::fs::create_dir_all(&cache).unwrap();
-        std::os::unix::fs::symlink(&cache, root.join("cache")).unwrap();
         let log = root.join("serve.log");
         let addr = free_addr();
         let mut child = Command::new(built_binary())

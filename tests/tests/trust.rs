@@ -371,12 +371,7 @@ fn an_import_needing_an_undeclared_capability_is_refused() {
         template: true,
         system: None,
         max_tokens: 4,
-        sampling: edgenlu::SamplingParams {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            seed: 0,
-        },
+        sampling: edgenlu::SamplingParams::GREEDY,
         forward: edgenlu::Forward::Fused,
     };
     let reply = skill.chat(&request, None).unwrap();
@@ -629,7 +624,7 @@ fn a_model_whose_digest_differs_is_refused() {
     std::fs::write(&path, b"GGUF but not really!").unwrap();
     assert!(matches!(
         models.verify("tiny"),
-        Err(edgenlu_models::StoreError::DigestMismatch { .. })
+        Err(edgenlu_models::StoreError::DigestMismatch(_))
     ));
 }
 

@@ -529,6 +529,7 @@ fn attack(name: &str) -> Result<Response, Error> {
                     top_k: u32::MAX,
                     top_p,
                     seed: u64::MAX,
+                    ..GREEDY
                 };
                 refused(
                     &format!("temperature {temperature}, top-p {top_p}"),
@@ -573,6 +574,7 @@ fn attack(name: &str) -> Result<Response, Error> {
                 top_k: 0,
                 top_p: 1.0,
                 seed: 7,
+                ..GREEDY
             };
             let g = Generation::start(&decoder()?, &prompt(4), &options(32, sampling))?;
             let err = loop {

@@ -10,12 +10,14 @@ use crate::kernels::{self, KvCache, RopeLayout};
 use crate::llm::Sampling;
 use crate::{invalid, meta, tensor, Error, MetaValue, Model, Result, Tensor};
 
-/// Greedy decoding: the first largest logit, whatever the seed.
+/// Greedy decoding: the first largest logit, whatever the seed, no repetition penalty.
 pub const GREEDY: Sampling = Sampling {
     temperature: 0.0,
     top_k: 0,
     top_p: 1.0,
     seed: 0,
+    repeat_penalty: 1.0,
+    repeat_last_n: 0,
 };
 
 /// Hyperparameters, from the model's `llama.*` metadata.

@@ -198,8 +198,12 @@ fn complete(req: ChatRequest, history: &[ChatTurn]) -> Result<ChatResponse, Chat
     let (text, ids, finish, usage) = match req.forward {
         Forward::Fused => complete_fused(&model, &prompt_ids, stop, &req)?,
         Forward::Primitives => {
-            if req.sampling.temperature != 0.0 {
-                return Err(invalid("the primitives path decodes greedily").into());
+            let s = &req.sampling;
+            if s.temperature != 0.0 || (s.repeat_penalty != 1.0 && s.repeat_last_n > 0) {
+                return Err(invalid(
+                    "the primitives path decodes greedily, without a repetition penalty",
+                )
+                .into());
             }
             complete_primitives(&model, &prompt_ids, &stop, req.max_tokens)?
         }

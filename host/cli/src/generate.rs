@@ -29,6 +29,14 @@ pub struct GenerateArgs {
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0, value_parser = crate::count::<u64>)]
     seed: u64,
+    /// Divide the logits of the tokens among the last --repeat-last-n by this (1: off), as
+    /// llama.cpp's --repeat-penalty: without it a small model decoding greedily loops.
+    /// Default 1.1 on the fused pass, 1 (the only value it takes) on primitives.
+    #[arg(long)]
+    repeat_penalty: Option<f32>,
+    /// How many of the latest tokens (prompt included) the repetition penalty looks at.
+    #[arg(long, default_value_t = edgenlu_models::DEFAULT_REPEAT_LAST_N as u32, value_parser = crate::count::<u32>)]
+    repeat_last_n: u32,
     /// Which forward pass the guest uses: the host's fused llama pass, or its own pass made
     /// of primitive kernels (greedy only, no streaming).
     #[arg(long, value_enum, default_value = "fused")]
@@ -60,6 +68,11 @@ impl GenerateArgs {
                 top_k: self.top_k,
                 top_p: self.top_p,
                 seed: self.seed,
+                repeat_penalty: self.repeat_penalty.unwrap_or(match self.forward {
+                    ForwardArg::Fused => edgenlu_models::DEFAULT_REPEAT_PENALTY,
+                    ForwardArg::Primitives => 1.0,
+                }),
+                repeat_last_n: self.repeat_last_n,
             },
             forward: match self.forward {
                 ForwardArg::Fused => Forward::Fused,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 mod bench;
 mod completions;
 mod conformance;
+mod eval;
 mod generate;
 mod models;
 mod pipeline;
@@ -239,11 +240,13 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta} left)")
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed} ({eta} left)")
             .expect("valid template")
             .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
+    // Redrawn while a stage without steps runs, so a long one never looks hung.
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
 
@@ -315,7 +318,7 @@ fn main() -> Result<()> {
             }
             let rt = runtime(store.clone())?;
             let pipeline = pipeline::pipeline(&rt, &store, &skills, phrase)?;
-            pipeline::eval(&pipeline, &examples, device, json)?;
+            eval::eval(&pipeline, &examples, device, json)?;
         }
         Command::Trust(cmd) => trust::run(cmd, &store)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,

@@ -1,21 +1,16 @@
-//! `edgenlu run` and `edgenlu eval`: utterances through the device pipeline (router → skill →
-//! policy → phrasing or uplink), one at a time or over a labelled dataset. `edgenlu serve`
-//! builds its `/v1/nlu` pipeline here too, from the same flags.
+//! `edgenlu run`: utterances through the device pipeline (router → skill → policy → phrasing
+//! or uplink), one at a time. `edgenlu eval` and `edgenlu serve` build their pipelines here
+//! too, from the same flags.
 
-use crate::bar;
-use crate::bench::percentile;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use edgenlu::bundled::DEFAULT_INDEX;
-use edgenlu::{AnswerPath, Decision, Runtime};
+use edgenlu::Runtime;
 use edgenlu_device::builder::PipelineBuilder;
 use edgenlu_device::pipeline::{DeviceState, Pipeline};
 use edgenlu_device::uplink::UplinkConfig;
 use edgenlu_models::store::ModelStore;
-use edgenlu_train::datastore::{excerpt, Example, OUT_OF_SCOPE};
-use edgenlu_train::eval::{IntentScores, OutOfScopeScores, SpanScores};
-use edgenlu_train::slots::{to_bytes, ByteSpan};
+use edgenlu_train::datastore::excerpt;
 use edgenlu_trust::skills::SkillStore;
-use std::collections::BTreeMap;
 
 /// Which skills answer, and how the vendor's policy is configured.
 #[derive(clap::Args, Clone)]
@@ -121,202 +116,6 @@ pub fn run(pipeline: &Pipeline, texts: &[String], device: DeviceArgs) -> Result<
             "{}",
             serde_json::to_string(&serde_json::json!({ "text": text, "response": answer }))?
         );
-    }
-    Ok(())
-}
-
-/// p50, p90, p99 of `v` (sorted in place).
-fn percentiles(v: &mut [f64]) -> [f64; 3] {
-    v.sort_by(f64::total_cmp);
-    [0.5, 0.9, 0.99].map(|p| percentile(v, p))
-}
-
-/// The answer recorded for an utterance the pipeline failed on: no intent is named so.
-const FAILED: &str = "(failed)";
-
-/// Failures quoted in the report; the rest are counted.
-const MAX_FAILURES_SHOWN: usize = 5;
-
-/// `edgenlu eval`: every example through the pipeline, scored.
-pub fn eval(
-    pipeline: &Pipeline,
-    examples: &[Example],
-    device: DeviceArgs,
-    json: bool,
-) -> Result<()> {
-    let routes = pipeline.router.routes();
-    // Which skills know each intent, to score the router.
-    let mut knows: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, route) in routes.iter().enumerate() {
-        for intent in route.intents() {
-            knows.entry(intent).or_default().push(i);
-        }
-    }
-    if let Some(e) = examples
-        .iter()
-        .find(|e| e.intent != OUT_OF_SCOPE && !knows.contains_key(&e.intent))
-    {
-        bail!(
-            "no skill knows intent {:?} (of {})",
-            e.intent,
-            excerpt(&e.text)
-        );
-    }
-    let pb = bar(examples.len(), "eval");
-    let mut total_ms = Vec::with_capacity(examples.len());
-    let mut stage_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut answers = Vec::with_capacity(examples.len());
-    let mut spans = SpanScores::default();
-    let (mut routed_right, mut in_scope) = (0usize, 0usize);
-    let mut decisions: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut per_skill: BTreeMap<String, usize> = BTreeMap::new();
-    // An utterance the pipeline fails on is scored as wrong and reported, not the end of the
-    // evaluation: the report of the rest is worth keeping.
-    let mut failures: Vec<String> = Vec::new();
-    for (i, ex) in examples.iter().enumerate() {
-        let start = std::time::Instant::now();
-        let a = match pipeline.answer(&ex.text, device.state()) {
-            Ok(a) => a,
-            Err(e) => {
-                failures.push(format!("example {} ({}): {e}", i + 1, excerpt(&ex.text)));
-                spans.add(&to_bytes(&ex.text, &ex.slots), &[]);
-                answers.push(FAILED.to_string());
-                pb.inc(1);
-                continue;
-            }
-        };
-        total_ms.push(start.elapsed().as_secs_f64() * 1e3);
-        for t in &a.stages {
-            stage_ms
-                .entry(t.stage.clone())
-                .or_default()
-                .push(t.micros as f64 / 1e3);
-        }
-        if let Some(skills) = knows.get(&ex.intent) {
-            in_scope += 1;
-            let chosen = routes.iter().position(|r| r.name == a.skill);
-            routed_right += chosen.is_some_and(|c| skills.contains(&c)) as usize;
-        }
-        *per_skill.entry(a.skill.clone()).or_default() += 1;
-        let response = &a.answer.response;
-        *decisions
-            .entry(match (a.verdict.decision, response.path) {
-                (Decision::Reject, _) => "reject",
-                (_, AnswerPath::Offload) => "offload",
-                _ => "local",
-            })
-            .or_default() += 1;
-        // A refusal is the device saying "not mine": out of scope and no slots, as the user
-        // sees it.
-        let rejected = a.verdict.decision == Decision::Reject;
-        let predicted: Vec<ByteSpan> = if rejected {
-            Vec::new()
-        } else {
-            response.slots.iter().map(ByteSpan::from).collect()
-        };
-        spans.add(&to_bytes(&ex.text, &ex.slots), &predicted);
-        answers.push(if rejected {
-            OUT_OF_SCOPE.to_string()
-        } else {
-            response.intent.clone()
-        });
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let pairs: Vec<(&str, &str)> = examples
-        .iter()
-        .zip(&answers)
-        .map(|(e, a)| (e.intent.as_str(), a.as_str()))
-        .collect();
-    let intents = IntentScores::of(&pairs);
-    let oos = OutOfScopeScores::of(&pairs);
-    let has_slots = spans.gold + spans.predicted > 0;
-    let routing = (routes.len() > 1 && in_scope > 0).then(|| routed_right as f64 / in_scope as f64);
-    let total = percentiles(&mut total_ms);
-    let stages: Vec<(String, [f64; 3])> = stage_ms
-        .into_iter()
-        .map(|(stage, mut v)| (stage, percentiles(&mut v)))
-        .collect();
-    let n = examples.len().max(1) as f64;
-    if json {
-        let p = |q: &[f64; 3]| serde_json::json!({"p50": q[0], "p90": q[1], "p99": q[2]});
-        println!(
-            "{}",
-            serde_json::json!({
-                "examples": intents.examples, "correct": intents.correct,
-                "accuracy": intents.accuracy, "macro_f1": intents.macro_f1,
-                "skills": routes.len(),
-                "routing_accuracy": routing,
-                "per_skill": per_skill,
-                "out_of_scope": oos.as_ref().map(|o| serde_json::json!({
-                    "in_scope_accuracy": o.in_scope_accuracy, "recall": o.recall, "precision": o.precision,
-                })),
-                "slots": has_slots.then(|| serde_json::json!({
-                    "gold": spans.gold, "predicted": spans.predicted, "correct": spans.correct,
-                    "precision": spans.precision(), "recall": spans.recall(), "f1": spans.f1(),
-                })),
-                "decisions": decisions,
-                "failed": failures.len(),
-                "failures": failures.iter().take(MAX_FAILURES_SHOWN).collect::<Vec<_>>(),
-                "latency_ms": p(&total),
-                "stage_ms": stages.iter().map(|(s, q)| (s.clone(), p(q))).collect::<serde_json::Map<_, _>>(),
-            })
-        );
-        return Ok(());
-    }
-    println!("examples   {}", intents.examples);
-    if !failures.is_empty() {
-        println!(
-            "failed     {} (scored as wrong answers), e.g.:",
-            failures.len()
-        );
-        for f in failures.iter().take(MAX_FAILURES_SHOWN) {
-            println!("  {f}");
-        }
-    }
-    println!(
-        "accuracy   {:.2} % ({}/{})",
-        intents.accuracy * 100.0,
-        intents.correct,
-        intents.examples
-    );
-    println!("macro-F1   {:.2} %", intents.macro_f1 * 100.0);
-    if let Some(r) = routing {
-        println!(
-            "routing    {:.2} % of in-scope utterances to a skill that knows their intent ({} skills)",
-            r * 100.0,
-            routes.len()
-        );
-    }
-    if let Some(o) = &oos {
-        println!(
-            "in-scope   {:.2} % accuracy   out-of-scope recall {:.2} %, precision {:.2} %",
-            o.in_scope_accuracy * 100.0,
-            o.recall * 100.0,
-            o.precision * 100.0
-        );
-    }
-    if has_slots {
-        println!(
-            "slots      F1 {:.2} %   precision {:.2} %, recall {:.2} % ({} of {} gold spans exact)",
-            spans.f1() * 100.0,
-            spans.precision() * 100.0,
-            spans.recall() * 100.0,
-            spans.correct,
-            spans.gold
-        );
-    }
-    let share = |d: &str| *decisions.get(d).unwrap_or(&0) as f64 / n * 100.0;
-    println!(
-        "decisions  local {:.1} %   offload {:.1} %   reject {:.1} %",
-        share("local"),
-        share("offload"),
-        share("reject")
-    );
-    let [p50, p90, p99] = total;
-    println!("latency    p50 {p50:.1} ms   p90 {p90:.1} ms   p99 {p99:.1} ms");
-    for (stage, [a, b, c]) in &stages {
-        println!("  {stage:<9}p50 {a:.2} ms   p90 {b:.2} ms   p99 {c:.2} ms");
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use edgenlu::bundled::{self, DEFAULT_ENCODER, DEFAULT_INDEX};
 use edgenlu::Limits;
 use edgenlu_models::softmax_head::HeadTraining;
-use edgenlu_models::store::ModelStore;
+use edgenlu_models::store::{EntryKind, ModelStore};
 use edgenlu_train::datastore::{self, Example};
 use edgenlu_train::training;
 use std::path::PathBuf;
@@ -16,8 +16,9 @@ pub enum SkillCommand {
     /// Build the intents skill's nearest-neighbour datastore from labelled examples.
     ///
     /// Each example is embedded by the skill component itself, so the datastore matches what
-    /// the skill computes when it answers. Example:
-    /// edgenlu skill index --data ../shared/datasets/snips/train.jsonl --per-intent 300
+    /// the skill computes when it answers. An existing datastore of that name is replaced only
+    /// with --force, and never one an installed skill uses. Example:
+    /// edgenlu skill index --data ../shared/datasets/snips/train.jsonl --per-intent 300 --name snips-300
     Index {
         /// JSONL with `text` and `intent` on each line.
         #[arg(long)]
@@ -31,6 +32,10 @@ pub enum SkillCommand {
         /// Keep at most N examples per intent (file order).
         #[arg(long, value_parser = crate::count::<usize>)]
         per_intent: Option<usize>,
+        /// Replace the datastore of that name if the store has one (never a model, nor a
+        /// datastore an installed skill uses).
+        #[arg(long)]
+        force: bool,
         /// Threads embedding in parallel.
         #[arg(long, default_value_t = default_threads(), value_parser = crate::count::<usize>)]
         threads: usize,
@@ -41,7 +46,9 @@ pub enum SkillCommand {
     /// marks out-of-scope ones), and store the datastore and the head as one file. The skill
     /// then answers with the head, and `oos` below the threshold. When the examples carry
     /// slot spans (`"slots": [{"start", "end", "slot"}]`, in characters), a BIO slot tagger is
-    /// trained on the encoder's token states too, and the skill fills slots with it.
+    /// trained on the encoder's token states too, and the skill fills slots with it. An
+    /// existing datastore of that name is replaced only with --force, and never one an
+    /// installed skill uses.
     ///
     /// Example: edgenlu skill build --train ../shared/datasets/clinc150/train.jsonl
     /// --val ../shared/datasets/clinc150/val.jsonl --name clinc150
@@ -63,6 +70,10 @@ pub enum SkillCommand {
         /// Passes over the training examples.
         #[arg(long, default_value_t = HeadTraining::default().epochs, value_parser = crate::count::<usize>)]
         epochs: usize,
+        /// Replace the datastore of that name if the store has one (never a model, nor a
+        /// datastore an installed skill uses).
+        #[arg(long)]
+        force: bool,
         /// Threads embedding in parallel.
         #[arg(long, default_value_t = default_threads(), value_parser = crate::count::<usize>)]
         threads: usize,
@@ -82,18 +93,16 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
             encoder,
             per_intent,
             threads,
+            force,
         } => {
+            let new = crate::models::new_entry(store, &name, EntryKind::Datastore, force)?;
             let mut examples = datastore::read_examples(&data)?;
             if let Some(n) = per_intent {
                 examples = datastore::limit_per_intent(examples, n);
             }
             let embeddings = embed(store, &encoder, &examples, threads)?;
-            let out = store.path_for(&name)?;
-            datastore::write(&encoder, &examples, &embeddings, None, None, &out)?;
-            store.record(
-                &name,
-                &format!("edgenlu skill index --data {}", data.display()),
-            )?;
+            datastore::write(&encoder, &examples, &embeddings, None, None, new.path())?;
+            new.commit(&format!("edgenlu skill index --data {}", data.display()))?;
             println!(
                 "{name}: {} examples embedded with {encoder}",
                 examples.len()
@@ -106,13 +115,14 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
             encoder,
             epochs,
             threads,
+            force,
         } => {
+            let new = crate::models::new_entry(store, &name, EntryKind::Datastore, force)?;
             let examples = datastore::read_examples(&train)?;
             let val_examples = val.as_deref().map(datastore::read_examples).transpose()?;
             let rt = crate::runtime(store.clone())?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;
             let pb = crate::bar(examples.len(), "encode");
-            let out = store.path_for(&name)?;
             let trained = training::build(
                 &skill,
                 &encoder,
@@ -125,7 +135,7 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
                     epochs,
                     ..HeadTraining::default()
                 },
-                &out,
+                new.path(),
                 &|stage, done, total| {
                     pb.set_message(stage.to_string());
                     pb.set_length(total as u64);
@@ -138,7 +148,7 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
             if let Some(val) = &val {
                 source += &format!(" --val {}", val.display());
             }
-            store.record(&name, &source)?;
+            new.commit(&source)?;
             let head = &trained.head;
             println!(
                 "{name}: head over {} intents trained on {} examples in {:.1} s ({epochs} epochs); \

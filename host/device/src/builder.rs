@@ -51,10 +51,12 @@ pub fn datastore_skill(rt: &Runtime, index: &str, limits: Limits) -> Result<Skil
         index: index.into(),
         reason,
     };
-    let file = rt
-        .catalog()
-        .get(index)
-        .map_err(|e| err(format!("{e} (build it with `edgenlu skill index`)")))?;
+    let file = rt.catalog().get(index).map_err(|e| match e {
+        edgenlu_models::StoreError::NotFound(_) => {
+            err(format!("{e} (build it with `edgenlu skill index`)"))
+        }
+        other => err(other.to_string()),
+    })?;
     let encoder = file
         .metadata("edgenlu.index.encoder")
         .and_then(|v| v.as_str())

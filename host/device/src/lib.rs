@@ -6,5 +6,6 @@
 pub mod builder;
 pub mod installed;
 pub mod pipeline;
+pub mod reply_check;
 pub mod router;
 pub mod uplink;

@@ -2,11 +2,13 @@
 //! installed skill whose examples are nearest ([`Router`]); that skill answers (intent,
 //! confidence, slots) from the shared encoding; the vendor's policy component decides what
 //! happens to the answer; and a local answer gets a reply phrased by the tiny decoder (SmolLM2
-//! through the `chat` skill) — or, when phrasing runs out of time or tokens, a template reply
-//! marked as such ([`AnswerPath::Template`]). An offloaded query goes to the device owner's
+//! through the `chat` skill), checked before it is used ([`check_reply`]) — or, when phrasing
+//! fails, runs out of time or tokens, or the reply fails the check, a template reply marked as
+//! such ([`AnswerPath::Template`]) with the reason ([`TemplateReason`]). An offloaded query goes to the device owner's
 //! uplink ([`Uplink`]) if the answering skill's manifest grants it; when that fails, the device
 //! answers locally and the response says why. Each stage is timed.
 
+use crate::reply_check::{check_reply, ReplyRejection};
 use crate::router::{Router, RouterError};
 use crate::uplink::Uplink;
 use edgenlu::error::SkillError;
@@ -69,7 +71,37 @@ pub struct PipelineAnswer {
     pub verdict: Verdict,
     /// Why an offload fell back to a local answer.
     pub uplink_error: Option<String>,
+    /// Why a local answer's reply is the template when a phraser was configured.
+    #[serde(serialize_with = "display")]
+    pub template_reason: Option<TemplateReason>,
     pub stages: Vec<Timing>,
+}
+
+/// Why a local answer got the template reply although a phraser is configured.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TemplateReason {
+    /// The utterance is out of scope: there is nothing to phrase.
+    #[error("out of scope: nothing to phrase")]
+    OutOfScope,
+    /// The chat skill failed (e.g. a broken decoder, a deadline).
+    #[error("phrasing failed: {0}")]
+    PhrasingFailed(String),
+    /// The decoder did not finish a sentence within [`REPLY_TOKENS`].
+    #[error("the phrased reply did not finish a sentence within {REPLY_TOKENS} tokens")]
+    Unfinished,
+    /// The phrased reply failed [`check_reply`].
+    #[error("the phrased reply {reply:?} was not used: {why}")]
+    Rejected { reply: String, why: ReplyRejection },
+}
+
+fn display<S: serde::Serializer, T: std::fmt::Display>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 impl Pipeline {
@@ -117,6 +149,7 @@ impl Pipeline {
         timed("policy", start.elapsed());
         let response = &mut answer.response;
         let mut uplink_error = None;
+        let mut template_reason = None;
         // Offload first; whatever the uplink does not answer is answered locally.
         let mut local = verdict.decision == Decision::Local;
         match verdict.decision {
@@ -149,7 +182,15 @@ impl Pipeline {
         }
         if local {
             let start = Instant::now();
-            let (reply, path) = self.phrase(text, &response.intent, &response.slots);
+            let phrased = self.phrase(text, &response.intent, &response.slots);
+            let (reply, path) = match phrased {
+                Ok(reply) => (reply, AnswerPath::Local),
+                Err(reason) => {
+                    template_reason = reason;
+                    let template = template_reply(&response.intent, &response.slots);
+                    (template, AnswerPath::Template)
+                }
+            };
             response.reply = Some(reply);
             response.path = path;
             // Without a phraser the reply is the template: timed under its own name.
@@ -166,19 +207,24 @@ impl Pipeline {
             answer,
             verdict,
             uplink_error,
+            template_reason,
             stages,
         })
     }
 
-    /// A reply from the decoder, or the template reply when there is no phraser or it fails,
-    /// runs out of time, or does not finish a sentence within [`REPLY_TOKENS`].
-    fn phrase(&self, text: &str, intent: &str, slots: &[Slot]) -> (String, AnswerPath) {
-        let template = || (template_reply(intent, slots), AnswerPath::Template);
+    /// A reply from the decoder that passes [`check_reply`]; else why the template reply is
+    /// used instead (None: no phraser).
+    fn phrase(
+        &self,
+        text: &str,
+        intent: &str,
+        slots: &[Slot],
+    ) -> Result<String, Option<TemplateReason>> {
         let Some(phraser) = &self.phraser else {
-            return template();
+            return Err(None);
         };
         if intent == edgenlu_train::datastore::OUT_OF_SCOPE {
-            return template();
+            return Err(Some(TemplateReason::OutOfScope));
         }
         let request = ChatRequest {
             prompt: phrasing_prompt(text, intent, slots),
@@ -188,28 +234,34 @@ impl Pipeline {
             sampling: SamplingParams::GREEDY,
             forward: Forward::Fused,
         };
-        match phraser.chat(&request, None) {
-            Ok(r) => {
-                let reply = match r.finish {
-                    FinishReason::Stop => Some(r.text.trim().to_string()),
-                    // Cut at the last full sentence, if there is one.
-                    _ => r
-                        .text
-                        .rfind(['.', '!', '?'])
-                        .map(|end| r.text[..=end].trim().to_string()),
-                };
-                match reply {
-                    Some(reply) if !reply.is_empty() => (reply, AnswerPath::Local),
-                    _ => template(),
-                }
-            }
-            Err(e) => {
-                tracing::debug!("phrasing failed, template reply: {e}");
-                template()
-            }
+        let r = phraser.chat(&request, None).map_err(|e| {
+            tracing::debug!("phrasing failed, template reply: {e}");
+            TemplateReason::PhrasingFailed(e.to_string())
+        })?;
+        let reply = match r.finish {
+            FinishReason::Stop => Some(r.text.trim().to_string()),
+            // Cut at the last full sentence, if there is one.
+            _ => r
+                .text
+                .rfind(['.', '!', '?'])
+                .map(|end| r.text[..=end].trim().to_string()),
+        };
+        let reply = reply.ok_or(TemplateReason::Unfinished)?;
+        match check_reply(&reply, slots, &PHRASING_INSTRUCTIONS) {
+            Ok(()) => Ok(reply),
+            Err(why) => Err(Some(TemplateReason::Rejected { reply, why })),
         }
     }
 }
+
+/// The fixed text of the phrasing prompt, around the utterance, the intent and the slots (what
+/// a reply must not echo).
+pub const PHRASING_INSTRUCTIONS: [&str; 4] = [
+    "You are a voice assistant. The user said: \"",
+    "\". You understood the request ",
+    ", with these details: ",
+    ". Reply to the user in one short sentence saying what you will do.",
+];
 
 /// What the decoder is asked: the utterance and what the skill understood.
 pub fn phrasing_prompt(text: &str, intent: &str, slots: &[Slot]) -> String {
@@ -222,11 +274,8 @@ pub fn phrasing_prompt(text: &str, intent: &str, slots: &[Slot]) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    format!(
-        "You are a voice assistant. The user said: \"{text}\". You understood the request \
-         {intent}, with these details: {understood}. Reply to the user in one short sentence \
-         saying what you will do."
-    )
+    let [a, b, c, d] = PHRASING_INSTRUCTIONS;
+    format!("{a}{text}{b}{intent}{c}{understood}{d}")
 }
 
 /// The reply when there is no phrasing: the intent and its slots, plainly; for an

@@ -102,12 +102,15 @@ pub use self::chat::exports::edgenlu::nlu::chat::{
 pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
 
 impl SamplingParams {
-    /// Greedy decoding: temperature 0 (the first largest logit); the other fields unused.
+    /// Greedy decoding: temperature 0 (the first largest logit), no repetition penalty; the
+    /// other fields unused.
     pub const GREEDY: SamplingParams = SamplingParams {
         temperature: 0.0,
         top_k: 0,
         top_p: 1.0,
         seed: 0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 0,
     };
 }
 pub use self::edgenlu::nlu::types::{Dtype, Encoded, Error as WitError, TokenSpan};

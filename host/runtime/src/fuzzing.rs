@@ -298,6 +298,8 @@ impl HostCallHarness {
                                 top_k: input.u32(),
                                 top_p: input.f32(),
                                 seed: input.u32() as u64,
+                                repeat_penalty: input.f32(),
+                                repeat_last_n: input.u32(),
                             },
                         };
                         HostGeneration::start(&mut s, Resource::new_borrow(m.rep()), prompt, opts)

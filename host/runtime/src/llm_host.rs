@@ -84,7 +84,7 @@ impl From<Finish> for FinishReason {
 impl Generation {
     /// Samples the token after the current logits; finishes on a stop token or no token.
     fn choose_next(&mut self) {
-        match self.sampler.sample(&self.logits) {
+        match self.sampler.sample(&mut self.logits) {
             Some(t) if !self.stop.contains(&t) => self.upcoming = Some(t),
             _ => {
                 self.upcoming = None;
@@ -126,8 +126,11 @@ impl HostGeneration for ComponentState {
             top_k: s.top_k as usize,
             top_p: s.top_p,
             seed: s.seed,
+            repeat_penalty: s.repeat_penalty,
+            repeat_last_n: s.repeat_last_n as usize,
         };
-        let sampler = Sampler::new(sampling).map_err(HostError::invalid)?;
+        let mut sampler = Sampler::new(sampling).map_err(HostError::invalid)?;
+        sampler.remember(&prompt);
         let file = self.table.get(&model)?.file().clone();
         let llama = Llama::new(file).map_err(|e| match e {
             LlamaError::Metadata(m) => HostError::invalid(format!("no fused forward pass: {m}")),

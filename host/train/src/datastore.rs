@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
-/// `general.architecture` of a datastore file.
-pub const ARCHITECTURE: &str = "edgenlu-index";
+/// `general.architecture` of a datastore file: how the model store tells a datastore from a
+/// model.
+pub const ARCHITECTURE: &str = edgenlu_models::store::DATASTORE_ARCHITECTURE;
 
 /// The intent datasets give out-of-scope utterances (CLINC150's), and the skill answers them.
 pub const OUT_OF_SCOPE: &str = "oos";

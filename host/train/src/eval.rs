@@ -75,6 +75,61 @@ impl OutOfScopeScores {
     }
 }
 
+/// The policy's `max-out-of-scope` chosen on labelled validation answers: the cut on the
+/// router's out-of-scope distance (1 − the nearest example's cosine) that maximizes overall
+/// accuracy (an in-scope example right when answered with its intent, an out-of-scope one when
+/// refused), and the scores it gives there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutOfScopeCut {
+    /// Refuse above this distance (1: refuse nothing).
+    pub max_out_of_scope: f32,
+    /// Overall accuracy with the skill's answers alone.
+    pub accuracy_without: f64,
+    /// Overall accuracy when the distance above the cut is refused too.
+    pub accuracy_with: f64,
+    /// The out-of-scope scores without the cut and with it (None without any `oos`).
+    pub without: Option<OutOfScopeScores>,
+    pub with: Option<OutOfScopeScores>,
+}
+
+impl OutOfScopeCut {
+    /// The cut for `examples`: (gold intent, the skill's answer, the router's distance).
+    pub fn tune(examples: &[(&str, &str, f32)]) -> OutOfScopeCut {
+        // Scored by similarity, so that accepted means "at least the threshold".
+        let mut scored: Vec<(f32, bool, bool)> = examples
+            .iter()
+            .map(|&(gold, answer, d)| (1.0 - d, gold == answer, gold == OUT_OF_SCOPE))
+            .collect();
+        let threshold = edgenlu_models::softmax_head::accuracy_maximizing_threshold(&mut scored);
+        let max_out_of_scope = if threshold <= 0.0 {
+            1.0
+        } else {
+            1.0 - threshold
+        };
+        let cut: Vec<(&str, &str)> = examples
+            .iter()
+            .map(|&(gold, answer, d)| {
+                (
+                    gold,
+                    if d > max_out_of_scope {
+                        OUT_OF_SCOPE
+                    } else {
+                        answer
+                    },
+                )
+            })
+            .collect();
+        let plain: Vec<(&str, &str)> = examples.iter().map(|&(g, a, _)| (g, a)).collect();
+        OutOfScopeCut {
+            max_out_of_scope,
+            accuracy_without: IntentScores::of(&plain).accuracy,
+            accuracy_with: IntentScores::of(&cut).accuracy,
+            without: OutOfScopeScores::of(&plain),
+            with: OutOfScopeScores::of(&cut),
+        }
+    }
+}
+
 /// Span-level scores: a predicted slot counts only if name, start and end all match a gold
 /// one (CoNLL's exact match), micro-averaged over all slots.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -163,5 +218,29 @@ mod tests {
         assert!((o.recall - 0.5).abs() < 1e-12);
         assert!((o.precision - 0.5).abs() < 1e-12);
         assert_eq!(OutOfScopeScores::of(&[("a", "a")]), None);
+    }
+
+    #[test]
+    fn out_of_scope_cut_refuses_what_is_far_and_keeps_what_is_near() {
+        let examples = [
+            ("a", "a", 0.1),
+            ("b", "b", 0.3),
+            ("a", "b", 0.35),
+            ("oos", "a", 0.6),
+            ("oos", "b", 0.7),
+            ("b", "b", 0.8),
+        ];
+        let cut = OutOfScopeCut::tune(&examples);
+        // Between 0.35 and 0.6: both out-of-scope refused, one in-scope lost.
+        assert!((0.35..0.6).contains(&cut.max_out_of_scope), "{cut:?}");
+        assert!((cut.accuracy_without - 3.0 / 6.0).abs() < 1e-12);
+        assert!((cut.accuracy_with - 4.0 / 6.0).abs() < 1e-12);
+        let with = cut.with.unwrap();
+        assert!((with.recall - 1.0).abs() < 1e-12 && (with.precision - 2.0 / 3.0).abs() < 1e-12);
+        // Nothing out of scope: refuse nothing.
+        assert_eq!(
+            OutOfScopeCut::tune(&[("a", "a", 0.9)]).max_out_of_scope,
+            1.0
+        );
     }
 }

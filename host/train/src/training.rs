@@ -77,6 +77,9 @@ pub fn build(
         (emb, None)
     };
     let labels = datastore::labels_in(train, &intents);
+    // Stages without a count of their own still say what is running.
+    let stage = |name: &'static str| progress(name, 0, 1);
+    stage("train head");
     let started = Instant::now();
     let mut head = SoftmaxHead::train(
         &Labelled {
@@ -94,11 +97,13 @@ pub fn build(
             embeddings: &val_embeddings,
             labels: &datastore::labels_in(val, &intents),
         };
+        stage("calibrate");
         head.calibrate(&val_set)?;
         head.tune_oos_threshold(&val_set)?;
     }
     let (tagger, slots) = match &encoded {
         Some(enc) => {
+            stage("train slots");
             let started = Instant::now();
             let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
             let gold: Vec<&[CharSpan]> = train.iter().map(|e| e.slots.as_slice()).collect();
@@ -109,6 +114,7 @@ pub fn build(
         }
         None => (None, None),
     };
+    stage("write");
     datastore::write(
         encoder,
         train,

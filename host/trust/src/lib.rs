@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod dev;
+pub mod holders;
 pub mod keys;
 pub mod manifest;
 pub mod models;
@@ -247,12 +248,5 @@ pub(crate) use edgenlu_models::atomic::sync_dir;
 /// two processes never interleave their read-modify-write of a store's files.
 pub(crate) fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, TrustError> {
     let path = dir.join(".lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    f.lock().map_err(io_err(&path))?;
-    Ok(f)
+    edgenlu_models::atomic::lock_file(&path).map_err(io_err(&path))
 }

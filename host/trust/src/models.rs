@@ -86,7 +86,8 @@ impl ModelSignature {
 }
 
 impl TrustStore {
-    fn model_sig_path(&self, model: &str) -> Result<PathBuf, TrustError> {
+    /// Where the detached signature of `model` is kept (`trust/models/<name>.json`).
+    pub(crate) fn model_sig_path(&self, model: &str) -> Result<PathBuf, TrustError> {
         edgenlu_models::store::validate_name(model)
             .map_err(|e| TrustError::BadModelSignature(e.to_string()))?;
         Ok(self.dir().join("models").join(format!("{model}.json")))

@@ -96,10 +96,15 @@ struct Undo {
 }
 
 impl SkillStore {
-    /// The skill store under a model store's root (created if missing).
+    /// The skill store under a model store's root (created if missing). Removes the stale
+    /// temporaries a killed install left in the skills' directories (see
+    /// [`edgenlu_models::atomic::remove_stale_temps`]).
     pub fn at(store_root: &Path) -> Result<SkillStore, TrustError> {
         let dir = store_root.join("skills");
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for skill in std::fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            edgenlu_models::atomic::remove_stale_temps(&skill.path());
+        }
         Ok(SkillStore {
             dir,
             trust: TrustStore::at(store_root)?,
@@ -111,7 +116,8 @@ impl SkillStore {
         &self.trust
     }
 
-    fn skill_dir(&self, name: &str) -> Result<PathBuf, TrustError> {
+    /// The directory of skill `name`, whether or not it is installed.
+    pub(crate) fn skill_dir(&self, name: &str) -> Result<PathBuf, TrustError> {
         edgenlu_models::store::validate_name(name)
             .map_err(|e| TrustError::BadManifest(e.to_string()))?;
         Ok(self.dir.join(name))

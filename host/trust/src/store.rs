@@ -169,11 +169,16 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
-    /// The trust store under a model store's root (created if missing).
+    /// The trust store under a model store's root (created if missing). Removes the stale
+    /// temporaries a writer killed mid-write left in it (e.g. `versions.json.tmp<pid>` after a
+    /// kill during an install; see [`edgenlu_models::atomic::remove_stale_temps`]).
     pub fn at(store_root: &Path) -> Result<TrustStore, TrustError> {
         let dir = store_root.join("trust");
         let delegations = dir.join("delegations");
         std::fs::create_dir_all(&delegations).map_err(io_err(&delegations))?;
+        for d in [&dir, &delegations, &dir.join("models")] {
+            edgenlu_models::atomic::remove_stale_temps(d);
+        }
         Ok(TrustStore {
             dir,
             root: store_root.to_owned(),
