@@ -50,12 +50,11 @@ impl Front {
     /// Starts the connection thread on `runtime`, accepting on `listener`.
     pub(crate) fn start(
         runtime: tokio::runtime::Runtime,
-        listener: std::net::TcpListener,
+        listener: TcpListener,
         config: &ServeConfig,
         shared: Arc<Shared>,
         queue: SyncSender<Job>,
     ) -> std::io::Result<Front> {
-        listener.set_nonblocking(true)?;
         let (stop, stopped) = watch::channel(false);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -78,13 +77,6 @@ impl Front {
             .name("edgenlu-serve-io".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!("listening: {e}");
-                            return;
-                        }
-                    };
                     let open = Arc::new(Semaphore::new(max_connections));
                     accept(listener, &conns, &open).await;
                     // Every connection holds a permit until it closes: all back, all closed.

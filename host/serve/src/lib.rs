@@ -142,20 +142,20 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen` and starts the connection thread and the workers.
     pub fn start(config: &ServeConfig, skills: Skills) -> Result<Server, ServeError> {
-        let listener =
-            std::net::TcpListener::bind(&config.listen).map_err(|e| ServeError::Bind {
-                addr: config.listen.clone(),
-                reason: e.to_string(),
-            })?;
-        let addr = listener.local_addr().map_err(|e| ServeError::Bind {
-            addr: config.listen.clone(),
-            reason: e.to_string(),
-        })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
             .map_err(ServeError::Runtime)?;
+        let bind_failed = |e: std::io::Error| ServeError::Bind {
+            addr: config.listen.clone(),
+            reason: e.to_string(),
+        };
+        let listener = {
+            let _in_runtime = runtime.enter();
+            listen(&config.listen).map_err(bind_failed)?
+        };
+        let addr = listener.local_addr().map_err(bind_failed)?;
         let chat_limits = chat::ChatLimits::of(&skills)?;
         let shared = Arc::new(Shared {
             skills,
@@ -208,6 +208,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop_and_join();
     }
+}
+
+/// Connections the kernel may hold complete before the server accepts them: enough for a
+/// burst of clients while the connection thread is not scheduled (a full backlog drops
+/// connection attempts, which clients retry only after a second).
+const BACKLOG: u32 = 1024;
+
+/// A listening socket on the first address `listen` resolves to.
+fn listen(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = listen.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// `n` workers named `edgenlu-serve-{i}` answering the jobs of `rx` until it closes.
