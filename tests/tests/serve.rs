@@ -880,3 +880,51 @@ fn embeddings_past_the_input_cap_are_refused() {
     assert_eq!(v["data"].as_array().unwrap().len(), 64);
     server.shutdown();
 }
+
+/// A client that sends its body too slowly gets 408 after the I/O timeout (read on the
+/// connection thread: no worker waits for it), and one that never finishes its request head is
+/// closed after the idle timeout.
+#[test]
+fn slow_bodies_and_slow_heads_are_cut_off() {
+    let server = start(ServeConfig {
+        io_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(1000),
+        workers: 1,
+        ..config()
+    });
+    let addr = server.addr();
+    let start = Instant::now();
+    let mut body = TcpStream::connect(addr).unwrap();
+    body.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        body,
+        "POST /v1/nlu HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"text\": "
+    )
+    .unwrap();
+    let mut head = TcpStream::connect(addr).unwrap();
+    head.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // The only worker stays free meanwhile.
+    let (status, v) = post(addr, "/v1/nlu", json!({"text": "play some jazz"}));
+    assert_eq!(status, 200, "{v}");
+    let mut answer = String::new();
+    let _ = body.read_to_string(&mut answer);
+    let body_cut = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let mut rest = Vec::new();
+    let _ = head.read_to_end(&mut rest);
+    let head_cut = start.elapsed();
+    eprintln!(
+        "slow body answered 408 after {body_cut:?}; unfinished head closed after {head_cut:?}: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(body_cut < Duration::from_secs(3), "{body_cut:?}");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&head_cut),
+        "{head_cut:?}"
+    );
+    server.shutdown();
+}

@@ -165,11 +165,11 @@ enum Command {
         /// Longest a connection may go without sending a whole request head, milliseconds,
         /// from when it opens or its previous answer went out; then it is closed (idle
         /// keep-alive connections, clients that send their head slowly).
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         idle_timeout_ms: u64,
         /// Longest a client may take to send a request body (past that, 408) or leave an
         /// answer unread (then the connection is closed), milliseconds.
-        #[arg(long, default_value_t = 30_000)]
+        #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
         io_timeout_ms: u64,
     },
     /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:

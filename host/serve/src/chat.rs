@@ -564,7 +564,11 @@ impl Events {
                 self.tx = None;
             }
         }
-        let Some(tx) = &self.tx else { return };
+        let Some(tx) = self.tx.as_ref().filter(|tx| !tx.is_closed()) else {
+            // The connection closed (and with the last one, the runtime may have stopped).
+            self.tx = None;
+            return;
+        };
         let timeout = self.shared.io_timeout;
         let sent = self
             .shared
