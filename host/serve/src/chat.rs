@@ -531,6 +531,11 @@ struct Events {
     id: String,
     created: u64,
     text: StopText,
+    /// The route and arrival of the request, counted in the metrics when the stream ends.
+    route: &'static str,
+    start: Instant,
+    /// Whether `[DONE]` went out (a stop sequence ends the stream before the generation).
+    ended: bool,
 }
 
 impl Events {
@@ -580,33 +585,57 @@ impl Events {
         }
     }
 
-    /// A piece of generated text: its chunk, unless it is held for a stop sequence.
+    /// A piece of generated text: its chunk, unless it is held for a stop sequence; at a stop
+    /// sequence, the end of the stream.
     fn text(&mut self, piece: &str) {
+        if self.ended {
+            return;
+        }
         let out = self.text.push(piece);
         if !out.is_empty() {
             let chunk = self.chunk(json!({ "content": out }), Value::Null);
             self.send(&chunk);
         }
+        if self.text.stopped {
+            let last = self.chunk(json!({}), json!("stop"));
+            self.end(&last);
+        }
     }
 
-    /// The end: the held text, the finish reason, `[DONE]`.
+    /// The generation ended: the held text and the finish reason, unless the stream already
+    /// ended at a stop sequence.
     fn finish(&mut self, finish: FinishReason) {
+        if self.ended {
+            return;
+        }
         let rest = self.text.finish();
         if !rest.is_empty() {
             let chunk = self.chunk(json!({ "content": rest }), Value::Null);
             self.send(&chunk);
         }
         let last = self.chunk(json!({}), json!(self.text.reason(finish)));
-        self.send(&last);
+        self.end(&last);
+    }
+
+    /// Counts the request (a started stream is a 200 whatever follows), then sends `last` and
+    /// `[DONE]` and closes the stream.
+    fn end(&mut self, last: &str) {
+        self.shared
+            .metrics
+            .observe(self.route, 200, self.start.elapsed());
+        self.send(last);
         self.send("[DONE]");
+        self.tx = None;
+        self.ended = true;
     }
 }
 
 /// Streams a chat completion as server-sent events: one `chat.completion.chunk` per piece of
 /// text as the guest pulls tokens (each written and flushed on its own), a last chunk with the
-/// finish reason (or an error object), then `[DONE]`. A stop sequence ends what the client
-/// sees; the skill has no way to be stopped from its sink, so it generates on unseen. Records
-/// the request in the metrics before the client can see the end of the stream.
+/// finish reason (or an error object), then `[DONE]`. A stop sequence ends the stream there;
+/// the skill has no way to be stopped from its sink, so it generates on unseen, holding its
+/// worker. Records the request in the metrics before the client can see the end of the
+/// stream.
 pub(crate) fn stream(
     shared: &Arc<Shared>,
     chat: &Chat,
@@ -622,6 +651,9 @@ pub(crate) fn stream(
         id: completion_id(),
         created: unix_now(),
         text: StopText::new(chat.stop.clone()),
+        route,
+        start,
+        ended: false,
     }));
     let sink_events = events.clone();
     // Called by the skill on this thread, as the guest pulls each token.
@@ -644,16 +676,15 @@ pub(crate) fn stream(
                 .metrics
                 .tokens
                 .fetch_add(r.usage.generated_tokens as u64, Ordering::Relaxed);
-            shared.metrics.observe(route, 200, start.elapsed());
             events.finish(r.finish);
         }
         Err(e) => {
             let f = chat_failure(shared, chat, e);
             if events.started() {
-                // A stream that started is a 200 whatever follows: the error is its last event.
-                shared.metrics.observe(route, 200, start.elapsed());
-                events.send(&f.body().to_string());
-                events.send("[DONE]");
+                // The error is the stream's last event.
+                if !events.ended {
+                    events.end(&f.body().to_string());
+                }
             } else {
                 shared.metrics.observe(route, f.status, start.elapsed());
                 if let Some((respond, _)) = events.respond.take() {
