@@ -3,7 +3,7 @@
 //! (server-sent events with `stream: true`), `GET /v1/models`, `GET /healthz` and
 //! `GET /metrics`.
 //!
-//! Connections live on one thread running a small tokio runtime ([`front`]): it enforces the
+//! Connections live on one thread running a small tokio runtime (`front.rs`): it enforces the
 //! limits on what a client may send (header bytes and count, body size, how long it may take
 //! to send a request head or its body, or to read its answer, how many connections it may
 //! hold open) and answers health and metrics itself. Skill requests go through a bounded queue
