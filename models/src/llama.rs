@@ -64,6 +64,38 @@ impl LlamaConfig {
         self.kv_heads * self.head_dim
     }
 
+    /// Memory a generation of `capacity` positions holds while it lives: its kv cache (at full
+    /// capacity) and the logits. `None` if it overflows.
+    pub fn generation_bytes(&self, capacity: usize) -> Option<usize> {
+        KvCache::bytes_for(self.layers, capacity, self.kv_cols())?.checked_add(self.vocab * 4)
+    }
+
+    /// The most positions (prompt and new tokens) one generation can hold within `bytes` of
+    /// host memory, prefilling `prefill_chunk` tokens at a time: what [`Self::generation_bytes`]
+    /// and one pass's [`Self::forward_scratch_bytes`] leave room for, at most the model's
+    /// context.
+    pub fn context_within(&self, bytes: usize, prefill_chunk: usize) -> usize {
+        let fits = |c: usize| {
+            self.generation_bytes(c).is_some_and(|held| {
+                held.saturating_add(self.forward_scratch_bytes(prefill_chunk.min(c), c)) <= bytes
+            })
+        };
+        // The bytes grow with the capacity: bisect for the last capacity that fits.
+        let (mut lo, mut hi) = (0, self.context);
+        if fits(hi) {
+            return hi;
+        }
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// Upper bound of the memory one [`Llama::forward`] of `n` tokens allocates besides the
     /// cache and the logits, with `positions` in the cache once they are in: its activations,
     /// the attention's and the matmuls' scratch. A host charges it before the pass.

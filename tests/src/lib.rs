@@ -77,12 +77,21 @@ pub fn hostile_limits(deadline: Duration) -> edgenlu::Limits {
 
 /// A size field of this process's `/proc/self/status` (e.g. `VmRSS`), in bytes.
 pub fn proc_status_bytes(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    status_bytes("/proc/self/status", field)
+}
+
+/// A size field of process `pid`'s `/proc/<pid>/status` (e.g. `VmHWM`), in bytes.
+pub fn process_status_bytes(pid: u32, field: &str) -> usize {
+    status_bytes(&format!("/proc/{pid}/status"), field)
+}
+
+fn status_bytes(path: &str, field: &str) -> usize {
+    let status = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let kb: usize = status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
+        .unwrap_or_else(|| panic!("{field} in {path}"));
     kb * 1024
 }
 
@@ -478,4 +487,28 @@ pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
         ran.stderr
     );
     ran
+}
+
+/// A loopback address no one listens on right now.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// Waits until `server` (an `edgenlu serve`) answers `/healthz` at `addr`, or fails if it
+/// exits first.
+pub fn wait_ready(server: &mut std::process::Child, addr: SocketAddr) {
+    let start = std::time::Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("edgenlu serve exited before listening: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http(addr, "GET", "/healthz", b"").0, 200);
 }

@@ -3,11 +3,9 @@
 //! against the model store. The store root is a temporary directory whose `models/` links to
 //! the real store's, so nothing in the device's own trust or skill store changes.
 
-use edgenlu_tests::{built_binary, http, store, tiny_index};
-use std::net::{SocketAddr, TcpListener};
+use edgenlu_tests::{built_binary, free_addr, http, store, tiny_index, wait_ready};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 /// A directory on another path than the checkout: the copied binary, an empty working
 /// directory, and a store root sharing the real store's models and compiled components.
@@ -71,29 +69,6 @@ impl Drop for Elsewhere {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-/// A loopback address no one listens on right now.
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-/// Waits until `server` answers `/healthz` at `addr`, or fails if it exits first.
-fn wait_ready(server: &mut Child, addr: SocketAddr) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        if let Some(status) = server.try_wait().unwrap() {
-            panic!("edgenlu serve exited before listening: {status}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "serve never listened"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(http(addr, "GET", "/healthz", b"").0, 200);
 }
 
 /// The binary names no component file of the build: it carries the components themselves.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A small SNIPS datastore for the intents skill (built once per test binary).
 fn index() -> &'static str {
@@ -49,6 +49,25 @@ fn assert_finish(tokens: u64, finish: &Value, max: u64) {
     assert!((1..=max).contains(&tokens), "{tokens} tokens, cap {max}");
     let want = if tokens == max { "length" } else { "stop" };
     assert_eq!(finish, want, "{tokens} tokens, cap {max}");
+}
+
+/// The chunks of a streamed completion and the text they carry; fails unless the stream
+/// ends with `[DONE]` and every other event is a JSON chunk.
+fn sse_chunks(sse: &str) -> (Vec<Value>, String) {
+    let events: Vec<&str> = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{sse}");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (chunks, text)
 }
 
 fn chat_body(stream: bool) -> Value {
@@ -117,19 +136,7 @@ fn every_route_answers() {
         chat_body(true).to_string().as_bytes(),
     );
     assert_eq!(status, 200);
-    let events: Vec<&str> = sse
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .collect();
-    assert_eq!(events.last(), Some(&"[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let streamed: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let (chunks, streamed) = sse_chunks(&sse);
     assert_eq!(streamed, text);
     assert!(chunks.len() > 3, "{} chunks", chunks.len());
     assert_finish(
@@ -536,5 +543,388 @@ fn chat_completions_carry_the_whole_conversation() {
             "{message}"
         );
     }
+    server.shutdown();
+}
+
+/// A streamed completion arrives token by token: each piece of text is its own event, written
+/// and flushed as the guest pulls its token, so the events come in many reads spread over
+/// the whole generation (not a few 8 KiB bursts).
+#[test]
+fn a_streamed_completion_arrives_token_by_token() {
+    let server = start(config());
+    let body = json!({
+        "messages": [{"role": "user", "content": "Tell me a long story about a dragon."}],
+        "max_tokens": 48, "stream": true,
+    })
+    .to_string();
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let sent = Instant::now();
+    let (mut raw, mut buf) = (Vec::new(), vec![0u8; 1 << 16]);
+    // When each content event arrived, and how many reads brought at least one.
+    let (mut arrivals, mut reads) = (Vec::new(), 0);
+    let content_events = |raw: &[u8]| {
+        String::from_utf8_lossy(raw)
+            .matches("\"delta\":{\"content\"")
+            .count()
+    };
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        let before = content_events(&raw);
+        raw.extend_from_slice(&buf[..n]);
+        let now = content_events(&raw);
+        if now > before {
+            reads += 1;
+            arrivals.extend(std::iter::repeat_n(sent.elapsed(), now - before));
+        }
+    }
+    let done = sent.elapsed();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("data: [DONE]"), "{text}");
+    let (first, last) = (arrivals[0], *arrivals.last().unwrap());
+    let span = last - first;
+    let widest_gap = arrivals
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "{} content events in {reads} reads; first at {first:?}, last at {last:?}, [DONE] at \
+         {done:?}; widest gap between events {widest_gap:?}",
+        arrivals.len()
+    );
+    assert!(arrivals.len() >= 20, "{} events", arrivals.len());
+    assert!(
+        reads * 4 >= arrivals.len() * 3,
+        "{} events came in only {reads} reads",
+        arrivals.len()
+    );
+    // Spread over the generation: no gap holds back a large part of it.
+    assert!(widest_gap * 4 < span, "a gap of {widest_gap:?} in {span:?}");
+    server.shutdown();
+}
+
+fn user(content: &str) -> Value {
+    json!([{ "role": "user", "content": content }])
+}
+
+fn error_of(v: &Value) -> (&str, &str, &str) {
+    let e = &v["error"];
+    (
+        e["type"].as_str().unwrap_or("?"),
+        e["param"].as_str().unwrap_or("?"),
+        e["code"].as_str().unwrap_or("?"),
+    )
+}
+
+/// Limits of the chat skill come back as OpenAI's 400s, never a retryable 503: `max_tokens`
+/// past the skill's token budget, and a conversation past the context the host holds (the
+/// kv cache the chat skill's host memory has room for), which `/v1/models` advertises; a
+/// request of exactly that context is served.
+#[test]
+fn chat_limits_are_refused_as_openai_refuses_them() {
+    let server = start(config());
+    let addr = server.addr();
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({ "messages": user("Hi"), "max_tokens": 2000 }),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        error_of(&v),
+        ("invalid_request_error", "max_tokens", "invalid_value")
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("1024"),
+        "{v}"
+    );
+
+    let (_, models) = http(addr, "GET", "/v1/models", b"");
+    let models: Value = serde_json::from_str(&models).unwrap();
+    let decoder = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == DEFAULT_DECODER)
+        .unwrap();
+    let context = decoder["context_length"].as_u64().unwrap();
+    assert_eq!(decoder["max_completion_tokens"], 1024);
+    assert!(
+        (1024..8192).contains(&context),
+        "SmolLM2's 8192 or a context the host cannot hold: {context}"
+    );
+
+    // A prompt that leaves room for about 20 tokens.
+    let prompt = "apple ".repeat(context as usize - 60);
+    let mut prompt_tokens = 0;
+    for stream in [false, true] {
+        let (status, v) = post(
+            addr,
+            "/v1/chat/completions",
+            json!({ "messages": user(&prompt), "max_tokens": 1000, "stream": stream }),
+        );
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(
+            error_of(&v),
+            (
+                "invalid_request_error",
+                "messages",
+                "context_length_exceeded"
+            )
+        );
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("maximum context length is {context} tokens")),
+            "{message}"
+        );
+        prompt_tokens = message
+            .split_once(" in the messages")
+            .and_then(|(m, _)| m.rsplit_once('(')?.1.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{message}"));
+    }
+    let room = context - prompt_tokens;
+    assert!((1..=100).contains(&room), "{prompt_tokens} prompt tokens");
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({ "messages": user(&prompt), "max_tokens": room + 1 }),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({ "messages": user(&prompt), "max_tokens": room }),
+    );
+    assert_eq!(status, 200, "exactly the context: {v}");
+    assert_eq!(v["usage"]["prompt_tokens"], prompt_tokens);
+    eprintln!("context {context}: {prompt_tokens} prompt tokens + {room} served, one more refused");
+    server.shutdown();
+}
+
+/// `stop` (a string or a list of up to 4) ends the completion before the first stop
+/// sequence, which is not returned, with finish_reason "stop"; streamed the same.
+#[test]
+fn stop_sequences_end_the_completion_before_them() {
+    let server = start(config());
+    let addr = server.addr();
+    let (_, whole) = post(addr, "/v1/chat/completions", chat_body(false));
+    let text = whole["choices"][0]["message"]["content"].as_str().unwrap();
+    // A stop sequence from the middle of the greedy text.
+    let mid = (text.len() / 2..text.len())
+        .find(|&i| text.is_char_boundary(i) && text.is_char_boundary(i + 2))
+        .unwrap();
+    let stop = &text[mid..mid + 2];
+    let want = &text[..text.find(stop).unwrap()];
+    let mut body = chat_body(false);
+    body["stop"] = json!(stop);
+    let (status, v) = post(addr, "/v1/chat/completions", body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["content"], want,
+        "{text:?} stop {stop:?}"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+
+    let mut body = chat_body(true);
+    body["stop"] = json!(["never-generated-1", stop, "never-generated-2"]);
+    let (status, sse) = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let (chunks, streamed) = sse_chunks(&sse);
+    assert_eq!(streamed, want);
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+
+    let mut body = chat_body(false);
+    body["stop"] = json!(["a", "b", "c", "d", "e"]);
+    let (status, v) = post(addr, "/v1/chat/completions", body);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(error_of(&v).1, "stop");
+    server.shutdown();
+}
+
+/// Parameters the chat skill cannot honour are refused with a 400 naming them, not ignored;
+/// their do-nothing values are accepted.
+#[test]
+fn unsupported_chat_parameters_are_refused() {
+    let server = start(config());
+    let addr = server.addr();
+    for (param, value) in [
+        ("n", json!(2)),
+        (
+            "tools",
+            json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+        ),
+        ("tool_choice", json!("required")),
+        ("response_format", json!({"type": "json_object"})),
+        ("logprobs", json!(true)),
+        ("top_logprobs", json!(2)),
+        ("logit_bias", json!({"42": -100})),
+        ("presence_penalty", json!(0.5)),
+    ] {
+        let mut body = json!({ "messages": user("Hi"), "max_tokens": 2 });
+        body[param] = value;
+        let (status, v) = post(addr, "/v1/chat/completions", body);
+        assert_eq!(status, 400, "{param}: {v}");
+        assert_eq!(
+            error_of(&v),
+            ("invalid_request_error", param, "unsupported_parameter"),
+            "{v}"
+        );
+    }
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({
+            "messages": user("Hi"), "max_tokens": 2, "n": 1, "tools": [], "tool_choice": "none",
+            "response_format": {"type": "text"}, "logprobs": false, "presence_penalty": 0,
+        }),
+    );
+    assert_eq!(status, 200, "{v}");
+    server.shutdown();
+}
+
+/// Every completion, streamed or not, from this server or the next one, has its own id.
+#[test]
+fn completion_ids_are_never_repeated() {
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let server = start(config());
+        let addr = server.addr();
+        for _ in 0..2 {
+            let (status, v) = post(
+                addr,
+                "/v1/chat/completions",
+                json!({ "messages": user("Hi"), "max_tokens": 1 }),
+            );
+            assert_eq!(status, 200, "{v}");
+            ids.push(v["id"].as_str().unwrap().to_string());
+        }
+        let body = json!({ "messages": user("Hi"), "max_tokens": 2, "stream": true });
+        let (_, sse) = http(
+            addr,
+            "POST",
+            "/v1/chat/completions",
+            body.to_string().as_bytes(),
+        );
+        let chunk: Value = serde_json::from_str(
+            sse.split("\n\n")
+                .next()
+                .unwrap()
+                .strip_prefix("data: ")
+                .unwrap(),
+        )
+        .unwrap();
+        ids.push(chunk["id"].as_str().unwrap().to_string());
+        server.shutdown();
+    }
+    eprintln!("{ids:?}");
+    assert!(ids
+        .iter()
+        .all(|id| id.starts_with("chatcmpl-") && id.len() > 20));
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+}
+
+/// A completion that does not say how long it may be gets the documented default of 128
+/// tokens.
+#[test]
+fn a_completion_without_max_tokens_gets_the_documented_default() {
+    let server = start(config());
+    let (status, v) = post(
+        server.addr(),
+        "/v1/chat/completions",
+        json!({ "messages": user("Write a very long story about a dragon and a knight.") }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_finish(
+        v["usage"]["completion_tokens"].as_u64().unwrap(),
+        &v["choices"][0]["finish_reason"],
+        128,
+    );
+    server.shutdown();
+}
+
+/// `/v1/embeddings` embeds at most 64 inputs per request; past that, 400 naming `input`.
+#[test]
+fn embeddings_past_the_input_cap_are_refused() {
+    let server = start(config());
+    let addr = server.addr();
+    let (status, v) = post(addr, "/v1/embeddings", json!({ "input": vec!["hi"; 65] }));
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(error_of(&v).1, "input");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("64"),
+        "{v}"
+    );
+    let (status, v) = post(addr, "/v1/embeddings", json!({ "input": vec!["hi"; 64] }));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 64);
+    server.shutdown();
+}
+
+/// A client that sends its body too slowly gets 408 after the I/O timeout (read on the
+/// connection thread: no worker waits for it), and one that never finishes its request head is
+/// closed after the idle timeout.
+#[test]
+fn slow_bodies_and_slow_heads_are_cut_off() {
+    let server = start(ServeConfig {
+        io_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(1000),
+        workers: 1,
+        ..config()
+    });
+    let addr = server.addr();
+    let start = Instant::now();
+    let mut body = TcpStream::connect(addr).unwrap();
+    body.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        body,
+        "POST /v1/nlu HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"text\": "
+    )
+    .unwrap();
+    let mut head = TcpStream::connect(addr).unwrap();
+    head.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // The only worker stays free meanwhile.
+    let (status, v) = post(addr, "/v1/nlu", json!({"text": "play some jazz"}));
+    assert_eq!(status, 200, "{v}");
+    let mut answer = String::new();
+    let _ = body.read_to_string(&mut answer);
+    let body_cut = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let mut rest = Vec::new();
+    let _ = head.read_to_end(&mut rest);
+    let head_cut = start.elapsed();
+    eprintln!(
+        "slow body answered 408 after {body_cut:?}; unfinished head closed after {head_cut:?}: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(body_cut < Duration::from_secs(3), "{body_cut:?}");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&head_cut),
+        "{head_cut:?}"
+    );
     server.shutdown();
 }

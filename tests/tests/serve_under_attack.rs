@@ -279,3 +279,26 @@ fn a_request_that_waited_too_long_for_a_worker_is_refused_not_run() {
     server.shutdown();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A skill that answers something the host refuses at the boundary (here a NaN confidence) is
+/// a 502 `invalid_skill_response`: the request was fine, the skill behind the server was not.
+#[test]
+fn a_skills_invalid_response_is_a_502() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".into(),
+        ..ServeConfig::default()
+    };
+    let (server, root) = hostile_server("serve-invalid-response", &config);
+    let (status, v, _) = nlu(server.addr(), "nan-confidence");
+    assert_eq!(status, 502, "{v}");
+    assert_eq!(v["error"]["type"], "invalid_skill_response", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("confidence")),
+        "{v}"
+    );
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&root);
+}

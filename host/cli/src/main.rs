@@ -152,6 +152,25 @@ enum Command {
         /// Longest a request may wait for a worker, milliseconds; past that, 503.
         #[arg(long, default_value_t = 5000)]
         max_queue_wait_ms: u64,
+        /// Connections open at once; one more is answered 503 and closed.
+        #[arg(long, default_value_t = 1024, value_parser = crate::count::<usize>)]
+        max_connections: usize,
+        /// Largest request head (request line and headers), bytes; past that, 431 and the
+        /// connection is closed.
+        #[arg(long, default_value_t = 16 << 10, value_parser = crate::count::<usize>)]
+        max_header_bytes: usize,
+        /// Most header fields in a request; past that, 431 and the connection is closed.
+        #[arg(long, default_value_t = 64, value_parser = crate::count::<usize>)]
+        max_headers: usize,
+        /// Longest a connection may go without sending a whole request head, milliseconds,
+        /// from when it opens or its previous answer went out; then it is closed (idle
+        /// keep-alive connections, clients that send their head slowly).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout_ms: u64,
+        /// Longest a client may take to send a request body (past that, 408) or leave an
+        /// answer unread (then the connection is closed), milliseconds.
+        #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+        io_timeout_ms: u64,
     },
     /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:
     /// latency, throughput, accuracy, peak RAM, footprint, energy), `bench generate` (SmolLM2
@@ -314,6 +333,11 @@ fn main() -> Result<()> {
             queue,
             max_body,
             max_queue_wait_ms,
+            max_connections,
+            max_header_bytes,
+            max_headers,
+            idle_timeout_ms,
+            io_timeout_ms,
         } => serve::run(
             &store,
             &skills,
@@ -325,6 +349,11 @@ fn main() -> Result<()> {
                 queue,
                 max_body,
                 max_queue_wait: std::time::Duration::from_millis(max_queue_wait_ms),
+                max_connections,
+                max_header_bytes,
+                max_headers,
+                idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+                io_timeout: std::time::Duration::from_millis(io_timeout_ms),
             },
         )?,
         Command::Completions(_) => unreachable!("answered before the store is opened"),

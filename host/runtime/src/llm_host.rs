@@ -10,7 +10,6 @@ use crate::error::HostError;
 use crate::resources::{Finish, Generation, ModelHandle};
 use crate::state::{guard, ComponentState};
 use crate::tokenizer::to_host_error;
-use edgenlu_kernels::ops::KvCache;
 use edgenlu_models::{Llama, LlamaError, Sampler, Sampling};
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
@@ -150,8 +149,8 @@ impl HostGeneration for ComponentState {
                     config.context
                 ))
             })?;
-        let charged = KvCache::bytes_for(config.layers, capacity, config.kv_cols())
-            .and_then(|b| b.checked_add(config.vocab * 4))
+        let charged = config
+            .generation_bytes(capacity)
             .ok_or_else(|| HostError::invalid("kv cache size overflows"))?;
         self.budget.charge_host_bytes(charged)?;
         let scratch = config.forward_scratch_bytes(prompt.len().min(PREFILL_CHUNK), capacity);

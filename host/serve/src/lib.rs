@@ -1,21 +1,26 @@
-//! `edgenlu serve`: the device daemon. An HTTP/1.1 server (tiny_http) with the skill API
+//! `edgenlu serve`: the device daemon. An HTTP/1.1 server (hyper) with the skill API
 //! (`POST /v1/nlu`), OpenAI-compatible `POST /v1/embeddings` and `POST /v1/chat/completions`
 //! (server-sent events with `stream: true`), `GET /v1/models`, `GET /healthz` and
 //! `GET /metrics`.
 //!
-//! One accept thread hands requests to a bounded queue served by a fixed pool of workers; a
-//! full queue is answered at once with 503, and so is a request that waited in it longer than
-//! [`ServeConfig::max_queue_wait`]. `GET /healthz` and `GET /metrics` never enter the queue:
-//! a few threads of their own answer them (and the 503s), so no skill request holds them up.
-//! Skills are compiled and linked once at start
+//! Connections live on one thread running a small tokio runtime (`front.rs`): it enforces the
+//! limits on what a client may send (header bytes and count, body size, how long it may take
+//! to send a request head or its body, or to read its answer, how many connections it may
+//! hold open) and answers health and metrics itself. Skill requests go through a bounded queue
+//! to a fixed pool of worker threads (wasmtime calls block, and a generation runs for
+//! seconds); a full queue is answered at once with 503, and so is a request that waited in it
+//! longer than [`ServeConfig::max_queue_wait`]. Skills are compiled and linked once at start
 //! ([`edgenlu::Skill`] keeps an `InstancePre`), and every request still gets a fresh instance
 //! with its own memory, handles and deadline, so a hostile request cannot touch the next.
 //! `/v1/nlu` answers through the device pipeline ([`edgenlu_device::pipeline::Pipeline`]: router over
 //! the skills, vendor policy, template, phrasing or uplink); its installed skills follow the
 //! skill store between requests ([`LivePipeline`]): installing a new version swaps it in while
 //! requests in flight finish on the old. [`Server::shutdown`] stops accepting and drains the
-//! queue.
+//! requests in flight and queued.
 
+mod body;
+mod chat;
+mod front;
 mod live;
 mod metrics;
 mod routes;
@@ -25,11 +30,10 @@ pub use live::LivePipeline;
 use edgenlu::Skill;
 use edgenlu_device::pipeline::DeviceState;
 use metrics::Metrics;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How the server is set up.
 #[derive(Debug, Clone)]
@@ -46,6 +50,20 @@ pub struct ServeConfig {
     /// longer with 503 instead of running it. A request is thus answered within this wait
     /// plus its skill's deadline (and the margin by which a skill overruns it).
     pub max_queue_wait: Duration,
+    /// Connections open at once; one past it is answered 503 and closed.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), bytes; past that, 431 and the
+    /// connection is closed.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; past that, 431 and the connection is closed.
+    pub max_headers: usize,
+    /// Longest a connection may go without sending a whole request head, from when it opens
+    /// or its previous answer went out: closes idle keep-alive connections and clients that
+    /// send their head slowly.
+    pub idle_timeout: Duration,
+    /// Longest a client may take to send a request's body (past it, 408), and longest it may
+    /// leave the server's answer unread before the connection is closed.
+    pub io_timeout: Duration,
 }
 
 impl Default for ServeConfig {
@@ -56,6 +74,11 @@ impl Default for ServeConfig {
             queue: 16,
             max_body: 1 << 20,
             max_queue_wait: Duration::from_secs(5),
+            max_connections: 1024,
+            max_header_bytes: 16 << 10,
+            max_headers: 64,
+            idle_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -69,6 +92,17 @@ pub enum ServeError {
         /// The address asked for.
         addr: String,
         /// What the OS said.
+        reason: String,
+    },
+    /// The connection thread's runtime could not be built.
+    #[error("starting the connection thread: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The chat skill's decoder could not be read to size its context.
+    #[error("reading decoder {model}: {reason}")]
+    Decoder {
+        /// The decoder's name.
+        model: String,
+        /// What went wrong.
         reason: String,
     },
 }
@@ -86,72 +120,57 @@ pub struct Skills {
     pub decoder: String,
 }
 
-/// Shared by the accept thread and the workers.
+/// Shared by the connection thread and the workers.
 struct Shared {
     skills: Skills,
     metrics: Metrics,
-    max_body: usize,
+    /// The chat skill's limits as the routes apply them.
+    chat_limits: chat::ChatLimits,
+    /// The connection thread's runtime: workers wait on it to hand over streamed events.
+    io: tokio::runtime::Handle,
+    io_timeout: Duration,
     max_queue_wait: Duration,
 }
 
-/// Answers one accepted request.
-type Answer = fn(&Shared, tiny_http::Request, Instant);
-
-/// An accepted request, when it was accepted, and how to answer it.
-type Job = (tiny_http::Request, Instant, Answer);
-
-/// Threads that answer health, metrics and refusals, apart from the workers.
-const ASIDE_THREADS: usize = 4;
-
 /// A running server.
 pub struct Server {
-    http: Arc<tiny_http::Server>,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    front: Option<front::Front>,
     workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
     addr: std::net::SocketAddr,
 }
 
 impl Server {
-    /// Binds `config.listen` and starts the accept thread and the workers.
+    /// Binds `config.listen` and starts the connection thread and the workers.
     pub fn start(config: &ServeConfig, skills: Skills) -> Result<Server, ServeError> {
-        let http = tiny_http::Server::http(&config.listen).map_err(|e| ServeError::Bind {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(ServeError::Runtime)?;
+        let bind_failed = |e: std::io::Error| ServeError::Bind {
             addr: config.listen.clone(),
             reason: e.to_string(),
-        })?;
-        let addr = http.server_addr().to_ip().ok_or_else(|| ServeError::Bind {
-            addr: config.listen.clone(),
-            reason: "not an IP address".into(),
-        })?;
-        let http = Arc::new(http);
+        };
+        let listener = {
+            let _in_runtime = runtime.enter();
+            listen(&config.listen).map_err(bind_failed)?
+        };
+        let addr = listener.local_addr().map_err(bind_failed)?;
+        let chat_limits = chat::ChatLimits::of(&skills)?;
         let shared = Arc::new(Shared {
             skills,
             metrics: Metrics::default(),
-            max_body: config.max_body,
+            chat_limits,
+            io: runtime.handle().clone(),
+            io_timeout: config.io_timeout,
             max_queue_wait: config.max_queue_wait,
         });
-        let (queue, queued) = sync_channel::<Job>(config.queue);
-        let (aside, asides) = sync_channel::<Job>(ASIDE_THREADS);
-        let mut workers =
-            answering_threads("edgenlu-serve", config.workers.max(1), queued, &shared);
-        workers.extend(answering_threads(
-            "edgenlu-serve-aside",
-            ASIDE_THREADS,
-            asides,
-            &shared,
-        ));
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = {
-            let (http, stop, shared) = (http.clone(), stop.clone(), shared.clone());
-            std::thread::Builder::new()
-                .name("edgenlu-serve-accept".into())
-                .spawn(move || accept_loop(&http, &stop, &shared, queue, aside))
-                .expect("spawning the accept thread")
-        };
+        let (queue, queued) = sync_channel::<front::Job>(config.queue);
+        let workers = worker_threads(config.workers.max(1), queued, &shared);
+        let front = front::Front::start(runtime, listener, config, shared, queue)
+            .map_err(ServeError::Runtime)?;
         Ok(Server {
-            http,
-            stop,
-            accept: Some(accept),
+            front: Some(front),
             workers: Arc::new(Mutex::new(workers)),
             addr,
         })
@@ -162,17 +181,17 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, lets the workers finish every request already accepted, and returns
-    /// when they have.
+    /// Stops accepting, lets every request already accepted finish (those running and those
+    /// queued; a stream to its end), and returns when they have.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.http.unblock();
-        if let Some(a) = self.accept.take() {
-            let _ = a.join();
+        // The connection thread returns when its last connection has closed; it holds the
+        // queue's sender, so the workers then drain the queue and exit.
+        if let Some(front) = self.front.take() {
+            front.stop();
         }
         for w in self
             .workers
@@ -191,86 +210,43 @@ impl Drop for Server {
     }
 }
 
-/// `n` threads named `name-{i}` answering the jobs of `rx` until it closes (when the accept
-/// thread stops: they drain it, then exit).
-fn answering_threads(
-    name: &str,
-    n: usize,
-    rx: Receiver<Job>,
-    shared: &Arc<Shared>,
-) -> Vec<JoinHandle<()>> {
+/// Connections the kernel may hold complete before the server accepts them: enough for a
+/// burst of clients while the connection thread is not scheduled (a full backlog drops
+/// connection attempts, which clients retry only after a second).
+const BACKLOG: u32 = 1024;
+
+/// A listening socket on the first address `listen` resolves to.
+fn listen(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = listen.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// `n` workers named `edgenlu-serve-{i}` answering the jobs of `rx` until it closes.
+fn worker_threads(n: usize, rx: Receiver<front::Job>, shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
     let rx = Arc::new(Mutex::new(rx));
     (0..n)
         .map(|i| {
             let (rx, shared) = (rx.clone(), shared.clone());
             std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
+                .name(format!("edgenlu-serve-{i}"))
                 .spawn(move || loop {
                     let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     match next {
-                        Ok((req, start, answer)) => answer(&shared, req, start),
+                        Ok(job) => routes::run_queued(&shared, job),
                         Err(_) => break,
                     }
                 })
                 .expect("spawning a server thread")
         })
         .collect()
-}
-
-/// A worker's answer to a request from the queue: 503 if it waited too long, else the route's.
-fn run_queued(shared: &Shared, req: tiny_http::Request, queued: Instant) {
-    if queued.elapsed() > shared.max_queue_wait {
-        routes::reject_busy(shared, req, queued, "waited too long");
-    } else {
-        routes::handle(shared, req, queued);
-    }
-}
-
-/// The answer to a request the queue had no room for: 503.
-fn refuse_full(shared: &Shared, req: tiny_http::Request, start: Instant) {
-    routes::reject_busy(shared, req, start, "the request queue is full");
-}
-
-fn accept_loop(
-    http: &tiny_http::Server,
-    stop: &AtomicBool,
-    shared: &Shared,
-    queue: SyncSender<Job>,
-    aside: SyncSender<Job>,
-) {
-    while !stop.load(Ordering::SeqCst) {
-        let req = match http.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(req)) => req,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!("accepting a request: {e}");
-                continue;
-            }
-        };
-        let start = Instant::now();
-        if routes::is_health(&req) {
-            answer_aside(shared, &aside, (req, start, routes::handle));
-            continue;
-        }
-        match queue.try_send((req, start, run_queued)) {
-            Ok(()) => {}
-            Err(
-                TrySendError::Full((req, start, _)) | TrySendError::Disconnected((req, start, _)),
-            ) => answer_aside(shared, &aside, (req, start, refuse_full)),
-        }
-    }
-    // Dropping the senders closes the queues: their threads drain them, then exit.
-}
-
-/// Hands `job` to the aside threads, so that nothing its answer waits for holds up the accept
-/// thread. (HTTP/1.1 sends one connection's answers in order: a request a client pipelines
-/// behind a skill request waits for that one's answer, and holds the aside thread meanwhile.)
-/// When every aside thread is busy and their queue full, the accept thread answers itself.
-fn answer_aside(shared: &Shared, aside: &SyncSender<Job>, job: Job) {
-    if let Err(
-        TrySendError::Full((req, start, answer)) | TrySendError::Disconnected((req, start, answer)),
-    ) = aside.try_send(job)
-    {
-        answer(shared, req, start);
-    }
 }

@@ -93,6 +93,11 @@ impl LivePipeline {
         }
     }
 
+    /// The runtime the installed skills are loaded with.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Each route's name and the version of its skill served now (0: a bundled skill).
     pub fn versions(&self) -> Vec<(String, u64)> {
         self.get()

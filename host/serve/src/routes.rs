@@ -1,52 +1,97 @@
 //! The routes: request bodies in, JSON (or server-sent events) out, OpenAI's shapes where
-//! the route is OpenAI's.
+//! the route is OpenAI's. Health and metrics are answered on the connection thread
+//! ([`answer_here`]); everything else by a worker ([`run_queued`]).
 
 use super::{Shared, Skills};
+use crate::body::Body;
+use crate::chat;
+use crate::front::Job;
 use edgenlu::error::SkillError;
-use edgenlu::{ChatRequest, ChatRole, ChatTurn, FinishReason, Forward, SamplingParams, WitError};
+use edgenlu::WitError;
 use edgenlu_device::pipeline::{DeviceState, PipelineError};
 use edgenlu_device::router::RouterError;
+use hyper::{Method, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::io::Read;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tiny_http::{Header, Method, Request, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Tokens a chat completion generates when the request does not say.
-const DEFAULT_MAX_TOKENS: u32 = 128;
+/// Most texts one `/v1/embeddings` request may embed (each is one run of the encoder on a
+/// worker); past it, 400.
+pub const MAX_EMBEDDING_INPUTS: usize = 64;
 
 /// A failed request: HTTP status and an OpenAI-style error body.
-struct Failure {
-    status: u16,
-    kind: &'static str,
-    message: String,
+pub(crate) struct Failure {
+    pub status: u16,
+    pub kind: &'static str,
+    pub message: String,
+    /// The request field at fault, where one is.
+    pub param: Option<&'static str>,
     /// OpenAI's error code where it has one (e.g. `context_length_exceeded`); else the
     /// status is the code.
-    code: Option<&'static str>,
+    pub code: Option<&'static str>,
 }
 
 impl Failure {
-    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Failure {
         Failure {
             status,
             kind,
             message: message.into(),
+            param: None,
             code: None,
         }
     }
 
-    fn body(&self) -> Value {
+    /// 400, the client's request is wrong.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Failure {
+        Failure::new(400, "invalid_request_error", message)
+    }
+
+    /// 400 for request field `param`, with OpenAI's `code`.
+    pub(crate) fn bad_param(
+        param: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            param: Some(param),
+            code: Some(code),
+            ..Failure::bad_request(message)
+        }
+    }
+
+    /// 413, a body past `max_body`.
+    pub(crate) fn too_large(max_body: usize) -> Failure {
+        Failure::new(
+            413,
+            "invalid_request_error",
+            format!("the body is larger than {max_body} bytes"),
+        )
+    }
+
+    /// 408, a body not sent within `timeout`.
+    pub(crate) fn timeout(timeout: Duration) -> Failure {
+        Failure::new(
+            408,
+            "invalid_request_error",
+            format!("the body did not arrive within {} ms", timeout.as_millis()),
+        )
+    }
+
+    pub(crate) fn body(&self) -> Value {
         let code = self.code.map_or(json!(self.status), |c| json!(c));
-        json!({ "error": { "message": self.message, "type": self.kind, "code": code } })
+        json!({ "error": {
+            "message": self.message, "type": self.kind, "param": self.param, "code": code,
+        } })
     }
 }
 
 /// How a skill's failure looks over HTTP: the client's fault (400), a budget (503, counted),
 /// a skill that answered something the host refuses (502: the server behind us misbehaved,
 /// the request was fine), or ours (500).
-fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
+pub(crate) fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
     let budget = matches!(
         e,
         SkillError::Deadline(_)
@@ -63,22 +108,9 @@ fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
     }
     match e {
         // OpenAI's answer, word for word, so that clients that handle it recognise it.
-        SkillError::ContextLength(o) => Failure {
-            code: Some("context_length_exceeded"),
-            ..Failure::new(
-                400,
-                "invalid_request_error",
-                format!(
-                    "This model's maximum context length is {} tokens. However, you requested \
-                     {} tokens ({} in the messages, {} in the completion). Please reduce the \
-                     length of the messages or completion.",
-                    o.context,
-                    u64::from(o.prompt_tokens) + u64::from(o.max_tokens),
-                    o.prompt_tokens,
-                    o.max_tokens
-                ),
-            )
-        },
+        SkillError::ContextLength(o) => {
+            chat::context_exceeded(o.context, o.prompt_tokens, o.max_tokens)
+        }
         SkillError::Guest(
             WitError::InvalidArgument(_) | WitError::ShapeMismatch(_) | WitError::NotFound(_),
         ) => Failure::new(400, "invalid_request_error", e.to_string()),
@@ -89,136 +121,167 @@ fn skill_failure(shared: &Shared, e: SkillError) -> Failure {
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
+pub(crate) fn json_response(status: u16, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::whole(v.to_string()))
+        .expect("a valid response")
 }
 
-fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_data(v.to_string().into_bytes())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
+fn text_response(text: String, content_type: &'static str) -> Response<Body> {
+    Response::builder()
+        .header("content-type", content_type)
+        .body(Body::whole(text))
+        .expect("a valid response")
 }
 
-/// Whether `req` asks for the server's health or metrics: answered outside the worker queue.
-pub(super) fn is_health(req: &Request) -> bool {
-    matches!(
-        (req.method(), req.url()),
-        (Method::Get, "/healthz") | (Method::Get, "/metrics")
-    )
+/// The route a request counts under in the metrics.
+fn route_of(method: &Method, path: &str) -> &'static str {
+    match (method, path) {
+        (&Method::GET, "/healthz") => "/healthz",
+        (&Method::GET, "/metrics") => "/metrics",
+        (&Method::GET, "/v1/models") => "/v1/models",
+        (&Method::POST, "/v1/nlu") => "/v1/nlu",
+        (&Method::POST, "/v1/embeddings") => "/v1/embeddings",
+        (&Method::POST, "/v1/chat/completions") => "/v1/chat/completions",
+        _ => "other",
+    }
+}
+
+/// The answer to health, metrics and unknown routes, given on the connection thread (no
+/// skill request can hold them up: the metrics' locks are held only to count or render);
+/// `None` for the routes the workers answer.
+pub(crate) fn answer_here(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    start: Instant,
+) -> Option<Response<Body>> {
+    let reply = match route_of(method, path) {
+        "other" => {
+            let f = Failure::new(404, "not_found", format!("no route {method} {path}"));
+            return Some(refuse(shared, method, path, f, start));
+        }
+        "/healthz" => text_response("ok\n".into(), "text/plain"),
+        "/metrics" => {
+            let versions = shared.skills.nlu.versions();
+            text_response(
+                shared.metrics.render(&versions),
+                "text/plain; version=0.0.4",
+            )
+        }
+        _ => return None,
+    };
+    shared
+        .metrics
+        .observe(route_of(method, path), 200, start.elapsed());
+    Some(reply)
+}
+
+/// The answer to a request refused before it reached a worker (its body too large or too
+/// slow), counted.
+pub(crate) fn refuse(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    f: Failure,
+    start: Instant,
+) -> Response<Body> {
+    shared
+        .metrics
+        .observe(route_of(method, path), f.status, start.elapsed());
+    json_response(f.status, &f.body())
+}
+
+/// The body of a 503 for `why`.
+pub(crate) fn busy_body(why: &str) -> Vec<u8> {
+    Failure::new(503, "server_busy", format!("{why}; retry later"))
+        .body()
+        .to_string()
+        .into_bytes()
 }
 
 /// Answers 503 to a request the workers will not run: the queue is full, or it waited in it
 /// too long (`why`).
-pub(super) fn reject_busy(shared: &Shared, req: Request, start: Instant, why: &str) {
-    let f = Failure::new(503, "server_busy", format!("{why}; retry later"));
+pub(crate) fn reject_busy(shared: &Shared, start: Instant, why: &str) -> Response<Body> {
     shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     shared.metrics.observe("queue", 503, start.elapsed());
-    let _ = req.respond(json_response(f.status, &f.body()).with_header(header("Retry-After", "1")));
+    Response::builder()
+        .status(503)
+        .header("content-type", "application/json")
+        .header("retry-after", "1")
+        .body(Body::whole(busy_body(why)))
+        .expect("a valid response")
 }
 
-/// Answers one request (on a worker thread).
-pub(super) fn handle(shared: &Shared, mut req: Request, start: Instant) {
-    let route = match (req.method(), req.url()) {
-        (Method::Get, "/healthz") => "/healthz",
-        (Method::Get, "/metrics") => "/metrics",
-        (Method::Get, "/v1/models") => "/v1/models",
-        (Method::Post, "/v1/nlu") => "/v1/nlu",
-        (Method::Post, "/v1/embeddings") => "/v1/embeddings",
-        (Method::Post, "/v1/chat/completions") => "/v1/chat/completions",
-        _ => "other",
+/// The answer when the worker answering a request went away without answering (it panicked).
+pub(crate) fn lost(shared: &Shared, start: Instant) -> Response<Body> {
+    let f = Failure::new(500, "server_error", "the request's worker stopped");
+    shared.metrics.observe("other", f.status, start.elapsed());
+    json_response(f.status, &f.body())
+}
+
+/// A worker's answer to a request from the queue: 503 if it waited too long, else the route's.
+pub(crate) fn run_queued(shared: &Arc<Shared>, job: Job) {
+    if job.start.elapsed() > shared.max_queue_wait {
+        let _ = job
+            .respond
+            .send(reject_busy(shared, job.start, "waited too long"));
+        return;
+    }
+    let route = route_of(&job.method, &job.path);
+    let result = match route {
+        "/v1/models" => Ok(Reply::Json(models(shared))),
+        "/v1/nlu" => nlu(shared, &job.body),
+        "/v1/embeddings" => embeddings(shared, &job.body),
+        _ => chat::completion(shared, &job.body),
     };
-    let result = read_body(shared, &mut req).and_then(|body| match route {
-        "/healthz" => Ok(Reply::Text("ok\n".into(), "text/plain")),
-        "/metrics" => {
-            let versions = shared.skills.nlu.versions();
-            Ok(Reply::Text(
-                shared.metrics.render(&versions),
-                "text/plain; version=0.0.4",
-            ))
-        }
-        "/v1/models" => Ok(Reply::Json(models(&shared.skills))),
-        "/v1/nlu" => nlu(shared, &body),
-        "/v1/embeddings" => embeddings(shared, &body),
-        "/v1/chat/completions" => chat(shared, &body),
-        _ => Err(Failure::new(
-            404,
-            "not_found",
-            format!("no route {} {}", req.method(), req.url()),
-        )),
-    });
     // Metrics are recorded before the response goes out, so a client that reads /metrics
     // right after its answer sees its request counted.
-    match result {
+    let response = match result {
         Ok(Reply::Json(v)) => {
-            shared.metrics.observe(route, 200, start.elapsed());
-            let _ = req.respond(json_response(200, &v));
+            shared.metrics.observe(route, 200, job.start.elapsed());
+            json_response(200, &v)
         }
-        Ok(Reply::Text(t, ctype)) => {
-            shared.metrics.observe(route, 200, start.elapsed());
-            let _ =
-                req.respond(Response::from_string(t).with_header(header("Content-Type", ctype)));
-        }
-        Ok(Reply::Stream(chat)) => stream_chat(shared, req, &chat, route, start),
+        Ok(Reply::Stream(c)) => return chat::stream(shared, &c, route, job.start, job.respond),
         Err(f) => {
-            shared.metrics.observe(route, f.status, start.elapsed());
-            let _ = req.respond(json_response(f.status, &f.body()));
+            shared.metrics.observe(route, f.status, job.start.elapsed());
+            json_response(f.status, &f.body())
         }
-    }
-}
-
-enum Reply {
-    Json(Value),
-    Text(String, &'static str),
-    /// A chat completion to stream as server-sent events.
-    Stream(Chat),
-}
-
-fn read_body(shared: &Shared, req: &mut Request) -> Result<Vec<u8>, Failure> {
-    let too_big = || {
-        Failure::new(
-            413,
-            "invalid_request_error",
-            format!("the body is larger than {} bytes", shared.max_body),
-        )
     };
-    if req.body_length().is_some_and(|n| n > shared.max_body) {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(shared.max_body as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            Failure::new(
-                400,
-                "invalid_request_error",
-                format!("reading the body: {e}"),
-            )
-        })?;
-    if body.len() > shared.max_body {
-        return Err(too_big());
-    }
-    Ok(body)
+    let _ = job.respond.send(response);
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Failure> {
-    serde_json::from_slice(body)
-        .map_err(|e| Failure::new(400, "invalid_request_error", format!("bad JSON body: {e}")))
+pub(crate) enum Reply {
+    Json(Value),
+    /// A chat completion to stream as server-sent events.
+    Stream(chat::Chat),
 }
 
-/// The skills (one per route), the encoder and the decoder.
-fn models(skills: &Skills) -> Value {
+pub(crate) fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| Failure::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// The skills (one per route), the encoder and the decoder (with the context the host can
+/// hold for it, and the most tokens a completion may ask for).
+fn models(shared: &Shared) -> Value {
+    let skills: &Skills = &shared.skills;
     let model =
         |id: &str| json!({ "id": id, "object": "model", "created": 0, "owned_by": "edgenlu" });
     let pipeline = skills.nlu.get();
-    let data: Vec<Value> = pipeline
+    let mut data: Vec<Value> = pipeline
         .router
         .routes()
         .iter()
         .map(|r| r.name.as_str())
-        .chain([pipeline.router.encoder(), skills.decoder.as_str()])
+        .chain([pipeline.router.encoder()])
         .map(model)
         .collect();
+    let mut decoder = model(&skills.decoder);
+    decoder["context_length"] = json!(shared.chat_limits.context);
+    decoder["max_completion_tokens"] = json!(shared.chat_limits.max_tokens);
+    data.push(decoder);
     json!({ "object": "list", "data": data })
 }
 
@@ -278,7 +341,21 @@ fn embeddings(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
         Input::Many(v) => v,
     };
     if texts.is_empty() {
-        return Err(Failure::new(400, "invalid_request_error", "input is empty"));
+        return Err(Failure::bad_param(
+            "input",
+            "invalid_value",
+            "input is empty",
+        ));
+    }
+    if texts.len() > MAX_EMBEDDING_INPUTS {
+        return Err(Failure::bad_param(
+            "input",
+            "invalid_value",
+            format!(
+                "{} inputs; at most {MAX_EMBEDDING_INPUTS} per request",
+                texts.len()
+            ),
+        ));
     }
     let pipeline = shared.skills.nlu.get();
     let skill = pipeline.router.embedder();
@@ -302,245 +379,4 @@ fn embeddings(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
         "model": pipeline.router.encoder(),
         "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
     })))
-}
-
-#[derive(Deserialize)]
-struct Message {
-    role: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-struct ChatBody {
-    messages: Vec<Message>,
-    max_tokens: Option<u32>,
-    max_completion_tokens: Option<u32>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    seed: Option<u64>,
-    #[serde(default)]
-    stream: bool,
-}
-
-/// A chat completion for the skill: the conversation's earlier turns and the request.
-pub(super) struct Chat {
-    history: Vec<ChatTurn>,
-    request: ChatRequest,
-}
-
-/// The skill request for an OpenAI chat body: the system and developer messages (joined, in
-/// order) as the template's system turn; the user and assistant messages as the conversation,
-/// which must end with the user's; greedy unless the client sets a temperature (a device
-/// answers the same way every time unless asked otherwise).
-fn chat_request(body: &[u8]) -> Result<(Chat, bool), Failure> {
-    let b: ChatBody = parse(body)?;
-    let bad = |m: String| Failure::new(400, "invalid_request_error", m);
-    let (mut system, mut turns) = (Vec::new(), Vec::new());
-    for m in b.messages {
-        let role = match m.role.as_str() {
-            "system" | "developer" => {
-                system.push(m.content);
-                continue;
-            }
-            "user" => ChatRole::User,
-            "assistant" => ChatRole::Assistant,
-            other => return Err(bad(format!("messages of role {other:?} are not supported"))),
-        };
-        turns.push(ChatTurn {
-            role,
-            content: m.content,
-        });
-    }
-    let prompt = match turns.pop() {
-        Some(ChatTurn {
-            role: ChatRole::User,
-            content,
-        }) => content,
-        Some(_) => return Err(bad("the last message must be the user's".into())),
-        None => return Err(bad("no user message".into())),
-    };
-    let request = ChatRequest {
-        prompt,
-        template: true,
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
-        max_tokens: b
-            .max_completion_tokens
-            .or(b.max_tokens)
-            .unwrap_or(DEFAULT_MAX_TOKENS),
-        sampling: SamplingParams {
-            temperature: b.temperature.unwrap_or(0.0),
-            top_p: b.top_p.unwrap_or(1.0),
-            seed: b.seed.unwrap_or(0),
-            ..SamplingParams::GREEDY
-        },
-        forward: Forward::Fused,
-    };
-    let chat = Chat {
-        history: turns,
-        request,
-    };
-    Ok((chat, b.stream))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn finish_reason(f: FinishReason) -> &'static str {
-    match f {
-        FinishReason::Length => "length",
-        FinishReason::Stop | FinishReason::Cancelled => "stop",
-    }
-}
-
-fn chat(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
-    let (chat, stream) = chat_request(body)?;
-    if stream {
-        return Ok(Reply::Stream(chat));
-    }
-    let r = shared
-        .skills
-        .chat
-        .chat_with_history(&chat.history, &chat.request, None)
-        .map_err(|e| skill_failure(shared, e))?;
-    let u = &r.usage;
-    shared
-        .metrics
-        .tokens
-        .fetch_add(u.generated_tokens as u64, Ordering::Relaxed);
-    Ok(Reply::Json(json!({
-        "id": format!("chatcmpl-{}", unix_now()),
-        "object": "chat.completion",
-        "created": unix_now(),
-        "model": shared.skills.decoder,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": r.text },
-            "finish_reason": finish_reason(r.finish),
-        }],
-        "usage": {
-            "prompt_tokens": u.prompt_tokens,
-            "completion_tokens": u.generated_tokens,
-            "total_tokens": u.prompt_tokens + u.generated_tokens,
-        },
-    })))
-}
-
-/// Server-sent events read from a channel: each message is one `data:` event (a failure, its
-/// error object).
-struct Events {
-    rx: Receiver<Result<String, Failure>>,
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl Read for Events {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.buf.len() {
-            match self.rx.recv() {
-                Ok(event) => {
-                    let data = event.unwrap_or_else(|f| f.body().to_string());
-                    self.buf = format!("data: {data}\n\n").into_bytes();
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
-/// Streams a chat completion: one `chat.completion.chunk` per piece of text as the guest pulls
-/// tokens, a last chunk with the finish reason (or an error object), then `[DONE]`. The
-/// response starts with the first piece of text, so that a request refused before generating
-/// (e.g. too long for the context) gets its HTTP status and error, as OpenAI's does. Returns
-/// the status sent.
-/// Streams a chat completion as server-sent events and records the request in the metrics,
-/// before the client can see the end of the stream (as for every other reply).
-fn stream_chat(shared: &Shared, req: Request, chat: &Chat, route: &str, start: Instant) {
-    let (tx, rx) = channel::<Result<String, Failure>>();
-    let (id, created, model) = (
-        format!("chatcmpl-{}", unix_now()),
-        unix_now(),
-        shared.skills.decoder.clone(),
-    );
-    let chunk = move |delta: Value, finish: Value| {
-        json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
-        })
-        .to_string()
-    };
-    let role = chunk(json!({ "role": "assistant", "content": "" }), Value::Null);
-    std::thread::scope(|scope| {
-        let sink_tx = tx.clone();
-        let sink_chunk = chunk.clone();
-        // Whether a piece went out: then the reply is a 200 stream whatever follows.
-        let streamed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sink_streamed = streamed.clone();
-        scope.spawn(move || {
-            let sink: edgenlu::TextSink = Box::new(move |text| {
-                if !text.is_empty() {
-                    sink_streamed.store(true, Ordering::Relaxed);
-                    let _ = sink_tx.send(Ok(sink_chunk(json!({ "content": text }), Value::Null)));
-                }
-            });
-            let r = shared
-                .skills
-                .chat
-                .chat_with_history(&chat.history, &chat.request, Some(sink));
-            let first_ok = streamed.load(Ordering::Relaxed) || r.is_ok();
-            match r {
-                Ok(r) => {
-                    shared
-                        .metrics
-                        .tokens
-                        .fetch_add(r.usage.generated_tokens as u64, Ordering::Relaxed);
-                    let _ = tx.send(Ok(chunk(json!({}), json!(finish_reason(r.finish)))));
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(skill_failure(shared, e)));
-                }
-            }
-            // A stream that started is a 200; one that failed first is answered, and
-            // counted, by the other side below.
-            if first_ok {
-                shared.metrics.observe(route, 200, start.elapsed());
-            }
-            let _ = tx.send(Ok("[DONE]".into()));
-        });
-        let first = rx
-            .recv()
-            .unwrap_or_else(|_| Err(Failure::new(500, "server_error", "the generation stopped")));
-        let first = match first {
-            Ok(first) => first,
-            Err(f) => {
-                shared.metrics.observe(route, f.status, start.elapsed());
-                let _ = req.respond(json_response(f.status, &f.body()));
-                return;
-            }
-        };
-        // The role chunk and the first piece go out together; the rest as it comes.
-        let events = Events {
-            rx,
-            buf: format!("data: {role}\n\ndata: {first}\n\n").into_bytes(),
-            at: 0,
-        };
-        let response = Response::new(
-            200.into(),
-            vec![
-                header("Content-Type", "text/event-stream"),
-                header("Cache-Control", "no-cache"),
-            ],
-            events,
-            None,
-            None,
-        );
-        let _ = req.respond(response);
-    })
 }
