@@ -27,10 +27,21 @@ pub enum LlamaError {
     },
     /// A kernel refused its arguments (e.g. a token id past the vocabulary, a full cache).
     #[error(transparent)]
-    Kernel(#[from] KernelError),
+    Kernel(KernelError),
     /// The caller's interrupt check asked to stop (a deadline); the cache is unchanged.
     #[error("interrupted")]
     Interrupted,
+}
+
+impl From<KernelError> for LlamaError {
+    /// A kernel stopped by the pass's interrupt check is the pass interrupted, not a kernel
+    /// that refused its arguments.
+    fn from(e: KernelError) -> Self {
+        match e {
+            KernelError::Interrupted(_) => LlamaError::Interrupted,
+            other => LlamaError::Kernel(other),
+        }
+    }
 }
 
 /// Hyperparameters of a llama model, from `llama.*` metadata.
@@ -356,8 +367,8 @@ impl Llama {
     /// cache, and writes the logits of the last one into `logits [vocab]`.
     ///
     /// `interrupted` is polled before each block and inside the attention; when it returns
-    /// true the pass stops with
-    /// [`LlamaError::Interrupted`] and the cache keeps only what it had committed before.
+    /// true the pass stops with [`LlamaError::Interrupted`] and the cache keeps only what it
+    /// had committed before.
     pub fn forward(
         &self,
         tokens: &[u32],
@@ -441,13 +452,16 @@ impl Llama {
                 c.rope_base,
                 RopeLayout::Interleaved,
             )?;
-            let heads = (c.heads, c.kv_heads);
-            cache
-                .attend_until(layer, &mut att, &q, &k, &v, heads.0, heads.1, interrupted)
-                .map_err(|e| match e {
-                    KernelError::Interrupted(_) => LlamaError::Interrupted,
-                    other => other.into(),
-                })?;
+            cache.attend_until(
+                layer,
+                &mut att,
+                &q,
+                &k,
+                &v,
+                c.heads,
+                c.kv_heads,
+                interrupted,
+            )?;
             self.matmul(&mut xb, &att, n, b.out)?;
             add_into(&mut x, &xb);
             ops::rms_norm(&mut xb, &x, dim, self.vector(b.ffn_norm), c.rms_eps)?;

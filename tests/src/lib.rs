@@ -75,6 +75,14 @@ pub fn hostile_limits(deadline: Duration) -> edgenlu::Limits {
     }
 }
 
+/// The hostile test skill (`guest/hostile`) over the default encoder and decoder, loaded on
+/// `rt` with `limits`.
+pub fn load_hostile(rt: &Runtime, limits: edgenlu::Limits) -> edgenlu::Skill {
+    use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+    rt.load_skill(hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits))
+        .expect("loading the hostile skill")
+}
+
 /// A size field of this process's `/proc/self/status` (e.g. `VmRSS`), in bytes.
 pub fn proc_status_bytes(field: &str) -> usize {
     status_bytes("/proc/self/status", field)

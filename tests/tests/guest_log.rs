@@ -3,7 +3,6 @@
 //! escaped, and a flood is cut to the skill's line rate (shared by all its requests), with
 //! the count of what was dropped on the next line let through.
 
-use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::Limits;
 use edgenlu_tests::runtime;
 use std::io::Write;
@@ -52,9 +51,7 @@ fn hostile_log_calls_become_escaped_rate_limited_lines_naming_the_skill() {
         log_burst: BURST,
         ..Limits::default()
     };
-    let hostile = rt
-        .load_skill(hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits))
-        .unwrap();
+    let hostile = edgenlu_tests::load_hostile(&rt, limits);
     let captured = Captured::default();
     let writer = captured.clone();
     let _log = tracing_subscriber::fmt()

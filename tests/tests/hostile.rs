@@ -5,7 +5,7 @@
 //! The skill holds the MiniLM encoder and the SmolLM2 decoder, so the attacks cover the
 //! decoder's kernels, the `kv-cache` resource and `llm` generations as well.
 
-use edgenlu::bundled::{hostile_skill, intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{intents_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::{Limits, SkillError, WitError};
 use edgenlu_tests::{hostile_limits, proc_status_bytes, require_model, runtime};
 use std::time::{Duration, Instant};
@@ -14,11 +14,6 @@ const DEADLINE: Duration = Duration::from_millis(1000);
 
 fn limits() -> Limits {
     hostile_limits(DEADLINE)
-}
-
-fn hostile(rt: &edgenlu::Runtime, limits: Limits) -> edgenlu::Skill {
-    rt.load_skill(hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits))
-        .unwrap()
 }
 
 /// What an attack must end in.
@@ -189,7 +184,7 @@ fn every_attack_ends_in_its_typed_error_in_time_and_the_host_goes_on() {
     require_model(DEFAULT_ENCODER);
     require_model(DEFAULT_DECODER);
     let rt = runtime();
-    let hostile = hostile(&rt, limits());
+    let hostile = edgenlu_tests::load_hostile(&rt, limits());
     assert_eq!(
         hostile
             .handle("ok")
@@ -253,7 +248,7 @@ fn a_long_prefill_under_a_large_memory_budget_stops_at_the_deadline() {
         host_memory: 1 << 30,
         ..limits()
     };
-    let hostile = hostile(&rt, limits);
+    let hostile = edgenlu_tests::load_hostile(&rt, limits);
     let start = Instant::now();
     let result = hostile.handle("generation-long-prompt");
     let took = start.elapsed();
@@ -287,7 +282,7 @@ fn ten_thousand_hostile_requests_leave_rss_near_baseline() {
         handles: 128,
         ..limits()
     };
-    let hostile = hostile(&rt, limits);
+    let hostile = edgenlu_tests::load_hostile(&rt, limits);
     // Quick attacks only: the ones that wait for a deadline would take an hour at 10,000.
     // (Generations that trap or are refused midway stay in: their caches must not pile up.)
     let quick: Vec<&str> = ATTACKS

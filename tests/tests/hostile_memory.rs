@@ -3,7 +3,7 @@
 //! budgets plus a stated overhead. Its own test binary, so that the process's peak RSS
 //! (`VmHWM`) is this test's alone.
 
-use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::Limits;
 use edgenlu_tests::{proc_status_bytes, require_model, reset_peak_rss, runtime};
 use std::time::Duration;
@@ -23,9 +23,7 @@ fn memory_attacks_peak_within_the_budgets_plus_a_stated_overhead() {
         ..Limits::default()
     };
     let budget = limits.guest_memory + limits.host_memory;
-    let hostile = rt
-        .load_skill(hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits))
-        .unwrap();
+    let hostile = edgenlu_tests::load_hostile(&rt, limits);
     let attacks = [
         "memory-bomb",
         "tensor-bomb",

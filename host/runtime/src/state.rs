@@ -360,7 +360,7 @@ pub(crate) fn renew_store(store: &mut Store<ComponentState>, deadline: Instant) 
 fn check_deadline_at_tick(
     store: StoreContextMut<'_, ComponentState>,
 ) -> wasmtime::Result<UpdateDeadline> {
-    Ok(if Instant::now() >= store.data().budget.deadline {
+    Ok(if store.data().budget.deadline_passed() {
         UpdateDeadline::Interrupt
     } else {
         UpdateDeadline::Continue(1)
