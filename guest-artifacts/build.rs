@@ -2,10 +2,10 @@
 //! wasmtime's test-programs crate does. The nested cargo keeps its own target dir
 //! (`guest/target`), so editing one guest recompiles only that guest.
 
+use edgenlu_guest_build as guest_build;
 use std::env;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// Guest crates that become components: (crate name, constant name, what it is).
 const GUESTS: &[(&str, &str, &str)] = &[
@@ -69,19 +69,22 @@ fn main() {
         }
     }
 
-    let env_file = provision_toolchain(&repo);
-    build_guests(&guest_dir, &env_file);
+    let env_file = guest_build::provision_toolchain().unwrap_or_else(|e| panic!("{e}"));
+    let packages: Vec<&str> = GUESTS.iter().map(|(k, _, _)| *k).collect();
+    let manifest = guest_dir.join("Cargo.toml");
+    let target_dir = guest_dir.join("target");
+    let build = guest_build::CargoBuild {
+        manifest: &manifest,
+        target_dir: &target_dir,
+        packages: &packages,
+        locked: false,
+    };
+    build.run(&env_file).unwrap_or_else(|e| panic!("{e}"));
 
-    let wasm_dir = guest_dir.join("target/wasm32-unknown-unknown/release");
     let mut consts = String::new();
     for (krate, constant, doc) in GUESTS {
-        let module_path = wasm_dir.join(format!("{}.wasm", krate.replace('-', "_")));
-        let module = fs::read(&module_path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", module_path.display()));
-        let component = wit_component::ComponentEncoder::default()
-            .module(&module)
-            .and_then(|enc| enc.validate(true).encode())
-            .unwrap_or_else(|e| panic!("componentizing {krate}: {e:?}"));
+        let component = guest_build::componentize_file(&build.module_path(krate))
+            .unwrap_or_else(|e| panic!("{e}"));
         let dest = out_dir.join(format!("{krate}.component.wasm"));
         // Rewrite only on change so the host's compiled-component cache stays warm.
         if fs::read(&dest).ok().as_deref() != Some(&component[..]) {
@@ -105,7 +108,51 @@ fn main() {
          all-minilm-l6-v2.q8_0, datastore snips-intents, version 1).",
         "skill-intents.dev-signed.wasm",
     ));
+    consts.push_str(&sdk_files(&repo));
     fs::write(out_dir.join("guests.rs"), consts).unwrap();
+}
+
+/// The constant listing the guest SDK's files as a skill project gets them: the crate
+/// (`guest/sdk`, without build outputs) with its `wit/` link replaced by the WIT files, and the
+/// guest workspace's lock file, so a project builds with the versions the bundled guests use.
+fn sdk_files(repo: &std::path::Path) -> String {
+    let sdk = repo.join("guest/sdk");
+    let mut files = vec![("Cargo.lock".to_string(), repo.join("guest/Cargo.lock"))];
+    for dir in ["", "src"] {
+        for entry in fs::read_dir(sdk.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let name = path.file_name().unwrap().to_str().unwrap();
+                let rel = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                files.push((format!("edgenlu-sdk/{rel}"), path));
+            }
+        }
+    }
+    for entry in fs::read_dir(repo.join("wit")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wit") {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            files.push((format!("edgenlu-sdk/wit/{name}"), path));
+        }
+    }
+    files.sort();
+    let mut out = String::from(
+        "/// The guest SDK's files, as `edgenlu skill new` writes them into a project's \
+         `vendor/` folder: (path relative to it, bytes). `Cargo.lock` is the guest workspace's.\n\
+         pub const SDK_FILES: &[(&str, &[u8])] = &[\n",
+    );
+    for (rel, path) in files {
+        out.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    out
 }
 
 /// A constant naming `file` in OUT_DIR and holding its bytes, embedded in whatever links this
@@ -115,56 +162,4 @@ fn embed(constant: &str, doc: &str, file: &str) -> String {
         "/// {doc}\npub const {constant}: Component = Component {{ name: {file:?}, \
          bytes: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")) }};\n"
     )
-}
-
-/// Runs the idempotent toolchain script and returns the env file it wrote.
-fn provision_toolchain(repo: &Path) -> PathBuf {
-    let output = Command::new("bash")
-        .arg(repo.join("scripts/wasm-toolchain.sh"))
-        .output()
-        .expect("running scripts/wasm-toolchain.sh");
-    if !output.status.success() {
-        panic!(
-            "scripts/wasm-toolchain.sh could not provide a wasm32-unknown-unknown toolchain:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
-}
-
-fn build_guests(guest_dir: &Path, env_file: &Path) {
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let packages: Vec<String> = GUESTS.iter().map(|(k, _, _)| format!("-p {k}")).collect();
-    let script = format!(
-        "exec 1>&2; source {env:?} && exec {cargo:?} build --release --target wasm32-unknown-unknown \
-         $WASM_CARGO_ARGS --manifest-path {manifest:?} --target-dir {target:?} {packages}",
-        env = env_file,
-        manifest = guest_dir.join("Cargo.toml"),
-        target = guest_dir.join("target"),
-        packages = packages.join(" "),
-    );
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c").arg(script);
-    // The outer build's settings describe the host target, not the guests.
-    for (key, _) in env::vars() {
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS" {
-            cmd.env_remove(&key);
-        }
-    }
-    for key in [
-        "RUSTC",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTFLAGS",
-        "RUSTDOCFLAGS",
-        "TARGET",
-        "HOST",
-        "OUT_DIR",
-    ] {
-        cmd.env_remove(key);
-    }
-    let status = cmd.status().expect("running cargo for the guests");
-    if !status.success() {
-        panic!("building the guest crates failed (see the cargo output above)");
-    }
 }

@@ -6,7 +6,7 @@ source "$(dirname "$0")/common.sh"
 setup
 if ! "$edgenlu" models list | grep -q ' snips-intents$'; then
     step "skill data: intent head and slot tagger on all 13,784 SNIPS training examples (about 5 minutes)"
-    "$edgenlu" skill build --train "$datasets/snips/train.jsonl"
+    "$edgenlu" skill train --train "$datasets/snips/train.jsonl"
 fi
 step "answers: intent, slots, the policy's verdict, a phrased reply (JSON per utterance)"
 "$edgenlu" run \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Several skills on one device: SNIPS split into five per-domain skills plus a CLINC150 skill,
-# each built from its own training data only (`edgenlu skill build`), then SNIPS test + CLINC150
+# each built from its own training data only (`edgenlu skill train`), then SNIPS test + CLINC150
 # test (out-of-scope queries included) answered through the router and the default policy.
 # Usage: scripts/router-eval.sh [extra `edgenlu eval` options, e.g. --json or --limit 500]
 source "$(dirname "$0")/common.sh"
@@ -32,13 +32,13 @@ skills=()
 for d in snips-music snips-restaurant snips-weather snips-books snips-media; do
     if ! "$edgenlu" models list | grep -q " $d\$"; then
         step "skill $d: trained on its own SNIPS domain"
-        "$edgenlu" skill build --train "$work/$d.train.jsonl" --name "$d"
+        "$edgenlu" skill train --train "$work/$d.train.jsonl" --name "$d"
     fi
     skills+=(--index "$d")
 done
 if ! "$edgenlu" models list | grep -q ' clinc150$'; then
     step "skill clinc150: trained on CLINC150 train, tuned on val"
-    "$edgenlu" skill build --train "$datasets/clinc150/train.jsonl" \
+    "$edgenlu" skill train --train "$datasets/clinc150/train.jsonl" \
         --val "$datasets/clinc150/val.jsonl" --name clinc150
 fi
 skills+=(--index clinc150)

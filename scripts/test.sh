@@ -42,7 +42,7 @@ step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)
 "$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
-    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p intents -p edgenlu-sdk -p skill-chat
+    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p edgenlu-sdk -p skill-chat
 step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any error fails)"
 (
     use_temp_store "$repo/target/serve-load-home"

@@ -1,7 +1,8 @@
 //! Records where the WIT files are, for `world!`: `wit_bindgen::generate!` resolves a relative
 //! `path` against the manifest of the crate that expands it (the component, not this SDK), so
 //! the macro hands it this absolute one. Only the compiler reads it; nothing is recorded in the
-//! built components.
+//! built components. The WIT folder is this crate's `wit/` (in the repository a link to the
+//! top-level `wit/`; in a skill project's copy of the SDK, the files themselves).
 
 use std::env;
 use std::fs;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let wit = manifest.join("../../wit");
+    let wit = manifest.join("wit");
     println!("cargo:rerun-if-changed={}", wit.display());
     let wit = wit
         .canonicalize()

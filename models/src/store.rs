@@ -32,7 +32,7 @@ pub const DATASTORE_ARCHITECTURE: &str = "edgenlu-index";
 pub enum EntryKind {
     /// Weights a skill computes with, an encoder or a decoder (`models fetch`, `models import`).
     Model,
-    /// A skill's embedded examples and trained heads (`skill index`, `skill build`).
+    /// A skill's embedded examples and trained heads (`skill index`, `skill train`).
     Datastore,
 }
 
@@ -188,7 +188,7 @@ pub enum StoreError {
     "{}: the file of {name:?} is damaged: the store recorded {expected_size} bytes with SHA-256 \
      {expected}, the file has {actual_size} bytes with SHA-256 {actual}; run `edgenlu models \
      verify` to check every entry, and `edgenlu models fetch` to repair the default models \
-     (rebuild a datastore with `edgenlu skill build --force`)",
+     (rebuild a datastore with `edgenlu skill train --force`)",
     path.display()
 )]
 pub struct Mismatch {

@@ -149,7 +149,7 @@ fn an_index_without_kinds_is_classified_once_by_gguf_architecture() {
     let mut index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
     let mut gone = index["models"]["ds"].clone();
-    gone["source"] = "edgenlu skill build --train x.jsonl".into();
+    gone["source"] = "edgenlu skill train --train x.jsonl".into();
     index["models"]["gone"] = gone;
     for record in index["models"].as_object_mut().unwrap().values_mut() {
         record.as_object_mut().unwrap().remove("kind");

@@ -3,7 +3,7 @@
 
 The device keeps its pipeline unchanged: a frozen encoder, then a linear softmax intent head
 on the mean-pooled, L2-normalised sentence embedding and a linear BIO tagger on the last
-hidden states, both trained in Rust (`edgenlu skill build`). So we fine-tune the encoder
+hidden states, both trained in Rust (`edgenlu skill train`). So we fine-tune the encoder
 with heads of exactly that shape, and ship only the encoder: once its weights have learned
 to separate the task's intents (and slot tokens) linearly, the device's own heads, retrained
 on the frozen fine-tuned encoder, recover that separation.

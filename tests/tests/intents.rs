@@ -57,7 +57,7 @@ fn snips_intents_from_a_small_datastore() {
     assert!(accuracy >= 0.9, "accuracy {accuracy} below 0.9");
 }
 
-/// `edgenlu skill build`'s path on a small SNIPS sample: the intent head and the slot tagger
+/// `edgenlu skill train`'s path on a small SNIPS sample: the intent head and the slot tagger
 /// trained on the skill's own encodings, then answers with slots as byte spans of the text.
 #[test]
 fn trained_head_and_slot_tagger_answer_held_out_utterances() {

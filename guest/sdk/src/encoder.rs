@@ -1,8 +1,9 @@
 //! A BERT encoder (llama.cpp's BERT GGUF layout, e.g. all-MiniLM-L6-v2) composed of the host's
 //! kernels: the architecture runs here, in Wasm; the weights never leave the host.
 
+use crate::decide::{self, Span};
 use crate::tensor::{f32s, ids as ids_tensor, positions};
-use crate::{invalid, kernels, meta, Model, Result, Tensor};
+use crate::{invalid, kernels, meta, settings, Encoded, Model, Result, Tensor, TokenSpan};
 
 /// A weight and its bias.
 type Affine = (Tensor, Tensor);
@@ -158,4 +159,94 @@ impl Bert {
         kernels::l2_normalize(&pooled)?;
         Ok((h, pooled))
     }
+}
+
+/// A text through the skill's encoder: what [`crate::datastore::Datastore::understand`] decides
+/// on.
+pub struct EncodedText {
+    /// The tokens the encoder saw, with their byte spans in the text.
+    pub tokens: Vec<TokenSpan>,
+    /// Last hidden state [tokens, dim].
+    pub hidden: Tensor,
+    /// Mean-pooled, L2-normalized sentence embedding [dim].
+    pub pooled: Tensor,
+    /// Values per token.
+    pub dim: u32,
+}
+
+/// Tokens the encoder sees at most when the `max-tokens` setting is absent: as the model's
+/// `tokenizer.json` truncates.
+pub const DEFAULT_MAX_TOKENS: u32 = 128;
+
+impl EncodedText {
+    /// The request's text through the encoder: the encoding the host's router handed over
+    /// with the request when there is one (checked to fit the text), else [`EncodedText::of`].
+    pub fn for_request(text: &str, given: Option<Encoded>) -> Result<EncodedText> {
+        match given {
+            Some(given) => EncodedText::given(text, given),
+            None => EncodedText::of(text),
+        }
+    }
+
+    /// Tokenizes (the linked tokenizer) and encodes `text` with the encoder the `encoder`
+    /// setting names, truncated to the `max-tokens` setting ([`DEFAULT_MAX_TOKENS`]).
+    pub fn of(text: &str) -> Result<EncodedText> {
+        let bert = Bert::open(&settings::require("encoder")?)?;
+        let mut tokens = crate::tokenize::encode_spans(text)?;
+        let max = settings::parse_or("max-tokens", DEFAULT_MAX_TOKENS)?.clamp(2, bert.context());
+        decide::truncate(&mut tokens, max as usize);
+        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+        let (hidden, pooled) = bert.encode(&ids)?;
+        Ok(EncodedText {
+            tokens,
+            hidden,
+            pooled,
+            dim: bert.dim(),
+        })
+    }
+
+    /// An encoding of `text` handed over with a request, checked to fit the text (spans on
+    /// character boundaries) and to be [tokens × dim] with a [dim] sentence embedding.
+    pub fn given(text: &str, given: Encoded) -> Result<EncodedText> {
+        decide::check_encoding(
+            text,
+            &spans(&given.tokens),
+            given.dim as usize,
+            given.states.len(),
+            given.sentence.len(),
+        )
+        .map_err(invalid)?;
+        let n = given.tokens.len() as u32;
+        Ok(EncodedText {
+            hidden: Tensor::from_f32(&[n, given.dim], &given.states)?,
+            pooled: Tensor::from_f32(&[given.dim], &given.sentence)?,
+            tokens: given.tokens,
+            dim: given.dim,
+        })
+    }
+
+    /// This encoding as the WIT record (what the `embedder` interface returns).
+    pub fn to_record(&self) -> Result<Encoded> {
+        Ok(Encoded {
+            states: self.hidden.read_f32(0, self.tokens.len() as u32)?,
+            sentence: self.pooled.read_f32(0, self.dim)?,
+            dim: self.dim,
+            tokens: self.tokens.clone(),
+        })
+    }
+
+    /// The tokens' byte spans.
+    pub fn spans(&self) -> Vec<Span> {
+        spans(&self.tokens)
+    }
+}
+
+fn spans(tokens: &[TokenSpan]) -> Vec<Span> {
+    tokens
+        .iter()
+        .map(|t| Span {
+            start: t.start,
+            end: t.end,
+        })
+        .collect()
 }

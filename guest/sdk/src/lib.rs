@@ -10,6 +10,9 @@
 //!   config settings ([`settings`]), tensor helpers ([`tensor`]), a BERT encoder
 //!   ([`encoder`]) and a llama decoder ([`decoder`]) composed of the host's kernels, and a
 //!   tokenizer component in one line ([`tokenizer`], [`export_tokenizer!`]).
+//! - A skill's datastore ([`datastore`]): intent, confidence and slots of an encoded text from
+//!   the examples `edgenlu skill build` embedded and the heads it trained; the decisions on the
+//!   numbers (Viterbi, BIO spans, the out-of-scope rule, the vote) in [`decide`], tested natively.
 //!
 //! A component imports only the interfaces its code calls: a helper of this crate that a
 //! component does not use adds no import to it, and none of the helpers logs.
@@ -45,12 +48,46 @@
 //! # fn main() {}
 //! ```
 //!
+//! A skill that answers from its datastore and writes its own reply (without one, the device
+//! phrases a reply with its decoder); `edgenlu skill new` writes a project around one like it:
+//!
+//! ```no_run
+//! edgenlu_sdk::world!("skill");
+//!
+//! use edgenlu_sdk::datastore::Datastore;
+//! use edgenlu_sdk::encoder::EncodedText;
+//! use edgenlu_sdk::Error;
+//! use exports::edgenlu::nlu::nlu::{Guest, Request, Response};
+//!
+//! struct Greeter;
+//!
+//! impl Guest for Greeter {
+//!     fn handle(req: Request) -> Result<Response, Error> {
+//!         let encoded = EncodedText::for_request(&req.text, req.encoded)?;
+//!         let understood = Datastore::configured()?.understand(&req.text, &encoded)?;
+//!         let reply = match understood.slot("name") {
+//!             Some(name) => format!("Hello, {name}!"),
+//!             None => "Hello!".to_string(),
+//!         };
+//!         Ok(Response {
+//!             reply: Some(reply),
+//!             ..understood.into()
+//!         })
+//!     }
+//! }
+//!
+//! export!(Greeter);
+//! # fn main() {}
+//! ```
+//!
 //! The component crate is a `cdylib` depending on `edgenlu-sdk` (under that name: the
 //! generated code refers to `::edgenlu_sdk`), built for `wasm32-unknown-unknown` and turned
 //! into a component with `wit-component`.
 
 #![warn(missing_docs)]
 
+pub mod datastore;
+pub mod decide;
 pub mod decoder;
 pub mod encoder;
 pub mod meta;
@@ -63,7 +100,7 @@ pub mod tokenizer;
 #[allow(missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         inline: "
             package edgenlu:sdk;
 
@@ -129,9 +166,43 @@ include!(concat!(env!("OUT_DIR"), "/wit_dir.rs"));
 macro_rules! __world {
     ($dir:tt, "skill") => {
         $crate::__world!(@skill $dir, "skill");
+        $crate::__world!(@answers);
     };
     ($dir:tt, "embedding-skill") => {
         $crate::__world!(@skill $dir, "embedding-skill");
+        $crate::__world!(@answers);
+    };
+    // A datastore's answer as the `nlu` interface's types, so a skill returns it in one line.
+    (@answers) => {
+        impl ::core::convert::From<::edgenlu_sdk::datastore::Slot>
+            for exports::edgenlu::nlu::nlu::Slot
+        {
+            fn from(s: ::edgenlu_sdk::datastore::Slot) -> Self {
+                Self {
+                    name: s.name,
+                    value: s.value,
+                    start: s.start,
+                    end: s.end,
+                }
+            }
+        }
+
+        /// A local answer without a reply: the device's pipeline phrases one (or uses its
+        /// template).
+        impl ::core::convert::From<::edgenlu_sdk::datastore::Understanding>
+            for exports::edgenlu::nlu::nlu::Response
+        {
+            fn from(u: ::edgenlu_sdk::datastore::Understanding) -> Self {
+                Self {
+                    intent: u.intent,
+                    confidence: u.confidence,
+                    slots: u.slots.into_iter().map(::core::convert::Into::into).collect(),
+                    reply: None,
+                    path: exports::edgenlu::nlu::nlu::Path::Local,
+                    timings: ::std::vec::Vec::new(),
+                }
+            }
+        }
     };
     ($dir:tt, "chat-skill") => {
         $crate::__world!(@skill $dir, "chat-skill");

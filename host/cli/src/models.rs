@@ -250,7 +250,7 @@ fn verify(store: &ModelStore) -> Result<()> {
     if bad > 0 {
         anyhow::bail!(
             "{bad} of {} entries are damaged: `edgenlu models fetch` repairs the default models; \
-             rebuild a datastore with `edgenlu skill build --force` (or `skill index --force`)",
+             rebuild a datastore with `edgenlu skill train --force` (or `skill index --force`)",
             checked.len()
         );
     }

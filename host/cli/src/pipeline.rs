@@ -15,7 +15,7 @@ use edgenlu_trust::skills::SkillStore;
 /// Which skills answer, and how the vendor's policy is configured.
 #[derive(clap::Args, Clone)]
 pub struct SkillsArgs {
-    /// A datastore (built by `edgenlu skill index` or `skill build`) the bundled intents skill
+    /// A datastore (built by `edgenlu skill index` or `skill train`) the bundled intents skill
     /// answers from, as a skill named after it; repeat for several. The vendor's own skill: it
     /// may use the uplink. Default, when no --skill is given either: snips-intents (serve: the
     /// installed skill `intents` if there is one).

@@ -1,5 +1,5 @@
 //! Load a skill and ask it: the bundled `intents` skill answering from a datastore in the
-//! model store (build one with `edgenlu skill index` or `edgenlu skill build`).
+//! model store (build one with `edgenlu skill index` or `edgenlu skill train`).
 //!
 //! cargo run --release -p edgenlu --example ask_skill -- snips-intents "play some jazz"
 

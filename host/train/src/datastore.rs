@@ -4,7 +4,7 @@
 //!
 //! Layout: `index.embeddings` f16 [rows, dim], `index.labels` i32 [rows] (positions in
 //! `edgenlu.index.intents`), `edgenlu.index.encoder` (the encoder model the rows came from).
-//! With a trained intent head ([`SoftmaxHead`], `edgenlu skill build`): `head.weight` f32
+//! With a trained intent head ([`SoftmaxHead`], `edgenlu skill train`): `head.weight` f32
 //! [intents, dim], `head.bias` f32 [intents], `edgenlu.head.temperature` and
 //! `edgenlu.head.oos_threshold`. With a slot tagger: `slots.weight` f32 [tags, dim],
 //! `slots.bias` f32 [tags], `slots.transitions` f32 [tags, tags] (log-probabilities) and
@@ -29,14 +29,79 @@ pub const ARCHITECTURE: &str = edgenlu_models::store::DATASTORE_ARCHITECTURE;
 /// The intent datasets give out-of-scope utterances (CLINC150's), and the skill answers them.
 pub const OUT_OF_SCOPE: &str = "oos";
 
-/// One labelled utterance from a JSONL dataset (`{"text": ..., "intent": ...}` per line,
-/// optionally `"slots": [{"start": ..., "end": ..., "slot": ...}]` in characters).
+/// One labelled utterance from a JSONL dataset (`{"text": ..., "intent": ...}` per line),
+/// optionally with slots: spans in characters (`"slots": [{"start": ..., "end": ..., "slot":
+/// ...}]`, as the shared datasets give them) or, easier to write by hand, values by slot name
+/// (`"slots": {"duration": "ten minutes"}`), each the first occurrence of that value in the text.
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "LabelledText")]
 pub struct Example {
     pub text: String,
     pub intent: String,
-    #[serde(default)]
     pub slots: Vec<crate::slots::CharSpan>,
+}
+
+/// An example as written in a JSONL line.
+#[derive(serde::Deserialize)]
+struct LabelledText {
+    text: String,
+    intent: String,
+    #[serde(default)]
+    slots: SlotLabels,
+}
+
+/// The two ways a line may give its slots.
+#[derive(serde::Deserialize)]
+#[serde(
+    untagged,
+    expecting = "slots as a list of {\"start\", \"end\", \"slot\"} spans in characters, \
+                 or an object of slot values by name"
+)]
+enum SlotLabels {
+    Spans(Vec<crate::slots::CharSpan>),
+    Values(std::collections::BTreeMap<String, String>),
+}
+
+impl Default for SlotLabels {
+    fn default() -> Self {
+        SlotLabels::Spans(Vec::new())
+    }
+}
+
+impl TryFrom<LabelledText> for Example {
+    type Error = String;
+
+    fn try_from(l: LabelledText) -> Result<Example, String> {
+        let slots = match l.slots {
+            SlotLabels::Spans(spans) => spans,
+            SlotLabels::Values(values) => values
+                .into_iter()
+                .map(|(slot, value)| {
+                    let at = l
+                        .text
+                        .find(&value)
+                        .filter(|_| !value.is_empty())
+                        .ok_or_else(|| {
+                            format!(
+                                "slot {slot:?}: the value {} is not in the text",
+                                excerpt(&value)
+                            )
+                        })?;
+                    let start = l.text[..at].chars().count();
+                    Ok(crate::slots::CharSpan {
+                        start,
+                        end: start + value.chars().count(),
+                        slot,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        Ok(Example {
+            text: l.text,
+            intent: l.intent,
+            slots,
+        })
+    }
 }
 
 /// Why a dataset or datastore could not be read or built.

@@ -1,6 +1,6 @@
-//! The `intents` skill's decisions, apart from the host: everything it computes on numbers it
-//! already holds, so it can be tested natively. The skill component (`skill-intents`) gets
-//! those numbers from the host's kernels and hands them here.
+//! A skill's decisions on numbers it already holds, apart from the host, so they are tested
+//! natively: [`crate::datastore`] gets those numbers from the host's kernels and hands them
+//! here.
 //!
 //! - [`tag_tokens`] and [`decode_bio`]: the slot tagger's best tag sequence (a CRF-style
 //!   [`viterbi`] over per-token scores and tag transitions) and the slots it spells.
