@@ -86,13 +86,15 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Signed skill files (`.wasm` with the edgenlu manifest and signature, as `edgenlu
-    /// install` takes; they need not be installed): each file's cold start by stage — verify
-    /// (signature and trust against this device's trust store, as `edgenlu verify`; a file
-    /// that does not verify is an error saying why), load its compiled code with no cache (a
-    /// first compile into an empty temporary cache) and from that warm on-disk cache, the
-    /// first request's instantiation, the rest of the first answer — then warm request
-    /// latency p50/p90/p99, and the file's size. The device's own cache is not touched.
+    /// Signed skill files: each one's cold start by stage, warm request latency and size.
+    ///
+    /// For each file (a `.wasm` with the edgenlu manifest and signature, as `edgenlu install`
+    /// takes; it need not be installed), the cold start by stage — verify (signature and
+    /// trust against this device's trust store, as `edgenlu verify`; a file that does not
+    /// verify is an error saying why), load its compiled code with no cache (a first compile
+    /// into an empty temporary cache) and from that warm on-disk cache, the first request's
+    /// instantiation, the rest of the first answer — then warm request latency p50/p90/p99,
+    /// and the file's size. The device's own cache is not touched.
     ///
     /// Example: edgenlu bench skill intents.wasm --requests 200
     ///
