@@ -83,6 +83,17 @@ pub fn load_hostile(rt: &Runtime, limits: edgenlu::Limits) -> edgenlu::Skill {
         .expect("loading the hostile skill")
 }
 
+/// The hostile test skill as a route of the device pipeline: [`edgenlu::bundled::hostile_skill`]
+/// with the `encoder` and `index` a route reads from its config, over datastore `index`.
+pub fn hostile_route_spec(index: &str, limits: edgenlu::Limits) -> edgenlu::SkillSpec {
+    use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+    let mut spec = hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, limits);
+    for (key, value) in [("encoder", DEFAULT_ENCODER), ("index", index)] {
+        spec.skill.grants.config.insert(key.into(), value.into());
+    }
+    spec
+}
+
 /// A size field of this process's `/proc/self/status` (e.g. `VmRSS`), in bytes.
 pub fn proc_status_bytes(field: &str) -> usize {
     status_bytes("/proc/self/status", field)

@@ -1,8 +1,8 @@
 //! The device pipeline end to end: an in-scope utterance answered locally with a phrased reply,
-//! an out-of-scope one offloaded over loopback to a real server (`edgenlu serve`'s), the server
-//! down → a local answer that says why, and no network → a refusal. The router: several skills,
-//! each answering from the encoding the router made exactly as it would alone, and the uplink
-//! only for a skill whose signed manifest grants it.
+//! a skill's own reply kept as it is, an out-of-scope one offloaded over loopback to a real
+//! server (`edgenlu serve`'s), the server down → a local answer that says why, and no network →
+//! a refusal. The router: several skills, each answering from the encoding the router made
+//! exactly as it would alone, and the uplink only for a skill whose signed manifest grants it.
 
 use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER, DEFAULT_INDEX};
 use edgenlu::{AnswerPath, Decision, Skill};
@@ -142,6 +142,68 @@ fn in_scope_is_answered_locally_with_a_phrased_reply() {
     );
     assert_eq!(a.skill, "intents");
     assert!((0.0..0.5).contains(&a.out_of_scope), "{}", a.out_of_scope);
+}
+
+#[test]
+fn a_local_answer_keeps_the_skills_own_reply_and_phrases_only_a_skill_without_one() {
+    let rt = runtime();
+    let spec = edgenlu_tests::hostile_route_spec(
+        edgenlu_tests::tiny_index(),
+        edgenlu_tests::hostile_limits(Duration::from_secs(10)),
+    );
+    let hostile = Arc::new(rt.load_skill(spec).unwrap());
+    let route = || Route::new("hostile", hostile.clone(), false, rt.catalog()).unwrap();
+    // Nothing the hostile skill is asked is near the SNIPS examples: let every sure answer
+    // stay local.
+    let policy = bundled::default_policy([("max-out-of-scope".into(), "1".into())].into());
+    let policy = edgenlu::policy::Policy::load(&rt, &policy.unwrap()).unwrap();
+    let stages = |a: &edgenlu_device::pipeline::PipelineAnswer| -> Vec<String> {
+        a.stages.iter().map(|t| t.stage.clone()).collect()
+    };
+
+    // With a phraser configured, the skill's own reply is kept and nothing is phrased.
+    let phrasing = Pipeline {
+        policy: policy.clone(),
+        ..pipeline_over(vec![route()], None)
+    };
+    let a = phrasing
+        .answer("own-reply Your timer is set for ten minutes.", ONLINE)
+        .unwrap();
+    assert_eq!(a.verdict.decision, Decision::Local, "{}", a.verdict.reason);
+    let r = &a.answer.response;
+    assert_eq!(r.intent, "replied");
+    assert_eq!(
+        r.reply.as_deref(),
+        Some("Your timer is set for ten minutes.")
+    );
+    assert_eq!(r.path, AnswerPath::Local);
+    assert!(a.template_reason.is_none(), "{:?}", a.template_reason);
+    assert!(!a.phrased());
+    assert_eq!(
+        stages(&a),
+        [
+            "tokenize",
+            "embed",
+            "search",
+            "head",
+            "policy",
+            "skill-reply"
+        ]
+    );
+
+    // A skill that gives no reply still gets the template when nothing phrases.
+    let templated = Pipeline {
+        policy,
+        ..edgenlu_tests::pipeline_over(vec![route()])
+    };
+    let a = templated.answer("ok", ONLINE).unwrap();
+    assert_eq!(a.verdict.decision, Decision::Local, "{}", a.verdict.reason);
+    assert_eq!(a.answer.response.path, AnswerPath::Template);
+    assert_eq!(a.answer.response.reply.as_deref(), Some("OK: ok."));
+    assert_eq!(
+        stages(&a),
+        ["tokenize", "embed", "search", "head", "policy", "template"]
+    );
 }
 
 #[test]

@@ -4,13 +4,13 @@
 //! deadline plus a margin (queueing included), the process's memory stays within the budgets
 //! of the requests running at once plus an overhead, and an honest request answers afterwards.
 
-use edgenlu::bundled::{hostile_skill, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::bundled::{DEFAULT_DECODER, DEFAULT_ENCODER};
 use edgenlu::Limits;
 use edgenlu_device::router::Route;
 use edgenlu_serve::{LivePipeline, ServeConfig, Server};
 use edgenlu_tests::{
-    build_snips_index_in, hostile_limits, http_within, pipeline_over, proc_status_bytes,
-    reset_peak_rss, runtime_over, scratch_store, serve,
+    build_snips_index_in, hostile_limits, hostile_route_spec, http_within, pipeline_over,
+    proc_status_bytes, reset_peak_rss, runtime_over, scratch_store, serve,
 };
 use edgenlu_trust::skills::SkillStore;
 use serde_json::{json, Value};
@@ -129,10 +129,7 @@ fn hostile_server(tag: &str, config: &ServeConfig) -> (Server, PathBuf) {
     build_snips_index_in(&models, index, 2, "tests/serve_under_attack.rs");
     let root = models.root().to_path_buf();
     let rt = runtime_over(models);
-    let mut spec = hostile_skill(DEFAULT_ENCODER, DEFAULT_DECODER, hostile_limits(DEADLINE));
-    for (key, value) in [("encoder", DEFAULT_ENCODER), ("index", index)] {
-        spec.skill.grants.config.insert(key.into(), value.into());
-    }
+    let spec = hostile_route_spec(index, hostile_limits(DEADLINE));
     let skill = Arc::new(rt.load_skill(spec).expect("loading the hostile skill"));
     let route = Route::new("hostile", skill, false, rt.catalog()).expect("a route");
     let skills = SkillStore::at(&root).expect("a skill store");

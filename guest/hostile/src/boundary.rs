@@ -1,7 +1,8 @@
 //! Attacks on what crosses the boundary back to the host: log lines that try to forge or hide
 //! host log lines or flood the log, and responses that lie (a NaN confidence, intents that
 //! are not identifiers, slot spans outside the text or inside a character, a path only the
-//! host may choose).
+//! host may choose) — and one honest answer beside them, `own-reply TEXT`: a valid reply of the
+//! skill's own, which a local answer of the device pipeline must keep as it is.
 //!
 //! The request text is the attack's name, then optionally a space and text the attack works
 //! on (`slot-span-mid-char café` needs a multi-byte character in the text).
@@ -78,6 +79,10 @@ pub(crate) fn attack(text: &str) -> Result<Response, Error> {
         "reply-controls" => Ok(Response {
             reply: Some(format!("done\n{FORGED_LINE}\u{202e}")),
             ..ok("chatty")
+        }),
+        "own-reply" => Ok(Response {
+            reply: Some(text[name.len()..].trim().to_string()),
+            ..ok("replied")
         }),
         "claims-offload" => Ok(Response {
             path: Path::Offload,

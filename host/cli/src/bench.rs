@@ -7,7 +7,9 @@
 //! second, GMAC/s multiply-adds (n per weight), both from the median time ("best µs" is the
 //! fastest batch, the least disturbed figure on a shared machine); % of roofline is weight bytes per second over
 //! the measured read bandwidth at the same thread count (above 100 % when the matrix stays in
-//! cache between calls). Numbers, never assertions: see docs/BENCHMARKS.md.
+//! cache between calls). `edgenlu bench skill FILE...`: a signed skill's cold start by stage
+//! and its warm request latency (`bench/skill.rs`). Numbers, never assertions: see
+//! docs/BENCHMARKS.md.
 
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
@@ -22,6 +24,8 @@ use edgenlu_models::store::ModelStore;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod skill;
 
 /// What `edgenlu bench` measures.
 #[derive(Subcommand)]
@@ -82,6 +86,37 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Signed skill files: each one's cold start by stage, warm request latency and size.
+    ///
+    /// For each file (a `.wasm` with the edgenlu manifest and signature, as `edgenlu install`
+    /// takes; it need not be installed), the cold start by stage — verify (signature and
+    /// trust against this device's trust store, as `edgenlu verify`; a file that does not
+    /// verify is an error saying why), load its compiled code with no cache (a first compile
+    /// into an empty temporary cache) and from that warm on-disk cache, the first request's
+    /// instantiation, the rest of the first answer — then warm request latency p50/p90/p99,
+    /// and the file's size. The device's own cache is not touched.
+    ///
+    /// Example: edgenlu bench skill intents.wasm --requests 200
+    ///
+    /// Example: edgenlu bench skill a.wasm b.wasm --data ../shared/datasets/snips/test.jsonl --limit 50 --json
+    Skill {
+        /// The signed skill files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON document on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Utterances for the requests (JSONL with `text` and `intent`); default: each
+        /// manifest's health probes.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Use only the first N utterances.
+        #[arg(long, value_parser = crate::count::<usize>)]
+        limit: Option<usize>,
+        /// Warm requests to time (after a warm-up of 10), cycling through the utterances.
+        #[arg(long, default_value_t = 100, value_parser = crate::count::<usize>)]
+        requests: usize,
+    },
 }
 
 /// Runs a bench command.
@@ -101,6 +136,18 @@ pub fn run(cmd: BenchCommand, store: &ModelStore) -> Result<()> {
             limit,
             compare,
         } => embed(store, &data, limit, json, compare.is_some()),
+        BenchCommand::Skill {
+            files,
+            json,
+            data,
+            limit,
+            requests,
+        } => skill::run(
+            store,
+            &files,
+            &skill::Utterances::read(data, limit, requests)?,
+            json,
+        ),
     }
 }
 

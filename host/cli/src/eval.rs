@@ -44,7 +44,7 @@ pub fn eval(
     for (i, ex) in examples.iter().enumerate() {
         let start = std::time::Instant::now();
         match pipeline.answer(&ex.text, device.state()) {
-            Ok(a) => tally.answered(pipeline, ex, &a, start.elapsed()),
+            Ok(a) => tally.answered(ex, &a, start.elapsed()),
             Err(e) => tally.failed(
                 ex,
                 format!("example {} ({}): {e}", i + 1, excerpt(&ex.text)),
@@ -121,7 +121,7 @@ impl Tally {
     }
 
     /// An example the pipeline answered with `a` in `took`.
-    fn answered(&mut self, pipeline: &Pipeline, ex: &Example, a: &PipelineAnswer, took: Duration) {
+    fn answered(&mut self, ex: &Example, a: &PipelineAnswer, took: Duration) {
         self.total_ms.push(took.as_secs_f64() * 1e3);
         for t in &a.stages {
             self.stage_ms
@@ -138,7 +138,7 @@ impl Tally {
         let response = &a.answer.response;
         self.distances
             .push((response.intent.clone(), a.out_of_scope));
-        if pipeline.phraser.is_some() && response.path == AnswerPath::Local {
+        if a.phrased() {
             self.phrased += 1;
         }
         let why = match &a.template_reason {

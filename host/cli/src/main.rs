@@ -174,7 +174,8 @@ enum Command {
     },
     /// Benchmarks: `bench nlu`, `bench embed [--compare onnxruntime]` (the seed's sheet:
     /// latency, throughput, accuracy, peak RAM, footprint, energy), `bench generate` (SmolLM2
-    /// beside llama.cpp), `bench kernels` (matmul per shape against the memory roofline).
+    /// beside llama.cpp), `bench kernels` (matmul per shape against the memory roofline),
+    /// `bench skill FILE...` (a signed skill's cold start by stage and warm latency).
     ///
     /// Example: edgenlu bench nlu --json; EDGENLU_KERNELS=avx2 edgenlu bench kernels
     #[command(subcommand)]
@@ -226,6 +227,11 @@ static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// from the environment (`EDGENLU_WASM_MEMORY_RESERVATION_MIB`).
 fn runtime(store: ModelStore) -> Result<Runtime> {
     let cache = store.root().join("cache/components");
+    runtime_with_cache(store, cache)
+}
+
+/// [`runtime`] with its compiled components cached in `cache` instead of the store.
+fn runtime_with_cache(store: ModelStore, cache: PathBuf) -> Result<Runtime> {
     let options = RuntimeOptions::from_env()?;
     Ok(Runtime::with_options(
         ModelCatalog::new(store),

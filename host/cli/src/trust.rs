@@ -12,10 +12,10 @@ use edgenlu_trust::manifest::{Capability, Manifest};
 use edgenlu_trust::models::ModelSignature;
 use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
 use edgenlu_trust::skills::SkillStore;
-use edgenlu_trust::store::{Delegation, SignedDelegation, TrustStore};
+use edgenlu_trust::store::{Delegation, SignedDelegation, TrustStore, Verified};
 use edgenlu_trust::{dev, unix_now};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Trust and skill-store commands.
 #[derive(Subcommand)]
@@ -348,6 +348,17 @@ fn list_trust(trust: &TrustStore, store: &ModelStore, json: bool) -> Result<()> 
     Ok(())
 }
 
+/// Reads a signed skill file and checks it as an install would (`trust.verify` now: signature,
+/// delegation, grants, expiry, version floor); returns the bytes that were checked. A file
+/// that does not verify is an error saying why.
+pub(crate) fn verify_file(trust: &TrustStore, file: &Path) -> Result<(Vec<u8>, Verified)> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let v = trust
+        .verify(&bytes, unix_now())
+        .with_context(|| format!("{} is refused", file.display()))?;
+    Ok((bytes, v))
+}
+
 /// Runs one trust command against the model store's root.
 pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
     let skills = || SkillStore::at(store.root()).context("opening the skill store");
@@ -419,12 +430,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
             );
         }
         TrustCli::Verify { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let v = skills()?
-                .trust()
-                .verify(&bytes, unix_now())
-                .with_context(|| format!("{} is refused", file.display()))?;
+            let (_, v) = verify_file(skills()?.trust(), &file)?;
             println!(
                 "{}: OK: {} version {} by {} (key {}, delegation {}), sha256 {}",
                 file.display(),

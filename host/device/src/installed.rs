@@ -23,6 +23,10 @@ pub trait ManifestGrants {
     /// config and budgets, linked to the tokenizer it names over the tokenizer's model only.
     /// Call only on a manifest that came out of [`edgenlu_trust::store::TrustStore::verify`].
     fn skill_spec(&self, path: &Path) -> SkillSpec;
+    /// [`skill_spec`](Self::skill_spec) over the `bytes` that were read from `path` and
+    /// verified: the runtime compiles exactly these, never the file again (it could have
+    /// changed since the check).
+    fn verified_skill_spec(&self, path: &Path, bytes: Arc<[u8]>) -> SkillSpec;
 }
 
 impl ManifestGrants for Manifest {
@@ -66,6 +70,15 @@ impl ManifestGrants for Manifest {
                 .as_ref()
                 .and_then(|t| bundled::tokenizer(&t.component, &t.model, limits)),
         }
+    }
+
+    fn verified_skill_spec(&self, path: &Path, bytes: Arc<[u8]>) -> SkillSpec {
+        let mut spec = self.skill_spec(path);
+        spec.skill.source = ComponentSource::Verified {
+            path: path.to_path_buf(),
+            bytes,
+        };
+        spec
     }
 }
 
@@ -142,12 +155,7 @@ impl InstalledSkills for SkillStore {
 
     fn load(&self, rt: &Runtime, name: &str) -> Result<(Verified, Skill), LoadError> {
         let (v, path, bytes) = self.current_for_load(&ProbeCheck(rt), name)?;
-        let mut spec = v.manifest.skill_spec(&path);
-        spec.skill.source = ComponentSource::Verified {
-            path,
-            bytes: bytes.into(),
-        };
-        let skill = rt.load_skill(spec)?;
+        let skill = rt.load_skill(v.manifest.verified_skill_spec(&path, bytes.into()))?;
         Ok((v, skill))
     }
 }

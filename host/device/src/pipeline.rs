@@ -1,10 +1,11 @@
 //! One utterance through the device's whole pipeline: the router embeds it once and picks the
 //! installed skill whose examples are nearest ([`Router`]); that skill answers (intent,
 //! confidence, slots) from the shared encoding; the vendor's policy component decides what
-//! happens to the answer; and a local answer gets a reply phrased by the tiny decoder (SmolLM2
-//! through the `chat` skill), checked before it is used ([`check_reply`]) — or, when phrasing
-//! fails, runs out of time or tokens, or the reply fails the check, a template reply marked as
-//! such ([`AnswerPath::Template`]) with the reason ([`TemplateReason`]). An offloaded query goes to the device owner's
+//! happens to the answer. A local answer keeps the reply the skill gave, if it gave one; else it
+//! gets a reply phrased by the tiny decoder (SmolLM2 through the `chat` skill), checked before
+//! it is used ([`check_reply`]) — or, when phrasing fails, runs out of time or tokens, or the
+//! reply fails the check, a template reply marked as such ([`AnswerPath::Template`]) with the
+//! reason ([`TemplateReason`]). An offloaded query goes to the device owner's
 //! uplink ([`Uplink`]) if the answering skill's manifest grants it; when that fails, the device
 //! answers locally and the response says why. Each stage is timed.
 
@@ -15,8 +16,8 @@ use edgenlu::error::SkillError;
 use edgenlu::policy::Policy;
 use edgenlu::{Answer, Skill};
 use edgenlu::{
-    AnswerPath, ChatRequest, Decision, FinishReason, Forward, SamplingParams, Signals, Slot,
-    Timing, Verdict,
+    AnswerPath, ChatRequest, Decision, FinishReason, Forward, Response, SamplingParams, Signals,
+    Slot, Timing, Verdict,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,8 +59,16 @@ pub const UPLINK_TOKENS: u32 = 96;
 /// How the uplink is asked to answer.
 const UPLINK_SYSTEM: &str = "You are a helpful voice assistant. Answer in one or two sentences.";
 
-/// What the pipeline answered: the skill's answer with `path` and `reply` set by the pipeline,
-/// the policy's verdict, and the time of each stage.
+/// The stage of a local answer whose reply is the skill's own.
+const SKILL_REPLY_STAGE: &str = "skill-reply";
+/// The stage of a local answer phrased by the decoder (or templated when phrasing failed).
+const PHRASE_STAGE: &str = "phrase";
+/// The stage of a local answer given the template reply, with no phraser configured.
+const TEMPLATE_STAGE: &str = "template";
+
+/// What the pipeline answered: the skill's answer with `path` and `reply` set by the pipeline
+/// (a local answer keeps the skill's own reply), the policy's verdict, and the time of each
+/// stage.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PipelineAnswer {
     /// The skill that answered.
@@ -94,6 +103,15 @@ pub enum TemplateReason {
     Rejected { reply: String, why: ReplyRejection },
 }
 
+impl PipelineAnswer {
+    /// Whether the reply is one the decoder phrased (and the check passed): not the skill's
+    /// own, the uplink's or the template.
+    pub fn phrased(&self) -> bool {
+        self.answer.response.path == AnswerPath::Local
+            && self.stages.iter().any(|t| t.stage == PHRASE_STAGE)
+    }
+}
+
 fn display<S: serde::Serializer, T: std::fmt::Display>(
     v: &Option<T>,
     s: S,
@@ -115,8 +133,9 @@ impl Pipeline {
         }
     }
 
-    /// Runs `text` through the router, the skill it picks, the policy and (for a local
-    /// answer) phrasing.
+    /// Runs `text` through the router, the skill it picks, the policy and, for a local answer
+    /// whose skill gave no reply of its own, phrasing (or the template). A local answer after
+    /// a failed offload is answered the same way.
     pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, PipelineError> {
         let mut stages = Vec::new();
         let mut timed = |stage: &str, took: Duration| {
@@ -182,23 +201,8 @@ impl Pipeline {
         }
         if local {
             let start = Instant::now();
-            let phrased = self.phrase(text, &response.intent, &response.slots);
-            let (reply, path) = match phrased {
-                Ok(reply) => (reply, AnswerPath::Local),
-                Err(reason) => {
-                    template_reason = reason;
-                    let template = template_reply(&response.intent, &response.slots);
-                    (template, AnswerPath::Template)
-                }
-            };
-            response.reply = Some(reply);
-            response.path = path;
-            // Without a phraser the reply is the template: timed under its own name.
-            let stage = if self.phraser.is_some() {
-                "phrase"
-            } else {
-                "template"
-            };
+            let (stage, reason) = self.reply_locally(text, response);
+            template_reason = reason;
             timed(stage, start.elapsed());
         }
         Ok(PipelineAnswer {
@@ -210,6 +214,37 @@ impl Pipeline {
             template_reason,
             stages,
         })
+    }
+
+    /// Gives a local answer its reply and path: the skill's own reply when it gave one (the
+    /// skill's words, checked at the boundary like the rest of its response), else a phrased
+    /// one or the template. Returns the stage to time it as, and why the template was used.
+    fn reply_locally(
+        &self,
+        text: &str,
+        response: &mut Response,
+    ) -> (&'static str, Option<TemplateReason>) {
+        if response.reply.is_some() {
+            response.path = AnswerPath::Local;
+            return (SKILL_REPLY_STAGE, None);
+        }
+        let mut template_reason = None;
+        (response.reply, response.path) = match self.phrase(text, &response.intent, &response.slots)
+        {
+            Ok(reply) => (Some(reply), AnswerPath::Local),
+            Err(reason) => {
+                template_reason = reason;
+                let template = template_reply(&response.intent, &response.slots);
+                (Some(template), AnswerPath::Template)
+            }
+        };
+        // Without a phraser the reply is the template: timed under its own name.
+        let stage = if self.phraser.is_some() {
+            PHRASE_STAGE
+        } else {
+            TEMPLATE_STAGE
+        };
+        (stage, template_reason)
     }
 
     /// A reply from the decoder that passes [`check_reply`]; else why the template reply is

@@ -453,7 +453,8 @@ impl Skill {
         &self.spec
     }
 
-    /// Runs `f` against a fresh instance of the skill, with host timings.
+    /// Runs `f` against a fresh instance of the skill; returns its result, the store (with the
+    /// host's counters) and how long instantiating took.
     fn with_instance<R>(
         &self,
         on_text: Option<TextSink>,
@@ -461,7 +462,7 @@ impl Skill {
             &mut Store<ComponentState>,
             &wasmtime::component::Instance,
         ) -> wasmtime::Result<Result<R, WitError>>,
-    ) -> Result<(R, Store<ComponentState>), SkillError> {
+    ) -> Result<(R, Store<ComponentState>, Duration), SkillError> {
         let deadline = Instant::now() + self.spec.skill.grants.limits.deadline;
         let mut store = self.runtime.new_store(
             &self.spec.name,
@@ -474,12 +475,14 @@ impl Skill {
             .as_ref()
             .map(|t| Box::new(t.for_request(deadline)) as Box<dyn state::RequestTokenizer>);
         store.data_mut().on_text = on_text;
+        let start = Instant::now();
         let instance = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| store.data().trap_error(e))?;
+        let instantiate = start.elapsed();
         match f(&mut store, &instance) {
-            Ok(Ok(r)) => Ok((r, store)),
+            Ok(Ok(r)) => Ok((r, store, instantiate)),
             Ok(Err(e)) => Err(SkillError::Guest(e)),
             Err(trap) => Err(store.data().trap_error(trap)),
         }
@@ -494,10 +497,12 @@ impl Skill {
         })
     }
 
-    /// Answers one request (which may carry the utterance already encoded).
+    /// Answers one request (which may carry the utterance already encoded). The host adds its
+    /// timings to the skill's: `host:instantiate` (the request's fresh instance),
+    /// `host:tokenize` (the linked tokenizer), `host:kernels` and `host:total`.
     pub fn handle_request(&self, req: &Request) -> Result<Answer, SkillError> {
         let start = Instant::now();
-        let (mut response, store) = self.with_instance(None, |store, instance| {
+        let (mut response, store, instantiate) = self.with_instance(None, |store, instance| {
             let bindings = SkillBindings::new(&mut *store, instance)?;
             bindings.edgenlu_nlu_nlu().call_handle(store, req)
         })?;
@@ -509,6 +514,10 @@ impl Skill {
         }
         response::validate(&req.text, &response)?;
         let micros = |d: Duration| d.as_micros() as u64;
+        response.timings.push(Timing {
+            stage: "host:instantiate".into(),
+            micros: micros(instantiate),
+        });
         if let Some(t) = &state.tokenizer {
             response.timings.push(Timing {
                 stage: "host:tokenize".into(),
@@ -531,7 +540,7 @@ impl Skill {
 
     /// The skill's embedding of `text` (its `embedder` export).
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, SkillError> {
-        let (v, _) = self.with_instance(None, |store, instance| {
+        let (v, _, _) = self.with_instance(None, |store, instance| {
             EmbeddingSkill::new(&mut *store, instance)?
                 .edgenlu_nlu_embedder()
                 .call_embed(store, text)
@@ -547,7 +556,7 @@ impl Skill {
 
     /// [`encode`](Self::encode), with the time the linked tokenizer took.
     pub fn encode_timed(&self, text: &str) -> Result<(Encoded, Duration), SkillError> {
-        let (v, store) = self.with_instance(None, |store, instance| {
+        let (v, store, _) = self.with_instance(None, |store, instance| {
             EmbeddingSkill::new(&mut *store, instance)?
                 .edgenlu_nlu_embedder()
                 .call_encode(store, text)
@@ -579,7 +588,7 @@ impl Skill {
         req: &ChatRequest,
         on_text: Option<TextSink>,
     ) -> Result<ChatResponse, SkillError> {
-        let (response, _) = self.with_instance(on_text, |store, instance| {
+        let (response, _, _) = self.with_instance(on_text, |store, instance| {
             let bindings = ChatSkill::new(&mut *store, instance)?;
             // The context overflow travels apart so that it reaches the caller typed.
             Ok(
