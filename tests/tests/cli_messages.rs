@@ -237,7 +237,7 @@ fn a_model_the_delegation_does_not_allow_is_refused_saying_what_to_change() {
         for part in [
             // The publisher, each model not allowed (the bundled skill's datastore is not
             // either), and what the delegation allows.
-            "publisher \"acme\" may not grant models `snips-intents`, `other-model`: its \
+            "publisher \"acme\" may not grant models `snips-intents` and `other-model`: its \
              delegation allows only models 'all-minilm-*'.",
             // The two ways out, the second as the command that would allow them.
             "Either remove them from the manifest's models, or ask the vendor for a delegation \

@@ -72,17 +72,18 @@ impl DelegationScope {
     }
 }
 
-/// `items` joined with ", ".
+/// `items` as prose: "a", "a and b", "a, b and c".
 fn list(items: impl IntoIterator<Item = impl Display>) -> String {
-    items
-        .into_iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    match items.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// `things` in backticks, joined, after `one` or `many`: ("model", "models", [a, b]) →
-/// "models `a`, `b`".
+/// "models `a` and `b`".
 fn named(one: &str, many: &str, things: &[impl Display]) -> String {
     let what = if things.len() == 1 { one } else { many };
     format!("{what} {}", list(things.iter().map(|t| format!("`{t}`"))))
@@ -214,7 +215,7 @@ mod tests {
         assert_eq!(
             one,
             "publisher \"acme\" may not grant model `other-model`: its delegation allows only \
-             models 'all-minilm-*', 'snips-*'. Either remove it from the manifest's models, or \
+             models 'all-minilm-*' and 'snips-*'. Either remove it from the manifest's models, or \
              ask the vendor for a delegation that also allows it: edgenlu trust delegate \
              --root-key <vendor.key> --publisher acme --key <acme.pub> --model 'all-minilm-*' \
              --model 'snips-*' --model 'other-model' -o acme.delegation.json (then on the \
@@ -227,7 +228,7 @@ mod tests {
         );
         assert!(
             two.contains(
-                "may not grant models `a`, `b`: its delegation allows no models. \
+                "may not grant models `a` and `b`: its delegation allows no models. \
                  Either remove them from the manifest's models"
             ) && two.contains("allows them: ")
                 && two.contains("--key <acme.pub> --model 'a' --model 'b' -o"),
@@ -288,7 +289,7 @@ mod tests {
         let refused = capability_not_declared(Capability::Generate, &two, &acme(vec![], &["*"]));
         assert!(
             refused.starts_with(
-                "the component imports edgenlu:nlu/llm@0.1.0, edgenlu:nlu/kernels@0.1.0#attend, \
+                "the component imports edgenlu:nlu/llm@0.1.0 and edgenlu:nlu/kernels@0.1.0#attend, \
                  which need capability `generate`: add \"generate\" to the manifest's \
                  capabilities, or remove those imports from the component; publisher \"acme\"'s \
                  delegation allows no capabilities, so to add it also ask the vendor for a \

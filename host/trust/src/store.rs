@@ -574,7 +574,7 @@ mod tests {
         );
         let msg = err.to_string();
         for part in [
-            "publisher \"acme\" may not grant models `snips-intents`, `other-model`",
+            "publisher \"acme\" may not grant models `snips-intents` and `other-model`",
             "its delegation allows only models 'all-minilm-*'",
             "remove them from the manifest's models",
             "--model 'all-minilm-*' --model 'snips-intents' --model 'other-model'",
@@ -602,10 +602,10 @@ mod tests {
         let msg = err.to_string();
         assert!(
             msg.starts_with(
-                "publisher \"acme\" may not grant capabilities `uplink`, `generate`: its \
+                "publisher \"acme\" may not grant capabilities `uplink` and `generate`: its \
                  delegation allows no capabilities. Either remove them from the manifest's \
                  capabilities and the imports that need them from the component \
-                 (edgenlu:nlu/llm@0.1.0, edgenlu:nlu/kernels@0.1.0#attend), or ask the vendor"
+                 (edgenlu:nlu/llm@0.1.0 and edgenlu:nlu/kernels@0.1.0#attend), or ask the vendor"
             ) && msg.contains("--capability uplink --capability generate --model '*'"),
             "{msg}"
         );
@@ -631,7 +631,7 @@ mod tests {
             let msg = err.to_string();
             assert!(
                 msg.starts_with(
-                    "the component imports edgenlu:nlu/kernels@0.1.0#kv-cache, \
+                    "the component imports edgenlu:nlu/kernels@0.1.0#kv-cache and \
                      edgenlu:nlu/kernels@0.1.0#rope, which need capability `generate`: add \
                      \"generate\" to the manifest's capabilities"
                 ),
