@@ -120,8 +120,8 @@ pub enum TrustError {
         capabilities: Vec<Capability>,
         /// The component's imports that need one of them (`interface` or `interface#item`).
         imports: Vec<String>,
-        /// What the publisher's delegation allows.
-        scope: DelegationScope,
+        /// What the publisher's delegation allows (boxed: the error stays small).
+        scope: Box<DelegationScope>,
     },
     /// The component imports interfaces (or items) that need a capability its manifest does
     /// not ask for (so its publisher was never checked for it).
@@ -131,8 +131,8 @@ pub enum TrustError {
         capability: Capability,
         /// Every import that needs it (`interface` or `interface#item`).
         imports: Vec<String>,
-        /// What the publisher's delegation allows.
-        scope: DelegationScope,
+        /// What the publisher's delegation allows (boxed: the error stays small).
+        scope: Box<DelegationScope>,
     },
     /// Models the publisher's delegation does not cover: named in a manifest, or signed by
     /// a detached model signature.
@@ -142,8 +142,8 @@ pub enum TrustError {
         models: Vec<String>,
         /// What named them.
         named_by: ModelNamedBy,
-        /// What the publisher's delegation allows.
-        scope: DelegationScope,
+        /// What the publisher's delegation allows (boxed: the error stays small).
+        scope: Box<DelegationScope>,
     },
     /// A model the manifest pins, or a detached model signature signs, has another digest in
     /// this device's model store, or is not in it.

@@ -66,7 +66,7 @@ impl ModelSignature {
             return Err(TrustError::ModelNotGranted {
                 models: vec![self.model.clone()],
                 named_by: ModelNamedBy::ModelSignature,
-                scope: d.scope(),
+                scope: Box::new(d.scope()),
             });
         }
         let sig: [u8; 64] = from_hex(&self.signature)

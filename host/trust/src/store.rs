@@ -96,7 +96,7 @@ impl Delegation {
             return Err(TrustError::CapabilityNotDelegated {
                 imports: needing(&undelegated),
                 capabilities: undelegated,
-                scope: self.scope(),
+                scope: Box::new(self.scope()),
             });
         }
         // Capabilities are enforced at the link boundary: every import that needs one must
@@ -108,7 +108,7 @@ impl Delegation {
             return Err(TrustError::CapabilityNotDeclared {
                 capability,
                 imports: needing(&[capability]),
-                scope: self.scope(),
+                scope: Box::new(self.scope()),
             });
         }
         let ungranted: Vec<String> = (manifest.models.iter())
@@ -119,7 +119,7 @@ impl Delegation {
             return Err(TrustError::ModelNotGranted {
                 models: ungranted,
                 named_by: ModelNamedBy::Manifest,
-                scope: self.scope(),
+                scope: Box::new(self.scope()),
             });
         }
         Ok(())
@@ -569,7 +569,7 @@ mod tests {
         let err = d.check_grants(&m, &[]).unwrap_err();
         assert!(
             matches!(&err, TrustError::ModelNotGranted { models, named_by: ModelNamedBy::Manifest, scope }
-                if *models == ["snips-intents", "other-model"] && *scope == d.scope()),
+                if *models == ["snips-intents", "other-model"] && **scope == d.scope()),
             "{err:?}"
         );
         let msg = err.to_string();
