@@ -176,3 +176,82 @@ fn list_shows_a_skill_whose_publisher_was_revoked_as_refused() {
         .as_str()
         .is_some_and(|r| r.contains("unknown signing key")));
 }
+
+#[test]
+fn a_model_the_delegation_does_not_allow_is_refused_saying_what_to_change() {
+    let store = edgenlu_tests::temp_store("ungranted-model");
+    let dir = store.root().join("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let ran = edgenlu_tests::edgenlu_in(&store, args);
+        assert!(ran.ok, "{args:?}: {}", ran.stderr);
+        ran.stdout
+    };
+    let keys = path("keys");
+    run(&["keygen", "vendor", "--dir", &keys]);
+    run(&["keygen", "acme", "--dir", &keys]);
+    run(&["trust", "add", "--root", &path("keys/vendor.pub")]);
+    let delegation = path("acme.delegation.json");
+    run(&[
+        "trust",
+        "delegate",
+        "--root-key",
+        &path("keys/vendor.key"),
+        "--publisher",
+        "acme",
+        "--key",
+        &path("keys/acme.pub"),
+        "--model",
+        "all-minilm-*",
+        "-o",
+        &delegation,
+    ]);
+    run(&["trust", "add", &delegation]);
+    // The bundled skill, re-signed by acme with one more model in its manifest.
+    let dev = path("dev.wasm");
+    run(&["sign", "--dev-intents", "-o", &dev]);
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&run(&["inspect", "--manifest-only", &dev])).unwrap();
+    manifest["publisher"] = "acme".into();
+    manifest["models"]
+        .as_array_mut()
+        .unwrap()
+        .push("other-model".into());
+    std::fs::write(path("m.json"), manifest.to_string()).unwrap();
+    let file = path("acme.wasm");
+    run(&[
+        "sign",
+        &dev,
+        "--manifest",
+        &path("m.json"),
+        "--key",
+        &path("keys/acme.key"),
+        "-o",
+        &file,
+    ]);
+
+    for command in ["install", "verify"] {
+        let ran = edgenlu_tests::edgenlu_in(&store, &[command, &file]);
+        assert!(!ran.ok, "{command} accepted it");
+        for part in [
+            // The publisher, each model not allowed (the bundled skill's datastore is not
+            // either), and what the delegation allows.
+            "publisher \"acme\" may not grant models `snips-intents` and `other-model`: its \
+             delegation allows only models 'all-minilm-*'.",
+            // The two ways out, the second as the command that would allow them.
+            "Either remove them from the manifest's models, or ask the vendor for a delegation \
+             that also allows them: edgenlu trust delegate --root-key <vendor.key> --publisher \
+             acme --key <acme.pub> --model 'all-minilm-*' --model 'snips-intents' --model \
+             'other-model' -o acme.delegation.json",
+        ] {
+            assert!(
+                ran.stderr.contains(part),
+                "{command}: {part}\n{}",
+                ran.stderr
+            );
+        }
+    }
+    assert!(run(&["list"]).is_empty());
+    std::fs::remove_dir_all(store.root()).unwrap();
+}

@@ -24,10 +24,13 @@ pub mod holders;
 pub mod keys;
 pub mod manifest;
 pub mod models;
+pub mod scope;
 pub mod skillfile;
 pub mod skills;
 pub mod store;
 
+use manifest::Capability;
+use scope::{DelegationScope, ModelNamedBy};
 use std::path::PathBuf;
 
 /// Why a skill file, key, delegation or store operation was refused. Each refusal has its own
@@ -110,30 +113,37 @@ pub enum TrustError {
         /// The time checked against.
         now: u64,
     },
-    /// The manifest asks for a capability the publisher may not grant.
-    #[error("publisher {publisher:?} may not grant capability {capability:?}")]
+    /// The manifest asks for capabilities the publisher may not grant.
+    #[error("{}", scope::capabilities_not_delegated(.capabilities, .imports, .scope))]
     CapabilityNotDelegated {
-        /// The publisher.
-        publisher: String,
-        /// The capability.
-        capability: String,
+        /// Every capability the manifest asks for that the delegation does not allow.
+        capabilities: Vec<Capability>,
+        /// The component's imports that need one of them (`interface` or `interface#item`).
+        imports: Vec<String>,
+        /// What the publisher's delegation allows (boxed: the error stays small).
+        scope: Box<DelegationScope>,
     },
-    /// The component imports an interface that needs a capability its manifest does not
-    /// ask for (so its publisher was never checked for it).
-    #[error("the component imports {import}, which needs capability {capability:?}, but its manifest does not ask for it")]
+    /// The component imports interfaces (or items) that need a capability its manifest does
+    /// not ask for (so its publisher was never checked for it).
+    #[error("{}", scope::capability_not_declared(*.capability, .imports, .scope))]
     CapabilityNotDeclared {
-        /// The import.
-        import: String,
-        /// The capability it needs.
-        capability: String,
+        /// The capability they need.
+        capability: Capability,
+        /// Every import that needs it (`interface` or `interface#item`).
+        imports: Vec<String>,
+        /// What the publisher's delegation allows (boxed: the error stays small).
+        scope: Box<DelegationScope>,
     },
-    /// The manifest names a model the publisher's delegation does not cover.
-    #[error("publisher {publisher:?} may not grant model {model:?}")]
+    /// Models the publisher's delegation does not cover: named in a manifest, or signed by
+    /// a detached model signature.
+    #[error("{}", scope::models_not_granted(.models, *.named_by, .scope))]
     ModelNotGranted {
-        /// The publisher.
-        publisher: String,
-        /// The model name.
-        model: String,
+        /// Every model not covered.
+        models: Vec<String>,
+        /// What named them.
+        named_by: ModelNamedBy,
+        /// What the publisher's delegation allows (boxed: the error stays small).
+        scope: Box<DelegationScope>,
     },
     /// A model the manifest pins, or a detached model signature signs, has another digest in
     /// this device's model store, or is not in it.

@@ -5,6 +5,7 @@
 //! installed or loaded. Together: the bytes mapped are the bytes the publisher signed.
 
 use super::keys;
+use super::scope::ModelNamedBy;
 use super::store::{Delegation, TrustStore};
 use super::{from_hex, io_err, to_hex, write_atomic, TrustError};
 use ed25519_dalek::{Signature, Signer, SigningKey};
@@ -63,8 +64,9 @@ impl ModelSignature {
             .ok_or_else(|| bad(format!("unknown signing key {}", self.key_id)))?;
         if !d.allows_model(&self.model) {
             return Err(TrustError::ModelNotGranted {
-                publisher: d.publisher.clone(),
-                model: self.model.clone(),
+                models: vec![self.model.clone()],
+                named_by: ModelNamedBy::ModelSignature,
+                scope: Box::new(d.scope()),
             });
         }
         let sig: [u8; 64] = from_hex(&self.signature)

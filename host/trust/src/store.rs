@@ -8,7 +8,8 @@
 
 use super::keys::{self, PublicKeyFile};
 use super::manifest::{Capability, Manifest};
-use super::skillfile;
+use super::scope::{DelegationScope, ModelNamedBy};
+use super::skillfile::{self, ImportedInterface};
 use super::{from_hex, io_err, to_hex, write_atomic, TrustError};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::collections::BTreeMap;
@@ -59,6 +60,69 @@ impl Delegation {
             Some(prefix) => name.starts_with(prefix),
             None => p == name,
         })
+    }
+
+    /// What it allows, as a refusal reports it.
+    pub fn scope(&self) -> DelegationScope {
+        DelegationScope {
+            publisher: self.publisher.clone(),
+            capabilities: self.capabilities.clone(),
+            models: self.models.clone(),
+        }
+    }
+
+    /// Refuses a manifest that asks for more than this delegation allows, or a component
+    /// whose `imports` need a capability its manifest does not ask for. Each refusal lists
+    /// everything of its kind at once (capabilities, then imports, then models), so one
+    /// message says all there is to change of it.
+    pub fn check_grants(
+        &self,
+        manifest: &Manifest,
+        imports: &[ImportedInterface],
+    ) -> Result<(), TrustError> {
+        let needed = Capability::required_by(imports);
+        let needing = |caps: &[Capability]| -> Vec<String> {
+            needed
+                .iter()
+                .filter(|(_, c)| caps.contains(c))
+                .map(|(import, _)| import.clone())
+                .collect()
+        };
+        let undelegated: Vec<Capability> = (manifest.capabilities.iter())
+            .filter(|c| !self.capabilities.contains(c))
+            .copied()
+            .collect();
+        if !undelegated.is_empty() {
+            return Err(TrustError::CapabilityNotDelegated {
+                imports: needing(&undelegated),
+                capabilities: undelegated,
+                scope: Box::new(self.scope()),
+            });
+        }
+        // Capabilities are enforced at the link boundary: every import that needs one must
+        // be declared in the manifest, which was just checked against the delegation.
+        if let Some(&(_, capability)) = needed
+            .iter()
+            .find(|(_, c)| !manifest.capabilities.contains(c))
+        {
+            return Err(TrustError::CapabilityNotDeclared {
+                capability,
+                imports: needing(&[capability]),
+                scope: Box::new(self.scope()),
+            });
+        }
+        let ungranted: Vec<String> = (manifest.models.iter())
+            .filter(|m| !self.allows_model(m))
+            .cloned()
+            .collect();
+        if !ungranted.is_empty() {
+            return Err(TrustError::ModelNotGranted {
+                models: ungranted,
+                named_by: ModelNamedBy::Manifest,
+                scope: Box::new(self.scope()),
+            });
+        }
+        Ok(())
     }
 
     /// The publisher key.
@@ -341,33 +405,7 @@ impl TrustStore {
                 key_id,
             });
         }
-        for cap in &manifest.capabilities {
-            if !delegation.capabilities.contains(cap) {
-                return Err(TrustError::CapabilityNotDelegated {
-                    publisher: delegation.publisher,
-                    capability: cap.as_str().into(),
-                });
-            }
-        }
-        // Capabilities are enforced at the link boundary: every import that needs one must
-        // be declared in the manifest, which was just checked against the delegation.
-        let imports = skillfile::component_import_items(bytes)?;
-        for (import, cap) in Capability::required_by(&imports) {
-            if !manifest.capabilities.contains(&cap) {
-                return Err(TrustError::CapabilityNotDeclared {
-                    import,
-                    capability: cap.as_str().into(),
-                });
-            }
-        }
-        for model in &manifest.models {
-            if !delegation.allows_model(model) {
-                return Err(TrustError::ModelNotGranted {
-                    publisher: delegation.publisher,
-                    model: model.clone(),
-                });
-            }
-        }
+        delegation.check_grants(&manifest, &skillfile::component_import_items(bytes)?)?;
         self.check_models(&manifest)?;
         Ok(Verified {
             manifest,
@@ -482,5 +520,130 @@ impl TrustStore {
         };
         let json = serde_json::to_vec_pretty(&acc).expect("serializable");
         write_atomic(&self.versions_path(), &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev;
+
+    /// A delegation of `acme` allowing `capabilities` and `models` (the key is never used).
+    fn acme(capabilities: Vec<Capability>, models: &[&str]) -> Delegation {
+        Delegation {
+            publisher: "acme".into(),
+            key_id: String::new(),
+            public_key: String::new(),
+            capabilities,
+            models: models.iter().map(|m| m.to_string()).collect(),
+            issued: 0,
+            expires: u64::MAX,
+        }
+    }
+
+    /// The intents skill's manifest, as acme's, over `models`.
+    fn manifest(models: &[&str], capabilities: Vec<Capability>) -> Manifest {
+        let mut m = dev::intents_manifest("all-minilm-l6-v2.q8_0", "snips-intents", 1);
+        m.publisher = "acme".into();
+        m.models = models.iter().map(|m| m.to_string()).collect();
+        m.capabilities = capabilities;
+        m
+    }
+
+    fn import(name: &str, items: &[&str]) -> ImportedInterface {
+        ImportedInterface {
+            name: name.into(),
+            items: items.iter().map(|i| i.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn every_model_outside_the_patterns_is_refused_at_once() {
+        let d = acme(vec![], &["all-minilm-*"]);
+        d.check_grants(&manifest(&["all-minilm-l6-v2.q8_0"], vec![]), &[])
+            .unwrap();
+        let m = manifest(
+            &["all-minilm-l6-v2.q8_0", "snips-intents", "other-model"],
+            vec![],
+        );
+        let err = d.check_grants(&m, &[]).unwrap_err();
+        assert!(
+            matches!(&err, TrustError::ModelNotGranted { models, named_by: ModelNamedBy::Manifest, scope }
+                if *models == ["snips-intents", "other-model"] && **scope == d.scope()),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        for part in [
+            "publisher \"acme\" may not grant models `snips-intents` and `other-model`",
+            "its delegation allows only models 'all-minilm-*'",
+            "remove them from the manifest's models",
+            "--model 'all-minilm-*' --model 'snips-intents' --model 'other-model'",
+        ] {
+            assert!(msg.contains(part), "{part}: {msg}");
+        }
+    }
+
+    #[test]
+    fn capabilities_outside_the_delegation_are_refused_with_the_imports_needing_them() {
+        let d = acme(vec![], &["*"]);
+        let imports = [
+            import("edgenlu:nlu/llm@0.1.0", &["generation"]),
+            import("edgenlu:nlu/kernels@0.1.0", &["matmul", "attend"]),
+        ];
+        let m = manifest(&[], vec![Capability::Uplink, Capability::Generate]);
+        let err = d.check_grants(&m, &imports).unwrap_err();
+        assert!(
+            matches!(&err, TrustError::CapabilityNotDelegated { capabilities, imports, scope }
+                if *capabilities == [Capability::Uplink, Capability::Generate]
+                    && *imports == ["edgenlu:nlu/llm@0.1.0", "edgenlu:nlu/kernels@0.1.0#attend"]
+                    && scope.publisher == "acme"),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(
+                "publisher \"acme\" may not grant capabilities `uplink` and `generate`: its \
+                 delegation allows no capabilities. Either remove them from the manifest's \
+                 capabilities and the imports that need them from the component \
+                 (edgenlu:nlu/llm@0.1.0 and edgenlu:nlu/kernels@0.1.0#attend), or ask the vendor"
+            ) && msg.contains("--capability uplink --capability generate --model '*'"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_import_needing_an_undeclared_capability_is_refused_naming_every_such_import() {
+        let imports = [
+            import("edgenlu:nlu/tensors@0.1.0", &["tensor"]),
+            import("edgenlu:nlu/kernels@0.1.0", &["matmul", "kv-cache", "rope"]),
+        ];
+        let m = manifest(&[], vec![]);
+        for d in [
+            acme(vec![Capability::Generate], &["*"]),
+            acme(vec![], &["*"]),
+        ] {
+            let err = d.check_grants(&m, &imports).unwrap_err();
+            assert!(
+                matches!(&err, TrustError::CapabilityNotDeclared { capability: Capability::Generate, imports, .. }
+                    if *imports == ["edgenlu:nlu/kernels@0.1.0#kv-cache", "edgenlu:nlu/kernels@0.1.0#rope"]),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(
+                    "the component imports edgenlu:nlu/kernels@0.1.0#kv-cache and \
+                     edgenlu:nlu/kernels@0.1.0#rope, which need capability `generate`: add \
+                     \"generate\" to the manifest's capabilities"
+                ),
+                "{msg}"
+            );
+            let delegated = d.capabilities.contains(&Capability::Generate);
+            assert_eq!(msg.ends_with("delegation allows it"), delegated, "{msg}");
+            assert_eq!(msg.contains("--capability generate"), !delegated, "{msg}");
+        }
+        // Declared and delegated: allowed.
+        acme(vec![Capability::Generate], &["*"])
+            .check_grants(&manifest(&[], vec![Capability::Generate]), &imports)
+            .unwrap();
     }
 }
