@@ -8,7 +8,9 @@
 //!   crate's.
 //! - Typed errors ([`invalid`], [`internal`], [`Result`]), model metadata getters ([`meta`]),
 //!   config settings ([`settings`]), tensor helpers ([`tensor`]), a BERT encoder
-//!   ([`encoder`]) and a llama decoder ([`decoder`]) composed of the host's kernels, and a
+//!   ([`encoder`]) and a llama decoder ([`decoder`]) composed of the host's kernels, chatting
+//!   with the host's fused decoder ([`chat`]: the ChatML template, stop ids, streamed
+//!   generation), and a
 //!   tokenizer component in one line ([`tokenizer`], [`export_tokenizer!`]).
 //! - A skill's datastore ([`datastore`]): intent, confidence and slots of an encoded text from
 //!   the examples `edgenlu skill build` embedded and the heads it trained; the decisions on the
@@ -86,6 +88,7 @@
 
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod datastore;
 pub mod decide;
 pub mod decoder;

@@ -20,11 +20,10 @@
 
 edgenlu_sdk::world!("chat-skill");
 
-mod template;
-
+use edgenlu_sdk::chat::{self, chatml, stop_ids, Generated, DEFAULT_SYSTEM};
 use edgenlu_sdk::decoder::{self, Llama, GREEDY};
-use edgenlu_sdk::llm::{FinishReason, Generation, Options, Usage};
-use edgenlu_sdk::{config, internal, invalid, meta, tokenize, Error, Model};
+use edgenlu_sdk::llm::{FinishReason, Options, Usage};
+use edgenlu_sdk::{config, invalid, tokenize, Error, Model};
 use exports::edgenlu::nlu::chat::{
     ChatError, ChatRequest, ChatResponse, ChatTurn, ContextOverflow, Forward, Role,
 };
@@ -36,61 +35,10 @@ pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct.q4_1";
 /// Most tokens of a reply to an utterance (`nlu.handle`).
 pub const HANDLE_MAX_TOKENS: u32 = 24;
 
-/// Texts of the end-of-turn tokens that stop a generation besides the model's EOS.
-const STOP_TEXTS: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
-
 impl From<Error> for ChatError {
     fn from(e: Error) -> Self {
         ChatError::Failed(e)
     }
-}
-
-/// The ids that end a generation: the model's EOS and the ids of [`STOP_TEXTS`] that the
-/// tokenizer encodes as one token, without repeats.
-fn stop_ids(model: &Model) -> Result<Vec<u32>, Error> {
-    let mut stop = Vec::new();
-    // An EOS that is not a token id stops nothing; the end-of-turn texts still do.
-    if let Ok(Some(eos)) = meta::int(model, "tokenizer.ggml.eos_token_id") {
-        if let Ok(eos) = u32::try_from(eos) {
-            stop.push(eos);
-        }
-    }
-    for text in STOP_TEXTS {
-        if let [id] = tokenize::encode(text)?[..] {
-            if !stop.contains(&id) {
-                stop.push(id);
-            }
-        }
-    }
-    Ok(stop)
-}
-
-/// Generates with the host's fused pass, pulling tokens until the generation ends.
-fn complete_fused(
-    model: &Model,
-    prompt: &[u32],
-    stop: Vec<u32>,
-    req: &ChatRequest,
-) -> Result<(String, Vec<u32>, FinishReason, Usage), Error> {
-    let generation = Generation::start(
-        model,
-        prompt,
-        &Options {
-            max_tokens: req.max_tokens,
-            stop,
-            sampling: req.sampling,
-        },
-    )?;
-    let (mut text, mut ids) = (String::new(), Vec::new());
-    while let Some(token) = generation.next()? {
-        ids.push(token.id);
-        text.push_str(&token.text);
-    }
-    let usage = generation.usage();
-    let finish = generation
-        .finish()
-        .ok_or_else(|| internal("the generation ended without a reason"))?;
-    Ok((text, ids, finish, usage))
 }
 
 /// Generates greedily with the forward pass composed of primitive kernels.
@@ -161,10 +109,7 @@ fn render(req: &ChatRequest, history: &[ChatTurn]) -> Result<String, Error> {
         .iter()
         .map(|t| (role(t.role), t.content.as_str()))
         .chain([("user", req.prompt.as_str())]);
-    Ok(template::chatml(
-        system.as_deref().unwrap_or(template::DEFAULT_SYSTEM),
-        turns,
-    ))
+    Ok(chatml(system.as_deref().unwrap_or(DEFAULT_SYSTEM), turns))
 }
 
 /// Refuses, typed, a request whose prompt and new tokens do not fit the model's context (when
@@ -196,7 +141,15 @@ fn complete(req: ChatRequest, history: &[ChatTurn]) -> Result<ChatResponse, Chat
     check_context(&model, &prompt_ids, req.max_tokens)?;
     let stop = stop_ids(&model)?;
     let (text, ids, finish, usage) = match req.forward {
-        Forward::Fused => complete_fused(&model, &prompt_ids, stop, &req)?,
+        Forward::Fused => {
+            let options = Options {
+                max_tokens: req.max_tokens,
+                stop,
+                sampling: req.sampling,
+            };
+            let g: Generated = chat::generate(&model, &prompt_ids, &options, |_| ())?;
+            (g.text, g.ids, g.finish, g.usage)
+        }
         Forward::Primitives => {
             let s = &req.sampling;
             if s.temperature != 0.0 || (s.repeat_penalty != 1.0 && s.repeat_last_n > 0) {
