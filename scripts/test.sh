@@ -43,6 +43,9 @@ step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
     cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p edgenlu-sdk -p skill-chat
+for example in "$repo"/guest/examples/*/; do
+    CARGO_TARGET_DIR="$repo/guest/target" cargo test --release --locked --manifest-path "$example/Cargo.toml"
+done
 step "serve: bounded load test (4 clients, 20 s, SNIPS utterances and chat; any error fails)"
 (
     use_temp_store "$repo/target/serve-load-home"
