@@ -5,7 +5,7 @@
 # prompts) natively on x86-64 and under qemu-aarch64, and compares the two records
 # (`edgenlu conformance compare`: same component and model SHA-256, identical token ids and
 # intents, embeddings within tolerance, greedy tokens identical or parting only at a near-tie).
-# Fails on any disagreement. Extra arguments go to both `conformance run`s (e.g. --limit 50).
+# Fails on any disagreement. Extra arguments go to both `conformance run`s (e.g. --per-intent 50).
 # Records and the comparison land in target/arm-check/. Used by scripts/test.sh.
 source "$(dirname "$0")/common.sh"
 setup

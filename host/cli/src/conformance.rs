@@ -55,6 +55,9 @@ pub enum ConformanceCommand {
         /// Use only the first N utterances.
         #[arg(long, value_parser = crate::count::<usize>)]
         limit: Option<usize>,
+        /// Use at most N utterances per intent, spread over each intent's (before --limit).
+        #[arg(long, value_parser = crate::count::<usize>)]
+        per_intent: Option<usize>,
         /// Greedy tokens generated per chat prompt (0: no generation).
         #[arg(long, default_value_t = 24, value_parser = crate::count::<u32>)]
         tokens: u32,
@@ -177,11 +180,15 @@ pub fn run(cmd: ConformanceCommand, store: &ModelStore) -> Result<()> {
             data,
             index,
             limit,
+            per_intent,
             tokens,
             threads,
             out,
         } => {
             let mut examples = read_examples(&data)?;
+            if let Some(n) = per_intent {
+                examples = edgenlu_train::datastore::limit_per_intent(examples, n);
+            }
             if let Some(n) = limit {
                 examples.truncate(n);
             }
