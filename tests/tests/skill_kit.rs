@@ -320,3 +320,43 @@ fn a_skill_asking_for_a_model_its_delegation_does_not_allow_is_refused_with_the_
     assert!(!listed.stdout.contains("greeter"), "{}", listed.stdout);
     let _ = std::fs::remove_dir_all(&work);
 }
+
+#[test]
+fn kit_commands_used_wrongly_say_what_to_do() {
+    let store = temp_store("skill-kit-messages");
+    let work = work_dir("messages");
+    let refused = |args: &[&str], needed: &str| {
+        let ran = edgenlu_in(&store, args);
+        assert!(!ran.ok, "edgenlu {args:?} succeeded");
+        assert!(
+            ran.stderr.contains(needed),
+            "edgenlu {args:?} does not say {needed:?}:\n{}",
+            ran.stderr
+        );
+    };
+    refused(&["skill", "build", s(&work)], "skill new NAME");
+    refused(
+        &["skill", "build", "--train", "x.jsonl"],
+        "edgenlu skill train",
+    );
+    refused(
+        &["skill", "new", "Greeter Bot", "--dir", s(&work)],
+        "Greeter Bot",
+    );
+    ok(&store, &["skill", "new", "greeter", "--dir", s(&work)]);
+    refused(
+        &["skill", "new", "greeter", "--dir", s(&work)],
+        "already exists",
+    );
+    let project = work.join("greeter");
+    refused(&["skill", "test", s(&project)], "skill build");
+    // A setting the build owns, set by hand, is refused before anything is compiled.
+    let toml = project.join("skill.toml");
+    let text = std::fs::read_to_string(&toml).unwrap() + "\n[config]\nindex = \"mine\"\n";
+    std::fs::write(&toml, text).unwrap();
+    refused(
+        &["skill", "build", s(&project)],
+        "config `index` is set by `skill build`",
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}

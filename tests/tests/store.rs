@@ -147,9 +147,9 @@ fn an_entry_an_installed_skill_uses_is_never_replaced_even_with_force() {
     skills.install(&file, unix_now()).unwrap();
     let before = store.entry("tiny-ds").unwrap().unwrap();
     let data = tiny_data(&store);
-    let build = [
+    let train = [
         "skill",
-        "build",
+        "train",
         "--train",
         data.to_str().unwrap(),
         "--name",
@@ -158,7 +158,7 @@ fn an_entry_an_installed_skill_uses_is_never_replaced_even_with_force() {
     ];
     for ran in [
         index(&store, "tiny-ds", &["--force"]),
-        edgenlu(&store, &build),
+        edgenlu(&store, &train),
     ] {
         refused(
             &ran,

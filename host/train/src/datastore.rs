@@ -481,4 +481,30 @@ mod tests {
         let fits = r#"{"text": "play jazz", "intent": "PlayMusic", "slots": [{"start": 5, "end": 9, "slot": "genre"}]}"#;
         assert_eq!(read("fits", fits.as_bytes()).unwrap()[0].slots.len(), 1);
     }
+
+    #[test]
+    fn slots_given_as_values_become_character_spans() {
+        let line = r#"{"text": "café in the kitchen", "intent": "x", "slots": {"room": "kitchen", "place": "café"}}"#;
+        let ex = &read("values", line.as_bytes()).unwrap()[0];
+        let span = |slot: &str| {
+            let s = ex.slots.iter().find(|s| s.slot == slot).unwrap();
+            (s.start, s.end)
+        };
+        // In characters: "é" is one, though two bytes.
+        assert_eq!(span("place"), (0, 4));
+        assert_eq!(span("room"), (12, 19));
+    }
+
+    #[test]
+    fn a_slot_value_not_in_the_text_is_refused_naming_the_slot() {
+        for slots in [r#"{"room": "garage"}"#, r#"{"room": ""}"#, r#"7"#] {
+            let line = format!(r#"{{"text": "the kitchen", "intent": "x", "slots": {slots}}}"#);
+            let err = read("missing", line.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(":1:"), "{err}");
+            assert!(
+                err.contains("room") || err.contains("slot values by name"),
+                "{err}"
+            );
+        }
+    }
 }
