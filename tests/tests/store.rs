@@ -469,3 +469,29 @@ fn models_import_of_a_gguf_file_copies_it_into_the_store() {
         &["--force"],
     );
 }
+
+#[test]
+fn a_datastore_file_from_another_device_is_imported_as_a_datastore() {
+    let built = temp_store("import-datastore-from");
+    assert!(index(&built, "tiny-ds", &[]).ok);
+    let file = built.path_for("tiny-ds").unwrap();
+    let store = temp_store("import-datastore-to");
+    let ran = edgenlu(
+        &store,
+        &[
+            "models",
+            "import",
+            file.to_str().unwrap(),
+            "--name",
+            "tiny-ds",
+        ],
+    );
+    assert!(ran.ok, "{}", ran.stderr);
+    let entry = store.entry("tiny-ds").unwrap().expect("recorded");
+    assert_eq!(entry.kind, EntryKind::Datastore);
+    assert_eq!(
+        entry.sha256,
+        built.entry("tiny-ds").unwrap().unwrap().sha256
+    );
+    assert!(ran.stdout.contains("datastore"), "{}", ran.stdout);
+}

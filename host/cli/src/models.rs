@@ -22,16 +22,19 @@ pub enum ModelsCommand {
     Fetch,
     /// Convert a Hugging Face BERT folder (config.json, model.safetensors, vocab) to GGUF:
     /// into the store under --name (its digest recorded, so skills can open it), or to a file
-    /// with -o. Given a GGUF model file instead, copy it into the store under --name.
+    /// with -o. Given a GGUF file instead (a model, or a datastore another device's `skill
+    /// build` or `skill train` made), copy it into the store under --name, as that kind.
     ///
     /// Example: edgenlu models import ./all-MiniLM-L6-v2 --quant q8_0 -o minilm.q8_0.gguf
     ///
     /// Example: edgenlu models import ~/finetune/minilm-snips-ft --quant q8_0 --name minilm-snips-ft.q8_0
     ///
     /// Example: edgenlu models import ./smollm2-135m.q8_0.gguf --name smollm2-135m.q8_0
+    ///
+    /// Example: edgenlu models import ./greeter-v1.gguf --name greeter-v1
     Import {
         /// Folder with config.json, model.safetensors and tokenizer.json or vocab.txt; or a
-        /// GGUF model file, copied into the store as it is (with --name).
+        /// GGUF model or datastore file, copied into the store as it is (with --name).
         hf_dir: PathBuf,
         #[arg(long, value_enum, default_value = "f32")]
         quant: Quant,
@@ -144,8 +147,8 @@ fn fetch(store: &ModelStore) -> Result<()> {
     Ok(())
 }
 
-/// `models import FILE.gguf --name NAME`: a GGUF model file copied into the store as it is
-/// (the store checks it is a GGUF model, not a datastore, before recording it).
+/// `models import FILE.gguf --name NAME`: a GGUF model or datastore file copied into the store
+/// as it is, recorded as the kind its architecture says (the store checks it again).
 fn import_gguf(
     store: &ModelStore,
     file: &std::path::Path,
@@ -165,14 +168,23 @@ fn import_gguf(
             file.display()
         );
     };
-    let new = new_entry(store, &name, EntryKind::Model, force)?;
+    // A datastore travels the same way as a model: its kind is the file's.
+    let kind = EntryKind::of_file(file)
+        .with_context(|| format!("{} is not a GGUF model or datastore", file.display()))?;
+    let new = new_entry(store, &name, kind, force)?;
     std::fs::copy(file, new.path())
         .with_context(|| format!("copying {} into the store", file.display()))?;
     std::fs::File::open(new.path())
         .and_then(|f| f.sync_all())
         .with_context(|| format!("writing {}", new.path().display()))?;
     let entry = new.commit(&format!("models import {}", file.display()))?;
-    println!("{}  {}  {} bytes", entry.sha256, entry.name, entry.size);
+    println!(
+        "{}  {}  {} bytes  {}",
+        entry.sha256,
+        entry.name,
+        entry.size,
+        entry.kind.as_str()
+    );
     Ok(())
 }
 

@@ -117,20 +117,20 @@ fn build_datastore(store: &ModelStore, project: &Project, threads: usize) -> Res
     let train = read(project, &s.data.train)?;
     let val = s.data.val.as_ref().map(|v| read(project, v)).transpose()?;
     let source = datastore_source(project)?;
-    if let Some(entry) = store.entry(&name)? {
-        if entry.source == source {
-            println!("{}: datastore {name} is up to date", s.name);
-            return Ok(entry);
-        }
+    let existing = store.entry(&name)?;
+    if let Some(entry) = existing.as_ref().filter(|e| e.source == source) {
+        println!("{}: datastore {name} is up to date", s.name);
+        return Ok(entry.clone());
     }
-    let force = store.entry(&name)?.is_some();
-    let new =
-        crate::models::new_entry(store, &name, EntryKind::Datastore, force).with_context(|| {
+    let replace = existing.is_some();
+    let new = crate::models::new_entry(store, &name, EntryKind::Datastore, replace).with_context(
+        || {
             format!(
                 "the examples changed since {name} was built; raise `version` in {SKILL_TOML} \
                  to build a new datastore"
             )
-        })?;
+        },
+    )?;
     let epochs = s
         .epochs
         .unwrap_or(edgenlu_models::softmax_head::HeadTraining::default().epochs);
