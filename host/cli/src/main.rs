@@ -46,7 +46,7 @@ enum Command {
     /// Manage the model store ($EDGENLU_HOME, else $XDG_DATA_HOME/edgenlu).
     #[command(subcommand)]
     Models(models::ModelsCommand),
-    /// Build skill data.
+    /// Skill projects (new, build, test) and the bundled intents skill's data (index, train).
     #[command(subcommand)]
     Skill(skill::SkillCommand),
     /// Answer utterances through the device pipeline: the router (embeds once, picks the skill

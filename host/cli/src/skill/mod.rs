@@ -20,10 +20,12 @@ mod test;
 /// `edgenlu skill` subcommands.
 #[derive(clap::Subcommand)]
 pub enum SkillCommand {
-    /// Create a skill project in a new folder NAME: skill.toml (what the signed manifest
-    /// says), the component's crate (src/lib.rs, with a native unit test), example data
-    /// (data/train.jsonl), utterance tests (tests/utterances.jsonl), and the guest SDK with
-    /// the WIT (vendor/), so it builds without the edgenlu sources.
+    /// Create a skill project in a new folder NAME.
+    ///
+    /// The project holds skill.toml (what the signed manifest says), the component's crate
+    /// (src/lib.rs, with a native unit test), example data (data/train.jsonl), utterance tests
+    /// (tests/utterances.jsonl), and the guest SDK with the WIT (vendor/), so it builds
+    /// without the edgenlu sources.
     ///
     /// Example: edgenlu skill new greeter --publisher acme
     New {
@@ -39,10 +41,12 @@ pub enum SkillCommand {
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: String,
     },
-    /// Build a skill project: compile it to a Wasm component (with the guest toolchain,
-    /// provisioned on first use), train its datastore, intent head and slot tagger from
-    /// `data.train` into the model store (as NAME-vVERSION; reused while the examples do not
-    /// change), and write its manifest; with --key, sign it. Outputs go to target/edgenlu/.
+    /// Build a skill project into a component, its datastore and manifest, and a signed file.
+    ///
+    /// Compile it to a Wasm component (with the guest toolchain, provisioned on first use),
+    /// train its datastore, intent head and slot tagger from `data.train` into the model
+    /// store (as NAME-vVERSION; reused while the examples do not change), and write its
+    /// manifest; with --key, sign it. Outputs go to target/edgenlu/.
     ///
     /// Example: edgenlu skill build greeter --key keys/acme.key
     Build {
@@ -61,9 +65,11 @@ pub enum SkillCommand {
         #[arg(long, hide = true)]
         train: Option<PathBuf>,
     },
-    /// Run a skill project's utterance tests (`data.tests` in skill.toml: each line's intent,
-    /// and its slots when given) against the component `skill build` made, with the grants
-    /// of its manifest. Fails when any test fails.
+    /// Run a skill project's utterance tests against the component it was built into.
+    ///
+    /// The tests are `data.tests` in skill.toml: each line's intent, and its slots when given.
+    /// They run against the component `skill build` made, with the grants of its manifest.
+    /// Fails when any test fails.
     ///
     /// Example: edgenlu skill test greeter
     Test {
@@ -98,15 +104,16 @@ pub enum SkillCommand {
         #[arg(long, default_value_t = default_threads(), value_parser = crate::count::<usize>)]
         threads: usize,
     },
-    /// Train the intents skill's data: a datastore with an intent head. Embed the training examples
-    /// with the skill, train a softmax head on the embeddings, calibrate it (temperature
-    /// scaling) and tune its out-of-scope threshold on the validation examples (intent `oos`
-    /// marks out-of-scope ones), and store the datastore and the head as one file. The skill
-    /// then answers with the head, and `oos` below the threshold. When the examples carry
-    /// slot spans (`"slots": [{"start", "end", "slot"}]`, in characters), a BIO slot tagger is
-    /// trained on the encoder's token states too, and the skill fills slots with it. An
-    /// existing datastore of that name is replaced only with --force, and never one an
-    /// installed skill uses.
+    /// Train the intents skill's data: a datastore with an intent head.
+    ///
+    /// Embed the training examples with the skill, train a softmax head on the embeddings,
+    /// calibrate it (temperature scaling) and tune its out-of-scope threshold on the
+    /// validation examples (intent `oos` marks out-of-scope ones), and store the datastore and
+    /// the head as one file. The skill then answers with the head, and `oos` below the
+    /// threshold. When the examples carry slot spans (`"slots": [{"start", "end", "slot"}]`,
+    /// in characters), a BIO slot tagger is trained on the encoder's token states too, and the
+    /// skill fills slots with it. An existing datastore of that name is replaced only with
+    /// --force, and never one an installed skill uses.
     ///
     /// Example: edgenlu skill train --train ../shared/datasets/clinc150/train.jsonl
     /// --val ../shared/datasets/clinc150/val.jsonl --name clinc150
