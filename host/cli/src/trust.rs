@@ -13,7 +13,7 @@ use edgenlu_trust::models::ModelSignature;
 use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
 use edgenlu_trust::skills::SkillStore;
 use edgenlu_trust::store::{Delegation, SignedDelegation, TrustStore, Verified};
-use edgenlu_trust::{dev, unix_now};
+use edgenlu_trust::{days_after, dev, unix_now, DAY_SECONDS};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -245,7 +245,7 @@ fn days_left(expires: u64, now: u64) -> String {
     if expires <= now {
         "EXPIRED".into()
     } else {
-        format!("{} days left", (expires - now) / 86_400)
+        format!("{} days left", (expires - now) / DAY_SECONDS)
     }
 }
 
@@ -385,7 +385,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
         } => {
             let signed = if dev_intents {
                 let mut m = dev::intents_manifest(&d.encoder, &d.index, d.version);
-                m.expires = d.expires_days.map(|days| unix_now() + days * 86_400);
+                m.expires = d.expires_days.map(|days| days_after(unix_now(), days));
                 if d.pin_models {
                     for name in &m.models {
                         let entry = store
@@ -568,7 +568,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                     .collect(),
                 models,
                 issued: now,
-                expires: now + days * 86_400,
+                expires: days_after(now, days),
             };
             let signed = d.sign(&root.key)?;
             std::fs::write(&output, serde_json::to_vec_pretty(&signed)?)

@@ -48,7 +48,7 @@ pub fn delegation(now: u64, days: u64) -> Result<SignedDelegation, TrustError> {
         capabilities: vec![Capability::Uplink, Capability::Generate],
         models: vec!["*".into()],
         issued: now,
-        expires: now + days * 86_400,
+        expires: crate::days_after(now, days),
     }
     .sign(&root_key())
 }

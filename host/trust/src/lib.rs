@@ -217,6 +217,15 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> T
     }
 }
 
+/// Seconds in a day, the unit expiries are given in.
+pub const DAY_SECONDS: u64 = 86_400;
+
+/// The expiry `days` days after `now` (unix seconds), saturating: a huge count means never,
+/// not a time that wrapped into the past.
+pub fn days_after(now: u64, days: u64) -> u64 {
+    now.saturating_add(days.saturating_mul(DAY_SECONDS))
+}
+
 /// Seconds since the Unix epoch, the clock expiries are checked against.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

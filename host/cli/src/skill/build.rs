@@ -171,10 +171,7 @@ fn datastore_source(project: &Project) -> Result<String> {
         digest.update((bytes.len() as u64).to_le_bytes());
         digest.update(&bytes);
     }
-    let hex: String = digest.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = edgenlu_trust::to_hex(&digest.finalize()[..8]);
     Ok(format!(
         "edgenlu skill build: {} version {} (examples {hex})",
         s.name, s.version

@@ -164,7 +164,7 @@ impl Project {
             name: s.name.clone(),
             version: s.version,
             publisher: s.publisher.clone(),
-            expires: s.expires_days.map(|d| now + d * 86_400),
+            expires: s.expires_days.map(|d| edgenlu_trust::days_after(now, d)),
             models,
             model_sha256: BTreeMap::from([(datastore, datastore_sha256.to_string())]),
             tokenizer: Some(TokenizerRef {
