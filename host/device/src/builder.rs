@@ -9,6 +9,7 @@ use crate::router::{Route, Router, RouterError};
 use crate::uplink::{Uplink, UplinkConfig, UplinkError};
 use edgenlu::bundled;
 use edgenlu::error::SkillError;
+use edgenlu::flow::Flow;
 use edgenlu::policy::Policy;
 use edgenlu::{Limits, Runtime, Skill};
 use edgenlu_trust::skills::SkillStore;
@@ -150,10 +151,11 @@ impl<'a> PipelineBuilder<'a> {
             None
         };
         Ok(Pipeline {
-            router,
+            router: Arc::new(router),
             policy: Policy::load(rt, &bundled::default_policy(self.policy_config)?)?,
             phraser,
             uplink: self.uplink.map(Uplink::new).transpose()?,
+            flow: Flow::load(rt, &bundled::default_flow())?,
         })
     }
 }
