@@ -1,0 +1,166 @@
+//! The pipeline as a flow component: the bundled default flow answers exactly as the host's
+//! own pipeline (`Pipeline::answer_native`) on a sample of SNIPS test through a router of two
+//! domain skills — same skill, intent, confidence, slots, reply, path, verdict, out-of-scope
+//! score, uplink error, template reason and stage names (only the times differ) — and with
+//! phrasing on a few utterances; a flow without the `uplink` capability never offloads.
+
+use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
+use edgenlu::flow::{Flow, FlowLimits};
+use edgenlu::{AnswerPath, Decision};
+use edgenlu_device::pipeline::{DeviceState, Pipeline, PipelineAnswer};
+use edgenlu_device::router::Route;
+use edgenlu_device::uplink::{Uplink, UplinkConfig};
+use edgenlu_tests::{datasets_dir, domain_indexes, intents, require_model, runtime};
+use edgenlu_train::datastore;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ONLINE: DeviceState = DeviceState {
+    network_up: true,
+    battery_percent: Some(80),
+};
+
+/// An uplink nobody listens on: every offload fails fast, so the fallback is exercised.
+fn dead_uplink() -> Uplink {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    Uplink::new(UplinkConfig {
+        url: format!("http://{addr}/v1"),
+        key: None,
+        model: DEFAULT_DECODER.into(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap()
+}
+
+/// Two SNIPS domain skills (music may not use the uplink, weather may), the default policy,
+/// template replies, an uplink that is down.
+fn two_skill_pipeline() -> Pipeline {
+    let [music, weather] = domain_indexes();
+    let rt = runtime();
+    let routes = vec![
+        Route::new("music", intents(Some(music)), false, rt.catalog()).unwrap(),
+        Route::new("weather", intents(Some(weather)), true, rt.catalog()).unwrap(),
+    ];
+    Pipeline {
+        uplink: Some(dead_uplink()),
+        ..edgenlu_tests::pipeline_over(routes)
+    }
+}
+
+/// Every `n`th SNIPS test utterance, `count` of them (all seven intents: in and out of the two
+/// skills' domains).
+fn snips_sample(count: usize) -> Vec<String> {
+    let all = datastore::read_examples(&datasets_dir().join("snips/test.jsonl")).unwrap();
+    let step = all.len() / count;
+    all.into_iter()
+        .step_by(step)
+        .take(count)
+        .map(|e| e.text)
+        .collect()
+}
+
+/// The answer as JSON with every time zeroed: what must be identical.
+fn without_times(a: &PipelineAnswer) -> Value {
+    fn zero(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    if k == "micros" {
+                        *v = Value::from(0);
+                    } else {
+                        zero(v);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(zero),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(a).unwrap();
+    zero(&mut v);
+    v
+}
+
+/// Asserts the flow and the host's pipeline answer every text alike; returns the flow's
+/// answers.
+fn assert_same(p: &Pipeline, texts: &[String], device: DeviceState) -> Vec<PipelineAnswer> {
+    texts
+        .iter()
+        .map(|text| {
+            let native = p.answer_native(text, device).unwrap();
+            let flow = p.answer(text, device).unwrap();
+            assert_eq!(without_times(&flow), without_times(&native), "{text:?}");
+            flow
+        })
+        .collect()
+}
+
+#[test]
+fn the_default_flow_answers_as_the_host_pipeline_on_snips_test() {
+    let p = two_skill_pipeline();
+    let answers = assert_same(&p, &snips_sample(100), ONLINE);
+    let count = |f: &dyn Fn(&PipelineAnswer) -> bool| answers.iter().filter(|a| f(a)).count();
+    // The sample goes down every path the pipeline has without a phraser.
+    let local = count(&|a| a.verdict.decision == Decision::Local);
+    let rejected = count(&|a| a.answer.response.path == AnswerPath::Rejected);
+    let fell_back = count(&|a| a.uplink_error.is_some());
+    let both_skills = count(&|a| a.skill == "music") > 0 && count(&|a| a.skill == "weather") > 0;
+    assert!(
+        local > 0 && rejected > 0 && fell_back > 0 && both_skills,
+        "local {local}, rejected {rejected}, offload fell back {fell_back}, both skills {both_skills}"
+    );
+    // Offline, nothing is offloaded: the same answers again.
+    let offline = DeviceState {
+        network_up: false,
+        battery_percent: None,
+    };
+    assert_same(&p, &snips_sample(20), offline);
+}
+
+#[test]
+fn the_default_flow_phrases_as_the_host_pipeline() {
+    require_model(DEFAULT_DECODER);
+    let phraser = runtime()
+        .load_skill(bundled::chat_skill(DEFAULT_DECODER, bundled::chat_limits()))
+        .unwrap();
+    let p = Pipeline {
+        phraser: Some(Arc::new(phraser)),
+        ..two_skill_pipeline()
+    };
+    let answers = assert_same(&p, &snips_sample(8), ONLINE);
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.phrased() || a.template_reason.is_some()),
+        "no utterance was phrased or had its phrasing refused"
+    );
+}
+
+#[test]
+fn a_flow_without_the_uplink_capability_never_offloads() {
+    require_model(DEFAULT_ENCODER);
+    let mut spec = bundled::default_flow();
+    spec.limits = FlowLimits {
+        uplink: false,
+        ..FlowLimits::default()
+    };
+    let p = Pipeline {
+        flow: Flow::load(&runtime(), &spec).unwrap(),
+        ..two_skill_pipeline()
+    };
+    let mut offloaded_natively = 0;
+    for text in snips_sample(30) {
+        let a = p.answer(&text, ONLINE).unwrap();
+        assert_ne!(a.verdict.decision, Decision::Offload, "{text:?}");
+        assert!(a.uplink_error.is_none(), "{text:?}: {:?}", a.uplink_error);
+        let native = p.answer_native(&text, ONLINE).unwrap();
+        offloaded_natively += usize::from(native.verdict.decision == Decision::Offload);
+    }
+    assert!(
+        offloaded_natively > 0,
+        "no utterance of the sample would be offloaded"
+    );
+}
