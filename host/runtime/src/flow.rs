@@ -285,3 +285,110 @@ impl flow_policy::Host for ComponentState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::WitError;
+    use crate::catalog::ModelCatalog;
+    use crate::flow_host::FlowCalls;
+    use flow_host::Host as _;
+
+    /// A device with one skill, `a`, that may use the uplink; offloading is a test failure.
+    struct Device;
+
+    impl FlowHost for Device {
+        fn route(&mut self, _: &str) -> Result<Routing, WitError> {
+            Ok(Routing {
+                candidates: vec![Candidate {
+                    skill: "a".into(),
+                    score: 1.0,
+                }],
+                out_of_scope: 0.0,
+                timings: Vec::new(),
+            })
+        }
+        fn ask(&mut self, skill: &str, _: &str) -> Result<Response, WitError> {
+            Err(WitError::NotFound(skill.into()))
+        }
+        fn uplink_allowed(&mut self, _: &str) -> bool {
+            true
+        }
+        fn offload(&mut self, _: &str, _: &str) -> Result<String, WitError> {
+            unreachable!("the runtime let a flow without the capability offload")
+        }
+        fn decide(&mut self, _: &Signals) -> Result<Verdict, SkillError> {
+            unreachable!("not asked")
+        }
+        fn phrase(&mut self, _: &str, _: &str, _: &[Slot]) -> Result<String, TemplateReason> {
+            Ok("Done.".into())
+        }
+        fn template_reply(&mut self, intent: &str, _: &[Slot]) -> String {
+            intent.into()
+        }
+    }
+
+    fn state(limits: FlowLimits) -> ComponentState {
+        let root = std::env::temp_dir().join(format!("edgenlu-flow-test-{}", std::process::id()));
+        let store = edgenlu_models::store::ModelStore::at(&root).unwrap();
+        // The flow opens no model: the store's folder is not needed past this point.
+        std::fs::remove_dir_all(&root).unwrap();
+        let mut state = ComponentState::new(
+            "flow".into(),
+            Arc::new(ModelCatalog::new(store)),
+            Vec::new(),
+            Default::default(),
+            Default::default(),
+            Arc::new(LogRate::for_limits(&Default::default())),
+        );
+        state.flow = Some(FlowCalls {
+            host: Box::new(Device),
+            limits,
+            started: Instant::now(),
+            calls: 0,
+            failure: None,
+        });
+        state
+    }
+
+    #[test]
+    fn a_flow_without_the_uplink_capability_is_refused_typed() {
+        let mut s = state(FlowLimits {
+            uplink: false,
+            ..FlowLimits::default()
+        });
+        assert!(!s.uplink_allowed("a".into()).unwrap());
+        let err = s.offload("a".into(), "hello".into()).unwrap_err();
+        assert!(
+            matches!(&err, HostError::Guest(WitError::NotAllowed(m)) if m.contains("uplink")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn calls_past_the_flows_bound_are_refused_typed() {
+        let mut s = state(FlowLimits {
+            max_calls: 2,
+            uplink: true,
+        });
+        s.route("one".into()).unwrap();
+        let err = s.ask("b".into(), "two".into()).unwrap_err();
+        assert!(
+            matches!(err, HostError::Guest(WitError::NotFound(_))),
+            "{err:?}"
+        );
+        let err = s.route("three".into()).unwrap_err();
+        assert!(
+            matches!(&err, HostError::Guest(WitError::BudgetExceeded(m)) if m.contains("2 calls")),
+            "{err:?}"
+        );
+        // Phrasing past the bound is a template reply with the reason, not a failure.
+        let phrased = s.phrase("four".into(), "x".into(), Vec::new()).unwrap();
+        assert!(
+            matches!(&phrased, Err(TemplateReason::PhrasingFailed(m)) if m.contains("budget")),
+            "{phrased:?}"
+        );
+        // Calls that cost nothing are not counted.
+        assert_eq!(s.template_reply("x".into(), Vec::new()).unwrap(), "x");
+    }
+}
