@@ -70,10 +70,7 @@ fn reply_locally(text: &str, response: &mut Response) -> (&'static str, Option<T
             (PHRASE_STAGE, None)
         }
         Err(reason) => {
-            response.reply = Some(flow_host::template_reply(
-                &response.intent,
-                &response.slots,
-            ));
+            response.reply = Some(flow_host::template_reply(&response.intent, &response.slots));
             response.path = Path::Template;
             match reason {
                 TemplateReason::NoPhraser => (TEMPLATE_STAGE, None),

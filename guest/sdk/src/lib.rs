@@ -149,11 +149,13 @@ pub fn not_found(msg: impl Into<String>) -> Error {
 /// Generates, in the calling module, the export side of one world of `wit/nlu.wit`: the
 /// `exports::edgenlu::nlu::…` modules (each interface's `Guest` trait and its types) and the
 /// `export!` macro that makes a type the component's implementation. The world's imports are
-/// this crate's modules, so a component generates no import bindings of its own.
+/// this crate's modules, so a component generates no import bindings of its own (except a
+/// flow's `flow-host`, `policy` and `nlu`, which only flows import).
 ///
 /// The world is one of `"skill"`, `"embedding-skill"`, `"chat-skill"`, `"tokenizer"`,
-/// `"policy-component"` and `"flow-component"`. Invoke it once per component, at the crate root; the crate must
-/// depend on this one as `edgenlu_sdk`. See the crate documentation for an example.
+/// `"policy-component"` and `"flow-component"`. Invoke it once per component, at the crate
+/// root; the crate must depend on this one as `edgenlu_sdk`. See the crate documentation for
+/// an example.
 #[macro_export]
 macro_rules! world {
     ($world:tt) => {
