@@ -109,19 +109,19 @@ impl FlowHost for UtteranceHost {
             .iter()
             .find(|r| r.name == skill)
             .ok_or_else(|| WitError::NotFound(format!("no installed skill {skill:?}")))?;
-        let encoded = match &self.routed {
-            Some((routed, encoded)) if routed == text => Some(encoded.clone()),
-            _ => None,
-        };
-        let request = Request {
+        // The routed text's encoding is lent to the request and taken back, not copied.
+        let routed = self.routed.take_if(|(routed, _)| routed == text);
+        let (routed_text, encoded) = routed.map_or((None, None), |(t, e)| (Some(t), Some(e)));
+        let mut request = Request {
             text: text.into(),
             locale: None,
             encoded,
         };
-        let answer = route
-            .skill
-            .handle_request(&request)
-            .map_err(|e| self.fail(PipelineError::Skill(e)))?;
+        let answer = route.skill.handle_request(&request);
+        if let (Some(t), Some(e)) = (routed_text, request.encoded.take()) {
+            self.routed = Some((t, e));
+        }
+        let answer = answer.map_err(|e| self.fail(PipelineError::Skill(e)))?;
         self.weight_bytes_read += answer.weight_bytes_read;
         Ok(answer.response)
     }

@@ -312,7 +312,10 @@ pub fn default_flow() -> crate::flow::FlowSpec {
                 limits: flow_limits(),
             },
         },
-        limits: crate::flow::FlowLimits::default(),
+        limits: crate::flow::FlowLimits {
+            uplink: true,
+            ..crate::flow::FlowLimits::default()
+        },
     }
 }
 

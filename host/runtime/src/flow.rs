@@ -353,10 +353,7 @@ mod tests {
 
     #[test]
     fn a_flow_without_the_uplink_capability_is_refused_typed() {
-        let mut s = state(FlowLimits {
-            uplink: false,
-            ..FlowLimits::default()
-        });
+        let mut s = state(FlowLimits::default());
         assert!(!s.uplink_allowed("a".into()).unwrap());
         let err = s.offload("a".into(), "hello".into()).unwrap_err();
         assert!(

@@ -58,11 +58,12 @@ pub struct FlowLimits {
 }
 
 impl Default for FlowLimits {
-    /// Room for a flow that routes, asks two or three skills, decides, phrases and offloads.
+    /// Room for a flow that routes, asks two or three skills, decides, phrases and offloads;
+    /// no uplink (a capability is granted, never assumed).
     fn default() -> Self {
         FlowLimits {
             max_calls: 16,
-            uplink: true,
+            uplink: false,
         }
     }
 }
