@@ -8,6 +8,12 @@
 //! reason ([`TemplateReason`]). An offloaded query goes to the device owner's
 //! uplink ([`Uplink`]) if the answering skill's manifest grants it; when that fails, the device
 //! answers locally and the response says why. Each stage is timed.
+//!
+//! That orchestration is a component, the pipeline's [`Flow`] (the bundled default flow unless
+//! the pipeline was built with another: `PipelineBuilder::flow`), which asks for each part by
+//! name through the device's [`edgenlu::flow::FlowHost`]; [`Pipeline::answer_native`] is the
+//! same orchestration in the host's own code, the reference the default flow is compared and
+//! measured against.
 
 use crate::flow::UtteranceHost;
 use crate::reply_check::{check_reply, ReplyRejection};
@@ -69,11 +75,11 @@ pub const UPLINK_TOKENS: u32 = 96;
 const UPLINK_SYSTEM: &str = "You are a helpful voice assistant. Answer in one or two sentences.";
 
 /// The stage of a local answer whose reply is the skill's own.
-pub(crate) const SKILL_REPLY_STAGE: &str = "skill-reply";
+const SKILL_REPLY_STAGE: &str = "skill-reply";
 /// The stage of a local answer phrased by the decoder (or templated when phrasing failed).
-pub(crate) const PHRASE_STAGE: &str = "phrase";
+const PHRASE_STAGE: &str = "phrase";
 /// The stage of a local answer given the template reply, with no phraser configured.
-pub(crate) const TEMPLATE_STAGE: &str = "template";
+const TEMPLATE_STAGE: &str = "template";
 
 /// What the pipeline answered: the skill's answer with `path` and `reply` set by the pipeline
 /// (a local answer keeps the skill's own reply), the policy's verdict, and the time of each
