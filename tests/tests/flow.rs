@@ -212,3 +212,44 @@ fn the_default_flow_costs_little_over_the_host_pipeline() {
     // millisecond) is measured apart.
     assert!(x50 < 5_000, "the flow adds {x50} µs per utterance (p50)");
 }
+
+#[test]
+fn a_flow_is_held_to_its_bound_on_calls_and_its_deadline() {
+    use edgenlu::{SkillError, WitError};
+    use edgenlu_device::pipeline::PipelineError;
+    let text = "will it snow in chicago tomorrow";
+    let with = |change: &dyn Fn(&mut edgenlu::flow::FlowSpec)| {
+        let mut spec = bundled::default_flow();
+        change(&mut spec);
+        Pipeline {
+            flow: Flow::load(&runtime(), &spec).unwrap(),
+            ..two_skill_pipeline()
+        }
+    };
+    // Route and ask fit in two calls; the policy is the third: without a verdict the flow
+    // cannot go on.
+    let bounded = with(&|s| s.limits.max_calls = 2);
+    match bounded.answer(text, ONLINE) {
+        Err(PipelineError::Flow(SkillError::Trap(m))) => {
+            assert!(m.contains("2 calls"), "{m}")
+        }
+        other => panic!("expected the flow to stop at its bound: {other:?}"),
+    }
+    // Past its deadline a flow's next call is refused; the default flow gives up with it.
+    let late = with(&|s| s.component.grants.limits.deadline = Duration::ZERO);
+    match late.answer(text, ONLINE) {
+        Err(PipelineError::Flow(SkillError::Guest(WitError::BudgetExceeded(_)))) => {}
+        Err(PipelineError::Flow(SkillError::Deadline(_))) => {}
+        other => panic!("expected the flow's deadline to stop it: {other:?}"),
+    }
+    // The next utterance through a good flow is answered.
+    assert_eq!(
+        two_skill_pipeline()
+            .answer(text, ONLINE)
+            .unwrap()
+            .answer
+            .response
+            .intent,
+        "GetWeather"
+    );
+}
