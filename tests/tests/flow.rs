@@ -51,10 +51,11 @@ fn two_skill_pipeline() -> Pipeline {
 }
 
 /// Every `n`th SNIPS test utterance, `count` of them (all seven intents: in and out of the two
-/// skills' domains).
+/// skills' domains); of `EDGENLU_FLOW_DATA` instead, if set.
 fn snips_sample(count: usize) -> Vec<String> {
-    let all = datastore::read_examples(&datasets_dir().join("snips/test.jsonl")).unwrap();
-    let step = all.len() / count;
+    let data = std::env::var("EDGENLU_FLOW_DATA").unwrap_or_else(|_| "snips/test.jsonl".into());
+    let all = datastore::read_examples(&datasets_dir().join(data)).unwrap();
+    let step = (all.len() / count).max(1);
     all.into_iter()
         .step_by(step)
         .take(count)
@@ -101,7 +102,10 @@ fn assert_same(p: &Pipeline, texts: &[String], device: DeviceState) -> Vec<Pipel
 #[test]
 fn the_default_flow_answers_as_the_host_pipeline_on_snips_test() {
     let p = two_skill_pipeline();
-    let answers = assert_same(&p, &snips_sample(100), ONLINE);
+    // `EDGENLU_FLOW_SAMPLE=N` compares N utterances instead (the whole set: a large N), of
+    // `EDGENLU_FLOW_DATA` (a file under the datasets folder) if set.
+    let n = std::env::var("EDGENLU_FLOW_SAMPLE").map_or(100, |n| n.parse().unwrap());
+    let answers = assert_same(&p, &snips_sample(n), ONLINE);
     let count = |f: &dyn Fn(&PipelineAnswer) -> bool| answers.iter().filter(|a| f(a)).count();
     // The sample goes down every path the pipeline has without a phraser.
     let local = count(&|a| a.verdict.decision == Decision::Local);
