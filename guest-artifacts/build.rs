@@ -40,6 +40,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The default flow component: route, ask the best skill, the policy, then reject, offload or answer locally.",
     ),
     (
+        "flow-hostile",
+        "FLOW_HOSTILE",
+        "Test flow whose `handle` attacks the device as the utterance's first word says.",
+    ),
+    (
         "hostile",
         "HOSTILE",
         "Test skill whose `handle` carries out the attack on the host named by the utterance.",

@@ -257,3 +257,64 @@ fn a_flow_is_held_to_its_bound_on_calls_and_its_deadline() {
         "GetWeather"
     );
 }
+
+#[test]
+fn a_hostile_flow_is_stopped_by_its_budgets_and_the_next_utterance_is_answered() {
+    use edgenlu::{SkillError, WitError};
+    use edgenlu_device::pipeline::PipelineError;
+    let deadline = Duration::from_secs(2);
+    let limits = edgenlu::Limits {
+        deadline,
+        guest_memory: 16 << 20,
+        ..edgenlu::Limits::default()
+    };
+    let hostile = Pipeline {
+        flow: Flow::load(&runtime(), &bundled::hostile_flow(limits)).unwrap(),
+        ..two_skill_pipeline()
+    };
+    let good = two_skill_pipeline();
+    let weather = "will it snow in chicago tomorrow";
+    let flow_error = |attack: &str| -> SkillError {
+        let start = std::time::Instant::now();
+        let err = match hostile.answer(&format!("{attack} {weather}"), ONLINE) {
+            Err(PipelineError::Flow(e)) => e,
+            other => panic!("{attack}: expected the flow to be stopped: {other:?}"),
+        };
+        // Stopped within its deadline plus a margin for a busy machine.
+        let took = start.elapsed();
+        assert!(
+            took < deadline + Duration::from_secs(3),
+            "{attack}: {took:?}"
+        );
+        let a = good.answer(weather, ONLINE).unwrap();
+        assert_eq!(a.answer.response.intent, "GetWeather", "after {attack}");
+        err
+    };
+    let err = flow_error("spin");
+    assert!(matches!(err, SkillError::Deadline(_)), "spin: {err:?}");
+    let err = flow_error("hoard");
+    assert!(matches!(err, SkillError::Memory(_)), "hoard: {err:?}");
+    let err = flow_error("ghost");
+    assert!(
+        matches!(&err, SkillError::Guest(WitError::NotFound(m)) if m.contains("no-such-skill")),
+        "ghost: {err:?}"
+    );
+    let err = flow_error("flood");
+    assert!(
+        matches!(err, SkillError::Guest(WitError::BudgetExceeded(_))),
+        "flood: {err:?}"
+    );
+    let err = flow_error("flood-blind");
+    assert!(
+        matches!(err, SkillError::Deadline(_)),
+        "flood-blind: {err:?}"
+    );
+    let err = flow_error("smuggle");
+    assert!(
+        matches!(&err, SkillError::Guest(WitError::NotAllowed(m)) if m.contains("uplink")),
+        "smuggle: {err:?}"
+    );
+    // The hostile flow's honest path still works.
+    let a = hostile.answer(weather, ONLINE).unwrap();
+    assert_eq!(a.answer.response.intent, "GetWeather");
+}

@@ -319,6 +319,23 @@ pub fn default_flow() -> crate::flow::FlowSpec {
     }
 }
 
+/// The hostile test flow (`guest/flow-hostile`): each utterance's first word names an attack
+/// on the device (endless loop, memory, unknown skills, a flood of calls, an uplink without
+/// the capability). No uplink capability.
+pub fn hostile_flow(limits: Limits) -> crate::flow::FlowSpec {
+    crate::flow::FlowSpec {
+        component: ComponentSpec {
+            source: embedded(components::FLOW_HOSTILE),
+            grants: Grants {
+                models: Vec::new(),
+                config: Default::default(),
+                limits,
+            },
+        },
+        limits: crate::flow::FlowLimits::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
