@@ -303,29 +303,16 @@ pub fn flow_limits() -> Limits {
 /// always been (route, ask the best skill, the policy, then reject, offload or answer
 /// locally), with the `uplink` capability.
 pub fn default_flow() -> crate::flow::FlowSpec {
-    crate::flow::FlowSpec {
-        component: ComponentSpec {
-            source: embedded(components::FLOW_DEFAULT),
-            grants: Grants {
-                models: Vec::new(),
-                config: Default::default(),
-                limits: flow_limits(),
-            },
-        },
-        limits: crate::flow::FlowLimits {
-            uplink: true,
-            ..crate::flow::FlowLimits::default()
-        },
-    }
+    let mut spec = flow(components::FLOW_DEFAULT, flow_limits());
+    spec.limits.uplink = true;
+    spec
 }
 
-/// The hostile test flow (`guest/flow-hostile`): each utterance's first word names an attack
-/// on the device (endless loop, memory, unknown skills, a flood of calls, an uplink without
-/// the capability). No uplink capability.
-pub fn hostile_flow(limits: Limits) -> crate::flow::FlowSpec {
+/// A bundled flow component with `limits`, no config and no uplink.
+fn flow(component: components::Component, limits: Limits) -> crate::flow::FlowSpec {
     crate::flow::FlowSpec {
         component: ComponentSpec {
-            source: embedded(components::FLOW_HOSTILE),
+            source: embedded(component),
             grants: Grants {
                 models: Vec::new(),
                 config: Default::default(),
@@ -334,6 +321,13 @@ pub fn hostile_flow(limits: Limits) -> crate::flow::FlowSpec {
         },
         limits: crate::flow::FlowLimits::default(),
     }
+}
+
+/// The hostile test flow (`guest/flow-hostile`): each utterance's first word names an attack
+/// on the device (endless loop, memory, unknown skills, a flood of calls, an uplink without
+/// the capability). No uplink capability.
+pub fn hostile_flow(limits: Limits) -> crate::flow::FlowSpec {
+    flow(components::FLOW_HOSTILE, limits)
 }
 
 #[cfg(test)]
