@@ -35,6 +35,16 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The default vendor policy component: answer locally, offload over the uplink, or reject.",
     ),
     (
+        "flow-default",
+        "FLOW_DEFAULT",
+        "The default flow component: route, ask the best skill, the policy, then reject, offload or answer locally.",
+    ),
+    (
+        "flow-hostile",
+        "FLOW_HOSTILE",
+        "Test flow whose `handle` attacks the device as the utterance's first word says.",
+    ),
+    (
         "hostile",
         "HOSTILE",
         "Test skill whose `handle` carries out the attack on the host named by the utterance.",

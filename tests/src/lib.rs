@@ -325,8 +325,10 @@ pub fn pipeline_over(
 ) -> edgenlu_device::pipeline::Pipeline {
     use edgenlu::bundled::{default_policy, DEFAULT_ENCODER};
     edgenlu_device::pipeline::Pipeline {
-        router: edgenlu_device::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
-            .expect("building the router"),
+        router: std::sync::Arc::new(
+            edgenlu_device::router::Router::new(DEFAULT_ENCODER, intents(None), routes)
+                .expect("building the router"),
+        ),
         policy: edgenlu::policy::Policy::load(
             &runtime(),
             &default_policy(Default::default()).unwrap(),
@@ -334,6 +336,8 @@ pub fn pipeline_over(
         .expect("loading the policy"),
         phraser: None,
         uplink: None,
+        flow: edgenlu::flow::Flow::load(&runtime(), &edgenlu::bundled::default_flow())
+            .expect("loading the default flow"),
     }
 }
 

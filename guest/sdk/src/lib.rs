@@ -4,8 +4,9 @@
 //!   [`models`], [`kernels`], [`llm`], [`config`], [`log`] and [`tokenize`] (and the common
 //!   types at the crate root: [`Error`], [`Tensor`], [`Model`], …).
 //! - [`world!`]: the export side of one world (`skill`, `embedding-skill`, `chat-skill`,
-//!   `tokenizer` or `policy-component`), generated in the component, whose imports are this
-//!   crate's.
+//!   `tokenizer`, `policy-component` or `flow-component`), generated in the component, whose
+//!   imports are this crate's (a flow's own imports, `flow-host`, `policy` and `nlu`, are
+//!   generated with it).
 //! - Typed errors ([`invalid`], [`internal`], [`Result`]), model metadata getters ([`meta`]),
 //!   config settings ([`settings`]), tensor helpers ([`tensor`]), a BERT encoder
 //!   ([`encoder`]) and a llama decoder ([`decoder`]) composed of the host's kernels, chatting
@@ -148,11 +149,13 @@ pub fn not_found(msg: impl Into<String>) -> Error {
 /// Generates, in the calling module, the export side of one world of `wit/nlu.wit`: the
 /// `exports::edgenlu::nlu::…` modules (each interface's `Guest` trait and its types) and the
 /// `export!` macro that makes a type the component's implementation. The world's imports are
-/// this crate's modules, so a component generates no import bindings of its own.
+/// this crate's modules, so a component generates no import bindings of its own (except a
+/// flow's `flow-host`, `policy` and `nlu`, which only flows import).
 ///
-/// The world is one of `"skill"`, `"embedding-skill"`, `"chat-skill"`, `"tokenizer"` and
-/// `"policy-component"`. Invoke it once per component, at the crate root; the crate must
-/// depend on this one as `edgenlu_sdk`. See the crate documentation for an example.
+/// The world is one of `"skill"`, `"embedding-skill"`, `"chat-skill"`, `"tokenizer"`,
+/// `"policy-component"` and `"flow-component"`. Invoke it once per component, at the crate
+/// root; the crate must depend on this one as `edgenlu_sdk`. See the crate documentation for
+/// an example.
 #[macro_export]
 macro_rules! world {
     ($world:tt) => {
@@ -252,12 +255,26 @@ macro_rules! __world {
             },
         });
     };
+    // A flow's `flow-host`, `policy` and `nlu` imports are generated in the component: only
+    // flows use them, so the SDK's shared import bindings stay those of skills.
+    ($dir:tt, "flow-component") => {
+        $crate::__private::wit_bindgen::generate!({
+            path: $dir,
+            world: "flow-component",
+            runtime_path: "::edgenlu_sdk::__private::wit_bindgen::rt",
+            with: {
+                "edgenlu:nlu/types@0.1.0": ::edgenlu_sdk::types,
+                "edgenlu:nlu/config@0.1.0": ::edgenlu_sdk::config,
+                "edgenlu:nlu/log@0.1.0": ::edgenlu_sdk::log,
+            },
+        });
+    };
     ($dir:tt, $other:tt) => {
         compile_error!(concat!(
             "edgenlu_sdk::world!: unknown world ",
             stringify!($other),
-            "; expected \"skill\", \"embedding-skill\", \"chat-skill\", \"tokenizer\" or \
-             \"policy-component\""
+            "; expected \"skill\", \"embedding-skill\", \"chat-skill\", \"tokenizer\", \
+             \"policy-component\" or \"flow-component\""
         ));
     };
 }

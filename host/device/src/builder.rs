@@ -1,7 +1,7 @@
 //! Assembling a device's [`Pipeline`] from its parts, for a vendor's own program as for the
 //! `edgenlu` CLI and daemon: skills over datastores (the vendor's own, which may use the
 //! uplink) and installed skills (under their manifests), the default vendor policy with its
-//! config, phrasing by the bundled chat skill, and the owner's uplink.
+//! config, phrasing by the bundled chat skill, the owner's uplink, and the flow that joins them.
 
 use crate::installed::LoadError;
 use crate::pipeline::Pipeline;
@@ -9,6 +9,7 @@ use crate::router::{Route, Router, RouterError};
 use crate::uplink::{Uplink, UplinkConfig, UplinkError};
 use edgenlu::bundled;
 use edgenlu::error::SkillError;
+use edgenlu::flow::{Flow, FlowSpec};
 use edgenlu::policy::Policy;
 use edgenlu::{Limits, Runtime, Skill};
 use edgenlu_trust::skills::SkillStore;
@@ -72,10 +73,12 @@ pub struct PipelineBuilder<'a> {
     policy_config: BTreeMap<String, String>,
     phrase: bool,
     uplink: Option<UplinkConfig>,
+    flow: FlowSpec,
 }
 
 impl<'a> PipelineBuilder<'a> {
-    /// No routes yet, the default policy with its defaults, template replies, no uplink.
+    /// No routes yet, the default policy with its defaults, template replies, no uplink, the
+    /// bundled default flow.
     pub fn new(runtime: &'a Runtime) -> Self {
         PipelineBuilder {
             runtime,
@@ -83,6 +86,7 @@ impl<'a> PipelineBuilder<'a> {
             policy_config: BTreeMap::new(),
             phrase: false,
             uplink: None,
+            flow: bundled::default_flow(),
         }
     }
 
@@ -127,8 +131,15 @@ impl<'a> PipelineBuilder<'a> {
         self
     }
 
+    /// The flow component that handles each utterance (default: the bundled default flow,
+    /// [`bundled::default_flow`]).
+    pub fn flow(mut self, spec: FlowSpec) -> Self {
+        self.flow = spec;
+        self
+    }
+
     /// The pipeline: a router embedding with the first route's encoder, the default policy,
-    /// the phraser and the uplink asked for.
+    /// the phraser and the uplink asked for, and the flow.
     pub fn build(self) -> Result<Pipeline, BuildError> {
         let rt = self.runtime;
         let encoder = self
@@ -150,10 +161,11 @@ impl<'a> PipelineBuilder<'a> {
             None
         };
         Ok(Pipeline {
-            router,
+            router: Arc::new(router),
             policy: Policy::load(rt, &bundled::default_policy(self.policy_config)?)?,
             phraser,
             uplink: self.uplink.map(Uplink::new).transpose()?,
+            flow: Flow::load(rt, &self.flow)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! daemon assemble it from these parts.
 
 pub mod builder;
+mod flow;
 pub mod installed;
 pub mod pipeline;
 pub mod reply_check;

@@ -8,11 +8,19 @@
 //! reason ([`TemplateReason`]). An offloaded query goes to the device owner's
 //! uplink ([`Uplink`]) if the answering skill's manifest grants it; when that fails, the device
 //! answers locally and the response says why. Each stage is timed.
+//!
+//! That orchestration is a component, the pipeline's [`Flow`] (the bundled default flow unless
+//! the pipeline was built with another: `PipelineBuilder::flow`), which asks for each part by
+//! name through the device's [`edgenlu::flow::FlowHost`]; [`Pipeline::answer_native`] is the
+//! same orchestration in the host's own code, the reference the default flow is compared and
+//! measured against.
 
+use crate::flow::UtteranceHost;
 use crate::reply_check::{check_reply, ReplyRejection};
 use crate::router::{Router, RouterError};
-use crate::uplink::Uplink;
+use crate::uplink::{Uplink, UplinkError};
 use edgenlu::error::SkillError;
+use edgenlu::flow::{Flow, FlowError, Utterance};
 use edgenlu::policy::Policy;
 use edgenlu::{Answer, Skill};
 use edgenlu::{
@@ -29,6 +37,10 @@ pub enum PipelineError {
     Route(#[from] RouterError),
     #[error(transparent)]
     Skill(#[from] SkillError),
+    /// The flow component failed (trapped, ran out of time or memory, passed its bound on
+    /// calls, or returned an error or an outcome the host refused).
+    #[error("flow: {0}")]
+    Flow(SkillError),
 }
 
 /// The device's state when an utterance arrives, as the policy sees it.
@@ -44,13 +56,16 @@ pub const REPLY_TOKENS: u32 = 24;
 
 /// The skills and components one utterance goes through.
 pub struct Pipeline {
-    /// The installed intent skills, behind their shared encoder.
-    pub router: Router,
+    /// The installed intent skills, behind their shared encoder (shared with the utterances
+    /// in flight).
+    pub router: Arc<Router>,
     pub policy: Policy,
     /// The chat skill that phrases replies; none: template replies only.
     pub phraser: Option<Arc<Skill>>,
     /// The owner's uplink, if configured.
     pub uplink: Option<Uplink>,
+    /// The flow component that handles each utterance with the parts above.
+    pub flow: Flow,
 }
 
 /// Most tokens an offloaded answer may take.
@@ -126,17 +141,54 @@ impl Pipeline {
     /// The same pipeline (policy, phraser, uplink) over another router.
     pub fn with_router(&self, router: Router) -> Pipeline {
         Pipeline {
-            router,
+            router: Arc::new(router),
             policy: self.policy.clone(),
             phraser: self.phraser.clone(),
             uplink: self.uplink.clone(),
+            flow: self.flow.clone(),
         }
     }
 
-    /// Runs `text` through the router, the skill it picks, the policy and, for a local answer
-    /// whose skill gave no reply of its own, phrasing (or the template). A local answer after
-    /// a failed offload is answered the same way.
+    /// Runs `text` through the pipeline's flow component, which asks this pipeline's router,
+    /// skills, policy, phraser and uplink for what it needs. With the bundled default flow the
+    /// answer is [`answer_native`](Self::answer_native)'s.
     pub fn answer(&self, text: &str, device: DeviceState) -> Result<PipelineAnswer, PipelineError> {
+        let utterance = Utterance {
+            text: text.into(),
+            network_up: device.network_up,
+            battery_percent: device.battery_percent,
+        };
+        let (outcome, host) = self.flow.handle(UtteranceHost::new(self), &utterance);
+        let o = match outcome {
+            Ok(o) => o,
+            Err(FlowError::Policy(e)) => return Err(PipelineError::Skill(e)),
+            // The device's own error behind a call the flow gave up on, if there was one.
+            Err(FlowError::Flow(e)) => return Err(host.failure.unwrap_or(PipelineError::Flow(e))),
+        };
+        Ok(PipelineAnswer {
+            skill: o.skill,
+            answer: Answer {
+                response: o.response,
+                weight_bytes_read: host.weight_bytes_read,
+            },
+            out_of_scope: o.out_of_scope,
+            verdict: o.verdict,
+            uplink_error: o.uplink_error,
+            template_reason: o.template_reason.and_then(crate::flow::template_reason),
+            stages: o.stages,
+        })
+    }
+
+    /// The reference pipeline in the host's own code, what the bundled default flow
+    /// reproduces: runs `text` through the router, the skill it picks, the policy and, for a
+    /// local answer whose skill gave no reply of its own, phrasing (or the template). A local
+    /// answer after a failed offload is answered the same way. Kept to compare the flow's
+    /// answers and cost with.
+    pub fn answer_native(
+        &self,
+        text: &str,
+        device: DeviceState,
+    ) -> Result<PipelineAnswer, PipelineError> {
         let mut stages = Vec::new();
         let mut timed = |stage: &str, took: Duration| {
             stages.push(Timing {
@@ -178,13 +230,8 @@ impl Pipeline {
             }
             Decision::Offload => {
                 let start = Instant::now();
-                let result = match (&self.uplink, route.may_uplink) {
-                    (Some(uplink), true) => uplink
-                        .complete(&[("system", UPLINK_SYSTEM), ("user", text)], UPLINK_TOKENS)
-                        .map_err(|e| e.to_string()),
-                    // A policy asking for an uplink the skill may not use is not obeyed.
-                    _ => Err("the skill may not use an uplink".to_string()),
-                };
+                let result = offload(self.uplink.as_ref(), route.may_uplink, text)
+                    .map_err(|e| e.to_string());
                 timed("uplink", start.elapsed());
                 match result {
                     Ok(reply) => {
@@ -255,37 +302,73 @@ impl Pipeline {
         intent: &str,
         slots: &[Slot],
     ) -> Result<String, Option<TemplateReason>> {
-        let Some(phraser) = &self.phraser else {
-            return Err(None);
-        };
-        if intent == edgenlu_train::datastore::OUT_OF_SCOPE {
-            return Err(Some(TemplateReason::OutOfScope));
+        phrase(self.phraser.as_deref(), text, intent, slots)
+    }
+}
+
+/// Why a query was not offloaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OffloadError {
+    /// No uplink, or the skill's manifest does not grant it: a policy asking for an uplink the
+    /// skill may not use is not obeyed.
+    #[error("the skill may not use an uplink")]
+    NotAllowed,
+    #[error(transparent)]
+    Failed(#[from] UplinkError),
+}
+
+/// The uplink's answer to `text`, for a skill that `may_uplink`.
+pub(crate) fn offload(
+    uplink: Option<&Uplink>,
+    may_uplink: bool,
+    text: &str,
+) -> Result<String, OffloadError> {
+    match (uplink, may_uplink) {
+        (Some(uplink), true) => {
+            Ok(uplink.complete(&[("system", UPLINK_SYSTEM), ("user", text)], UPLINK_TOKENS)?)
         }
-        let request = ChatRequest {
-            prompt: phrasing_prompt(text, intent, slots),
-            template: true,
-            system: None,
-            max_tokens: REPLY_TOKENS,
-            sampling: SamplingParams::GREEDY,
-            forward: Forward::Fused,
-        };
-        let r = phraser.chat(&request, None).map_err(|e| {
-            tracing::debug!("phrasing failed, template reply: {e}");
-            TemplateReason::PhrasingFailed(e.to_string())
-        })?;
-        let reply = match r.finish {
-            FinishReason::Stop => Some(r.text.trim().to_string()),
-            // Cut at the last full sentence, if there is one.
-            _ => r
-                .text
-                .rfind(['.', '!', '?'])
-                .map(|end| r.text[..=end].trim().to_string()),
-        };
-        let reply = reply.ok_or(TemplateReason::Unfinished)?;
-        match check_reply(&reply, slots, &PHRASING_INSTRUCTIONS) {
-            Ok(()) => Ok(reply),
-            Err(why) => Err(Some(TemplateReason::Rejected { reply, why })),
-        }
+        _ => Err(OffloadError::NotAllowed),
+    }
+}
+
+/// A reply from `phraser`'s decoder that passes [`check_reply`]; else why the template reply
+/// is used instead (None: no phraser).
+pub(crate) fn phrase(
+    phraser: Option<&Skill>,
+    text: &str,
+    intent: &str,
+    slots: &[Slot],
+) -> Result<String, Option<TemplateReason>> {
+    let Some(phraser) = phraser else {
+        return Err(None);
+    };
+    if intent == edgenlu_train::datastore::OUT_OF_SCOPE {
+        return Err(Some(TemplateReason::OutOfScope));
+    }
+    let request = ChatRequest {
+        prompt: phrasing_prompt(text, intent, slots),
+        template: true,
+        system: None,
+        max_tokens: REPLY_TOKENS,
+        sampling: SamplingParams::GREEDY,
+        forward: Forward::Fused,
+    };
+    let r = phraser.chat(&request, None).map_err(|e| {
+        tracing::debug!("phrasing failed, template reply: {e}");
+        TemplateReason::PhrasingFailed(e.to_string())
+    })?;
+    let reply = match r.finish {
+        FinishReason::Stop => Some(r.text.trim().to_string()),
+        // Cut at the last full sentence, if there is one.
+        _ => r
+            .text
+            .rfind(['.', '!', '?'])
+            .map(|end| r.text[..=end].trim().to_string()),
+    };
+    let reply = reply.ok_or(TemplateReason::Unfinished)?;
+    match check_reply(&reply, slots, &PHRASING_INSTRUCTIONS) {
+        Ok(()) => Ok(reply),
+        Err(why) => Err(Some(TemplateReason::Rejected { reply, why })),
     }
 }
 

@@ -94,6 +94,23 @@ pub struct Routed<'a> {
     pub search: Duration,
 }
 
+/// Every skill scored for an utterance, and what it cost.
+pub struct Ranked {
+    /// (index into [`Router::routes`], mean cosine of the skill's nearest examples), best
+    /// first.
+    pub scores: Vec<(usize, f32)>,
+    /// The utterance through the shared encoder.
+    pub encoded: Encoded,
+    /// 1 − the cosine similarity of the nearest example among all skills, in [0, 1].
+    pub out_of_scope: f32,
+    /// Encoding the utterance (tokenizer included).
+    pub embed: Duration,
+    /// Of which the tokenizer component.
+    pub tokenize: Duration,
+    /// Searching every skill's examples.
+    pub search: Duration,
+}
+
 /// Several intent skills behind one shared encoder.
 pub struct Router {
     encoder: String,
@@ -281,11 +298,25 @@ impl Router {
     /// Encodes `text` once and picks the skill whose nearest examples are closest on average
     /// (the first on a tie).
     pub fn route(&self, text: &str) -> Result<Routed<'_>, RouterError> {
+        let ranked = self.rank(text)?;
+        Ok(Routed {
+            route: &self.routes[ranked.scores[0].0],
+            encoded: ranked.encoded,
+            out_of_scope: ranked.out_of_scope,
+            embed: ranked.embed,
+            tokenize: ranked.tokenize,
+            search: ranked.search,
+        })
+    }
+
+    /// Encodes `text` once and scores every skill by how close its nearest examples are on
+    /// average: best first, equal scores in the routes' order.
+    pub fn rank(&self, text: &str) -> Result<Ranked, RouterError> {
         let start = Instant::now();
         let (encoded, tokenize) = self.embedder.encode_timed(text)?;
         let embed = start.elapsed();
         let start = Instant::now();
-        let mut best = (0, f32::NEG_INFINITY);
+        let mut scores = Vec::with_capacity(self.routes.len());
         let mut nearest = f32::NEG_INFINITY;
         for (i, route) in self.routes.iter().enumerate() {
             let view = rows(&route.name, &route.index, &route.datastore)?;
@@ -296,12 +327,12 @@ impl Router {
             let score = |h: &ops::Hit| if h.score.is_nan() { -1.0 } else { h.score };
             let mean = hits.iter().map(score).sum::<f32>() / hits.len().max(1) as f32;
             nearest = hits.first().map_or(nearest, |h| nearest.max(score(h)));
-            if mean > best.1 {
-                best = (i, mean);
-            }
+            scores.push((i, mean));
         }
-        Ok(Routed {
-            route: &self.routes[best.0],
+        // Stable: equal scores keep the routes' order, so the first of them is best.
+        scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(Ranked {
+            scores,
             encoded,
             out_of_scope: (1.0 - nearest).clamp(0.0, 1.0),
             embed,

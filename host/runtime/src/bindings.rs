@@ -66,6 +66,53 @@ pub mod tokenizer {
     });
 }
 
+/// The flow world. Its `nlu` import is there for the records a flow shares with skills
+/// (`response`, `slot`, `timing`): it is mapped onto the skill world's own types
+/// ([`nlu_types`]), so a skill's response goes to a flow and back without a copy into other
+/// types. Its `policy` import is generated here and converted in `flow.rs`.
+pub mod flow {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "flow-component",
+        additional_derives: [serde::Serialize],
+        imports: { default: trappable },
+        trappable_error_type: {
+            "edgenlu:nlu/types.error" => crate::bindings::HostError,
+        },
+        with: {
+            "edgenlu:nlu/types": super::edgenlu::nlu::types,
+            "edgenlu:nlu/nlu": super::nlu_types,
+            "edgenlu:nlu/config": super::edgenlu::nlu::config,
+            "edgenlu:nlu/log": super::edgenlu::nlu::log,
+        },
+    });
+}
+
+/// The `nlu` interface as a flow imports it: the skill world's records, and no function (a
+/// flow asks skills by name through `flow-host`, so `handle` is not linked: a flow that
+/// imports it fails to link).
+pub mod nlu_types {
+    pub use super::exports::edgenlu::nlu::nlu::*;
+    use wasmtime::component::{HasData, Linker};
+
+    /// Nothing to host: the interface's types only.
+    pub trait Host {}
+    impl<T: ?Sized> Host for T {}
+
+    /// Nothing to host with the store either.
+    pub trait HostWithStore<T>: HasData {}
+    impl<T, D: HasData> HostWithStore<T> for D {}
+
+    /// Defines the interface's instance, empty, for the records' sake.
+    pub fn add_to_linker<T: 'static, D: HostWithStore<T>>(
+        linker: &mut Linker<T>,
+        _host_getter: fn(&mut T) -> D::Data<'_>,
+    ) -> wasmtime::Result<()> {
+        linker.instance("edgenlu:nlu/nlu@0.1.0")?;
+        Ok(())
+    }
+}
+
 /// Bindings for a world that is the skill world plus one export: every import is the skill
 /// world's own.
 macro_rules! skill_world_with_export {

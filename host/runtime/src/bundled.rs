@@ -288,6 +288,48 @@ pub fn default_policy(
     })
 }
 
+/// Limits for a flow: its own Wasm is a few comparisons, but its deadline spans the whole
+/// utterance, every skill, phrasing and uplink call it makes included (each of those also has
+/// its own deadline: phrasing's is [`chat_limits`]'s).
+pub fn flow_limits() -> Limits {
+    Limits {
+        guest_memory: 16 << 20,
+        deadline: chat_limits().deadline + std::time::Duration::from_secs(60),
+        ..Limits::default()
+    }
+}
+
+/// The bundled default flow component (`guest/flow-default`): the device's pipeline as it has
+/// always been (route, ask the best skill, the policy, then reject, offload or answer
+/// locally), with the `uplink` capability.
+pub fn default_flow() -> crate::flow::FlowSpec {
+    let mut spec = flow(components::FLOW_DEFAULT, flow_limits());
+    spec.limits.uplink = true;
+    spec
+}
+
+/// A bundled flow component with `limits`, no config and no uplink.
+fn flow(component: components::Component, limits: Limits) -> crate::flow::FlowSpec {
+    crate::flow::FlowSpec {
+        component: ComponentSpec {
+            source: embedded(component),
+            grants: Grants {
+                models: Vec::new(),
+                config: Default::default(),
+                limits,
+            },
+        },
+        limits: crate::flow::FlowLimits::default(),
+    }
+}
+
+/// The hostile test flow (`guest/flow-hostile`): each utterance's first word names an attack
+/// on the device (endless loop, memory, unknown skills, a flood of calls, an uplink without
+/// the capability). No uplink capability.
+pub fn hostile_flow(limits: Limits) -> crate::flow::FlowSpec {
+    flow(components::FLOW_HOSTILE, limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@ pub mod bundled;
 mod catalog;
 pub mod error;
 mod escape;
+pub mod flow;
+mod flow_host;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod kernels_host;

@@ -25,6 +25,40 @@ pub const MAX_IDENTIFIER_BYTES: usize = 64;
 
 /// Checks `response` to a request of `text` against the rules of this module.
 pub(crate) fn validate(text: &str, response: &Response) -> Result<(), SkillError> {
+    validate_answer(text, response)?;
+    let path = match response.path {
+        AnswerPath::Local => None,
+        AnswerPath::Offload => Some("offload"),
+        AnswerPath::Rejected => Some("rejected"),
+        AnswerPath::Template => Some("template"),
+    };
+    if let Some(path) = path {
+        return Err(invalid(
+            "path",
+            format!("is {path}; a skill answers local, the host decides anything else"),
+        ));
+    }
+    for (i, timing) in response.timings.iter().enumerate() {
+        if timing.stage.starts_with("host:") {
+            return Err(invalid(
+                format!("timings[{i}].stage"),
+                "names a host timing",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks what a flow's outcome carries of a skill's response to `text`: the rules of this
+/// module except two, as a flow passes on the response it got (the host's own timings in it)
+/// and chooses the path.
+pub(crate) fn validate_outcome(text: &str, response: &Response) -> Result<(), SkillError> {
+    validate_answer(text, response)
+}
+
+/// The rules a response meets whoever produced it: confidence, identifiers, slot spans, reply
+/// and timing stages.
+fn validate_answer(text: &str, response: &Response) -> Result<(), SkillError> {
     let c = response.confidence;
     if !(c.is_finite() && (0.0..=1.0).contains(&c)) {
         return Err(invalid(
@@ -48,24 +82,9 @@ pub(crate) fn validate(text: &str, response: &Response) -> Result<(), SkillError
             ));
         }
     }
-    let path = match response.path {
-        AnswerPath::Local => None,
-        AnswerPath::Offload => Some("offload"),
-        AnswerPath::Rejected => Some("rejected"),
-        AnswerPath::Template => Some("template"),
-    };
-    if let Some(path) = path {
-        return Err(invalid(
-            "path",
-            format!("is {path}; a skill answers local, the host decides anything else"),
-        ));
-    }
     for (i, timing) in response.timings.iter().enumerate() {
-        let field = || format!("timings[{i}].stage");
-        identifier(&timing.stage).map_err(|reason| invalid(field(), reason))?;
-        if timing.stage.starts_with("host:") {
-            return Err(invalid(field(), "names a host timing"));
-        }
+        identifier(&timing.stage)
+            .map_err(|reason| invalid(format!("timings[{i}].stage"), reason))?;
     }
     Ok(())
 }

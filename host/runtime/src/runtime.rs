@@ -417,7 +417,7 @@ impl Runtime {
 }
 
 /// Bytes of text a response carries (what `max_response_bytes` limits).
-fn response_bytes(r: &Response) -> usize {
+pub(crate) fn response_bytes(r: &Response) -> usize {
     let slots: usize = r
         .slots
         .iter()

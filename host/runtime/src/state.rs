@@ -233,6 +233,8 @@ pub struct ComponentState {
     pub(crate) log_rate: Arc<LogRate>,
     /// Where generated text goes as the guest pulls it (`generation.next`), e.g. stdout.
     pub on_text: Option<TextSink>,
+    /// For a flow component, the utterance it handles: the device's host and the calls made.
+    pub(crate) flow: Option<crate::flow_host::FlowCalls>,
     /// Handles (tensors, models) the guest holds now.
     live_handles: usize,
 }
@@ -265,6 +267,7 @@ impl ComponentState {
             component,
             log_rate,
             on_text: None,
+            flow: None,
             live_handles: 0,
         }
     }

@@ -314,9 +314,9 @@ fn nlu(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
     // Held to the end of the request: a swap meanwhile does not touch it.
     let pipeline = shared.skills.nlu.current();
     let answer = pipeline.answer(&b.text, device).map_err(|e| match e {
-        PipelineError::Skill(e) | PipelineError::Route(RouterError::Skill(e)) => {
-            skill_failure(shared, e)
-        }
+        PipelineError::Skill(e)
+        | PipelineError::Route(RouterError::Skill(e))
+        | PipelineError::Flow(e) => skill_failure(shared, e),
         PipelineError::Route(e) => Failure::new(500, "server_error", e.to_string()),
     })?;
     Ok(Reply::Json(json!({ "text": b.text, "response": answer })))
