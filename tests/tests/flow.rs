@@ -173,50 +173,6 @@ fn a_flow_without_the_uplink_capability_never_offloads() {
     );
 }
 
-/// The p-th percentile of `v` (sorted in place), in microseconds.
-fn percentile(v: &mut [u128], p: f64) -> u128 {
-    v.sort_unstable();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-#[test]
-fn the_default_flow_costs_little_over_the_host_pipeline() {
-    let p = two_skill_pipeline();
-    let texts = snips_sample(100);
-    // Warm both paths (compiled components, mapped models) before timing.
-    assert_same(&p, &texts[..5], ONLINE);
-    let offline = DeviceState {
-        network_up: false,
-        battery_percent: None,
-    };
-    let (mut native, mut flow, mut extra) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..3 {
-        for text in &texts {
-            // Alternating, so load on the machine falls on both alike.
-            let start = std::time::Instant::now();
-            p.answer_native(text, offline).unwrap();
-            let n = start.elapsed().as_micros();
-            let start = std::time::Instant::now();
-            p.answer(text, offline).unwrap();
-            let f = start.elapsed().as_micros();
-            native.push(n);
-            flow.push(f);
-            extra.push(f.saturating_sub(n));
-        }
-    }
-    let (n50, n99) = (percentile(&mut native, 0.5), percentile(&mut native, 0.99));
-    let (f50, f99) = (percentile(&mut flow, 0.5), percentile(&mut flow, 0.99));
-    let x50 = percentile(&mut extra, 0.5);
-    eprintln!(
-        "per utterance ({} each, offline, template replies): host pipeline p50 {n50} µs p99 {n99} \
-         µs; default flow p50 {f50} µs p99 {f99} µs; the flow's extra time, p50 {x50} µs",
-        native.len()
-    );
-    // A loose bound: the machine is shared, and the issue's target (a fraction of a
-    // millisecond) is measured apart.
-    assert!(x50 < 5_000, "the flow adds {x50} µs per utterance (p50)");
-}
-
 #[test]
 fn a_flow_is_held_to_its_bound_on_calls_and_its_deadline() {
     use edgenlu::{SkillError, WitError};
