@@ -274,3 +274,33 @@ fn a_hostile_flow_is_stopped_by_its_budgets_and_the_next_utterance_is_answered()
     let a = hostile.answer(weather, ONLINE).unwrap();
     assert_eq!(a.answer.response.intent, "GetWeather");
 }
+
+#[test]
+fn bench_flow_reports_both_paths_side_by_side() {
+    let index = edgenlu_tests::tiny_index();
+    let data = datasets_dir().join("snips/test.jsonl");
+    let ran = edgenlu_tests::edgenlu_in(
+        &edgenlu_tests::store(),
+        &[
+            "bench",
+            "flow",
+            "--data",
+            data.to_str().unwrap(),
+            "--index",
+            index,
+            "--limit",
+            "12",
+            "--json",
+        ],
+    );
+    assert!(ran.ok, "{}", ran.stderr);
+    let report: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(report["utterances"], 12);
+    for series in ["host_pipeline", "flow"] {
+        for q in ["p50_ms", "p99_ms"] {
+            let ms = report[series][q].as_f64().unwrap();
+            assert!(ms.is_finite() && ms > 0.0, "{series} {q}: {ms}");
+        }
+    }
+    assert!(report["flow_extra"]["p50_ms"].as_f64().unwrap().is_finite());
+}

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod flow;
 mod skill;
 
 /// What `edgenlu bench` measures.
@@ -86,6 +87,27 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The pipeline as a flow component against the host's own path: every utterance through
+    /// both (`Pipeline::answer`, running the bundled default flow, and the Rust reference it
+    /// reproduces), alternating after a warm-up, offline; p50/p99 of each and of the flow's
+    /// extra time per utterance.
+    ///
+    /// Example: edgenlu bench flow --limit 300
+    ///
+    /// Example: edgenlu bench flow --index snips-intents --skill timers --json
+    Flow {
+        /// One JSON document on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Utterances (JSONL with `text` and `intent`).
+        #[arg(long, default_value = "../shared/datasets/snips/test.jsonl")]
+        data: PathBuf,
+        /// Use only the first N utterances.
+        #[arg(long, value_parser = crate::count::<usize>)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        skills: crate::pipeline::SkillsArgs,
+    },
     /// Signed skill files: each one's cold start by stage, warm request latency and size.
     ///
     /// For each file (a `.wasm` with the edgenlu manifest and signature, as `edgenlu install`
@@ -136,6 +158,20 @@ pub fn run(cmd: BenchCommand, store: &ModelStore) -> Result<()> {
             limit,
             compare,
         } => embed(store, &data, limit, json, compare.is_some()),
+        BenchCommand::Flow {
+            json,
+            data,
+            limit,
+            skills,
+        } => {
+            let texts: Vec<String> = examples(&data, limit)?
+                .into_iter()
+                .map(|e| e.text)
+                .collect();
+            let rt = crate::runtime(store.clone())?;
+            let pipeline = crate::pipeline::pipeline(&rt, store, &skills, false)?;
+            flow::run(&pipeline, &texts, json)
+        }
         BenchCommand::Skill {
             files,
             json,

@@ -1,0 +1,93 @@
+//! `edgenlu bench flow`: what running the pipeline as a flow component costs. The same
+//! pipeline answers every utterance twice, alternating — through its flow (`Pipeline::answer`)
+//! and through the host's own Rust path (`Pipeline::answer_native`, the reference the flow
+//! reproduces) — so load on the machine falls on both alike; both paths' latency and the flow's
+//! extra time per utterance are reported.
+
+use super::{percentile, WARM_UP};
+use anyhow::{Context, Result};
+use edgenlu_device::pipeline::{DeviceState, Pipeline};
+use edgenlu_kernels::active_variant;
+use std::time::Instant;
+
+/// p50 and p99 of one series, ms.
+#[derive(serde::Serialize)]
+struct Quantiles {
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Quantiles {
+    fn of(mut ms: Vec<f64>) -> Quantiles {
+        ms.sort_by(f64::total_cmp);
+        Quantiles {
+            p50_ms: percentile(&ms, 0.5),
+            p99_ms: percentile(&ms, 0.99),
+        }
+    }
+}
+
+/// `bench flow`'s report.
+#[derive(serde::Serialize)]
+struct FlowReport {
+    kernels: String,
+    utterances: usize,
+    host_pipeline: Quantiles,
+    flow: Quantiles,
+    /// The flow's time minus the host path's on the same utterance.
+    flow_extra: Quantiles,
+}
+
+/// Times `texts` through both paths of `pipeline` (after a warm-up) and prints the report.
+pub(super) fn run(pipeline: &Pipeline, texts: &[String], json: bool) -> Result<()> {
+    let device = DeviceState {
+        network_up: false,
+        battery_percent: None,
+    };
+    for text in texts.iter().cycle().take(WARM_UP) {
+        pipeline.answer(text, device)?;
+        pipeline.answer_native(text, device)?;
+    }
+    let (mut native, mut flow, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+    for text in texts {
+        let start = Instant::now();
+        pipeline
+            .answer_native(text, device)
+            .with_context(|| format!("the host pipeline on {text:?}"))?;
+        let n = start.elapsed().as_secs_f64() * 1e3;
+        let start = Instant::now();
+        pipeline
+            .answer(text, device)
+            .with_context(|| format!("the flow on {text:?}"))?;
+        let f = start.elapsed().as_secs_f64() * 1e3;
+        native.push(n);
+        flow.push(f);
+        extra.push(f - n);
+    }
+    let report = FlowReport {
+        kernels: active_variant().name().to_string(),
+        utterances: texts.len(),
+        host_pipeline: Quantiles::of(native),
+        flow: Quantiles::of(flow),
+        flow_extra: Quantiles::of(extra),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} utterances, alternating, offline (no uplink), {} kernels",
+        report.utterances, report.kernels
+    );
+    for (name, q) in [
+        ("host pipeline", &report.host_pipeline),
+        ("flow", &report.flow),
+        ("flow's extra", &report.flow_extra),
+    ] {
+        println!(
+            "  {name:<14} p50 {:>7.3} ms   p99 {:>7.3} ms",
+            q.p50_ms, q.p99_ms
+        );
+    }
+    Ok(())
+}
