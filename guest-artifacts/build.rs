@@ -40,6 +40,16 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "The default flow component: route, ask the best skill, the policy, then reject, offload or answer locally.",
     ),
     (
+        "flow-clarify",
+        "FLOW_CLARIFY",
+        "Example flow: when the two best skills are close, ask which the user meant instead of guessing.",
+    ),
+    (
+        "flow-cascade",
+        "FLOW_CASCADE",
+        "Example flow: when the skill is unsure and the uplink cannot help, the decoder chooses among the best skills' intents.",
+    ),
+    (
         "flow-hostile",
         "FLOW_HOSTILE",
         "Test flow whose `handle` attacks the device as the utterance's first word says.",

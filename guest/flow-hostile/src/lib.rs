@@ -7,13 +7,16 @@
 //!   calls).
 //! - `flood-blind`: the same, ignoring every error (the bound, then the deadline).
 //! - `smuggle`: sends the utterance over the uplink without asking the policy.
+//! - `overchoose`: asks the decoder to choose among more options than allowed.
+//! - `overask`: gives the decoder a longer question than allowed.
+//! - `choose`: asks the decoder a fair question (refused on a device without one).
 //!
 //! Anything else is routed and answered by the best skill, without policy or reply.
 
 edgenlu_sdk::world!("flow-component");
 
-use edgenlu::nlu::flow_host;
-use edgenlu::nlu::policy::{Decision, Verdict};
+use edgenlu_sdk::flow_host;
+use edgenlu_sdk::policy::{Decision, Verdict};
 use edgenlu_sdk::{internal, Error};
 use exports::edgenlu::nlu::flow::{Guest, Outcome, Utterance};
 
@@ -64,6 +67,17 @@ impl Guest for HostileFlow {
             "smuggle" => {
                 let (skill, _) = best(text)?;
                 flow_host::offload(&skill, text)?;
+            }
+            "overchoose" => {
+                let options: Vec<String> = (0..9).map(|i| format!("option {i}")).collect();
+                flow_host::choose(text, &options)?;
+            }
+            "overask" => {
+                let question = text.repeat(2048 / text.len().max(1) + 1);
+                flow_host::choose(&question, &["yes".to_string(), "no".to_string()])?;
+            }
+            "choose" => {
+                flow_host::choose(text, &["yes".to_string(), "no".to_string()])?;
             }
             _ => {}
         }

@@ -89,11 +89,7 @@ impl Datastore {
         let model = Model::open(name)?;
         let intents = match meta::texts(&model, "edgenlu.index.intents") {
             Ok(Some(t)) if !t.is_empty() => t,
-            _ => {
-                return Err(invalid(format!(
-                    "{name} has no edgenlu.index.intents list"
-                )))
-            }
+            _ => return Err(invalid(format!("{name} has no edgenlu.index.intents list"))),
         };
         Ok(Datastore {
             name: name.to_string(),
@@ -129,7 +125,10 @@ impl Datastore {
     fn head(&self) -> Result<Option<(f32, f32)>> {
         let float = |key: &str| {
             meta::f32(&self.model, key).map_err(|_| {
-                invalid(format!("datastore {} metadata {key} is not a number", self.name))
+                invalid(format!(
+                    "datastore {} metadata {key} is not a number",
+                    self.name
+                ))
             })
         };
         match (
@@ -213,7 +212,10 @@ impl Datastore {
             Some(&self.model.weight("slots.bias")?),
         )?;
         let scores = logits.read_f32(0, n)?;
-        let transitions = self.model.weight("slots.transitions")?.read_f32(0, t as u32)?;
+        let transitions = self
+            .model
+            .weight("slots.transitions")?
+            .read_f32(0, t as u32)?;
         if transitions.len() != t * t {
             return Err(invalid("slots.transitions is not [tags × tags]"));
         }

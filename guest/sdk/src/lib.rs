@@ -1,12 +1,14 @@
-//! The guest SDK of edgenlu: what a skill, tokenizer or policy component is written against.
+//! The guest SDK of edgenlu: what a skill, tokenizer, policy or flow component is written
+//! against.
 //!
 //! - The host's interfaces of `wit/nlu.wit`, generated once here: [`types`], [`tensors`],
-//!   [`models`], [`kernels`], [`llm`], [`config`], [`log`] and [`tokenize`] (and the common
-//!   types at the crate root: [`Error`], [`Tensor`], [`Model`], …).
+//!   [`models`], [`kernels`], [`llm`], [`config`], [`log`] and [`tokenize`], and for flows
+//!   [`flow_host`], [`policy`] and [`nlu`]'s types (and the common types at the crate root:
+//!   [`Error`], [`Tensor`], [`Model`], …). A component imports only what it calls.
 //! - [`world!`]: the export side of one world (`skill`, `embedding-skill`, `chat-skill`,
 //!   `tokenizer`, `policy-component` or `flow-component`), generated in the component, whose
-//!   imports are this crate's (a flow's own imports, `flow-host`, `policy` and `nlu`, are
-//!   generated with it).
+//!   imports are this crate's.
+//! - [`flow`]: the steps of the device's default flow, for flows that change some of them.
 //! - Typed errors ([`invalid`], [`internal`], [`Result`]), model metadata getters ([`meta`]),
 //!   config settings ([`settings`]), tensor helpers ([`tensor`]), a BERT encoder
 //!   ([`encoder`]) and a llama decoder ([`decoder`]) composed of the host's kernels, chatting
@@ -94,6 +96,7 @@ pub mod datastore;
 pub mod decide;
 pub mod decoder;
 pub mod encoder;
+pub mod flow;
 pub mod meta;
 pub mod settings;
 pub mod tensor;
@@ -116,6 +119,8 @@ mod bindings {
                 import edgenlu:nlu/config@0.1.0;
                 import edgenlu:nlu/log@0.1.0;
                 import edgenlu:nlu/tokenize@0.1.0;
+                import edgenlu:nlu/flow-host@0.1.0;
+                import edgenlu:nlu/policy@0.1.0;
             }
         ",
         world: "imports",
@@ -123,7 +128,9 @@ mod bindings {
     });
 }
 
-pub use bindings::edgenlu::nlu::{config, kernels, llm, log, models, tensors, tokenize, types};
+pub use bindings::edgenlu::nlu::{
+    config, flow_host, kernels, llm, log, models, nlu, policy, tensors, tokenize, types,
+};
 pub use models::{MetaValue, Model};
 pub use tensors::Tensor;
 pub use types::{Dtype, Encoded, Error, TokenSpan};
@@ -149,8 +156,7 @@ pub fn not_found(msg: impl Into<String>) -> Error {
 /// Generates, in the calling module, the export side of one world of `wit/nlu.wit`: the
 /// `exports::edgenlu::nlu::…` modules (each interface's `Guest` trait and its types) and the
 /// `export!` macro that makes a type the component's implementation. The world's imports are
-/// this crate's modules, so a component generates no import bindings of its own (except a
-/// flow's `flow-host`, `policy` and `nlu`, which only flows import).
+/// this crate's modules, so a component generates no import bindings of its own.
 ///
 /// The world is one of `"skill"`, `"embedding-skill"`, `"chat-skill"`, `"tokenizer"`,
 /// `"policy-component"` and `"flow-component"`. Invoke it once per component, at the crate
@@ -255,15 +261,46 @@ macro_rules! __world {
             },
         });
     };
-    // A flow's `flow-host`, `policy` and `nlu` imports are generated in the component: only
-    // flows use them, so the SDK's shared import bindings stay those of skills.
     ($dir:tt, "flow-component") => {
+        $crate::__world!(@flow $dir);
+        impl ::core::convert::From<&exports::edgenlu::nlu::flow::Utterance>
+            for ::edgenlu_sdk::flow::Device
+        {
+            fn from(u: &exports::edgenlu::nlu::flow::Utterance) -> Self {
+                Self {
+                    network_up: u.network_up,
+                    battery_percent: u.battery_percent,
+                }
+            }
+        }
+
+        /// The outcome of an answer made with the SDK's flow steps.
+        impl ::core::convert::From<::edgenlu_sdk::flow::Answer>
+            for exports::edgenlu::nlu::flow::Outcome
+        {
+            fn from(a: ::edgenlu_sdk::flow::Answer) -> Self {
+                Self {
+                    skill: a.skill,
+                    response: a.response,
+                    out_of_scope: a.out_of_scope,
+                    verdict: a.decided.verdict,
+                    uplink_error: a.decided.uplink_error,
+                    template_reason: a.decided.template_reason,
+                    stages: a.stages.0,
+                }
+            }
+        }
+    };
+    (@flow $dir:tt) => {
         $crate::__private::wit_bindgen::generate!({
             path: $dir,
             world: "flow-component",
             runtime_path: "::edgenlu_sdk::__private::wit_bindgen::rt",
             with: {
                 "edgenlu:nlu/types@0.1.0": ::edgenlu_sdk::types,
+                "edgenlu:nlu/nlu@0.1.0": ::edgenlu_sdk::nlu,
+                "edgenlu:nlu/flow-host@0.1.0": ::edgenlu_sdk::flow_host,
+                "edgenlu:nlu/policy@0.1.0": ::edgenlu_sdk::policy,
                 "edgenlu:nlu/config@0.1.0": ::edgenlu_sdk::config,
                 "edgenlu:nlu/log@0.1.0": ::edgenlu_sdk::log,
             },

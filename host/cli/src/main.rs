@@ -13,6 +13,7 @@ mod bench;
 mod completions;
 mod conformance;
 mod eval;
+mod flows;
 mod generate;
 mod models;
 mod pipeline;

@@ -13,7 +13,7 @@ use edgenlu_train::datastore::excerpt;
 use edgenlu_trust::skills::SkillStore;
 
 /// Which skills answer, and how the vendor's policy is configured.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Default)]
 pub struct SkillsArgs {
     /// A datastore (built by `edgenlu skill index` or `skill train`) the bundled intents skill
     /// answers from, as a skill named after it; repeat for several. The vendor's own skill: it
@@ -29,6 +29,10 @@ pub struct SkillsArgs {
     /// max-chars, max-out-of-scope); repeat for several.
     #[arg(long = "policy", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     policy: Vec<(String, String)>,
+    /// Run the bundled default flow even when a flow is installed (`edgenlu install` of a
+    /// file whose manifest says `kind: flow`): to compare the device's flow with the default.
+    #[arg(long)]
+    pub bundled_flow: bool,
 }
 
 impl SkillsArgs {
@@ -78,7 +82,7 @@ impl DeviceArgs {
 }
 
 /// The pipeline over the skills `args` names, phrasing with SmolLM2 when `phrase`, with the
-/// uplink the environment configures.
+/// uplink the environment configures, run by the installed flow (unless `--bundled-flow`).
 pub fn pipeline(
     rt: &Runtime,
     store: &ModelStore,
@@ -98,6 +102,9 @@ pub fn pipeline(
         for name in &args.skills {
             builder = builder.installed(&installed, name)?;
         }
+    }
+    if !args.bundled_flow {
+        builder = builder.installed_flow(crate::flows::flow_store(store)?);
     }
     Ok(builder
         .policy_config(args.policy.iter().cloned().collect())

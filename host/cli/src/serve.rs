@@ -7,8 +7,8 @@ use edgenlu::Runtime;
 use edgenlu_models::store::ModelStore;
 
 /// What `edgenlu serve` answers with: the pipeline over the skills `args` names (by default
-/// the installed skill `intents` if there is one, else the default datastore), and the chat
-/// skill.
+/// the installed skill `intents` if there is one, else the default datastore), run by the
+/// installed flow (followed: a new one is served from the next request), and the chat skill.
 fn serve_skills(
     rt: &Runtime,
     store: &ModelStore,
@@ -17,11 +17,18 @@ fn serve_skills(
     device: DeviceArgs,
 ) -> Result<edgenlu_serve::Skills> {
     let installed = edgenlu_trust::skills::SkillStore::at(store.root())?;
-    let args = args.or_installed(&installed, "intents")?;
+    let mut args = args.or_installed(&installed, "intents")?;
+    // The live pipeline loads and follows the installed flow itself.
+    let follow_flow = !args.bundled_flow;
+    args.bundled_flow = true;
     let pipeline = crate::pipeline::pipeline(rt, store, &args, phrase)?;
+    let mut nlu = edgenlu_serve::LivePipeline::new(pipeline, installed, rt.clone());
+    if follow_flow {
+        nlu = nlu.following_flow(crate::flows::flow_store(store)?)?;
+    }
     let decoder = bundled::DEFAULT_DECODER.to_string();
     Ok(edgenlu_serve::Skills {
-        nlu: edgenlu_serve::LivePipeline::new(pipeline, installed, rt.clone()),
+        nlu,
         device: device.state(),
         chat: std::sync::Arc::new(
             rt.load_skill(bundled::chat_skill(&decoder, bundled::chat_limits()))?,

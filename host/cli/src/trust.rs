@@ -8,7 +8,7 @@ use edgenlu::Runtime;
 use edgenlu_device::installed::InstalledSkills;
 use edgenlu_models::store::ModelStore;
 use edgenlu_trust::keys::{self, PublicKeyFile};
-use edgenlu_trust::manifest::{Capability, Manifest};
+use edgenlu_trust::manifest::{Capability, Kind, Manifest};
 use edgenlu_trust::models::ModelSignature;
 use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
 use edgenlu_trust::skills::SkillStore;
@@ -90,10 +90,12 @@ pub enum TrustCli {
     #[command(subcommand)]
     Trust(TrustStoreCli),
     /// Verify and install a signed skill, then run its health check; a failing one rolls back.
+    /// A file whose manifest says `kind: flow` becomes the device's flow (its probes answered
+    /// through the device's skills); the flow before it is kept for `rollback flow`.
     ///
     /// Example: edgenlu install intents.wasm
     Install {
-        /// The signed skill file.
+        /// The signed skill (or flow) file.
         file: PathBuf,
         /// Skip the health check (the probes in its manifest).
         #[arg(long)]
@@ -108,18 +110,20 @@ pub enum TrustCli {
         #[arg(long)]
         json: bool,
     },
-    /// Make a skill's previous version current again (and the current one previous).
+    /// Make a skill's previous version current again (and the current one previous); for
+    /// the device's flow (`flow` or its name), the flow installed before it.
     ///
     /// Example: edgenlu rollback intents
     Rollback {
-        /// The skill.
+        /// The skill, or `flow`.
         name: String,
     },
-    /// Remove an installed skill (its highest accepted version stays recorded).
+    /// Remove an installed skill (its highest accepted version stays recorded); removing the
+    /// device's flow (`flow` or its name) puts the bundled default flow back.
     ///
     /// Example: edgenlu remove intents
     Remove {
-        /// The skill.
+        /// The skill, or `flow`.
         name: String,
     },
     /// Answer utterances with an installed skill, under its manifest's grants.
@@ -235,6 +239,8 @@ pub enum Cap {
     Uplink,
     /// Generate text with a decoder.
     Generate,
+    /// Ship the device's flow (a component of kind `flow`).
+    Flow,
 }
 
 fn runtime(store: &ModelStore) -> Result<Runtime> {
@@ -564,6 +570,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                     .map(|c| match c {
                         Cap::Uplink => Capability::Uplink,
                         Cap::Generate => Capability::Generate,
+                        Cap::Flow => Capability::Flow,
                     })
                     .collect(),
                 models,
@@ -587,7 +594,10 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let skills = skills()?;
-            let report = if no_health_check {
+            let kind = crate::flows::kind_of(&bytes);
+            let report = if kind == Kind::Flow {
+                crate::flows::install(&runtime(store)?, store, &bytes, no_health_check)?
+            } else if no_health_check {
                 skills.install(&bytes, unix_now())?
             } else {
                 skills.install_checked(&runtime(store)?, &bytes, unix_now())?
@@ -596,20 +606,31 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
                 Some(n) => format!("health check passed ({n} probes)"),
                 None => "no health check".into(),
             };
+            let what = match kind {
+                Kind::Flow => "the device's flow ",
+                Kind::Skill => "",
+            };
             match report.previous {
                 Some(p) => println!(
-                    "installed {} version {} (previous: {p}); {health}",
+                    "installed {what}{} version {} (previous: {p}); {health}",
                     report.name, report.version
                 ),
                 None => println!(
-                    "installed {} version {}; {health}",
+                    "installed {what}{} version {}; {health}",
                     report.name, report.version
                 ),
             }
         }
-        TrustCli::List { json } => list_skills(&skills()?, json)?,
+        TrustCli::List { json } => {
+            list_skills(&skills()?, json)?;
+            crate::flows::list(&crate::flows::flow_store(store)?, json)?;
+        }
         TrustCli::Rollback { name } => {
-            let s = skills()?.rollback(&name)?;
+            let (skills, flows) = (skills()?, crate::flows::flow_store(store)?);
+            if skills.state(&name)?.is_none() && crate::flows::names_the_flow(&flows, &name)? {
+                return crate::flows::rollback(&flows);
+            }
+            let s = skills.rollback(&name)?;
             println!(
                 "{name}: version {} is current again (version {} kept as previous)",
                 s.current.version,
@@ -617,7 +638,11 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
             );
         }
         TrustCli::Remove { name } => {
-            skills()?.remove(&name)?;
+            let (skills, flows) = (skills()?, crate::flows::flow_store(store)?);
+            if skills.state(&name)?.is_none() && crate::flows::names_the_flow(&flows, &name)? {
+                return crate::flows::remove(&flows);
+            }
+            skills.remove(&name)?;
             println!("removed {name}");
         }
         TrustCli::Ask { name, texts } => {

@@ -74,6 +74,8 @@ pub struct PipelineBuilder<'a> {
     phrase: bool,
     uplink: Option<UplinkConfig>,
     flow: FlowSpec,
+    /// The flow store whose installed flow, if any, runs instead of `flow`.
+    installed_flow: Option<SkillStore>,
 }
 
 impl<'a> PipelineBuilder<'a> {
@@ -87,6 +89,7 @@ impl<'a> PipelineBuilder<'a> {
             phrase: false,
             uplink: None,
             flow: bundled::default_flow(),
+            installed_flow: None,
         }
     }
 
@@ -138,8 +141,16 @@ impl<'a> PipelineBuilder<'a> {
         self
     }
 
+    /// The flow installed in flow store `flows` ([`SkillStore::flows_at`]) when there is one:
+    /// the device's own NLU logic, which runs instead of [`flow`](Self::flow)'s.
+    pub fn installed_flow(mut self, flows: SkillStore) -> Self {
+        self.installed_flow = Some(flows);
+        self
+    }
+
     /// The pipeline: a router embedding with the first route's encoder, the default policy,
-    /// the phraser and the uplink asked for, and the flow.
+    /// the phraser and the uplink asked for, and the flow (the installed one, if asked for
+    /// and there is one).
     pub fn build(self) -> Result<Pipeline, BuildError> {
         let rt = self.runtime;
         let encoder = self
@@ -160,12 +171,20 @@ impl<'a> PipelineBuilder<'a> {
         } else {
             None
         };
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             router: Arc::new(router),
             policy: Policy::load(rt, &bundled::default_policy(self.policy_config)?)?,
             phraser,
             uplink: self.uplink.map(Uplink::new).transpose()?,
             flow: Flow::load(rt, &self.flow)?,
+        };
+        let installed = match &self.installed_flow {
+            Some(flows) => crate::installed::load_flow(flows, rt, &pipeline)?,
+            None => None,
+        };
+        Ok(match installed {
+            Some(installed) => pipeline.with_flow(installed.flow),
+            None => pipeline,
         })
     }
 }

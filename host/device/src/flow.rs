@@ -18,7 +18,7 @@ use edgenlu::flow::{
 use edgenlu::policy::Policy;
 use edgenlu::{Encoded, Request, Response, Signals, Skill, Slot, Timing, Verdict, WitError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One utterance's view of a [`Pipeline`], for its flow.
 pub(crate) struct UtteranceHost {
@@ -151,6 +151,16 @@ impl FlowHost for UtteranceHost {
 
     fn template_reply(&mut self, intent: &str, slots: &[Slot]) -> String {
         template_reply(intent, slots)
+    }
+
+    fn choose(
+        &mut self,
+        question: &str,
+        options: &[String],
+        deadline: Instant,
+        charge: &mut dyn FnMut(usize) -> Result<(), WitError>,
+    ) -> Result<Vec<f32>, WitError> {
+        crate::decoder_use::choose(self.phraser.as_deref(), question, options, deadline, charge)
     }
 }
 

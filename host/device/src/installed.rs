@@ -3,12 +3,15 @@
 //! were verified, and a skill a server swaps to a new version between requests. The checks
 //! themselves (signatures, trust store, skill store) are `edgenlu_trust`'s.
 
+use crate::pipeline::{DeviceState, Pipeline};
+use crate::router::InstalledFile;
 use edgenlu::bundled;
 use edgenlu::error::SkillError;
+use edgenlu::flow::{Flow, FlowLimits, FlowSpec};
 use edgenlu::Limits;
 use edgenlu::{ComponentSource, ComponentSpec, Grants, Runtime, Skill, SkillSpec};
-use edgenlu_trust::manifest::Manifest;
-use edgenlu_trust::skills::{HealthCheck, InstallError, InstallReport, SkillStore};
+use edgenlu_trust::manifest::{Capability, Manifest};
+use edgenlu_trust::skills::{HealthCheck, InstallError, InstallReport, SkillStore, FLOW_SLOT};
 use edgenlu_trust::store::Verified;
 use edgenlu_trust::TrustError;
 use std::path::Path;
@@ -19,6 +22,8 @@ use std::time::Duration;
 pub trait ManifestGrants {
     /// Per-request limits: the manifest's budgets over the host's defaults.
     fn limits(&self) -> Limits;
+    /// Per-request limits: the manifest's budgets over `base`.
+    fn limits_over(&self, base: Limits) -> Limits;
     /// The spec to load this skill from `path` with exactly the manifest's grants: its models,
     /// config and budgets, linked to the tokenizer it names over the tokenizer's model only.
     /// Call only on a manifest that came out of [`edgenlu_trust::store::TrustStore::verify`].
@@ -27,11 +32,18 @@ pub trait ManifestGrants {
     /// verified: the runtime compiles exactly these, never the file again (it could have
     /// changed since the check).
     fn verified_skill_spec(&self, path: &Path, bytes: Arc<[u8]>) -> SkillSpec;
+    /// The spec to load this flow from the verified `bytes` read from `path`: its config,
+    /// its budgets over a flow's defaults ([`bundled::flow_limits`]), no model, and the
+    /// uplink only if the manifest asks for the `uplink` capability.
+    fn verified_flow_spec(&self, path: &Path, bytes: Arc<[u8]>) -> FlowSpec;
 }
 
 impl ManifestGrants for Manifest {
     fn limits(&self) -> Limits {
-        let mut limits = Limits::default();
+        self.limits_over(Limits::default())
+    }
+
+    fn limits_over(&self, mut limits: Limits) -> Limits {
         if let Some(m) = self.budgets.memory_mib {
             limits.guest_memory = (m as usize) << 20;
         }
@@ -74,11 +86,32 @@ impl ManifestGrants for Manifest {
 
     fn verified_skill_spec(&self, path: &Path, bytes: Arc<[u8]>) -> SkillSpec {
         let mut spec = self.skill_spec(path);
-        spec.skill.source = ComponentSource::Verified {
-            path: path.to_path_buf(),
-            bytes,
-        };
+        spec.skill.source = verified(path, bytes);
         spec
+    }
+
+    fn verified_flow_spec(&self, path: &Path, bytes: Arc<[u8]>) -> FlowSpec {
+        FlowSpec {
+            component: ComponentSpec {
+                source: verified(path, bytes),
+                grants: Grants {
+                    models: Vec::new(),
+                    config: self.config.clone(),
+                    limits: self.limits_over(bundled::flow_limits()),
+                },
+            },
+            limits: FlowLimits {
+                uplink: self.capabilities.contains(&Capability::Uplink),
+                ..FlowLimits::default()
+            },
+        }
+    }
+}
+
+fn verified(path: &Path, bytes: Arc<[u8]>) -> ComponentSource {
+    ComponentSource::Verified {
+        path: path.to_path_buf(),
+        bytes,
     }
 }
 
@@ -117,6 +150,89 @@ impl HealthCheck for ProbeCheck<'_> {
         }
         Ok(v.manifest.health.len())
     }
+}
+
+/// The health check of a flow: it loads and links, and each of its manifest's probes, answered
+/// through `pipeline` (the device's skills) with this flow instead of the pipeline's, gives
+/// the intent the probe names.
+pub struct FlowProbeCheck<'a> {
+    /// The runtime the flow is loaded on.
+    pub runtime: &'a Runtime,
+    /// The device's pipeline the probes go through.
+    pub pipeline: &'a Pipeline,
+}
+
+impl HealthCheck for FlowProbeCheck<'_> {
+    fn check(&self, store: &SkillStore, name: &str) -> Result<usize, String> {
+        let (v, path) = store.current(name).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let flow = Flow::load(
+            self.runtime,
+            &v.manifest.verified_flow_spec(&path, bytes.into()),
+        )
+        .map_err(|e| format!("loading: {e}"))?;
+        let pipeline = self.pipeline.with_flow(flow);
+        // Offline, so a probe never reaches the uplink.
+        let device = DeviceState {
+            network_up: false,
+            battery_percent: None,
+        };
+        for probe in &v.manifest.health {
+            let answer = pipeline
+                .answer(&probe.text, device)
+                .map_err(|e| format!("probe {:?}: {e}", probe.text))?;
+            let intent = &answer.answer.response.intent;
+            if *intent != probe.intent {
+                return Err(format!(
+                    "probe {:?}: expected intent {:?}, got {intent:?}",
+                    probe.text, probe.intent
+                ));
+            }
+        }
+        Ok(v.manifest.health.len())
+    }
+}
+
+/// The device's installed flow, loaded.
+pub struct InstalledFlow {
+    /// The flow's name (its manifest's).
+    pub name: String,
+    /// The file it was loaded from.
+    pub file: InstalledFile,
+    /// The flow, compiled and linked under its manifest's grants.
+    pub flow: Flow,
+}
+
+/// Loads the flow installed in flow store `flows` ([`SkillStore::flows_at`]), if there is one,
+/// from exactly the bytes that were verified. An install whose health check never reported is
+/// checked first, its probes answered through `pipeline`.
+pub fn load_flow(
+    flows: &SkillStore,
+    rt: &Runtime,
+    pipeline: &Pipeline,
+) -> Result<Option<InstalledFlow>, LoadError> {
+    if flows.state(FLOW_SLOT)?.is_none() {
+        return Ok(None);
+    }
+    let check = FlowProbeCheck {
+        runtime: rt,
+        pipeline,
+    };
+    let (v, path, bytes) = match flows.current_for_load(&check, FLOW_SLOT) {
+        Ok(loaded) => loaded,
+        // Removed by the recovery's failed check: the device runs the pipeline's flow.
+        Err(TrustError::NotInstalled(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let flow = Flow::load(rt, &v.manifest.verified_flow_spec(&path, bytes.into()))?;
+    Ok(Some(InstalledFlow {
+        name: v.manifest.name,
+        file: InstalledFile {
+            version: v.manifest.version,
+            sha256: v.sha256,
+        },
+        flow,
+    }))
 }
 
 /// A [`SkillStore`] whose skills run on a [`Runtime`]: installs checked by [`ProbeCheck`], and

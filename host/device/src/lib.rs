@@ -4,6 +4,7 @@
 //! daemon assemble it from these parts.
 
 pub mod builder;
+mod decoder_use;
 mod flow;
 pub mod installed;
 pub mod pipeline;

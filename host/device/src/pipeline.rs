@@ -140,8 +140,20 @@ fn display<S: serde::Serializer, T: std::fmt::Display>(
 impl Pipeline {
     /// The same pipeline (policy, phraser, uplink) over another router.
     pub fn with_router(&self, router: Router) -> Pipeline {
+        self.with_router_arc(Arc::new(router))
+    }
+
+    /// The same pipeline (router, policy, phraser, uplink) run by another flow.
+    pub fn with_flow(&self, flow: Flow) -> Pipeline {
         Pipeline {
-            router: Arc::new(router),
+            flow,
+            ..self.with_router_arc(self.router.clone())
+        }
+    }
+
+    fn with_router_arc(&self, router: Arc<Router>) -> Pipeline {
+        Pipeline {
+            router,
             policy: self.policy.clone(),
             phraser: self.phraser.clone(),
             uplink: self.uplink.clone(),

@@ -8,7 +8,7 @@
 use crate::bindings::flow::edgenlu::nlu::{flow_host, policy as flow_policy};
 use crate::bindings::flow::exports::edgenlu::nlu::flow::Outcome as WitOutcome;
 use crate::bindings::flow::{FlowComponent, FlowComponentPre};
-use crate::bindings::{Decision, Response, Signals, Slot, Timing, Verdict};
+use crate::bindings::{Decision, Response, Signals, Slot, Timing, Verdict, WitError};
 use crate::error::{HostError, SkillError};
 use crate::log_rate::LogRate;
 use crate::response;
@@ -23,7 +23,9 @@ pub use crate::bindings::flow::edgenlu::nlu::flow_host::{
     Candidate, MissingSlotValue, RejectedReply, ReplyRejection, Routing, TemplateReason,
 };
 pub use crate::bindings::flow::exports::edgenlu::nlu::flow::Utterance;
-pub use crate::flow_host::{FlowHost, FlowLimits};
+pub use crate::flow_host::{
+    FlowHost, FlowLimits, MAX_OPTIONS, MAX_OPTION_BYTES, MAX_QUESTION_BYTES,
+};
 
 /// A flow component and what it may do.
 #[derive(Debug, Clone)]
@@ -244,6 +246,48 @@ impl flow_host::Host for ComponentState {
     fn template_reply(&mut self, intent: String, slots: Vec<Slot>) -> wasmtime::Result<String> {
         Ok(self.flow_record()?.host.template_reply(&intent, &slots))
     }
+
+    fn choose(&mut self, question: String, options: Vec<String>) -> Result<Vec<f32>, HostError> {
+        if question.len() > MAX_QUESTION_BYTES {
+            return Err(HostError::invalid(format!(
+                "choose: a question of {} bytes (at most {MAX_QUESTION_BYTES})",
+                question.len()
+            )));
+        }
+        if options.is_empty() || options.len() > MAX_OPTIONS {
+            return Err(HostError::invalid(format!(
+                "choose: {} options (1 to {MAX_OPTIONS})",
+                options.len()
+            )));
+        }
+        if let Some(o) = options.iter().find(|o| o.len() > MAX_OPTION_BYTES) {
+            return Err(HostError::invalid(format!(
+                "choose: an option of {} bytes (at most {MAX_OPTION_BYTES})",
+                o.len()
+            )));
+        }
+        self.budget.check_deadline()?;
+        let calls = self
+            .flow
+            .as_mut()
+            .ok_or_else(|| HostError::not_allowed("choose: only a flow may call it"))?;
+        calls.charge("choose")?;
+        let budget = &self.budget;
+        let mut charged = 0;
+        let mut charge = |bytes: usize| match budget.charge_host_bytes(bytes) {
+            Ok(()) => {
+                charged += bytes;
+                Ok(())
+            }
+            Err(HostError::Guest(e)) => Err(e),
+            Err(HostError::Trap(e)) => Err(WitError::Internal(e.to_string())),
+        };
+        let scores = calls
+            .host
+            .choose(&question, &options, budget.deadline, &mut charge);
+        budget.release_host_bytes(charged);
+        scores.map_err(HostError::Guest)
+    }
 }
 
 impl flow_policy::Host for ComponentState {
@@ -325,6 +369,16 @@ mod tests {
         }
         fn template_reply(&mut self, intent: &str, _: &[Slot]) -> String {
             intent.into()
+        }
+        fn choose(
+            &mut self,
+            _: &str,
+            o: &[String],
+            _: Instant,
+            charge: &mut dyn FnMut(usize) -> Result<(), WitError>,
+        ) -> Result<Vec<f32>, WitError> {
+            charge(1 << 10)?;
+            Ok(vec![0.0; o.len()])
         }
     }
 

@@ -44,7 +44,26 @@ pub trait FlowHost: Any + Send {
     ) -> Result<String, TemplateReason>;
     /// The device's plain reply for `intent` and `slots`.
     fn template_reply(&mut self, intent: &str, slots: &[Slot]) -> String;
+    /// The device decoder's log-probability of each of `options` as the whole answer to
+    /// `question` (the runtime checked their counts and sizes: [`MAX_OPTIONS`],
+    /// [`MAX_OPTION_BYTES`], [`MAX_QUESTION_BYTES`]). Work past `deadline` stops; memory
+    /// held for the call is charged with `charge` (to the flow's host-memory budget, given
+    /// back when the call returns) before it is allocated.
+    fn choose(
+        &mut self,
+        question: &str,
+        options: &[String],
+        deadline: Instant,
+        charge: &mut dyn FnMut(usize) -> Result<(), WitError>,
+    ) -> Result<Vec<f32>, WitError>;
 }
+
+/// Largest question (`choose`) a flow may give the decoder, bytes.
+pub const MAX_QUESTION_BYTES: usize = 1024;
+/// Most options a flow's `choose` may score.
+pub const MAX_OPTIONS: usize = 8;
+/// Largest option of `choose`, bytes.
+pub const MAX_OPTION_BYTES: usize = 64;
 
 /// What a flow may do beyond its component's grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -453,6 +453,11 @@ impl Skill {
         &self.spec
     }
 
+    /// The runtime it was loaded on (its model catalog, its engine).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// Runs `f` against a fresh instance of the skill; returns its result, the store (with the
     /// host's counters) and how long instantiating took.
     fn with_instance<R>(

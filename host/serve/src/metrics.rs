@@ -60,7 +60,7 @@ impl Metrics {
     }
 
     /// The exposition text; `versions` are the served skills' versions by name.
-    pub fn render(&self, versions: &[(String, u64)]) -> String {
+    pub fn render(&self, versions: &[(String, u64)], flow: Option<(String, u64)>) -> String {
         let mut out = String::new();
         out.push_str("# HELP edgenlu_requests_total Requests by route and HTTP status.\n");
         out.push_str("# TYPE edgenlu_requests_total counter\n");
@@ -128,6 +128,13 @@ impl Metrics {
         for (skill, version) in versions {
             let _ = writeln!(out, "edgenlu_skill_version{{skill=\"{skill}\"}} {version}");
         }
+        out.push_str(
+            "# HELP edgenlu_flow_version Version of the installed flow served (0: the bundled \
+             default flow).\n",
+        );
+        out.push_str("# TYPE edgenlu_flow_version gauge\n");
+        let (flow, version) = flow.unwrap_or_else(|| ("default".into(), 0));
+        let _ = writeln!(out, "edgenlu_flow_version{{flow=\"{flow}\"}} {version}");
         out
     }
 }

@@ -166,8 +166,9 @@ pub(crate) fn answer_here(
         "/healthz" => text_response("ok\n".into(), "text/plain"),
         "/metrics" => {
             let versions = shared.skills.nlu.versions();
+            let flow = shared.skills.nlu.flow_version();
             text_response(
-                shared.metrics.render(&versions),
+                shared.metrics.render(&versions, flow),
                 "text/plain; version=0.0.4",
             )
         }

@@ -70,6 +70,7 @@ pub fn intents_manifest(encoder: &str, index: &str, version: u64) -> Manifest {
     Manifest {
         format: FORMAT,
         name: "intents".into(),
+        kind: Default::default(),
         version,
         publisher: DEV_PUBLISHER.into(),
         expires: None,

@@ -188,6 +188,16 @@ pub enum TrustError {
     /// No such skill is installed.
     #[error("skill {0:?} is not installed")]
     NotInstalled(String),
+    /// A flow offered to the skill store, or a skill to the flow store.
+    #[error("{name} is a {kind}, not a {expected}: {}", match kind { manifest::Kind::Flow => "install it as the device's flow (`edgenlu install` does)", manifest::Kind::Skill => "a skill is installed among the skills" })]
+    WrongKind {
+        /// The component's name.
+        name: String,
+        /// What its manifest says it is.
+        kind: manifest::Kind,
+        /// What the store holds.
+        expected: manifest::Kind,
+    },
     /// `rollback` asked for, but no previous version is kept.
     #[error("skill {0:?} has no previous version to roll back to")]
     NoPrevious(String),

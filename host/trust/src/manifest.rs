@@ -34,6 +34,38 @@ pub enum Capability {
     Uplink,
     /// Drive a decoder to generate text.
     Generate,
+    /// Be the device's flow: handle every utterance by asking the device's router, skills,
+    /// policy and phraser (the `flow-host` interface). Only a manifest of kind `flow` asks
+    /// for it, and only a publisher whose delegation allows it can ship one.
+    Flow,
+}
+
+/// What a signed component is to the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A skill: answers utterances the router sends it (`world skill`).
+    #[default]
+    Skill,
+    /// A flow: the device's NLU logic, joining router, skills, policy, phrasing and uplink
+    /// for every utterance (`world flow-component`).
+    Flow,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Kind {
+    /// Its name in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Skill => "skill",
+            Kind::Flow => "flow",
+        }
+    }
 }
 
 /// The kernels a decoder is composed of: a skill importing any of them can generate text
@@ -46,6 +78,7 @@ impl Capability {
     pub fn for_import(import: &str) -> Option<Capability> {
         match interface_name(import) {
             "edgenlu:nlu/llm" => Some(Capability::Generate),
+            "edgenlu:nlu/flow-host" => Some(Capability::Flow),
             _ => None,
         }
     }
@@ -83,6 +116,7 @@ impl Capability {
         match self {
             Capability::Uplink => "uplink",
             Capability::Generate => "generate",
+            Capability::Flow => "flow",
         }
     }
 }
@@ -144,6 +178,9 @@ pub struct Manifest {
     pub format: u32,
     /// Skill name (store-name rules: `[a-z0-9][a-z0-9._-]*`, ≤ 64 bytes).
     pub name: String,
+    /// A skill (the default, left out of a skill's manifest) or a flow.
+    #[serde(default, skip_serializing_if = "is_skill")]
+    pub kind: Kind,
     /// Monotonic version: an install never goes below the highest accepted.
     pub version: u64,
     /// Publisher, as named in its delegation.
@@ -176,6 +213,10 @@ pub struct Manifest {
     /// Health-check probes run after an install.
     #[serde(default)]
     pub health: Vec<Probe>,
+}
+
+fn is_skill(kind: &Kind) -> bool {
+    *kind == Kind::Skill
 }
 
 fn bad(msg: impl Into<String>) -> TrustError {
@@ -269,6 +310,7 @@ impl Manifest {
         if caps.len() != self.capabilities.len() {
             return Err(bad("a capability is listed twice"));
         }
+        self.validate_kind()?;
         let b = &self.budgets;
         if b.memory_mib.is_some_and(|m| m == 0 || m > MAX_MEMORY_MIB) {
             return Err(bad(format!(
@@ -305,5 +347,27 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    /// A flow asks for the `flow` capability and opens no model (it asks skills, which open
+    /// theirs); a skill never asks for `flow`.
+    fn validate_kind(&self) -> Result<(), TrustError> {
+        let is_flow = self.capabilities.contains(&Capability::Flow);
+        match self.kind {
+            Kind::Skill if is_flow => Err(bad(
+                "only a manifest of kind \"flow\" may ask for the flow capability",
+            )),
+            Kind::Skill => Ok(()),
+            Kind::Flow if !is_flow => Err(bad(
+                "a flow's manifest must ask for the flow capability (capabilities: [\"flow\"])",
+            )),
+            Kind::Flow if !self.models.is_empty() || self.tokenizer.is_some() => Err(bad(
+                "a flow opens no model and links no tokenizer: leave models and tokenizer out",
+            )),
+            Kind::Flow if self.capabilities.contains(&Capability::Generate) => Err(bad(
+                "a flow does not generate itself: it asks the device to phrase (drop generate)",
+            )),
+            Kind::Flow => Ok(()),
+        }
     }
 }

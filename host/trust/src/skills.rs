@@ -1,9 +1,12 @@
 //! The on-device skill store, under `<store root>/skills/<name>/`: each installed file as
 //! `<version>-<digest prefix>.wasm`, and `state.json` naming the current file and the
-//! previous one. Files are written whole (temp file, fsync, rename, fsync the directory)
+//! previous one. The device's flow is kept the same way in one slot, `<store root>/flows/device/`
+//! ([`SkillStore::flows_at`]): whatever its name, the flow installed last is the device's, and
+//! a rollback goes back to the flow before it (another flow, or an older version of the same). Files are written whole (temp file, fsync, rename, fsync the directory)
 //! before `state.json` is switched the same way, so a kill at any instant leaves a store
 //! whose `state.json` names complete, verified files: the old version or the new one.
 
+use super::manifest::Kind;
 use super::store::{Accepted, TrustStore, Verified};
 use super::{io_err, write_atomic, TrustError};
 use std::path::{Path, PathBuf};
@@ -78,11 +81,17 @@ pub trait HealthCheck {
     fn check(&self, store: &SkillStore, name: &str) -> Result<usize, String>;
 }
 
-/// The skill store at `<root>/skills`, checked against the trust store at `<root>/trust`.
+/// The name under which the flow store ([`SkillStore::flows_at`]) keeps the device's flow.
+pub const FLOW_SLOT: &str = "device";
+
+/// The skill store at `<root>/skills` (or the flow store at `<root>/flows`), checked against
+/// the trust store at `<root>/trust`.
 #[derive(Debug, Clone)]
 pub struct SkillStore {
     dir: PathBuf,
     trust: TrustStore,
+    /// What it holds: skills by name, or the device's flow in [`FLOW_SLOT`].
+    kind: Kind,
 }
 
 /// What an install changed, to put back if its health check fails.
@@ -100,7 +109,21 @@ impl SkillStore {
     /// temporaries a killed install left in the skills' directories (see
     /// [`edgenlu_models::atomic::remove_stale_temps`]).
     pub fn at(store_root: &Path) -> Result<SkillStore, TrustError> {
-        let dir = store_root.join("skills");
+        Self::of_kind(store_root, Kind::Skill)
+    }
+
+    /// The flow store under a model store's root (created if missing): the device's flow,
+    /// installed, checked, rolled back and removed as a skill is, under [`FLOW_SLOT`]
+    /// whatever the flow's name (every method's `name` means the device's flow).
+    pub fn flows_at(store_root: &Path) -> Result<SkillStore, TrustError> {
+        Self::of_kind(store_root, Kind::Flow)
+    }
+
+    fn of_kind(store_root: &Path, kind: Kind) -> Result<SkillStore, TrustError> {
+        let dir = store_root.join(match kind {
+            Kind::Skill => "skills",
+            Kind::Flow => "flows",
+        });
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         for skill in std::fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
             edgenlu_models::atomic::remove_stale_temps(&skill.path());
@@ -108,7 +131,13 @@ impl SkillStore {
         Ok(SkillStore {
             dir,
             trust: TrustStore::at(store_root)?,
+            kind,
         })
+    }
+
+    /// What it holds: skills, or the device's flow.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The trust store it checks against.
@@ -120,7 +149,10 @@ impl SkillStore {
     pub(crate) fn skill_dir(&self, name: &str) -> Result<PathBuf, TrustError> {
         edgenlu_models::store::validate_name(name)
             .map_err(|e| TrustError::BadManifest(e.to_string()))?;
-        Ok(self.dir.join(name))
+        Ok(self.dir.join(match self.kind {
+            Kind::Skill => name,
+            Kind::Flow => FLOW_SLOT,
+        }))
     }
 
     /// The state of skill `name`, if installed.
@@ -187,6 +219,7 @@ impl SkillStore {
         unchecked: bool,
     ) -> Result<(InstallReport, Undo), TrustError> {
         let v = self.trust.verify(bytes, now)?;
+        self.check_kind(&v)?;
         let name = v.manifest.name.clone();
         let dir = self.skill_dir(&name)?;
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -227,6 +260,18 @@ impl SkillStore {
             sha256: v.sha256,
         };
         Ok((report, undo))
+    }
+
+    /// Refuses a flow offered to the skill store and a skill offered to the flow store.
+    fn check_kind(&self, v: &Verified) -> Result<(), TrustError> {
+        if v.manifest.kind == self.kind {
+            return Ok(());
+        }
+        Err(TrustError::WrongKind {
+            name: v.manifest.name.clone(),
+            kind: v.manifest.kind,
+            expected: self.kind,
+        })
     }
 
     /// Deletes files of `name` that `state` does not name (older versions, temp files left
@@ -400,8 +445,10 @@ impl SkillStore {
         let path = self.skill_dir(name)?.join(&inst.file);
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
         let v = self.trust.verify_signed(&bytes)?;
-        if v.sha256 != inst.sha256 || v.manifest.name != name || v.manifest.version != inst.version
-        {
+        self.check_kind(&v)?;
+        // The flow slot holds whichever flow was installed last, whatever its name.
+        let named = self.kind == Kind::Flow || v.manifest.name == name;
+        if v.sha256 != inst.sha256 || !named || v.manifest.version != inst.version {
             return Err(TrustError::Corrupt {
                 path,
                 reason: "the file does not match state.json".into(),

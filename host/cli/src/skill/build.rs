@@ -7,7 +7,7 @@ use edgenlu_guest_build::{provision_toolchain, CargoBuild};
 use edgenlu_models::store::{EntryKind, ModelStore, StoreEntry};
 use edgenlu_train::datastore::{self, Example};
 use edgenlu_train::training;
-use edgenlu_trust::manifest::Capability;
+use edgenlu_trust::manifest::{Capability, Kind};
 use edgenlu_trust::{keys, skillfile};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -39,8 +39,14 @@ pub fn build(store: &ModelStore, req: BuildRequest) -> Result<()> {
         component.len().div_ceil(1024)
     );
 
-    let entry = build_datastore(store, &project, req.threads)?;
-    let manifest = project.manifest(&entry.sha256, edgenlu_trust::unix_now());
+    let now = edgenlu_trust::unix_now();
+    let manifest = match project.skill.kind {
+        Kind::Skill => {
+            let entry = build_datastore(store, &project, req.threads)?;
+            project.manifest(&entry.sha256, now)
+        }
+        Kind::Flow => project.flow_manifest(now),
+    };
     let manifest_json = serde_json::to_vec_pretty(&manifest)?;
     let canonical = manifest
         .to_bytes()
@@ -114,8 +120,9 @@ fn check_capabilities(project: &Project, component: &[u8]) -> Result<()> {
 fn build_datastore(store: &ModelStore, project: &Project, threads: usize) -> Result<StoreEntry> {
     let s = &project.skill;
     let name = project.datastore();
-    let train = read(project, &s.data.train)?;
-    let val = s.data.val.as_ref().map(|v| read(project, v)).transpose()?;
+    let data = project.data()?;
+    let train = read(project, &data.train)?;
+    let val = data.val.as_ref().map(|v| read(project, v)).transpose()?;
     let source = datastore_source(project)?;
     let existing = store.entry(&name)?;
     if let Some(entry) = existing.as_ref().filter(|e| e.source == source) {
@@ -165,7 +172,8 @@ fn datastore_source(project: &Project) -> Result<String> {
     let mut digest = Sha256::new();
     digest.update(s.encoder.as_bytes());
     digest.update(format!("{:?}", s.epochs).as_bytes());
-    for file in std::iter::once(&s.data.train).chain(s.data.val.as_ref()) {
+    let data = project.data()?;
+    for file in std::iter::once(&data.train).chain(data.val.as_ref()) {
         let path = project.file(file);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         digest.update((bytes.len() as u64).to_le_bytes());

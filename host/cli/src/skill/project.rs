@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use edgenlu::bundled::DEFAULT_ENCODER;
-use edgenlu_trust::manifest::{Budgets, Capability, Manifest, Probe, TokenizerRef, FORMAT};
+use edgenlu_trust::manifest::{Budgets, Capability, Kind, Manifest, Probe, TokenizerRef, FORMAT};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,10 @@ const BUILD_SETTINGS: &[&str] = &["encoder", "index"];
 pub struct SkillToml {
     /// The skill's name (store-name rules: `[a-z0-9][a-z0-9._-]*`).
     pub name: String,
+    /// `skill` (the default) or `flow`: a flow is the device's NLU logic; it has no
+    /// datastore, opens no model, and asks for the `flow` capability.
+    #[serde(default)]
+    pub kind: Kind,
     /// Its version: every release installed on a device must be higher than the last.
     pub version: u64,
     /// The publisher, as named in the vendor's delegation, whose key signs it.
@@ -47,8 +51,9 @@ pub struct SkillToml {
     /// Passes over the training examples for the intent head (absent: the default).
     #[serde(default)]
     pub epochs: Option<usize>,
-    /// The example files, relative to the project.
-    pub data: DataFiles,
+    /// The example files, relative to the project (a skill's; a flow has none).
+    #[serde(default)]
+    pub data: Option<DataFiles>,
     /// Utterances the skill must answer with their intents at install (the health check).
     #[serde(default)]
     pub probes: Vec<Probe>,
@@ -106,11 +111,33 @@ impl Project {
                 );
             }
         }
+        match (skill.kind, &skill.data) {
+            (Kind::Skill, None) => bail!(
+                "{}: a skill needs its examples: add a [data] table with `train` and `tests`",
+                toml_path.display()
+            ),
+            (Kind::Flow, Some(_)) => bail!(
+                "{}: a flow has no examples (it asks the device's skills): remove [data]",
+                toml_path.display()
+            ),
+            _ => {}
+        }
         let lib = library_name(&dir.join("Cargo.toml"))?;
         Ok(Project {
             dir: dir.to_path_buf(),
             skill,
             lib,
+        })
+    }
+
+    /// The project's example files (a skill's; [`open`](Self::open) refused a skill
+    /// without them).
+    pub fn data(&self) -> Result<&DataFiles> {
+        self.skill.data.as_ref().with_context(|| {
+            format!(
+                "{} is a flow: it has no examples or utterance tests of its own",
+                self.skill.name
+            )
         })
     }
 
@@ -148,6 +175,27 @@ impl Project {
             .join(format!("{}-{}.wasm", self.skill.name, self.skill.version))
     }
 
+    /// The manifest of a flow: no model or tokenizer, the project's config, capabilities,
+    /// budgets and probes.
+    pub fn flow_manifest(&self, now: u64) -> Manifest {
+        let s = &self.skill;
+        Manifest {
+            format: FORMAT,
+            name: s.name.clone(),
+            kind: Kind::Flow,
+            version: s.version,
+            publisher: s.publisher.clone(),
+            expires: s.expires_days.map(|d| edgenlu_trust::days_after(now, d)),
+            models: Vec::new(),
+            model_sha256: BTreeMap::new(),
+            tokenizer: None,
+            config: s.config.clone(),
+            capabilities: s.capabilities.clone(),
+            budgets: s.budgets.clone(),
+            health: s.probes.clone(),
+        }
+    }
+
     /// The manifest of this build: the encoder, the datastore (pinned to `datastore_sha256`,
     /// so the signature covers it) and the other models; the WordPiece tokenizer over the
     /// encoder; `encoder` and `index` in its config.
@@ -162,6 +210,7 @@ impl Project {
         Manifest {
             format: FORMAT,
             name: s.name.clone(),
+            kind: Default::default(),
             version: s.version,
             publisher: s.publisher.clone(),
             expires: s.expires_days.map(|d| edgenlu_trust::days_after(now, d)),

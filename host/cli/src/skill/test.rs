@@ -12,7 +12,7 @@ use std::path::Path;
 /// Runs every test of the project; an error when one fails.
 pub fn test(rt: &Runtime, dir: &Path) -> Result<()> {
     let project = Project::open(dir)?;
-    let tests = super::build::read(&project, &project.skill.data.tests)?;
+    let tests = super::build::read(&project, &project.data()?.tests)?;
     let manifest_path = project.manifest_path();
     let bytes = std::fs::read(&manifest_path).with_context(|| {
         format!(

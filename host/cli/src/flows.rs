@@ -1,0 +1,126 @@
+//! The device's installed flow in the skill-store commands: `install` of a file whose manifest
+//! says `kind: flow` goes to the flow store (`<store>/flows`), checked by running its probes
+//! through the device's pipeline; `list` shows it; `rollback` and `remove` take its name (or
+//! `flow`). Removing it puts the bundled default flow back.
+
+use crate::pipeline::SkillsArgs;
+use anyhow::{Context, Result};
+use edgenlu::Runtime;
+use edgenlu_device::installed::FlowProbeCheck;
+use edgenlu_models::store::ModelStore;
+use edgenlu_trust::manifest::{Kind, Manifest};
+use edgenlu_trust::skillfile;
+use edgenlu_trust::skills::{InstallReport, SkillStore, FLOW_SLOT};
+use edgenlu_trust::unix_now;
+
+/// The name `rollback` and `remove` accept for the device's flow, whatever it is called.
+pub const FLOW_ALIAS: &str = "flow";
+
+/// The device's flow store.
+pub fn flow_store(store: &ModelStore) -> Result<SkillStore> {
+    SkillStore::flows_at(store.root()).context("opening the flow store")
+}
+
+/// What a signed file's manifest says it is, read before any check (the store verifies it
+/// all again): where `install` sends it. A file that does not parse is a skill to the skill
+/// store, which then says what is wrong with it.
+pub fn kind_of(bytes: &[u8]) -> Kind {
+    skillfile::parse(bytes)
+        .ok()
+        .and_then(|f| Manifest::parse(f.manifest).ok())
+        .map_or(Kind::Skill, |m| m.kind)
+}
+
+/// Installs flow `bytes` as the device's flow; unless `no_health_check`, its probes are
+/// answered through the pipeline `edgenlu serve` would run (the installed skill `intents`,
+/// else the default datastore) and a failure rolls it back.
+pub fn install(
+    rt: &Runtime,
+    store: &ModelStore,
+    bytes: &[u8],
+    no_health_check: bool,
+) -> Result<InstallReport> {
+    let flows = flow_store(store)?;
+    if no_health_check {
+        return Ok(flows.install(bytes, unix_now())?);
+    }
+    let skills = SkillStore::at(store.root())?;
+    let args = SkillsArgs::default().or_installed(&skills, "intents")?;
+    let pipeline = crate::pipeline::pipeline(rt, store, &args, false)?;
+    let check = FlowProbeCheck {
+        runtime: rt,
+        pipeline: &pipeline,
+    };
+    Ok(flows.install_checked_by(&check, bytes, unix_now())?)
+}
+
+/// Whether `name` means the device's installed flow: `flow`, or the installed flow's name.
+pub fn names_the_flow(flows: &SkillStore, name: &str) -> Result<bool> {
+    if flows.state(FLOW_SLOT)?.is_none() {
+        return Ok(false);
+    }
+    Ok(name == FLOW_ALIAS || flow_name(flows).as_deref() == Some(name))
+}
+
+/// The installed flow's name, if it still verifies.
+fn flow_name(flows: &SkillStore) -> Option<String> {
+    flows.current(FLOW_SLOT).ok().map(|(v, _)| v.manifest.name)
+}
+
+/// `edgenlu rollback` of the device's flow: the flow installed before it is the device's again.
+pub fn rollback(flows: &SkillStore) -> Result<()> {
+    let before = flow_name(flows);
+    let s = flows.rollback(FLOW_SLOT)?;
+    let now = flow_name(flows).unwrap_or_else(|| "?".into());
+    println!(
+        "the device's flow is {now} version {} again (was {} version {}, kept as previous)",
+        s.current.version,
+        before.unwrap_or_else(|| "?".into()),
+        s.previous.map_or(0, |p| p.version)
+    );
+    Ok(())
+}
+
+/// `edgenlu remove` of the device's flow: the bundled default flow runs again.
+pub fn remove(flows: &SkillStore) -> Result<()> {
+    let name = flow_name(flows).unwrap_or_else(|| FLOW_ALIAS.into());
+    flows.remove(FLOW_SLOT)?;
+    println!("removed flow {name}: the device runs the bundled default flow");
+    Ok(())
+}
+
+/// The line (or JSON object) `edgenlu list` prints for the device's flow, if one is installed.
+pub fn list(flows: &SkillStore, json: bool) -> Result<()> {
+    let Some(s) = flows.state(FLOW_SLOT)? else {
+        return Ok(());
+    };
+    let current = flows.current(FLOW_SLOT);
+    let name = current.as_ref().ok().map(|(v, _)| v.manifest.name.clone());
+    let refused = current.err().map(|e| e.to_string());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kind": "flow",
+                "name": name,
+                "version": s.current.version,
+                "sha256": s.current.sha256,
+                "previous": s.previous.map(|p| p.version),
+                "health_check_pending": s.unchecked,
+                "refused": refused,
+            })
+        );
+        return Ok(());
+    }
+    let prev = s
+        .previous
+        .map_or("-".to_string(), |p| p.version.to_string());
+    let refused = refused.map_or(String::new(), |why| format!("  REFUSED: {why}"));
+    println!(
+        "flow {}  version {}  previous {prev}  sha256 {}{refused}",
+        name.as_deref().unwrap_or("?"),
+        s.current.version,
+        s.current.sha256
+    );
+    Ok(())
+}
