@@ -27,7 +27,11 @@ pub enum SkillCommand {
     /// (tests/utterances.jsonl), and the guest SDK with the WIT (vendor/), so it builds
     /// without the edgenlu sources.
     ///
+    /// With --flow, a flow project instead: skill.toml of kind "flow" and a flow's crate
+    /// starting from the device's default flow (docs/flows.md).
+    ///
     /// Example: edgenlu skill new greeter --publisher acme
+    /// Example (a flow): edgenlu skill new my-flow --flow --publisher acme
     New {
         /// The skill's name (lowercase letters, digits, '.', '_', '-'); also the folder's.
         name: String,
@@ -40,6 +44,9 @@ pub enum SkillCommand {
         /// The sentence encoder the skill uses (every skill on a device shares one).
         #[arg(long, default_value = DEFAULT_ENCODER)]
         encoder: String,
+        /// A flow project (the device's NLU logic) instead of a skill's.
+        #[arg(long)]
+        flow: bool,
     },
     /// Build a skill project into a component, its datastore and manifest, and a signed file.
     ///
@@ -157,6 +164,7 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
             publisher,
             dir,
             encoder,
+            flow,
         } => {
             let created = new::create(
                 &dir,
@@ -164,9 +172,11 @@ pub fn run(cmd: SkillCommand, store: &ModelStore) -> Result<()> {
                     name: &name,
                     publisher: &publisher,
                     encoder: &encoder,
+                    flow,
                 },
             )?;
-            println!("{name}: skill project in {}", created.display());
+            let what = if flow { "flow" } else { "skill" };
+            println!("{name}: {what} project in {}", created.display());
         }
         SkillCommand::Build {
             dir,

@@ -1,7 +1,8 @@
 //! `edgenlu skill new NAME`: a ready-to-build skill project — skill.toml, the component's
 //! crate with a native unit test, example data, utterance tests, and the guest SDK with the
 //! WIT as this binary carries them (so the project builds offline and without the edgenlu
-//! sources).
+//! sources). With `--flow`, a flow project: the device's NLU logic, starting from the
+//! default flow's steps.
 
 use super::project::SKILL_TOML;
 use anyhow::{bail, Context, Result};
@@ -22,6 +23,15 @@ const TEMPLATE: &[(&str, &str)] = &[
     (".gitignore", include_str!("template/gitignore")),
 ];
 
+/// A flow project's files: the same crate, a flow's skill.toml and code, no data.
+const FLOW_TEMPLATE: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("template/Cargo.toml.in")),
+    (SKILL_TOML, include_str!("template/flow.toml.in")),
+    ("src/lib.rs", include_str!("template/flow.lib.rs.in")),
+    ("README.md", include_str!("template/flow.README.md.in")),
+    (".gitignore", include_str!("template/gitignore")),
+];
+
 /// What the project is named and who publishes it.
 pub struct NewProject<'a> {
     /// The skill's name.
@@ -30,6 +40,8 @@ pub struct NewProject<'a> {
     pub publisher: &'a str,
     /// The encoder.
     pub encoder: &'a str,
+    /// A flow project instead of a skill's.
+    pub flow: bool,
 }
 
 /// Writes the project into `parent/NAME`, which must not exist yet; returns its folder.
@@ -52,7 +64,8 @@ pub fn create(parent: &Path, p: &NewProject) -> Result<PathBuf> {
     // Written beside the final folder and renamed into place, so a failure leaves nothing.
     let staging = parent.join(format!(".{}.new-{}", p.name, std::process::id()));
     let written = (|| -> Result<()> {
-        for (path, text) in TEMPLATE {
+        let template = if p.flow { FLOW_TEMPLATE } else { TEMPLATE };
+        for (path, text) in template {
             write(&staging.join(path), fill(text).as_bytes())?;
         }
         for (path, bytes) in SDK_FILES {
