@@ -35,6 +35,17 @@ fn ok(store: &ModelStore, args: &[&str]) -> Ran {
 /// A device that trusts vendor root `vendor`, which delegated to `publisher` the encoders and
 /// the datastores of skill `skill`; the publisher's key pair is `keys/PUBLISHER.key`.
 fn trusting(store: &ModelStore, work: &Path, publisher: &str, skill: &str) -> PathBuf {
+    trusting_with(store, work, publisher, skill, &[])
+}
+
+/// [`trusting`], the delegation also given `extra` arguments (`--capability flow`, say).
+fn trusting_with(
+    store: &ModelStore,
+    work: &Path,
+    publisher: &str,
+    skill: &str,
+    extra: &[&str],
+) -> PathBuf {
     let keys = work.join("keys");
     if !keys.join("vendor.key").exists() {
         ok(store, &["keygen", "vendor", "--dir", s(&keys)]);
@@ -45,27 +56,31 @@ fn trusting(store: &ModelStore, work: &Path, publisher: &str, skill: &str) -> Pa
     }
     ok(store, &["keygen", publisher, "--dir", s(&keys)]);
     let delegation = work.join(format!("{publisher}.delegation.json"));
-    ok(
-        store,
-        &[
-            "trust",
-            "delegate",
-            "--root-key",
-            s(&keys.join("vendor.key")),
-            "--publisher",
-            publisher,
-            "--key",
-            s(&keys.join(format!("{publisher}.pub"))),
-            "--model",
-            "all-minilm-*",
-            "--model",
-            &format!("{skill}-*"),
-            "--days",
-            "30",
-            "-o",
-            s(&delegation),
-        ],
+    let (root_key, public) = (
+        keys.join("vendor.key"),
+        keys.join(format!("{publisher}.pub")),
     );
+    let models = format!("{skill}-*");
+    let mut args = vec![
+        "trust",
+        "delegate",
+        "--root-key",
+        s(&root_key),
+        "--publisher",
+        publisher,
+        "--key",
+        s(&public),
+        "--model",
+        "all-minilm-*",
+        "--model",
+        &models,
+        "--days",
+        "30",
+        "-o",
+        s(&delegation),
+    ];
+    args.extend_from_slice(extra);
+    ok(store, &args);
     ok(store, &["trust", "add", s(&delegation)]);
     keys.join(format!("{publisher}.key"))
 }
@@ -75,6 +90,22 @@ fn work_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// `cargo test` in a project, with the bundled guests' target folder.
+fn native_tests_pass(project: &Path) {
+    let native = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(project.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", guest_target())
+        .output()
+        .unwrap();
+    assert!(
+        native.status.success(),
+        "cargo test in {} failed:\n{}",
+        project.display(),
+        String::from_utf8_lossy(&native.stderr)
+    );
 }
 
 fn json(line: &str) -> serde_json::Value {
@@ -110,17 +141,7 @@ fn a_new_skill_is_scaffolded_built_tested_signed_installed_and_answers() {
     assert!(project.join("vendor/edgenlu-sdk/wit/nlu.wit").is_file());
 
     // The native unit test the scaffold carries passes as written.
-    let native = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .args(["test", "--quiet", "--manifest-path"])
-        .arg(project.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", guest_target())
-        .output()
-        .unwrap();
-    assert!(
-        native.status.success(),
-        "cargo test in the new project failed:\n{}",
-        String::from_utf8_lossy(&native.stderr)
-    );
+    native_tests_pass(&project);
 
     let built = ok(
         &store,
@@ -358,5 +379,119 @@ fn kit_commands_used_wrongly_say_what_to_do() {
         &["skill", "build", s(&project)],
         "config `index` is set by `skill build`",
     );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// docs/flows.md's path: a flow project from `skill new --flow`, its native test, built and
+/// signed by a publisher the vendor delegated the `flow` capability, installed as the device's
+/// flow (health-checked through the device's skills), answering `run`, then rolled back and
+/// removed; the same flow signed by a publisher without the capability is refused with the fix.
+#[test]
+fn a_new_flow_is_scaffolded_built_installed_and_taken_back() {
+    let store = edgenlu_tests::store();
+    edgenlu_tests::default_index();
+    let work = work_dir("flow");
+    let key = trusting_with(&store, &work, "acme", "tiebreak", &["--capability", "flow"]);
+    let new = ok(
+        &store,
+        &[
+            "skill",
+            "new",
+            "tiebreak",
+            "--flow",
+            "--publisher",
+            "acme",
+            "--dir",
+            s(&work),
+        ],
+    );
+    assert!(
+        new.stdout.contains("tiebreak: flow project in"),
+        "{}",
+        new.stdout
+    );
+    let project = work.join("tiebreak");
+    native_tests_pass(&project);
+    ok(
+        &store,
+        &[
+            "skill",
+            "build",
+            s(&project),
+            "--key",
+            s(&key),
+            "--target-dir",
+            &guest_target(),
+        ],
+    );
+    let signed = project.join("target/edgenlu/tiebreak-1.wasm");
+    let installed = ok(&store, &["install", s(&signed)]);
+    assert!(
+        installed.stdout.contains(
+            "installed the device's flow tiebreak version 1; health check passed (1 probes)"
+        ),
+        "{}",
+        installed.stdout
+    );
+    let list = ok(&store, &["list"]);
+    assert!(
+        list.stdout.contains("flow tiebreak  version 1"),
+        "{}",
+        list.stdout
+    );
+    let ran = ok(
+        &store,
+        &["run", "--no-phrase", "will it rain tomorrow in paris"],
+    );
+    assert_eq!(json(ran.stdout.trim())["response"]["intent"], "GetWeather");
+    let rollback = edgenlu_in(&store, &["rollback", "flow"]);
+    assert!(!rollback.ok);
+    assert!(
+        rollback.stderr.contains("no flow installed before it"),
+        "{}",
+        rollback.stderr
+    );
+
+    // A publisher without the flow capability cannot ship it.
+    let other = trusting(&store, &work, "other", "tiebreak");
+    let manifest = project.join("target/edgenlu/tiebreak.manifest.json");
+    let mut m = json(&std::fs::read_to_string(&manifest).unwrap());
+    m["publisher"] = "other".into();
+    m["version"] = 2.into();
+    let edited = work.join("other.manifest.json");
+    std::fs::write(&edited, m.to_string()).unwrap();
+    let resigned = work.join("tiebreak-other.wasm");
+    let component = project.join("target/edgenlu/tiebreak.component.wasm");
+    ok(
+        &store,
+        &[
+            "sign",
+            s(&component),
+            "--manifest",
+            s(&edited),
+            "--key",
+            s(&other),
+            "-o",
+            s(&resigned),
+        ],
+    );
+    let refused = edgenlu_in(&store, &["install", s(&resigned)]);
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("--capability flow"),
+        "{}",
+        refused.stderr
+    );
+
+    let removed = ok(&store, &["remove", "flow"]);
+    assert!(
+        removed
+            .stdout
+            .contains("the device runs the bundled default flow"),
+        "{}",
+        removed.stdout
+    );
+    let list = ok(&store, &["list"]);
+    assert!(!list.stdout.contains("flow tiebreak"), "{}", list.stdout);
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -4,14 +4,14 @@
 //! `flow`). Removing it puts the bundled default flow back.
 
 use crate::pipeline::SkillsArgs;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use edgenlu::Runtime;
 use edgenlu_device::installed::FlowProbeCheck;
 use edgenlu_models::store::ModelStore;
 use edgenlu_trust::manifest::{Kind, Manifest};
 use edgenlu_trust::skillfile;
 use edgenlu_trust::skills::{InstallReport, SkillStore, FLOW_SLOT};
-use edgenlu_trust::unix_now;
+use edgenlu_trust::{unix_now, TrustError};
 
 /// The name `rollback` and `remove` accept for the device's flow, whatever it is called.
 pub const FLOW_ALIAS: &str = "flow";
@@ -56,10 +56,21 @@ pub fn install(
 
 /// Whether `name` means the device's installed flow: `flow`, or the installed flow's name.
 pub fn names_the_flow(flows: &SkillStore, name: &str) -> Result<bool> {
+    if name == FLOW_ALIAS {
+        return Ok(true);
+    }
     if flows.state(FLOW_SLOT)?.is_none() {
         return Ok(false);
     }
-    Ok(name == FLOW_ALIAS || flow_name(flows).as_deref() == Some(name))
+    Ok(flow_name(flows).as_deref() == Some(name))
+}
+
+/// Refuses an operation on the device's flow when none is installed, saying what runs.
+fn require_flow(flows: &SkillStore) -> Result<()> {
+    if flows.state(FLOW_SLOT)?.is_none() {
+        bail!("no flow is installed: the device runs the bundled default flow");
+    }
+    Ok(())
 }
 
 /// The installed flow's name, if it still verifies.
@@ -69,8 +80,16 @@ fn flow_name(flows: &SkillStore) -> Option<String> {
 
 /// `edgenlu rollback` of the device's flow: the flow installed before it is the device's again.
 pub fn rollback(flows: &SkillStore) -> Result<()> {
+    require_flow(flows)?;
     let before = flow_name(flows);
-    let s = flows.rollback(FLOW_SLOT)?;
+    let s = match flows.rollback(FLOW_SLOT) {
+        Err(TrustError::NoPrevious(_)) => bail!(
+            "the device's flow {} has no flow installed before it to roll back to; `edgenlu \
+             remove flow` puts the bundled default flow back",
+            before.unwrap_or_else(|| "?".into())
+        ),
+        other => other?,
+    };
     let now = flow_name(flows).unwrap_or_else(|| "?".into());
     println!(
         "the device's flow is {now} version {} again (was {} version {}, kept as previous)",
@@ -83,6 +102,7 @@ pub fn rollback(flows: &SkillStore) -> Result<()> {
 
 /// `edgenlu remove` of the device's flow: the bundled default flow runs again.
 pub fn remove(flows: &SkillStore) -> Result<()> {
+    require_flow(flows)?;
     let name = flow_name(flows).unwrap_or_else(|| FLOW_ALIAS.into());
     flows.remove(FLOW_SLOT)?;
     println!("removed flow {name}: the device runs the bundled default flow");
