@@ -63,28 +63,6 @@ fn snips_sample(count: usize) -> Vec<String> {
         .collect()
 }
 
-/// The answer as JSON with every time zeroed: what must be identical.
-fn without_times(a: &PipelineAnswer) -> Value {
-    fn zero(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m.iter_mut() {
-                    if k == "micros" {
-                        *v = Value::from(0);
-                    } else {
-                        zero(v);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(zero),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(a).unwrap();
-    zero(&mut v);
-    v
-}
-
 /// Asserts the flow and the host's pipeline answer every text alike; returns the flow's
 /// answers.
 fn assert_same(p: &Pipeline, texts: &[String], device: DeviceState) -> Vec<PipelineAnswer> {
@@ -93,7 +71,7 @@ fn assert_same(p: &Pipeline, texts: &[String], device: DeviceState) -> Vec<Pipel
         .map(|text| {
             let native = p.answer_native(text, device).unwrap();
             let flow = p.answer(text, device).unwrap();
-            assert_eq!(without_times(&flow), without_times(&native), "{text:?}");
+            assert_eq!(flow.without_times(), native.without_times(), "{text:?}");
             flow
         })
         .collect()
@@ -303,4 +281,5 @@ fn bench_flow_reports_both_paths_side_by_side() {
         }
     }
     assert!(report["flow_extra"]["p50_ms"].as_f64().unwrap().is_finite());
+    assert_eq!(report["identical_answers"], 12, "{report}");
 }

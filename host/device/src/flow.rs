@@ -102,7 +102,7 @@ impl FlowHost for UtteranceHost {
         })
     }
 
-    fn ask(&mut self, skill: &str, text: &str) -> Result<Response, WitError> {
+    fn ask(&mut self, skill: &str, text: &str, deadline: Instant) -> Result<Response, WitError> {
         let router = self.router.clone();
         let route = router
             .routes()
@@ -117,7 +117,7 @@ impl FlowHost for UtteranceHost {
             locale: None,
             encoded,
         };
-        let answer = route.skill.handle_request(&request);
+        let answer = route.skill.handle_request_until(&request, Some(deadline));
         if let (Some(t), Some(e)) = (routed_text, request.encoded.take()) {
             self.routed = Some((t, e));
         }

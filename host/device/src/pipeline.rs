@@ -119,6 +119,29 @@ pub enum TemplateReason {
 }
 
 impl PipelineAnswer {
+    /// The answer as JSON with every time zeroed (stage and host timings): what two ways of
+    /// answering the same utterance (the flow and the host's own path) must agree on.
+    pub fn without_times(&self) -> serde_json::Value {
+        fn zero(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m.iter_mut() {
+                        if k == "micros" {
+                            *v = serde_json::Value::from(0);
+                        } else {
+                            zero(v);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(zero),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(self).expect("an answer serializes");
+        zero(&mut v);
+        v
+    }
+
     /// Whether the reply is one the decoder phrased (and the check passed): not the skill's
     /// own, the uplink's or the template.
     pub fn phrased(&self) -> bool {

@@ -207,8 +207,9 @@ impl flow_host::Host for ComponentState {
     }
 
     fn ask(&mut self, skill: String, text: String) -> Result<Response, HostError> {
+        let deadline = self.budget.deadline;
         let calls = self.flow_call("ask")?;
-        calls.host.ask(&skill, &text).map_err(HostError::Guest)
+        (calls.host.ask(&skill, &text, deadline)).map_err(HostError::Guest)
     }
 
     fn uplink_allowed(&mut self, skill: String) -> wasmtime::Result<bool> {
@@ -352,7 +353,7 @@ mod tests {
                 timings: Vec::new(),
             })
         }
-        fn ask(&mut self, skill: &str, _: &str) -> Result<Response, WitError> {
+        fn ask(&mut self, skill: &str, _: &str, _: Instant) -> Result<Response, WitError> {
             Err(WitError::NotFound(skill.into()))
         }
         fn uplink_allowed(&mut self, _: &str) -> bool {

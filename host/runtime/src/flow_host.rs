@@ -24,8 +24,9 @@ pub trait FlowHost: Any + Send {
     /// [`ask`](Self::ask).
     fn route(&mut self, text: &str) -> Result<Routing, WitError>;
     /// Installed skill `skill`'s response to `text`, from a fresh instance under its own
-    /// budgets (with the kept encoding if `text` was routed).
-    fn ask(&mut self, skill: &str, text: &str) -> Result<Response, WitError>;
+    /// budgets (with the kept encoding if `text` was routed), stopped at the flow's
+    /// `deadline` if that comes before the skill's own.
+    fn ask(&mut self, skill: &str, text: &str, deadline: Instant) -> Result<Response, WitError>;
     /// Whether `skill` may have a query sent over the device's uplink (the device has one and
     /// the skill's manifest grants it). The runtime adds the flow's own capability.
     fn uplink_allowed(&mut self, skill: &str) -> bool;

@@ -468,7 +468,22 @@ impl Skill {
             &wasmtime::component::Instance,
         ) -> wasmtime::Result<Result<R, WitError>>,
     ) -> Result<(R, Store<ComponentState>, Duration), SkillError> {
-        let deadline = Instant::now() + self.spec.skill.grants.limits.deadline;
+        self.with_instance_until(None, on_text, f)
+    }
+
+    /// [`with_instance`](Self::with_instance), its deadline no later than `cap` when given
+    /// (the caller's own deadline, e.g. a flow's).
+    fn with_instance_until<R>(
+        &self,
+        cap: Option<Instant>,
+        on_text: Option<TextSink>,
+        f: impl FnOnce(
+            &mut Store<ComponentState>,
+            &wasmtime::component::Instance,
+        ) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<(R, Store<ComponentState>, Duration), SkillError> {
+        let own = Instant::now() + self.spec.skill.grants.limits.deadline;
+        let deadline = cap.map_or(own, |cap| cap.min(own));
         let mut store = self.runtime.new_store(
             &self.spec.name,
             &self.log_rate,
@@ -506,11 +521,22 @@ impl Skill {
     /// timings to the skill's: `host:instantiate` (the request's fresh instance),
     /// `host:tokenize` (the linked tokenizer), `host:kernels` and `host:total`.
     pub fn handle_request(&self, req: &Request) -> Result<Answer, SkillError> {
+        self.handle_request_until(req, None)
+    }
+
+    /// [`handle_request`](Self::handle_request) within the caller's `deadline` too, when
+    /// given: the request's deadline is the earlier of it and the skill's own.
+    pub fn handle_request_until(
+        &self,
+        req: &Request,
+        deadline: Option<Instant>,
+    ) -> Result<Answer, SkillError> {
         let start = Instant::now();
-        let (mut response, store, instantiate) = self.with_instance(None, |store, instance| {
-            let bindings = SkillBindings::new(&mut *store, instance)?;
-            bindings.edgenlu_nlu_nlu().call_handle(store, req)
-        })?;
+        let (mut response, store, instantiate) =
+            self.with_instance_until(deadline, None, |store, instance| {
+                let bindings = SkillBindings::new(&mut *store, instance)?;
+                bindings.edgenlu_nlu_nlu().call_handle(store, req)
+            })?;
         let state = store.data();
         let limit = state.budget.limits.max_response_bytes;
         let bytes = response_bytes(&response);

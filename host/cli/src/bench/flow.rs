@@ -2,7 +2,8 @@
 //! pipeline answers every utterance twice, alternating — through its flow (`Pipeline::answer`)
 //! and through the host's own Rust path (`Pipeline::answer_native`, the reference the flow
 //! reproduces) — so load on the machine falls on both alike; both paths' latency and the flow's
-//! extra time per utterance are reported.
+//! extra time per utterance are reported, and how many answers were the same (skill, intent,
+//! confidence, slots, reply, path, verdict, scores, stage names: all but the times).
 
 use super::{percentile, WARM_UP};
 use anyhow::{Context, Result};
@@ -36,6 +37,10 @@ struct FlowReport {
     flow: Quantiles,
     /// The flow's time minus the host path's on the same utterance.
     flow_extra: Quantiles,
+    /// Utterances both paths answered alike, all but the times.
+    identical_answers: usize,
+    /// The first utterances answered differently (at most 10).
+    differing: Vec<String>,
 }
 
 /// Times `texts` through both paths of `pipeline` (after a warm-up) and prints the report.
@@ -49,20 +54,26 @@ pub(super) fn run(pipeline: &Pipeline, texts: &[String], json: bool) -> Result<(
         pipeline.answer_native(text, device)?;
     }
     let (mut native, mut flow, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut identical_answers, mut differing) = (0, Vec::new());
     for text in texts {
         let start = Instant::now();
-        pipeline
+        let by_host = pipeline
             .answer_native(text, device)
             .with_context(|| format!("the host pipeline on {text:?}"))?;
         let n = start.elapsed().as_secs_f64() * 1e3;
         let start = Instant::now();
-        pipeline
+        let by_flow = pipeline
             .answer(text, device)
             .with_context(|| format!("the flow on {text:?}"))?;
         let f = start.elapsed().as_secs_f64() * 1e3;
         native.push(n);
         flow.push(f);
         extra.push(f - n);
+        if by_flow.without_times() == by_host.without_times() {
+            identical_answers += 1;
+        } else if differing.len() < 10 {
+            differing.push(text.clone());
+        }
     }
     let report = FlowReport {
         kernels: active_variant().name().to_string(),
@@ -70,6 +81,8 @@ pub(super) fn run(pipeline: &Pipeline, texts: &[String], json: bool) -> Result<(
         host_pipeline: Quantiles::of(native),
         flow: Quantiles::of(flow),
         flow_extra: Quantiles::of(extra),
+        identical_answers,
+        differing,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -88,6 +101,13 @@ pub(super) fn run(pipeline: &Pipeline, texts: &[String], json: bool) -> Result<(
             "  {name:<14} p50 {:>7.3} ms   p99 {:>7.3} ms",
             q.p50_ms, q.p99_ms
         );
+    }
+    println!(
+        "  answers identical (all but the times): {} of {}",
+        report.identical_answers, report.utterances
+    );
+    for text in &report.differing {
+        println!("  differs: {text:?}");
     }
     Ok(())
 }
