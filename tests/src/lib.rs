@@ -3,6 +3,10 @@
 //! over that store. A missing prerequisite fails the test with the command that provides it: a
 //! skipped test is not a passing one.
 
+pub mod registry;
+
+pub use registry::{tree_listing, Cut, CuttingProxy, Registry};
+
 use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;
 use std::io::{Read, Write};

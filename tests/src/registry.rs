@@ -1,0 +1,336 @@
+//! A real OCI registry for the tests (Debian's `docker-registry`, CNCF distribution 2.8, from
+//! `scripts/registry.sh`) on a free loopback port with its storage in a temporary directory,
+//! and a proxy in front of it that breaks blob downloads off, to test resumption.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The registry binary: `$EDGENLU_REGISTRY_BIN`, else where `scripts/registry.sh` unpacks it.
+fn registry_binary() -> PathBuf {
+    let bin = std::env::var_os("EDGENLU_REGISTRY_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h).join(".cache/edgenlu/registry/debian/usr/bin/docker-registry")
+            })
+        })
+        .expect("HOME or EDGENLU_REGISTRY_BIN");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/registry.sh (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `docker-registry` on loopback; killed and its storage removed when dropped.
+pub struct Registry {
+    dir: PathBuf,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Registry {
+    /// Starts a registry with empty storage on a free loopback port and waits until `/v2/`
+    /// answers.
+    pub fn start() -> Registry {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "edgenlu-registry-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("storage")).expect("creating the registry's storage");
+        let addr = crate::free_addr();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: {addr}\n",
+            dir.join("storage").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).expect("writing the registry's config");
+        let mut registry = Registry {
+            dir,
+            addr,
+            child: None,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// `host:port`, the registry part of a reference.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where it stores repositories and blobs.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.join("storage")
+    }
+
+    /// The file holding blob `digest` (`sha256:<hex>`) in the storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        self.storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Kills it (as a crash would); storage and port are kept for [`restart`](Self::restart).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again (stopping it first if it runs) on the same port and storage, and waits
+    /// until `/v2/` answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::File::create(self.dir.join("registry.log")).expect("the registry log");
+        let child = Command::new(registry_binary())
+            .arg("serve")
+            .arg(self.dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the registry log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "docker-registry exited ({status}): {}",
+                    std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+                );
+            }
+            if TcpStream::connect(self.addr).is_ok()
+                && crate::http(self.addr, "GET", "/v2/", b"").0 == 200
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "docker-registry did not answer /v2/ within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback proxy in front of a registry that cuts blob downloads (`GET .../blobs/...`)
+/// off after `after_bytes` bytes of their body: the first `times` of them, or all of them.
+/// Every other request passes through. Stops when dropped.
+pub struct CuttingProxy {
+    addr: SocketAddr,
+    cuts: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How a [`CuttingProxy`] cuts.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut {
+    /// Body bytes of a blob response let through before the connection is closed.
+    pub after_bytes: usize,
+    /// How many blob responses to cut (None: every one).
+    pub times: Option<usize>,
+}
+
+impl CuttingProxy {
+    /// Starts a proxy to `upstream` on a free loopback port.
+    pub fn start(upstream: SocketAddr, cut: Cut) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let addr = listener.local_addr().unwrap();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counter, stopping) = (cuts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let _ = relay(client, upstream, cut, &counter);
+                });
+            }
+        });
+        CuttingProxy { addr, cuts, stop }
+    }
+
+    /// `host:port`, the registry part of a reference through the proxy.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many blob responses it has cut off so far.
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Reads from `stream` until the end of an HTTP head; returns the head and any bytes after it.
+fn read_head(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Ok((buf, rest));
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The head with its `Connection` header replaced by `Connection: close`, so each connection
+/// carries one request and its response.
+fn one_request_per_connection(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+/// Relays one request from `client` to `upstream` and its response back, cutting it if it is
+/// a blob download the proxy should cut.
+fn relay(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    cut: Cut,
+    cuts: &AtomicUsize,
+) -> std::io::Result<()> {
+    let (head, body_start) = read_head(&mut client)?;
+    let request_line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let is_blob_get = request_line.starts_with("GET ") && request_line.contains("/blobs/sha256:");
+    let mut server = TcpStream::connect(upstream)?;
+    server.write_all(&one_request_per_connection(&head))?;
+    server.write_all(&body_start)?;
+    let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+    });
+    let (response_head, mut body) = read_head(&mut server)?;
+    client.write_all(&response_head)?;
+    let cutting = is_blob_get
+        && cut.times.is_none_or(|times| {
+            cuts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < times).then_some(n + 1)
+            })
+            .is_ok()
+        });
+    if cutting && cut.times.is_none() {
+        cuts.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut sent = 0usize;
+    let mut chunk = vec![0u8; 16 << 10];
+    loop {
+        if body.is_empty() {
+            let n = server.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        let take = if cutting {
+            body.len().min(cut.after_bytes - sent)
+        } else {
+            body.len()
+        };
+        client.write_all(&body[..take])?;
+        sent += take;
+        body.drain(..take);
+        if cutting && sent >= cut.after_bytes {
+            break;
+        }
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+/// Every file under `root` with its size and SHA-256, relative paths sorted: a store's state
+/// to compare before and after a refused operation. Symbolic links are listed with their
+/// targets, not followed (the linked real models are not the store's to change); the empty
+/// lock files (`.lock`, `.index.lock`) a store takes its locks on are no state and are left out.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    use sha2::Digest;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if matches!(entry.file_name().to_str(), Some(".lock" | ".index.lock")) {
+                continue;
+            }
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                out.push(format!("{rel} -> {}", target.display()));
+            } else if meta.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let hex: String = sha2::Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                out.push(format!("{rel}  {}  {hex}", meta.len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}

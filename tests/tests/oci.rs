@@ -1,0 +1,502 @@
+//! [fleet]: skills and models through a real OCI registry (Debian's `docker-registry`, CNCF
+//! distribution 2.8, started on loopback by each test). Push → pull → install on a fresh store
+//! for a skill and for a model, through the built `edgenlu`; and every refusal — a tampered
+//! blob, a wrong-key signature, an older version, a download that keeps breaking off — typed,
+//! with the store's files (sizes and SHA-256) the same before and after. A download cut off
+//! twice resumes with range requests and installs.
+
+use edgenlu::bundled::DEFAULT_ENCODER;
+use edgenlu_device::installed::ProbeCheck;
+use edgenlu_fleet::client::RegistryClient;
+use edgenlu_fleet::pull::{pull, PullOptions, Pulled};
+use edgenlu_fleet::push::{push_model, push_skill};
+use edgenlu_fleet::reference::ArtifactRef;
+use edgenlu_fleet::FleetError;
+use edgenlu_models::store::{Import, ModelStore};
+use edgenlu_tests::{
+    edgenlu_in, require_model, runtime_over, store, temp_store, tiny_index, tree_listing, Cut,
+    CuttingProxy, Registry,
+};
+use edgenlu_trust::keys::PublicKeyFile;
+use edgenlu_trust::models::ModelSignature;
+use edgenlu_trust::skillfile;
+use edgenlu_trust::store::{Delegation, TrustStore};
+use edgenlu_trust::{dev, unix_now, TrustError};
+use std::path::{Path, PathBuf};
+
+const DAY: u64 = 86_400;
+
+/// The model the model tests push and pull (25 MiB: big enough to be cut off mid-blob).
+const MODEL: &str = "all-minilm-l6-v2.q8_0";
+
+/// A deterministic key: 1 the vendor's root, 2 publisher "acme", 3 a key no one delegated.
+fn key(n: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[n; 32])
+}
+
+/// Pins root key(1) in `root`'s trust store and delegates publisher "acme" (key(2)) the
+/// encoder models and the tests' datastores.
+fn trust_acme(root: &Path) -> TrustStore {
+    let trust = TrustStore::at(root).unwrap();
+    trust
+        .add_root(&PublicKeyFile::new("root", &key(1).verifying_key()))
+        .unwrap();
+    let p = PublicKeyFile::new("acme", &key(2).verifying_key());
+    let d = Delegation {
+        publisher: "acme".into(),
+        key_id: p.key_id,
+        public_key: p.public_key,
+        capabilities: vec![],
+        models: vec!["all-minilm-*".into(), "trust-snips-*".into()],
+        issued: unix_now() - DAY,
+        expires: unix_now() + DAY,
+    };
+    trust.add_delegation(&d.sign(&key(1)).unwrap()).unwrap();
+    trust
+}
+
+/// The bundled intents skill as publisher "acme" at `version`, signed with key `signer`.
+fn acme_skill(version: u64, signer: u8) -> Vec<u8> {
+    let mut m = dev::intents_manifest(DEFAULT_ENCODER, tiny_index(), version);
+    m.publisher = "acme".into();
+    let component = edgenlu::bundled::components::SKILL_INTENTS.bytes;
+    skillfile::sign(component, &m.to_bytes().unwrap(), &key(signer)).unwrap()
+}
+
+/// A fresh device store: the real models linked, the tests' datastore copied in, acme trusted.
+fn fresh_device(tag: &str) -> ModelStore {
+    require_model(DEFAULT_ENCODER);
+    let index = tiny_index();
+    let device = temp_store(tag);
+    device
+        .import_file(
+            index,
+            &store().path_for(index).unwrap(),
+            Import {
+                replace: None,
+                take_file: false,
+                source: "edgenlu-tests",
+            },
+        )
+        .unwrap();
+    trust_acme(device.root());
+    device
+}
+
+/// An empty device store (no model linked), acme trusted: where a model is pulled for real.
+fn empty_device(tag: &str) -> ModelStore {
+    let root = std::env::temp_dir()
+        .join("edgenlu-tests")
+        .join(format!("{tag}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let device = ModelStore::at(&root).unwrap();
+    trust_acme(device.root());
+    device
+}
+
+/// A client for `reference` (loopback: plain HTTP).
+fn client(reference: &str) -> RegistryClient {
+    RegistryClient::new(ArtifactRef::parse(reference, false).unwrap()).unwrap()
+}
+
+/// Pulls `reference` into `device` with the runtime's health check, as `edgenlu pull` does.
+fn pull_into(device: &ModelStore, reference: &str) -> Result<Pulled, FleetError> {
+    let rt = runtime_over(device.clone());
+    let probes = ProbeCheck(&rt);
+    pull(
+        &client(reference),
+        device,
+        PullOptions {
+            health: Some(&probes),
+            force: false,
+            now: unix_now(),
+        },
+    )
+}
+
+/// Pulls `reference` into `device`, which must refuse it; returns the error after checking
+/// that the store's files are exactly what they were and no temporary is left.
+fn refused(device: &ModelStore, reference: &str) -> FleetError {
+    let before = tree_listing(device.root());
+    let err = pull_into(device, reference).expect_err("the pull must be refused");
+    eprintln!("refused as expected: {err}");
+    assert_eq!(
+        tree_listing(device.root()),
+        before,
+        "a refused pull changed the store"
+    );
+    err
+}
+
+/// The model's GGUF in the real store and a signature of it by `signer`, written into `dir`.
+fn signed_model(dir: &Path, signer: u8) -> (PathBuf, PathBuf, ModelSignature) {
+    require_model(MODEL);
+    let gguf = store().path_for(MODEL).unwrap();
+    let entry = store().verify(MODEL).unwrap();
+    let sig = ModelSignature::sign(MODEL, &entry.sha256, &key(signer));
+    std::fs::create_dir_all(dir).unwrap();
+    let sig_file = dir.join(format!("{MODEL}.sig.{signer}.json"));
+    std::fs::write(&sig_file, serde_json::to_vec_pretty(&sig).unwrap()).unwrap();
+    (gguf, sig_file, sig)
+}
+
+fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("edgenlu-tests")
+        .join(format!("oci-{tag}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    edgenlu_trust::to_hex(&sha2::Sha256::digest(bytes))
+}
+
+/// The manifest the registry holds for `repo:tag`, as JSON.
+fn registry_manifest(registry: &Registry, repo: &str, tag: &str) -> serde_json::Value {
+    let (status, body) = edgenlu_tests::http(
+        registry.addr(),
+        "GET",
+        &format!("/v2/{repo}/manifests/{tag}"),
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn a_skill_pushed_is_pulled_and_installed_on_a_fresh_store() {
+    let registry = Registry::start();
+    let dir = scratch_dir("skill");
+    let file = dir.join("intents-1.wasm");
+    let bytes = acme_skill(1, 2);
+    std::fs::write(&file, &bytes).unwrap();
+    let reference = format!("{}/acme/intents:1", registry.host());
+
+    let publisher = temp_store("oci-publisher");
+    let pushed = edgenlu_in(&publisher, &["push", file.to_str().unwrap(), &reference]);
+    assert!(pushed.ok, "push failed: {}", pushed.stderr);
+    assert!(
+        pushed.stdout.starts_with(&format!(
+            "pushed skill intents version 1 ({} bytes) to {}/acme/intents:1@sha256:",
+            bytes.len(),
+            registry.host()
+        )),
+        "{}",
+        pushed.stdout
+    );
+
+    // The artifact is the CNCF Wasm layout with the file unchanged as its one layer.
+    let manifest = registry_manifest(&registry, "acme/intents", "1");
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
+    assert_eq!(
+        manifest["layers"][0]["digest"],
+        format!("sha256:{}", sha256_hex(&bytes))
+    );
+    let annotations = &manifest["annotations"];
+    assert_eq!(annotations["org.opencontainers.image.title"], "intents");
+    assert_eq!(annotations["org.opencontainers.image.version"], "1");
+    assert!(annotations["org.opencontainers.image.created"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+
+    let device = fresh_device("oci-skill-device");
+    let pulled = edgenlu_in(&device, &["pull", &reference]);
+    assert!(pulled.ok, "pull failed: {}", pulled.stderr);
+    assert!(
+        pulled.stdout.starts_with(&format!(
+            "installed skill intents version 1 from {}/acme/intents:1@sha256:",
+            registry.host()
+        )) && pulled.stdout.contains("health check passed (3 probes)"),
+        "{}",
+        pulled.stdout
+    );
+    let skills = edgenlu_trust::skills::SkillStore::at(device.root()).unwrap();
+    let state = skills.state("intents").unwrap().expect("installed");
+    assert_eq!(state.current.version, 1);
+    assert_eq!(state.current.sha256, sha256_hex(&bytes));
+    let asked = edgenlu_in(
+        &device,
+        &["ask", "intents", "play some jazz by miles davis"],
+    );
+    assert!(
+        asked.ok && asked.stdout.contains("PlayMusic"),
+        "{}",
+        asked.stdout
+    );
+    assert!(
+        std::fs::read_dir(device.root().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the download left a temporary file"
+    );
+}
+
+#[test]
+fn a_model_pushed_is_pulled_and_installed_on_a_fresh_store() {
+    let registry = Registry::start();
+    let dir = scratch_dir("model");
+    let (gguf, sig_file, sig) = signed_model(&dir, 2);
+    let reference = format!("{}/acme/minilm:1", registry.host());
+    let publisher = temp_store("oci-model-publisher");
+    let pushed = edgenlu_in(
+        &publisher,
+        &[
+            "push",
+            gguf.to_str().unwrap(),
+            &reference,
+            "--signature",
+            sig_file.to_str().unwrap(),
+        ],
+    );
+    assert!(pushed.ok, "push failed: {}", pushed.stderr);
+    let size = std::fs::metadata(&gguf).unwrap().len();
+    assert!(
+        pushed.stdout.starts_with(&format!(
+            "pushed model {MODEL} version {} ({size} bytes) to {reference}@sha256:",
+            &sig.sha256[..12]
+        )),
+        "{}",
+        pushed.stdout
+    );
+    let manifest = registry_manifest(&registry, "acme/minilm", "1");
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.cncf.model.config.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.cncf.model.weight.v1.raw"
+    );
+    assert_eq!(
+        manifest["layers"][0]["digest"],
+        format!("sha256:{}", sig.sha256)
+    );
+    assert_eq!(
+        manifest["layers"][1]["mediaType"],
+        "application/vnd.edgenlu.model.signature.v1+json"
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.title"],
+        MODEL
+    );
+
+    let device = empty_device("oci-model-device");
+    let pulled = edgenlu_in(&device, &["pull", &reference]);
+    assert!(pulled.ok, "pull failed: {}", pulled.stderr);
+    assert_eq!(
+        pulled.stdout.trim(),
+        format!(
+            "installed model {MODEL} sha256 {} ({size} bytes) from {reference}@{}, signed by acme",
+            sig.sha256,
+            pushed.stdout.trim().rsplit_once('@').unwrap().1
+        )
+    );
+    // In the store with the signed digest, its signature trusted; nothing left in tmp/.
+    assert_eq!(device.verify(MODEL).unwrap().sha256, sig.sha256);
+    let trust = TrustStore::at(device.root()).unwrap();
+    assert_eq!(trust.model_signature(MODEL).unwrap(), Some(sig.clone()));
+    trust.check_model(MODEL, Some(&sig.sha256)).unwrap();
+    assert!(std::fs::read_dir(device.root().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+
+    // Pulled again: the store has exactly this file, so nothing is downloaded.
+    let again = edgenlu_in(&device, &["pull", &reference]);
+    assert!(
+        again.ok
+            && again
+                .stdout
+                .starts_with(&format!("already had model {MODEL}")),
+        "{}",
+        again.stdout
+    );
+}
+
+#[test]
+fn a_tampered_blob_is_refused_and_the_store_is_unchanged() {
+    let registry = Registry::start();
+    let bytes = acme_skill(1, 2);
+    let reference = format!("{}/acme/intents:1", registry.host());
+    push_skill(&client(&reference), &bytes).unwrap();
+    // One byte of the stored skill file flipped in the registry's own storage, size kept.
+    let blob = registry.blob_file(&format!("sha256:{}", sha256_hex(&bytes)));
+    let mut stored = std::fs::read(&blob).unwrap();
+    let middle = stored.len() / 2;
+    stored[middle] ^= 0x40;
+    std::fs::write(&blob, &stored).unwrap();
+
+    let device = fresh_device("oci-tampered-device");
+    let err = refused(&device, &reference);
+    assert!(
+        matches!(&err, FleetError::DigestMismatch { expected, .. } if expected.ends_with(&sha256_hex(&bytes))),
+        "{err}"
+    );
+    assert!(edgenlu_trust::skills::SkillStore::at(device.root())
+        .unwrap()
+        .state("intents")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_tampered_model_blob_is_refused_and_the_store_is_unchanged() {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir("tampered-model"), 2);
+    let reference = format!("{}/acme/minilm:1", registry.host());
+    push_model(&client(&reference), &gguf, &sig).unwrap();
+    let blob = registry.blob_file(&format!("sha256:{}", sig.sha256));
+    let mut stored = std::fs::read(&blob).unwrap();
+    let last = stored.len() - 1;
+    stored[last] ^= 1;
+    std::fs::write(&blob, &stored).unwrap();
+
+    let device = empty_device("oci-tampered-model-device");
+    let err = refused(&device, &reference);
+    assert!(matches!(err, FleetError::DigestMismatch { .. }), "{err}");
+    assert!(device.entry(MODEL).unwrap().is_none());
+}
+
+#[test]
+fn a_skill_signed_by_an_unknown_key_is_refused() {
+    let registry = Registry::start();
+    let reference = format!("{}/acme/intents:1", registry.host());
+    push_skill(&client(&reference), &acme_skill(1, 3)).unwrap();
+    let device = fresh_device("oci-wrong-key-device");
+    let err = refused(&device, &reference);
+    assert!(
+        matches!(err.trust_error(), Some(TrustError::UnknownKey { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_model_signed_by_an_unknown_key_is_refused_before_it_is_downloaded() {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir("wrong-key-model"), 3);
+    let reference = format!("{}/acme/minilm:1", registry.host());
+    push_model(&client(&reference), &gguf, &sig).unwrap();
+    let device = empty_device("oci-wrong-key-model-device");
+    let err = refused(&device, &reference);
+    assert!(
+        matches!(err.trust_error(), Some(TrustError::BadModelSignature(_))),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_older_version_is_refused_as_a_rollback() {
+    let registry = Registry::start();
+    let host = registry.host();
+    push_skill(
+        &client(&format!("{host}/acme/intents:2")),
+        &acme_skill(2, 2),
+    )
+    .unwrap();
+    push_skill(
+        &client(&format!("{host}/acme/intents:1")),
+        &acme_skill(1, 2),
+    )
+    .unwrap();
+    let device = fresh_device("oci-rollback-device");
+    match pull_into(&device, &format!("{host}/acme/intents:2")).unwrap() {
+        Pulled::Skill { report, .. } => assert_eq!(report.version, 2),
+        other => panic!("expected a skill, got {other:?}"),
+    }
+    let err = refused(&device, &format!("{host}/acme/intents:1"));
+    assert!(
+        matches!(
+            err.trust_error(),
+            Some(TrustError::Rollback {
+                version: 1,
+                highest: 2,
+                ..
+            })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_download_cut_off_twice_resumes_and_installs() {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir("resume"), 2);
+    push_model(
+        &client(&format!("{}/acme/minilm:1", registry.host())),
+        &gguf,
+        &sig,
+    )
+    .unwrap();
+    let proxy = CuttingProxy::start(
+        registry.addr(),
+        Cut {
+            after_bytes: 1 << 20,
+            times: Some(2),
+        },
+    );
+    let device = empty_device("oci-resume-device");
+    let pulled = pull_into(&device, &format!("{}/acme/minilm:1", proxy.host())).unwrap();
+    assert_eq!(proxy.cuts(), 2, "the proxy never cut the download off");
+    match pulled {
+        Pulled::Model {
+            entry, downloaded, ..
+        } => {
+            assert!(downloaded);
+            assert_eq!(entry.sha256, sig.sha256);
+        }
+        other => panic!("expected a model, got {other:?}"),
+    }
+    assert_eq!(device.verify(MODEL).unwrap().sha256, sig.sha256);
+    assert!(std::fs::read_dir(device.root().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn a_download_that_always_breaks_off_is_refused_typed() {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir("truncated"), 2);
+    push_model(
+        &client(&format!("{}/acme/minilm:1", registry.host())),
+        &gguf,
+        &sig,
+    )
+    .unwrap();
+    let proxy = CuttingProxy::start(
+        registry.addr(),
+        Cut {
+            after_bytes: 1 << 20,
+            times: None,
+        },
+    );
+    let device = empty_device("oci-truncated-device");
+    let err = refused(&device, &format!("{}/acme/minilm:1", proxy.host()));
+    match err {
+        FleetError::Interrupted {
+            attempts,
+            received,
+            declared,
+            ..
+        } => {
+            assert_eq!(attempts, 5);
+            assert!(received < declared, "{received} of {declared}");
+        }
+        other => panic!("expected an interrupted transfer, got {other}"),
+    }
+    assert!(device.entry(MODEL).unwrap().is_none());
+}
