@@ -89,6 +89,23 @@ impl Registry {
             .join("data")
     }
 
+    /// The OCI image manifest it holds for `repository:tag`, as JSON.
+    pub fn manifest(&self, repository: &str, tag: &str) -> serde_json::Value {
+        let mut s = TcpStream::connect(self.addr).expect("connecting to the registry");
+        write!(
+            s,
+            "GET /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\n\
+             Accept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("reading the manifest");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+        serde_json::from_str(body).expect("a JSON manifest")
+    }
+
     /// Kills it (as a crash would); storage and port are kept for [`restart`](Self::restart).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -145,12 +162,22 @@ impl Drop for Registry {
 }
 
 /// A loopback proxy in front of a registry that cuts blob downloads (`GET .../blobs/...`)
-/// off after `after_bytes` bytes of their body: the first `times` of them, or all of them.
+/// longer than `after_bytes` off after that many bytes of their body: the first `times` of
+/// them, or all of them.
 /// Every other request passes through. Stops when dropped.
 pub struct CuttingProxy {
     addr: SocketAddr,
-    cuts: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
     stop: Arc<AtomicBool>,
+}
+
+/// What a [`CuttingProxy`] did.
+#[derive(Default)]
+struct Counts {
+    /// Blob responses cut off.
+    cuts: AtomicUsize,
+    /// Body bytes of blob responses passed on.
+    blob_bytes: AtomicUsize,
 }
 
 /// How a [`CuttingProxy`] cuts.
@@ -167,9 +194,9 @@ impl CuttingProxy {
     pub fn start(upstream: SocketAddr, cut: Cut) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let addr = listener.local_addr().unwrap();
-        let cuts = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (counter, stopping) = (cuts.clone(), stop.clone());
+        let (counter, stopping) = (counts.clone(), stop.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
@@ -182,7 +209,7 @@ impl CuttingProxy {
                 });
             }
         });
-        CuttingProxy { addr, cuts, stop }
+        CuttingProxy { addr, counts, stop }
     }
 
     /// `host:port`, the registry part of a reference through the proxy.
@@ -192,7 +219,13 @@ impl CuttingProxy {
 
     /// How many blob responses it has cut off so far.
     pub fn cuts(&self) -> usize {
-        self.cuts.load(Ordering::SeqCst)
+        self.counts.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes of blob responses it passed on so far: a download resumed with range
+    /// requests passes each byte once, one started over passes the cut-off part again.
+    pub fn blob_bytes(&self) -> usize {
+        self.counts.blob_bytes.load(Ordering::SeqCst)
     }
 }
 
@@ -242,7 +275,7 @@ fn relay(
     mut client: TcpStream,
     upstream: SocketAddr,
     cut: Cut,
-    cuts: &AtomicUsize,
+    counts: &Counts,
 ) -> std::io::Result<()> {
     let (head, body_start) = read_head(&mut client)?;
     let request_line = String::from_utf8_lossy(&head)
@@ -260,19 +293,19 @@ fn relay(
     });
     let (response_head, mut body) = read_head(&mut server)?;
     client.write_all(&response_head)?;
+    let length = content_length(&response_head);
     let cutting = is_blob_get
-        && cut.times.is_none_or(|times| {
-            cuts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < times).then_some(n + 1)
+        && length.is_some_and(|n| n > cut.after_bytes)
+        && counts
+            .cuts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                cut.times.is_none_or(|times| n < times).then_some(n + 1)
             })
-            .is_ok()
-        });
-    if cutting && cut.times.is_none() {
-        cuts.fetch_add(1, Ordering::SeqCst);
-    }
+            .is_ok();
+    let limit = if cutting { cut.after_bytes } else { usize::MAX };
     let mut sent = 0usize;
     let mut chunk = vec![0u8; 16 << 10];
-    loop {
+    while sent < limit {
         if body.is_empty() {
             let n = server.read(&mut chunk)?;
             if n == 0 {
@@ -280,21 +313,27 @@ fn relay(
             }
             body.extend_from_slice(&chunk[..n]);
         }
-        let take = if cutting {
-            body.len().min(cut.after_bytes - sent)
-        } else {
-            body.len()
-        };
+        let take = body.len().min(limit - sent);
         client.write_all(&body[..take])?;
+        if is_blob_get {
+            counts.blob_bytes.fetch_add(take, Ordering::SeqCst);
+        }
         sent += take;
         body.drain(..take);
-        if cutting && sent >= cut.after_bytes {
-            break;
-        }
     }
     let _ = client.shutdown(Shutdown::Both);
     let _ = server.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// The `Content-Length` of a response head, if it has one.
+fn content_length(head: &[u8]) -> Option<usize> {
+    String::from_utf8_lossy(head).lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
 }
 
 /// Every file under `root` with its size and SHA-256, relative paths sorted: a store's state

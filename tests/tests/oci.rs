@@ -154,18 +154,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     edgenlu_trust::to_hex(&sha2::Sha256::digest(bytes))
 }
 
-/// The manifest the registry holds for `repo:tag`, as JSON.
-fn registry_manifest(registry: &Registry, repo: &str, tag: &str) -> serde_json::Value {
-    let (status, body) = edgenlu_tests::http(
-        registry.addr(),
-        "GET",
-        &format!("/v2/{repo}/manifests/{tag}"),
-        b"",
-    );
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 #[test]
 fn a_skill_pushed_is_pulled_and_installed_on_a_fresh_store() {
     let registry = Registry::start();
@@ -189,7 +177,7 @@ fn a_skill_pushed_is_pulled_and_installed_on_a_fresh_store() {
     );
 
     // The artifact is the CNCF Wasm layout with the file unchanged as its one layer.
-    let manifest = registry_manifest(&registry, "acme/intents", "1");
+    let manifest = registry.manifest("acme/intents", "1");
     assert_eq!(
         manifest["config"]["mediaType"],
         "application/vnd.wasm.config.v0+json"
@@ -268,7 +256,7 @@ fn a_model_pushed_is_pulled_and_installed_on_a_fresh_store() {
         "{}",
         pushed.stdout
     );
-    let manifest = registry_manifest(&registry, "acme/minilm", "1");
+    let manifest = registry.manifest("acme/minilm", "1");
     assert_eq!(
         manifest["artifactType"],
         "application/vnd.cncf.model.manifest.v1+json"
@@ -450,7 +438,19 @@ fn a_download_cut_off_twice_resumes_and_installs() {
     );
     let device = empty_device("oci-resume-device");
     let pulled = pull_into(&device, &format!("{}/acme/minilm:1", proxy.host())).unwrap();
-    assert_eq!(proxy.cuts(), 2, "the proxy never cut the download off");
+    assert_eq!(
+        proxy.cuts(),
+        2,
+        "the proxy did not cut the download off twice"
+    );
+    // Resumed where each cut left off (range requests), not started over: every byte of the
+    // model and its signature passed the proxy once.
+    let size = std::fs::metadata(&gguf).unwrap().len() as usize;
+    assert!(
+        proxy.blob_bytes() < size + (64 << 10),
+        "{} bytes passed for a {size}-byte model: the download started over",
+        proxy.blob_bytes()
+    );
     match pulled {
         Pulled::Model {
             entry, downloaded, ..
@@ -499,4 +499,23 @@ fn a_download_that_always_breaks_off_is_refused_typed() {
         other => panic!("expected an interrupted transfer, got {other}"),
     }
     assert!(device.entry(MODEL).unwrap().is_none());
+}
+
+#[test]
+fn a_registry_that_is_down_is_a_typed_error_and_a_restarted_one_serves_again() {
+    let mut registry = Registry::start();
+    let reference = format!("{}/acme/intents:1", registry.host());
+    push_skill(&client(&reference), &acme_skill(1, 2)).unwrap();
+    let device = fresh_device("oci-down-device");
+    registry.stop();
+    let err = refused(&device, &reference);
+    assert!(matches!(err, FleetError::Registry { .. }), "{err}");
+    // Same port, same storage: the artifact pushed before the crash is there.
+    registry.restart();
+    match pull_into(&device, &reference).unwrap() {
+        Pulled::Skill { report, .. } => {
+            assert_eq!((report.name.as_str(), report.version), ("intents", 1))
+        }
+        other => panic!("expected a skill, got {other:?}"),
+    }
 }
