@@ -14,45 +14,27 @@ use edgenlu_fleet::reference::ArtifactRef;
 use edgenlu_fleet::FleetError;
 use edgenlu_models::store::{Import, ModelStore};
 use edgenlu_tests::{
-    edgenlu_in, require_model, runtime_over, store, temp_store, tiny_index, tree_listing, Cut,
-    CuttingProxy, Registry,
+    acme_trust, edgenlu_in, require_model, runtime_over, store, temp_store, test_key as key,
+    tiny_index, tree_listing, Cut, CuttingProxy, Registry,
 };
-use edgenlu_trust::keys::PublicKeyFile;
 use edgenlu_trust::models::ModelSignature;
 use edgenlu_trust::skillfile;
-use edgenlu_trust::store::{Delegation, TrustStore};
-use edgenlu_trust::{dev, unix_now, TrustError};
+use edgenlu_trust::store::TrustStore;
+use edgenlu_trust::{dev, unix_now, TrustError, DAY_SECONDS};
 use std::path::{Path, PathBuf};
-
-const DAY: u64 = 86_400;
 
 /// The model the model tests push and pull (25 MiB: big enough to be cut off mid-blob).
 const MODEL: &str = "all-minilm-l6-v2.q8_0";
 
-/// A deterministic key: 1 the vendor's root, 2 publisher "acme", 3 a key no one delegated.
-fn key(n: u8) -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[n; 32])
-}
-
-/// Pins root key(1) in `root`'s trust store and delegates publisher "acme" (key(2)) the
-/// encoder models and the tests' datastores.
+/// Trusts publisher "acme" in `root`'s trust store for the encoder models and the tests'
+/// datastores.
 fn trust_acme(root: &Path) -> TrustStore {
-    let trust = TrustStore::at(root).unwrap();
-    trust
-        .add_root(&PublicKeyFile::new("root", &key(1).verifying_key()))
-        .unwrap();
-    let p = PublicKeyFile::new("acme", &key(2).verifying_key());
-    let d = Delegation {
-        publisher: "acme".into(),
-        key_id: p.key_id,
-        public_key: p.public_key,
-        capabilities: vec![],
-        models: vec!["all-minilm-*".into(), "trust-snips-*".into()],
-        issued: unix_now() - DAY,
-        expires: unix_now() + DAY,
-    };
-    trust.add_delegation(&d.sign(&key(1)).unwrap()).unwrap();
-    trust
+    acme_trust(
+        root,
+        vec![],
+        &["all-minilm-*", "trust-snips-*"],
+        unix_now() + DAY_SECONDS,
+    )
 }
 
 /// The bundled intents skill as publisher "acme" at `version`, signed with key `signer`.
@@ -419,23 +401,28 @@ fn an_older_version_is_refused_as_a_rollback() {
     );
 }
 
+/// The model pushed to a new registry as `acme/minilm:1`, and a proxy in front of the
+/// registry cutting blob downloads off after 1 MiB `times` times (None: always). Returns the
+/// registry (to keep it running), the proxy, the model's GGUF and its signature.
+fn model_behind_cutting_proxy(
+    tag: &str,
+    times: Option<usize>,
+) -> (Registry, CuttingProxy, PathBuf, ModelSignature) {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir(tag), 2);
+    let reference = format!("{}/acme/minilm:1", registry.host());
+    push_model(&client(&reference), &gguf, &sig).unwrap();
+    let cut = Cut {
+        after_bytes: 1 << 20,
+        times,
+    };
+    let proxy = CuttingProxy::start(registry.addr(), cut);
+    (registry, proxy, gguf, sig)
+}
+
 #[test]
 fn a_download_cut_off_twice_resumes_and_installs() {
-    let registry = Registry::start();
-    let (gguf, _, sig) = signed_model(&scratch_dir("resume"), 2);
-    push_model(
-        &client(&format!("{}/acme/minilm:1", registry.host())),
-        &gguf,
-        &sig,
-    )
-    .unwrap();
-    let proxy = CuttingProxy::start(
-        registry.addr(),
-        Cut {
-            after_bytes: 1 << 20,
-            times: Some(2),
-        },
-    );
+    let (_registry, proxy, gguf, sig) = model_behind_cutting_proxy("resume", Some(2));
     let device = empty_device("oci-resume-device");
     let pulled = pull_into(&device, &format!("{}/acme/minilm:1", proxy.host())).unwrap();
     assert_eq!(
@@ -469,21 +456,7 @@ fn a_download_cut_off_twice_resumes_and_installs() {
 
 #[test]
 fn a_download_that_always_breaks_off_is_refused_typed() {
-    let registry = Registry::start();
-    let (gguf, _, sig) = signed_model(&scratch_dir("truncated"), 2);
-    push_model(
-        &client(&format!("{}/acme/minilm:1", registry.host())),
-        &gguf,
-        &sig,
-    )
-    .unwrap();
-    let proxy = CuttingProxy::start(
-        registry.addr(),
-        Cut {
-            after_bytes: 1 << 20,
-            times: None,
-        },
-    );
+    let (_registry, proxy, _, _) = model_behind_cutting_proxy("truncated", None);
     let device = empty_device("oci-truncated-device");
     let err = refused(&device, &format!("{}/acme/minilm:1", proxy.host()));
     match err {
