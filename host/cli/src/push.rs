@@ -20,7 +20,8 @@ pub struct PushArgs {
     file: String,
     /// Where to push: `registry/repository:tag` (e.g. `registry.example.com/acme/intents:2`).
     reference: String,
-    /// The model's detached signature (`edgenlu sign-model`), for a GGUF file.
+    /// The model's detached signature (`edgenlu sign-model`): needed for a GGUF file; for a
+    /// store model, instead of the one in the trust store.
     #[arg(long)]
     signature: Option<PathBuf>,
     /// Allow plain HTTP to a registry that is not on this machine (loopback registries are
@@ -70,16 +71,16 @@ pub fn run(args: &PushArgs, store: &ModelStore) -> Result<()> {
         }
     } else {
         let name = &args.file;
-        if args.signature.is_some() {
-            bail!("--signature is for a GGUF file; model {name} is pushed with its signature in the trust store");
-        }
         let entry = store
             .verify(name)
             .with_context(|| format!("{name} is neither a file nor a model in the store"))?;
-        let sig = SkillStore::at(store.root())?
-            .trust()
-            .model_signature(name)?
-            .ok_or_else(|| FleetError::UnsignedModel(name.clone()))?;
+        let sig = match &args.signature {
+            Some(file) => ModelSignature::read(file)?,
+            None => SkillStore::at(store.root())?
+                .trust()
+                .model_signature(name)?
+                .ok_or_else(|| FleetError::UnsignedModel(name.clone()))?,
+        };
         if sig.sha256 != entry.sha256 {
             bail!(FleetError::SignatureMismatch {
                 model: name.clone(),

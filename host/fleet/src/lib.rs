@@ -49,8 +49,8 @@ pub enum FleetError {
         /// What went wrong.
         reason: String,
     },
-    /// The registry refused a request or could not be reached.
-    #[error("registry {reference}: {source}")]
+    /// The registry refused a request or could not be reached (the source says which).
+    #[error("the registry did not serve {reference}")]
     Registry {
         /// The artifact's reference.
         reference: String,
@@ -122,7 +122,7 @@ pub enum FleetError {
         file: String,
     },
     /// A model in the store has no detached signature to push with it.
-    #[error("model {0:?} has no signature in the trust store: give the GGUF file with --signature (edgenlu sign-model makes one)")]
+    #[error("model {0:?} has no signature in the trust store: give one with --signature (edgenlu sign-model makes it)")]
     UnsignedModel(String),
     /// The trust store refused (a model's signature), or could not be read.
     #[error(transparent)]
