@@ -496,8 +496,14 @@ pub struct Ran {
 
 /// Runs the built `edgenlu args...` with `store` as its store (`EDGENLU_HOME`).
 pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
+    edgenlu_in_env(store, &[], args)
+}
+
+/// [`edgenlu_in`] with environment variables `env` set for it.
+pub fn edgenlu_in_env(store: &ModelStore, env: &[(&str, &std::path::Path)], args: &[&str]) -> Ran {
     let out = std::process::Command::new(built_binary())
         .args(args)
+        .envs(env.iter().copied())
         .env("EDGENLU_HOME", store.root())
         .env_remove("EDGENLU_UPLINK_URL")
         .output()

@@ -39,6 +39,25 @@ impl Registry {
     /// Starts a registry with empty storage on a free loopback port and waits until `/v2/`
     /// answers.
     pub fn start() -> Registry {
+        Registry::start_configured(|_| String::new())
+    }
+
+    /// [`start`](Self::start) with HTTP basic authentication: `htpasswd` holds its users
+    /// (`user:bcrypt-hash` lines).
+    pub fn start_with_users(htpasswd: &str) -> Registry {
+        Registry::start_configured(|dir| {
+            let path = dir.join("htpasswd");
+            std::fs::write(&path, htpasswd).expect("writing the htpasswd file");
+            format!(
+                "auth:\n  htpasswd:\n    realm: edgenlu-tests\n    path: {}\n",
+                path.display()
+            )
+        })
+    }
+
+    /// Starts a registry whose config ends with what `extra` returns (given the registry's
+    /// directory, to write files it names into).
+    fn start_configured(extra: impl FnOnce(&Path) -> String) -> Registry {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "edgenlu-registry-{}-{}",
@@ -51,8 +70,9 @@ impl Registry {
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: {addr}\n",
-            dir.join("storage").display()
+             http:\n  addr: {addr}\n{}",
+            dir.join("storage").display(),
+            extra(&dir)
         );
         std::fs::write(dir.join("config.yml"), config).expect("writing the registry's config");
         let mut registry = Registry {
@@ -141,7 +161,8 @@ impl Registry {
                 );
             }
             if TcpStream::connect(self.addr).is_ok()
-                && crate::http(self.addr, "GET", "/v2/", b"").0 == 200
+                // 401: up, and asking for the credentials it was configured with.
+                && matches!(crate::http(self.addr, "GET", "/v2/", b"").0, 200 | 401)
             {
                 return;
             }

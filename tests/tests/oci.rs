@@ -3,7 +3,8 @@
 //! for a skill and for a model, through the built `edgenlu`; and every refusal — a tampered
 //! blob, a wrong-key signature, an older version, a download that keeps breaking off — typed,
 //! with the store's files (sizes and SHA-256) the same before and after. A download cut off
-//! twice resumes with range requests and installs.
+//! twice resumes with range requests and installs; credentials come from the Docker config
+//! file.
 
 use edgenlu::bundled::DEFAULT_ENCODER;
 use edgenlu_device::installed::ProbeCheck;
@@ -491,4 +492,82 @@ fn a_registry_that_is_down_is_a_typed_error_and_a_restarted_one_serves_again() {
         }
         other => panic!("expected a skill, got {other:?}"),
     }
+}
+
+/// The registry's user: `acme`, password `s3cret` as a bcrypt hash (cost 4, made with
+/// libxcrypt's `crypt`): test data, not a secret.
+const USERS: &str = "acme:$2b$04$OqgTZapUYA80mwAeBzdziOWayT.Du5yFs6GbFK54zKau/W/iYxGu2\n";
+
+/// Standard base64 with padding, as Docker's config file stores `user:password`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+        out.push_str(&"=".repeat(3 - chunk.len()));
+    }
+    out
+}
+
+/// A Docker config directory whose `config.json` logs `user:password` in to `registry`.
+fn docker_config(tag: &str, registry: &str, user: &str, password: &str) -> PathBuf {
+    let dir = scratch_dir(tag);
+    let auth = base64(format!("{user}:{password}").as_bytes());
+    let config = serde_json::json!({ "auths": { registry: { "auth": auth } } });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn credentials_come_from_the_docker_config_file() {
+    assert_eq!(base64(b"acme:s3cret"), "YWNtZTpzM2NyZXQ=");
+    let registry = Registry::start_with_users(USERS);
+    let dir = scratch_dir("auth");
+    let file = dir.join("intents-1.wasm");
+    std::fs::write(&file, acme_skill(1, 2)).unwrap();
+    let reference = format!("{}/acme/intents:1", registry.host());
+    let publisher = temp_store("oci-auth-publisher");
+    let push = |config: &Path| {
+        let env = [("DOCKER_CONFIG", config)];
+        edgenlu_tests::edgenlu_in_env(
+            &publisher,
+            &env,
+            &["push", file.to_str().unwrap(), &reference],
+        )
+    };
+    let anonymous = push(&scratch_dir("auth-none"));
+    assert!(
+        !anonymous.ok && anonymous.stderr.contains("401 Unauthorized"),
+        "an anonymous push was not refused by the registry: {}",
+        anonymous.stderr
+    );
+    let wrong = push(&docker_config(
+        "auth-wrong",
+        &registry.host(),
+        "acme",
+        "guess",
+    ));
+    assert!(
+        !wrong.ok && wrong.stderr.contains("401 Unauthorized"),
+        "a push with a wrong password was not refused by the registry: {}",
+        wrong.stderr
+    );
+    let logged_in = docker_config("auth-right", &registry.host(), "acme", "s3cret");
+    let pushed = push(&logged_in);
+    assert!(pushed.ok, "{}", pushed.stderr);
+
+    let device = fresh_device("oci-auth-device");
+    let env = [("DOCKER_CONFIG", logged_in.as_path())];
+    let pulled = edgenlu_tests::edgenlu_in_env(&device, &env, &["pull", &reference]);
+    assert!(
+        pulled.ok
+            && pulled
+                .stdout
+                .starts_with("installed skill intents version 1"),
+        "{}",
+        pulled.stderr
+    );
 }

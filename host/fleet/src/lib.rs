@@ -50,7 +50,7 @@ pub enum FleetError {
         reason: String,
     },
     /// The registry refused a request or could not be reached (the source says which).
-    #[error("the registry did not serve {reference}")]
+    #[error("registry request for {reference} failed")]
     Registry {
         /// The artifact's reference.
         reference: String,
