@@ -55,10 +55,7 @@ impl RegistryClient {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| FleetError::Io {
-                path: PathBuf::from("(tokio runtime)"),
-                source,
-            })?;
+            .map_err(FleetError::Runtime)?;
         Ok(RegistryClient {
             runtime,
             client,

@@ -134,6 +134,9 @@ pub enum FleetError {
     /// The model store refused the model (an entry of that name, held, not a GGUF, ...).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The client's tokio runtime could not be started.
+    #[error("starting the registry client's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     /// A local file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
