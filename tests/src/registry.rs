@@ -111,19 +111,42 @@ impl Registry {
 
     /// The OCI image manifest it holds for `repository:tag`, as JSON.
     pub fn manifest(&self, repository: &str, tag: &str) -> serde_json::Value {
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let (status, body) = self.oci_request("GET", &path, b"");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).expect("a JSON manifest")
+    }
+
+    /// Stores `manifest` (an OCI image manifest, as JSON) as `repository:tag`, as it is: how a
+    /// test publishes a manifest no honest client would write.
+    pub fn put_manifest(&self, repository: &str, tag: &str, manifest: &serde_json::Value) {
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let (status, body) = self.oci_request("PUT", &path, manifest.to_string().as_bytes());
+        assert_eq!(status, 201, "PUT {path}: {body}");
+    }
+
+    /// One request with OCI manifest `Accept` and `Content-Type` headers; the status and body.
+    fn oci_request(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
         let mut s = TcpStream::connect(self.addr).expect("connecting to the registry");
         write!(
             s,
-            "GET /v2/{repository}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\n\
-             Accept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
-            self.addr
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: {OCI_MANIFEST}\r\n\
+             Content-Type: {OCI_MANIFEST}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
         )
         .unwrap();
+        s.write_all(body).unwrap();
         let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("reading the manifest");
+        s.read_to_string(&mut raw).expect("reading the response");
         let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
-        serde_json::from_str(body).expect("a JSON manifest")
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status");
+        (status, body.to_string())
     }
 
     /// Kills it (as a crash would); storage and port are kept for [`restart`](Self::restart).

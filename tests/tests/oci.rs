@@ -4,7 +4,7 @@
 //! blob, a wrong-key signature, an older version, a download that keeps breaking off — typed,
 //! with the store's files (sizes and SHA-256) the same before and after. A download cut off
 //! twice resumes with range requests and installs; credentials come from the Docker config
-//! file.
+//! file; forged manifests (wrong sizes, another file's signature) are refused.
 
 use edgenlu::bundled::DEFAULT_ENCODER;
 use edgenlu_device::installed::ProbeCheck;
@@ -570,4 +570,64 @@ fn credentials_come_from_the_docker_config_file() {
         "{}",
         pulled.stderr
     );
+}
+
+#[test]
+fn a_blob_larger_than_its_manifest_declares_is_refused() {
+    let registry = Registry::start();
+    let bytes = acme_skill(1, 2);
+    push_skill(
+        &client(&format!("{}/acme/intents:1", registry.host())),
+        &bytes,
+    )
+    .unwrap();
+    let honest = registry.manifest("acme/intents", "1");
+    let with_size = |size: u64| {
+        let mut m = honest.clone();
+        m["layers"][0]["size"] = size.into();
+        m
+    };
+    // The registry stores what it is given: manifests no honest client writes.
+    let declared = bytes.len() as u64 - 100;
+    registry.put_manifest("acme/intents", "short", &with_size(declared));
+    registry.put_manifest("acme/intents", "huge", &with_size(1 << 40));
+    let device = fresh_device("oci-sizes-device");
+    let err = refused(&device, &format!("{}/acme/intents:short", registry.host()));
+    assert!(
+        matches!(err, FleetError::TooLarge { declared: d, .. } if d == declared),
+        "{err}"
+    );
+    let err = refused(&device, &format!("{}/acme/intents:huge", registry.host()));
+    assert!(
+        matches!(err, FleetError::DeclaredTooLarge { declared, .. } if declared == 1 << 40),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_signature_of_another_file_is_refused_at_push_and_at_pull() {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir("other-file"), 2);
+    let index = tiny_index();
+    let index_file = store().path_for(index).unwrap();
+    let index_sig = ModelSignature::sign(index, &store().verify(index).unwrap().sha256, &key(2));
+    let host = registry.host();
+    // Push refuses a GGUF with the signature of another file.
+    let err = push_model(&client(&format!("{host}/acme/models:x")), &gguf, &index_sig).unwrap_err();
+    assert!(matches!(err, FleetError::SignatureMismatch { .. }), "{err}");
+    // A manifest pairing the model with another file's (valid) signature is refused at pull,
+    // before the model is downloaded. (One repository: the registry links blobs per repository.)
+    push_model(&client(&format!("{host}/acme/models:minilm")), &gguf, &sig).unwrap();
+    push_model(
+        &client(&format!("{host}/acme/models:index")),
+        &index_file,
+        &index_sig,
+    )
+    .unwrap();
+    let mut forged = registry.manifest("acme/models", "minilm");
+    forged["layers"][1] = registry.manifest("acme/models", "index")["layers"][1].clone();
+    registry.put_manifest("acme/models", "forged", &forged);
+    let device = empty_device("oci-other-file-device");
+    let err = refused(&device, &format!("{host}/acme/models:forged"));
+    assert!(matches!(err, FleetError::SignatureMismatch { .. }), "{err}");
 }
