@@ -5,7 +5,7 @@
 
 pub mod registry;
 
-pub use registry::{tree_listing, Cut, CuttingProxy, Registry};
+pub use registry::{endless_manifest_server, tree_listing, Cut, CuttingProxy, Registry};
 
 use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;

@@ -417,3 +417,35 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A hostile "registry" on loopback: `/v2/` answers 200, and every other request gets a
+/// manifest response whose body never ends (no length, bytes until the client hangs up).
+/// Returns its address; it serves until the test process ends.
+pub fn endless_manifest_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the endless server");
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = endless_answer(client);
+            });
+        }
+    });
+    addr
+}
+
+fn endless_answer(mut client: TcpStream) -> std::io::Result<()> {
+    let (head, _) = read_head(&mut client)?;
+    if head.starts_with(b"GET /v2/ ") {
+        return client
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+    client.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+          Connection: close\r\n\r\n{\"schemaVersion\":2,\"annotations\":{\"a\":\"",
+    )?;
+    let filler = vec![b'a'; 64 << 10];
+    loop {
+        client.write_all(&filler)?;
+    }
+}

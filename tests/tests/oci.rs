@@ -286,8 +286,10 @@ fn a_model_pushed_is_pulled_and_installed_on_a_fresh_store() {
         .next()
         .is_none());
 
-    // Pulled again: the store has exactly this file, so nothing is downloaded.
-    let again = edgenlu_in(&device, &["pull", &reference]);
+    // Pulled again, by digest: the store has exactly this file, so nothing is downloaded.
+    let digest = pushed.stdout.trim().rsplit_once('@').unwrap().1.to_string();
+    let by_digest = format!("{}/acme/minilm@{digest}", registry.host());
+    let again = edgenlu_in(&device, &["pull", &by_digest]);
     assert!(
         again.ok
             && again
@@ -630,4 +632,15 @@ fn a_signature_of_another_file_is_refused_at_push_and_at_pull() {
     let device = empty_device("oci-other-file-device");
     let err = refused(&device, &format!("{host}/acme/models:forged"));
     assert!(matches!(err, FleetError::SignatureMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_manifest_that_never_ends_is_refused_at_its_bound() {
+    let server = edgenlu_tests::endless_manifest_server();
+    let device = empty_device("oci-endless-device");
+    let err = refused(&device, &format!("{server}/acme/intents:1"));
+    assert!(
+        matches!(err, FleetError::ManifestTooLarge { limit, .. } if limit == edgenlu_fleet::client::MAX_MANIFEST_BYTES),
+        "{err}"
+    );
 }

@@ -2,11 +2,13 @@
 //! runtime this value owns (created here, dropped with it; never the runtime library's), with
 //! the credentials the standard Docker config file holds for the registry.
 
+use super::artifact;
 use super::reference::ArtifactRef;
+use super::sha256_hex;
 use super::FleetError;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
-use oci_client::manifest::OciImageManifest;
+use oci_client::manifest::{OciImageManifest, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use std::path::PathBuf;
@@ -14,6 +16,9 @@ use std::time::Duration;
 
 /// Longest wait for a connection to the registry.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest manifest accepted: the most the OCI distribution spec asks registries to accept.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 /// Longest wait for the next bytes of a response: a registry that stalls mid-blob is treated
 /// as a dropped connection (and resumed), never waited on for ever.
@@ -23,6 +28,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RegistryClient {
     runtime: tokio::runtime::Runtime,
     client: Client,
+    /// For manifests, whose length `client` does not bound: same transport settings.
+    http: reqwest::Client,
     auth: RegistryAuth,
     target: ArtifactRef,
 }
@@ -52,6 +59,14 @@ impl RegistryClient {
             reference: target.whole(),
             source: Box::new(e),
         })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(|e| FleetError::Registry {
+                reference: target.whole(),
+                source: Box::new(e.into()),
+            })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -59,6 +74,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             runtime,
             client,
+            http,
             auth: docker_credentials(target.reference.registry())?,
             target,
         })
@@ -95,12 +111,94 @@ impl RegistryClient {
             .map_err(|e| self.registry_err(e))
     }
 
-    /// The artifact's image manifest and its digest.
+    /// The artifact's image manifest and its digest (`sha256:<hex>` of the bytes received).
+    /// Fetched here rather than by `oci-client`, which reads a manifest of any length: at most
+    /// [`MAX_MANIFEST_BYTES`], refused past that as it streams in; when the reference names a
+    /// digest, the bytes must hash to it.
     pub fn manifest(&self) -> Result<(OciImageManifest, String), FleetError> {
-        let (client, reference) = self.oci();
-        self.block_on(client.pull_image_manifest(reference, &self.auth))
-            .map_err(|e| self.registry_err(e))
+        self.block_on(self.fetch_manifest())
     }
+
+    async fn fetch_manifest(&self) -> Result<(OciImageManifest, String), FleetError> {
+        let (client, reference) = self.oci();
+        let token = client
+            .auth(reference, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| self.registry_err(e))?;
+        let scheme = if self.target.plain_http {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!(
+            "{scheme}://{}/v2/{}/manifests/{}",
+            reference.resolve_registry(),
+            reference.repository(),
+            reference.digest().or(reference.tag()).unwrap_or("latest")
+        );
+        let mut request = self.http.get(&url).header(
+            http::header::ACCEPT,
+            format!("{OCI_IMAGE_MEDIA_TYPE}, {IMAGE_MANIFEST_MEDIA_TYPE}"),
+        );
+        request = match (token, &self.auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
+        };
+        let request_err = |e: reqwest::Error| self.registry_err(e.into());
+        let mut response = request.send().await.map_err(request_err)?;
+        let status = response.status();
+        if !status.is_success() {
+            let message = read_at_most(&mut response, 4096).await.ok().flatten();
+            let message = String::from_utf8_lossy(&message.unwrap_or_default()).into_owned();
+            return Err(self.registry_err(OciDistributionError::ServerError {
+                code: status.as_u16(),
+                url,
+                message,
+            }));
+        }
+        let too_large = || FleetError::ManifestTooLarge {
+            reference: self.target.whole(),
+            limit: MAX_MANIFEST_BYTES,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let body = read_at_most(&mut response, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(request_err)?
+            .ok_or_else(too_large)?;
+        let digest = artifact::oci_digest(&sha256_hex(&body));
+        if let Some(expected) = reference.digest().filter(|&d| d != digest) {
+            return Err(FleetError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: digest,
+            });
+        }
+        let manifest = serde_json::from_slice(&body).map_err(|e| FleetError::NotAnArtifact {
+            reference: self.target.whole(),
+            reason: format!("the manifest is not an OCI image manifest: {e}"),
+        })?;
+        Ok((manifest, digest))
+    }
+}
+
+/// The body of `response`, or None once it passes `limit` bytes (read no further).
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Where the Docker config file is: `$DOCKER_CONFIG/config.json`, else

@@ -57,6 +57,14 @@ pub enum FleetError {
         /// The client's error.
         source: Box<oci_client::errors::OciDistributionError>,
     },
+    /// The registry's manifest is longer than any skill's or model's may be.
+    #[error("the manifest of {reference} is longer than {limit} bytes; refusing it")]
+    ManifestTooLarge {
+        /// The artifact's reference.
+        reference: String,
+        /// The most accepted ([`client::MAX_MANIFEST_BYTES`]).
+        limit: usize,
+    },
     /// The manifest is not a skill or model artifact this device can install.
     #[error("{reference} is not an edgenlu skill or model artifact: {reason}")]
     NotAnArtifact {
