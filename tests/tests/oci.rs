@@ -644,3 +644,50 @@ fn a_manifest_that_never_ends_is_refused_at_its_bound() {
         "{err}"
     );
 }
+
+#[test]
+fn a_model_of_that_name_with_other_content_is_replaced_only_with_force() {
+    let registry = Registry::start();
+    let (gguf, _, sig) = signed_model(&scratch_dir("force"), 2);
+    let reference = format!("{}/acme/minilm:1", registry.host());
+    push_model(&client(&reference), &gguf, &sig).unwrap();
+    // The device holds another model under that name (the f32 encoder's file).
+    require_model("all-minilm-l6-v2.f32");
+    let device = empty_device("oci-force-device");
+    let other = store().path_for("all-minilm-l6-v2.f32").unwrap();
+    let import = Import {
+        replace: None,
+        take_file: false,
+        source: "edgenlu-tests",
+    };
+    device.import_file(MODEL, &other, import).unwrap();
+    let err = refused(&device, &reference);
+    assert!(
+        matches!(
+            err,
+            FleetError::Store(edgenlu_models::store::StoreError::Exists { .. })
+        ),
+        "{err}"
+    );
+    let forced = pull(
+        &client(&reference),
+        &device,
+        PullOptions {
+            health: None,
+            force: true,
+            now: unix_now(),
+        },
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            forced,
+            Pulled::Model {
+                downloaded: true,
+                ..
+            }
+        ),
+        "{forced:?}"
+    );
+    assert_eq!(device.verify(MODEL).unwrap().sha256, sig.sha256);
+}
