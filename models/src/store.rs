@@ -9,7 +9,7 @@ mod check;
 mod write;
 
 pub use check::{CheckedEntry, EntryHealth};
-pub use write::{Holders, NewEntry};
+pub use write::{Holders, Import, NewEntry};
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -3,6 +3,10 @@
 //! over that store. A missing prerequisite fails the test with the command that provides it: a
 //! skipped test is not a passing one.
 
+pub mod registry;
+
+pub use registry::{endless_manifest_server, tree_listing, Cut, CuttingProxy, Registry};
+
 use edgenlu::{ModelCatalog, Runtime, RuntimeOptions};
 use edgenlu_models::store::ModelStore;
 use std::io::{Read, Write};
@@ -492,8 +496,14 @@ pub struct Ran {
 
 /// Runs the built `edgenlu args...` with `store` as its store (`EDGENLU_HOME`).
 pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
+    edgenlu_in_env(store, &[], args)
+}
+
+/// [`edgenlu_in`] with environment variables `env` set for it.
+pub fn edgenlu_in_env(store: &ModelStore, env: &[(&str, &std::path::Path)], args: &[&str]) -> Ran {
     let out = std::process::Command::new(built_binary())
         .args(args)
+        .envs(env.iter().copied())
         .env("EDGENLU_HOME", store.root())
         .env_remove("EDGENLU_UPLINK_URL")
         .output()
@@ -534,4 +544,40 @@ pub fn wait_ready(server: &mut std::process::Child, addr: SocketAddr) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(http(addr, "GET", "/healthz", b"").0, 200);
+}
+
+/// A deterministic test key (tests need no randomness to be reproducible): by convention 1 is
+/// the vendor's root, 2 publisher "acme", and another number a key no one delegated.
+pub fn test_key(n: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[n; 32])
+}
+
+/// A trust store at `root` with root `test_key(1)` pinned and publisher "acme"
+/// (`test_key(2)`) delegated `capabilities` and `models`, issued a day ago, expiring at
+/// `expires` (unix seconds).
+pub fn acme_trust(
+    root: &std::path::Path,
+    capabilities: Vec<edgenlu_trust::manifest::Capability>,
+    models: &[&str],
+    expires: u64,
+) -> edgenlu_trust::store::TrustStore {
+    use edgenlu_trust::keys::PublicKeyFile;
+    let trust = edgenlu_trust::store::TrustStore::at(root).expect("opening the trust store");
+    trust
+        .add_root(&PublicKeyFile::new("root", &test_key(1).verifying_key()))
+        .expect("pinning the root");
+    let p = PublicKeyFile::new("acme", &test_key(2).verifying_key());
+    let d = edgenlu_trust::store::Delegation {
+        publisher: "acme".into(),
+        key_id: p.key_id,
+        public_key: p.public_key,
+        capabilities,
+        models: models.iter().map(|s| s.to_string()).collect(),
+        issued: edgenlu_trust::unix_now() - edgenlu_trust::DAY_SECONDS,
+        expires,
+    };
+    trust
+        .add_delegation(&d.sign(&test_key(1)).expect("signing the delegation"))
+        .expect("storing the delegation");
+    trust
 }

@@ -5,7 +5,7 @@
 use edgenlu::bundled::DEFAULT_ENCODER;
 use edgenlu_device::installed::{InstalledSkills, LiveSkill, ManifestGrants};
 use edgenlu_models::store::ModelStore;
-use edgenlu_tests::{require_model, runtime, tiny_index};
+use edgenlu_tests::{acme_trust, require_model, runtime, test_key as key, tiny_index};
 use edgenlu_trust::keys::{self, PublicKeyFile};
 use edgenlu_trust::manifest::{Capability, Manifest, MAX_MANIFEST_BYTES};
 use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
@@ -45,32 +45,6 @@ impl Drop for TempDir {
 
 fn component() -> Vec<u8> {
     edgenlu::bundled::components::SKILL_INTENTS.bytes.to_vec()
-}
-
-/// A deterministic key (tests need no randomness to be reproducible).
-fn key(n: u8) -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[n; 32])
-}
-
-/// A trust store with root key(1) pinned and publisher "acme" (key(2)) delegated `caps` and
-/// `models`, expiring at `expires`.
-fn acme_trust(dir: &Path, caps: Vec<Capability>, models: &[&str], expires: u64) -> TrustStore {
-    let trust = TrustStore::at(dir).unwrap();
-    trust
-        .add_root(&PublicKeyFile::new("root", &key(1).verifying_key()))
-        .unwrap();
-    let p = PublicKeyFile::new("acme", &key(2).verifying_key());
-    let d = Delegation {
-        publisher: "acme".into(),
-        key_id: p.key_id,
-        public_key: p.public_key,
-        capabilities: caps,
-        models: models.iter().map(|s| s.to_string()).collect(),
-        issued: unix_now() - DAY,
-        expires,
-    };
-    trust.add_delegation(&d.sign(&key(1)).unwrap()).unwrap();
-    trust
 }
 
 fn acme_manifest(version: u64) -> Manifest {

@@ -17,6 +17,8 @@ mod flows;
 mod generate;
 mod models;
 mod pipeline;
+mod pull;
+mod push;
 mod serve;
 mod skill;
 mod trust;
@@ -44,6 +46,31 @@ enum Command {
     /// trust, install, list, rollback, remove, ask).
     #[command(flatten)]
     Trust(trust::TrustCli),
+    /// Publish a signed skill file or a signed model to an OCI registry (distribution, Harbor,
+    /// ECR, GHCR, Zot). A skill goes as a CNCF Wasm artifact: its one layer is the signed file
+    /// unchanged, signature inside. A model goes as a CNCF ModelPack artifact: the GGUF and its
+    /// detached signature. Credentials come from the Docker config file
+    /// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json); loopback registries are
+    /// spoken to over HTTP, every other one over HTTPS unless --insecure. Prints what was
+    /// pushed and the manifest digest that names it.
+    ///
+    /// Example: edgenlu push intents.wasm registry.example.com/acme/intents:2
+    ///
+    /// Example: edgenlu push minilm-ft.q8_0 127.0.0.1:5000/acme/minilm-ft:1
+    ///
+    /// Example: edgenlu push ./minilm-ft.gguf 127.0.0.1:5000/acme/minilm-ft:1 --signature minilm-ft.sig.json
+    Push(push::PushArgs),
+    /// Fetch a skill or model from an OCI registry and install it. Each blob streams to a
+    /// temporary file in the store, resumes after a dropped connection (HTTP range requests)
+    /// and must match its registry digest; then the device's own checks decide, as for
+    /// `install` (signature, publisher's delegation, grants, expiry, version floor, health
+    /// check with rollback) or for `models import` and `trust add` (the model signature, the
+    /// store's overwrite rules). A refusal leaves the store as it was.
+    ///
+    /// Example: edgenlu pull registry.example.com/acme/intents:2
+    ///
+    /// Example: edgenlu pull 127.0.0.1:5000/acme/minilm-ft@sha256:4f1c...
+    Pull(pull::PullArgs),
     /// Manage the model store ($EDGENLU_HOME, else $XDG_DATA_HOME/edgenlu).
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -328,6 +355,8 @@ fn main() -> Result<()> {
             eval::eval(&pipeline, &examples, device, json)?;
         }
         Command::Trust(cmd) => trust::run(cmd, &store)?,
+        Command::Push(args) => push::run(&args, &store)?,
+        Command::Pull(args) => pull::run(&args, &store)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,
         Command::Conformance(cmd) => conformance::run(cmd, &store)?,
         Command::Generate(args) => generate::run(&runtime(store)?, &args)?,

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use edgenlu_kernels::DType;
 use edgenlu_models::fetch::FetchAction;
-use edgenlu_models::store::{EntryHealth, EntryKind, ModelStore, NewEntry};
+use edgenlu_models::store::{EntryHealth, EntryKind, Holders, Import, ModelStore, NewEntry};
 use edgenlu_trust::skills::SkillStore;
 use indicatif::ProgressBar;
 use std::path::PathBuf;
@@ -169,15 +169,18 @@ fn import_gguf(
         );
     };
     // A datastore travels the same way as a model: its kind is the file's.
-    let kind = EntryKind::of_file(file)
-        .with_context(|| format!("{} is not a GGUF model or datastore", file.display()))?;
-    let new = new_entry(store, &name, kind, force)?;
-    std::fs::copy(file, new.path())
-        .with_context(|| format!("copying {} into the store", file.display()))?;
-    std::fs::File::open(new.path())
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("writing {}", new.path().display()))?;
-    let entry = new.commit(&format!("models import {}", file.display()))?;
+    let skills = SkillStore::at(store.root())?;
+    let entry = store
+        .import_file(
+            &name,
+            file,
+            Import {
+                replace: force.then_some(&skills as &dyn Holders),
+                take_file: false,
+                source: &format!("models import {}", file.display()),
+            },
+        )
+        .with_context(|| format!("importing {} into the store", file.display()))?;
     println!(
         "{}  {}  {} bytes  {}",
         entry.sha256,

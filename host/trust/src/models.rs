@@ -49,9 +49,18 @@ impl ModelSignature {
 
     /// Reads a model signature file.
     pub fn read(path: &Path) -> Result<ModelSignature, TrustError> {
-        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| TrustError::BadModelSignature(format!("{}: {e}", path.display())))
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        ModelSignature::parse(&bytes).map_err(|e| match e {
+            TrustError::BadModelSignature(why) => {
+                TrustError::BadModelSignature(format!("{}: {why}", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Parses a model signature file's bytes (JSON); the signature is not checked yet.
+    pub fn parse(bytes: &[u8]) -> Result<ModelSignature, TrustError> {
+        serde_json::from_slice(bytes).map_err(|e| TrustError::BadModelSignature(e.to_string()))
     }
 
     /// Checks the signature against the delegations: the key must be delegated, and its
@@ -95,9 +104,14 @@ impl TrustStore {
         Ok(self.dir().join("models").join(format!("{model}.json")))
     }
 
-    /// Verifies a model signature (key delegated, model covered, not expired at `now`) and
-    /// stores it, replacing an earlier one for the same model.
-    pub fn add_model_signature(&self, sig: &ModelSignature, now: u64) -> Result<(), TrustError> {
+    /// Checks a model signature as [`add_model_signature`](Self::add_model_signature) does
+    /// (key delegated, model covered, not expired at `now`) without storing it: what a pull
+    /// asks before it downloads or installs the model. Returns the delegation.
+    pub fn check_model_signature(
+        &self,
+        sig: &ModelSignature,
+        now: u64,
+    ) -> Result<Delegation, TrustError> {
         let d = sig.verify(&self.delegations()?)?;
         if now >= d.expires {
             return Err(TrustError::DelegationExpired {
@@ -106,6 +120,13 @@ impl TrustStore {
                 now,
             });
         }
+        Ok(d)
+    }
+
+    /// Verifies a model signature (key delegated, model covered, not expired at `now`) and
+    /// stores it, replacing an earlier one for the same model.
+    pub fn add_model_signature(&self, sig: &ModelSignature, now: u64) -> Result<(), TrustError> {
+        self.check_model_signature(sig, now)?;
         let path = self.model_sig_path(&sig.model)?;
         let dir = path.parent().expect("has a parent");
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;

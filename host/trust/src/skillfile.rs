@@ -260,6 +260,31 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, TrustError> {
         .collect())
 }
 
+/// The names of the component's own (top-level) exports other than types, e.g.
+/// `edgenlu:nlu/skill@0.1.0`: what it offers its host (an OCI artifact's config lists them).
+pub fn component_exports(bytes: &[u8]) -> Result<Vec<String>, TrustError> {
+    use wasmparser::{ComponentExternalKind, Parser, Payload};
+    let malformed = |e: wasmparser::BinaryReaderError| TrustError::Malformed(e.to_string());
+    let mut depth = 0usize;
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(malformed)? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(malformed)?;
+                    if export.kind != ComponentExternalKind::Type {
+                        exports.push(export.name.name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(exports)
+}
+
 /// One top-level import of a component and, for an instance (an interface), the names of the
 /// items it takes from it: functions such as `attend`, resources such as `kv-cache`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,6 +136,50 @@ impl ModelStore {
     }
 }
 
+/// How [`ModelStore::import_file`] takes a GGUF file into the store.
+#[derive(Clone, Copy)]
+pub struct Import<'a> {
+    /// Replace an entry of that name (of the same kind) unless these hold it; `None`: only a
+    /// name the store does not have yet.
+    pub replace: Option<&'a dyn Holders>,
+    /// Move the file into the store instead of copying it (a temporary of the caller's in
+    /// the store's file system, such as a download under `<root>/tmp`).
+    pub take_file: bool,
+    /// Where it came from, recorded with the entry.
+    pub source: &'a str,
+}
+
+impl ModelStore {
+    /// Puts GGUF file `file` into the store as entry `name`, of the kind its architecture
+    /// says (a model or a datastore), under the store's rules ([`create`](Self::create) or
+    /// [`replace`](Self::replace)): `models import FILE.gguf` and a pulled model both come in
+    /// this way. On any refusal the store is as it was.
+    pub fn import_file(
+        &self,
+        name: &str,
+        file: &Path,
+        import: Import<'_>,
+    ) -> Result<StoreEntry, StoreError> {
+        let kind = EntryKind::of_file(file).map_err(|source| StoreError::Gguf {
+            name: name.to_owned(),
+            source,
+        })?;
+        let new = match import.replace {
+            Some(holders) => self.replace(name, kind, holders)?,
+            None => self.create(name, kind)?,
+        };
+        let staged = new.path().to_owned();
+        let moved = import.take_file && std::fs::rename(file, &staged).is_ok();
+        if !moved {
+            std::fs::copy(file, &staged).map_err(io_err(&staged))?;
+        }
+        std::fs::File::open(&staged)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&staged))?;
+        new.commit(import.source)
+    }
+}
+
 #[cfg(unix)]
 fn link_file(target: &Path, link: &Path) -> std::io::Result<()> {
     std::os::unix::fs::symlink(target, link)
