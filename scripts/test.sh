@@ -42,7 +42,7 @@ step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)
 "$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"
 EDGENLU_MINILM_DIR="$hf" EDGENLU_GOLDEN_DIR="$repo/golden" \
-    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p edgenlu-sdk -p skill-chat
+    cargo test --release --locked --manifest-path "$repo/guest/Cargo.toml" -p wordpiece -p bpe -p edgenlu-sdk -p skill-chat -p flow-clarify
 for example in "$repo"/guest/examples/*/; do
     CARGO_TARGET_DIR="$repo/guest/target" cargo test --release --locked --manifest-path "$example/Cargo.toml"
 done

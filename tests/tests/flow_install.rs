@@ -409,7 +409,12 @@ fn the_cascade_flow_lets_the_decoder_choose_among_the_candidates_and_says_so() {
             a.skill
         );
         decoder_right += usize::from(a.answer.response.intent == gold);
-        eprintln!("{text:?} -> {} ({})", a.answer.response.intent, reason);
+        let micros = a.stages.iter().find(|s| s.stage == "cascade").map_or(0, |s| s.micros);
+        eprintln!(
+            "{text:?} -> {} ({reason}); the choice took {:.1} ms",
+            a.answer.response.intent,
+            micros as f64 / 1e3
+        );
     }
     eprintln!(
         "the decoder chose the gold intent on {decoder_right} of {}",
