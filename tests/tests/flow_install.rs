@@ -13,11 +13,13 @@ use edgenlu_device::installed::{load_flow, FlowProbeCheck, ManifestGrants};
 use edgenlu_device::pipeline::{DeviceState, Pipeline, PipelineError};
 use edgenlu_device::router::Route;
 use edgenlu_serve::{LivePipeline, ServeConfig};
-use edgenlu_tests::{domain_indexes, http, intents, pipeline_over, require_model, runtime, serve};
-use edgenlu_trust::keys::PublicKeyFile;
+use edgenlu_tests::{
+    acme_trust, domain_indexes, http, intents, pipeline_over, require_model, runtime, serve,
+    test_key,
+};
 use edgenlu_trust::manifest::{Capability, Kind, Manifest, Probe, FORMAT};
 use edgenlu_trust::skills::{InstallError, SkillStore, FLOW_SLOT};
-use edgenlu_trust::store::{Delegation, TrustStore};
+use edgenlu_trust::store::TrustStore;
 use edgenlu_trust::{skillfile, unix_now, TrustError};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -48,38 +50,20 @@ impl Drop for TempDir {
     }
 }
 
-fn key(n: u8) -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[n; 32])
+/// Publisher "acme" (`test_key(2)`) under root `test_key(1)` in `dir`'s trust store,
+/// delegated `caps`.
+fn trust_acme(dir: &Path, caps: Vec<Capability>) -> TrustStore {
+    acme_trust(dir, caps, &["all-minilm-*"], unix_now() + 86_400)
 }
 
-/// Pins root key(1) in `dir`'s trust store and delegates publisher `vendor` (key(2)) `caps`.
-fn trust_vendor(dir: &Path, caps: Vec<Capability>) -> TrustStore {
-    let trust = TrustStore::at(dir).unwrap();
-    trust
-        .add_root(&PublicKeyFile::new("root", &key(1).verifying_key()))
-        .unwrap();
-    let p = PublicKeyFile::new("vendor", &key(2).verifying_key());
-    let d = Delegation {
-        publisher: "vendor".into(),
-        key_id: p.key_id,
-        public_key: p.public_key,
-        capabilities: caps,
-        models: vec!["all-minilm-*".into()],
-        issued: unix_now() - 60,
-        expires: unix_now() + 86_400,
-    };
-    trust.add_delegation(&d.sign(&key(1)).unwrap()).unwrap();
-    trust
-}
-
-/// A flow manifest of `vendor`: `name`, `version`, `config`, the `flow` capability.
+/// A flow manifest of `acme`: `name`, `version`, `config`, the `flow` capability.
 fn flow_manifest(name: &str, version: u64, config: &[(&str, &str)]) -> Manifest {
     Manifest {
         format: FORMAT,
         name: name.into(),
         kind: Kind::Flow,
         version,
-        publisher: "vendor".into(),
+        publisher: "acme".into(),
         expires: None,
         models: Vec::new(),
         model_sha256: Default::default(),
@@ -95,7 +79,7 @@ fn flow_manifest(name: &str, version: u64, config: &[(&str, &str)]) -> Manifest 
 }
 
 fn signed(component: &[u8], m: &Manifest) -> Vec<u8> {
-    skillfile::sign(component, &m.to_bytes().unwrap(), &key(2)).unwrap()
+    skillfile::sign(component, &m.to_bytes().unwrap(), &test_key(2)).unwrap()
 }
 
 /// The clarify flow as the vendor signs it: every pair of skills counts as close with
@@ -127,7 +111,7 @@ fn a_flow_needs_the_flow_capability_and_its_own_store() {
     let dir = TempDir::new("capability");
     let bytes = clarify(1, "1");
     // A publisher whose delegation does not allow flows cannot ship one.
-    trust_vendor(&dir.0, vec![]);
+    trust_acme(&dir.0, vec![]);
     let flows = SkillStore::flows_at(&dir.0).unwrap();
     let err = flows.install(&bytes, unix_now()).unwrap_err();
     assert!(
@@ -164,7 +148,7 @@ fn a_flow_needs_the_flow_capability_and_its_own_store() {
 
     // Allowed, it installs in the flow store only.
     let dir = TempDir::new("capability-allowed");
-    trust_vendor(&dir.0, vec![Capability::Flow]);
+    trust_acme(&dir.0, vec![Capability::Flow]);
     let err = SkillStore::at(&dir.0)
         .unwrap()
         .install(&bytes, unix_now())
@@ -189,7 +173,7 @@ fn a_flow_needs_the_flow_capability_and_its_own_store() {
     // A skill file is refused by the flow store.
     let skill = edgenlu_trust::dev::intents_manifest("all-minilm-l6-v2.q8_0", "x", 1);
     let mut skill = skill;
-    skill.publisher = "vendor".into();
+    skill.publisher = "acme".into();
     skill.models = vec!["all-minilm-l6-v2.q8_0".into()];
     skill.tokenizer = None;
     let skill = signed(components::SKILL_INTENTS.bytes, &skill);
@@ -210,7 +194,7 @@ fn a_flow_needs_the_flow_capability_and_its_own_store() {
 #[test]
 fn a_flow_whose_probes_fail_is_rolled_back_and_the_device_keeps_its_flow() {
     let dir = TempDir::new("health");
-    trust_vendor(&dir.0, vec![Capability::Flow]);
+    trust_acme(&dir.0, vec![Capability::Flow]);
     let flows = SkillStore::flows_at(&dir.0).unwrap();
     let rt = runtime();
     let pipeline = two_skill_pipeline();
@@ -258,7 +242,7 @@ fn a_flow_whose_probes_fail_is_rolled_back_and_the_device_keeps_its_flow() {
 #[test]
 fn a_new_flow_changes_the_next_answer_of_a_running_server_and_rollback_restores_it() {
     let dir = TempDir::new("serve");
-    trust_vendor(&dir.0, vec![Capability::Flow]);
+    trust_acme(&dir.0, vec![Capability::Flow]);
     let flows = SkillStore::flows_at(&dir.0).unwrap();
     let rt = runtime();
     let live = LivePipeline::new(two_skill_pipeline(), SkillStore::at(&dir.0).unwrap(), rt)
@@ -326,7 +310,7 @@ fn a_new_flow_changes_the_next_answer_of_a_running_server_and_rollback_restores_
 fn a_request_in_flight_finishes_on_the_flow_it_started_with() {
     require_model(DEFAULT_DECODER);
     let dir = TempDir::new("inflight");
-    trust_vendor(&dir.0, vec![Capability::Flow]);
+    trust_acme(&dir.0, vec![Capability::Flow]);
     let flows = SkillStore::flows_at(&dir.0).unwrap();
     let rt = runtime();
     // With a phraser, a local answer takes the decoder's time: long enough to install a flow
@@ -409,7 +393,11 @@ fn the_cascade_flow_lets_the_decoder_choose_among_the_candidates_and_says_so() {
             a.skill
         );
         decoder_right += usize::from(a.answer.response.intent == gold);
-        let micros = a.stages.iter().find(|s| s.stage == "cascade").map_or(0, |s| s.micros);
+        let micros = a
+            .stages
+            .iter()
+            .find(|s| s.stage == "cascade")
+            .map_or(0, |s| s.micros);
         eprintln!(
             "{text:?} -> {} ({reason}); the choice took {:.1} ms",
             a.answer.response.intent,
@@ -470,4 +458,82 @@ fn a_flow_asking_the_decoder_too_much_is_refused_typed() {
     }
     let a = two_skill_pipeline().answer(WEATHER, OFFLINE).unwrap();
     assert_eq!(a.answer.response.path, AnswerPath::Template);
+}
+
+/// The same through the binaries, as a vendor does it on a device: `edgenlu serve` running
+/// over two skills, the flow signed with `edgenlu sign` and installed with `edgenlu install`
+/// from another process: the next `/v1/nlu` answer is the new flow's; `edgenlu remove flow`
+/// puts the default back, without restarting the server.
+#[test]
+fn edgenlu_serve_follows_a_flow_installed_by_edgenlu_install() {
+    use edgenlu_tests::{edgenlu_in, free_addr, store, wait_ready};
+    let store = store();
+    edgenlu_tests::default_index();
+    let [music, weather] = domain_indexes();
+    let dir = TempDir::new("serve-bin");
+    trust_acme(store.root(), vec![Capability::Flow]);
+    let key = dir.0.join("acme.key");
+    edgenlu_trust::keys::write_keypair(&dir.0, "acme", &test_key(2)).unwrap();
+    let component = dir.0.join("clarify.component.wasm");
+    std::fs::write(&component, components::FLOW_CLARIFY.bytes).unwrap();
+    let manifest = dir.0.join("clarify.manifest.json");
+    let m = flow_manifest("clarify", 1, &[("margin", "1")]);
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let signed = dir.0.join("clarify-1.wasm");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let ran = edgenlu_in(
+        &store,
+        &[
+            "sign",
+            &s(&component),
+            "--manifest",
+            &s(&manifest),
+            "--key",
+            &s(&key),
+            "-o",
+            &s(&signed),
+        ],
+    );
+    assert!(ran.ok, "{}", ran.stderr);
+
+    let addr = free_addr();
+    let mut server = std::process::Command::new(edgenlu_tests::built_binary())
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--index",
+            music,
+            "--index",
+            weather,
+        ])
+        .env("EDGENLU_HOME", store.root())
+        .env_remove("EDGENLU_UPLINK_URL")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut server, addr);
+    let ask = || {
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/v1/nlu",
+            json!({ "text": WEATHER }).to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["response"].clone()
+    };
+    let before = ask();
+    assert!(!is_clarifying(&before), "{before}");
+    let installed = edgenlu_in(&store, &["install", &s(&signed)]);
+    assert!(installed.ok, "{}", installed.stderr);
+    let after = ask();
+    assert!(is_clarifying(&after), "{after}");
+    let removed = edgenlu_in(&store, &["remove", "flow"]);
+    assert!(removed.ok, "{}", removed.stderr);
+    let again = ask();
+    assert!(!is_clarifying(&again), "{again}");
+    assert_eq!(again["reply"], before["reply"]);
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -384,7 +384,11 @@ mod tests {
     }
 
     fn state(limits: FlowLimits) -> ComponentState {
-        let root = std::env::temp_dir().join(format!("edgenlu-flow-test-{}", std::process::id()));
+        // One folder per call: the tests run in parallel, and each removes its own.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let root =
+            std::env::temp_dir().join(format!("edgenlu-flow-test-{}-{n}", std::process::id()));
         let store = edgenlu_models::store::ModelStore::at(&root).unwrap();
         // The flow opens no model: the store's folder is not needed past this point.
         std::fs::remove_dir_all(&root).unwrap();
