@@ -246,8 +246,7 @@ fn a_new_flow_changes_the_next_answer_of_a_running_server_and_rollback_restores_
     let flows = SkillStore::flows_at(&dir.0).unwrap();
     let rt = runtime();
     let live = LivePipeline::new(two_skill_pipeline(), SkillStore::at(&dir.0).unwrap(), rt)
-        .following_flow(SkillStore::flows_at(&dir.0).unwrap())
-        .unwrap();
+        .following_flow(SkillStore::flows_at(&dir.0).unwrap());
     let config = ServeConfig {
         listen: "127.0.0.1:0".into(),
         ..ServeConfig::default()
@@ -323,8 +322,7 @@ fn a_request_in_flight_finishes_on_the_flow_it_started_with() {
         ..two_skill_pipeline()
     };
     let live = LivePipeline::new(pipeline, SkillStore::at(&dir.0).unwrap(), rt)
-        .following_flow(SkillStore::flows_at(&dir.0).unwrap())
-        .unwrap();
+        .following_flow(SkillStore::flows_at(&dir.0).unwrap());
     // What a worker does with a request: take the pipeline, then answer through it.
     let in_flight = live.current();
     let answering = std::thread::spawn(move || in_flight.answer(WEATHER, OFFLINE).unwrap());
@@ -536,4 +534,33 @@ fn edgenlu_serve_follows_a_flow_installed_by_edgenlu_install() {
     assert_eq!(again["reply"], before["reply"]);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// A flow file changed on the device after its install no longer verifies: the server starts
+/// anyway and answers with the default flow, and says which flow it serves.
+#[test]
+fn a_server_over_a_tampered_flow_answers_with_the_default() {
+    let dir = TempDir::new("tampered");
+    trust_acme(&dir.0, vec![Capability::Flow]);
+    let flows = SkillStore::flows_at(&dir.0).unwrap();
+    flows.install(&clarify(1, "1"), unix_now()).unwrap();
+    let (_, path) = flows.current(FLOW_SLOT).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let live = LivePipeline::new(
+        two_skill_pipeline(),
+        SkillStore::at(&dir.0).unwrap(),
+        runtime(),
+    )
+    .following_flow(SkillStore::flows_at(&dir.0).unwrap());
+    assert_eq!(live.flow_version(), None);
+    let a = live.current().answer(WEATHER, OFFLINE).unwrap();
+    assert!(
+        !a.verdict.reason.starts_with("asked to clarify"),
+        "{:?}",
+        a.verdict
+    );
+    assert_eq!(a.answer.response.intent, "GetWeather");
 }

@@ -24,7 +24,7 @@ fn serve_skills(
     let pipeline = crate::pipeline::pipeline(rt, store, &args, phrase)?;
     let mut nlu = edgenlu_serve::LivePipeline::new(pipeline, installed, rt.clone());
     if follow_flow {
-        nlu = nlu.following_flow(crate::flows::flow_store(store)?)?;
+        nlu = nlu.following_flow(crate::flows::flow_store(store)?);
     }
     let decoder = bundled::DEFAULT_DECODER.to_string();
     Ok(edgenlu_serve::Skills {

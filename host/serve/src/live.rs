@@ -6,7 +6,7 @@
 
 use edgenlu::flow::Flow;
 use edgenlu::{bundled, Runtime};
-use edgenlu_device::installed::{load_flow, LoadError};
+use edgenlu_device::installed::load_flow;
 use edgenlu_device::pipeline::Pipeline;
 use edgenlu_device::router::{InstalledFile, Route};
 use edgenlu_trust::skills::{SkillStore, FLOW_SLOT};
@@ -52,19 +52,25 @@ impl LivePipeline {
 
     /// Runs the flow installed in `flows` ([`SkillStore::flows_at`]) from now on, and follows
     /// it: a new flow installed (or rolled back) is served from the next request, and when
-    /// the installed flow is removed, the bundled default flow is.
-    pub fn following_flow(mut self, flows: SkillStore) -> Result<LivePipeline, LoadError> {
+    /// the installed flow is removed, the bundled default flow is. An installed flow that
+    /// does not load (it no longer verifies, say) is logged and the pipeline's own flow
+    /// answers meanwhile: the device keeps answering.
+    pub fn following_flow(mut self, flows: SkillStore) -> LivePipeline {
         let served = self.served();
-        let installed = load_flow(&flows, &self.runtime, &served.pipeline)?;
-        *self.current.get_mut().unwrap_or_else(|e| e.into_inner()) = match installed {
-            Some(f) => Served {
-                pipeline: Arc::new(served.pipeline.with_flow(f.flow)),
-                flow: Some((f.name, f.file)),
-            },
-            None => served,
-        };
+        *self.current.get_mut().unwrap_or_else(|e| e.into_inner()) =
+            match load_flow(&flows, &self.runtime, &served.pipeline) {
+                Ok(Some(f)) => Served {
+                    pipeline: Arc::new(served.pipeline.with_flow(f.flow)),
+                    flow: Some((f.name, f.file)),
+                },
+                Ok(None) => served,
+                Err(e) => {
+                    tracing::warn!("the installed flow does not load, serving the default: {e}");
+                    served
+                }
+            };
         self.flows = Some(flows);
-        Ok(self)
+        self
     }
 
     fn served(&self) -> Served {
