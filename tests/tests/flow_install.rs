@@ -426,6 +426,19 @@ fn the_cascade_flow_lets_the_decoder_choose_among_the_candidates_and_says_so() {
     );
     assert_eq!(a.answer.response.intent, "GetWeather");
     assert_ne!(a.verdict.decision, Decision::Reject);
+    // Without a decoder on the device, an unsure classifier's answer stands, and says why.
+    let without_decoder = Pipeline {
+        phraser: None,
+        flow: pipeline.flow.clone(),
+        ..two_skill_pipeline()
+    };
+    let a = without_decoder.answer(WEATHER, OFFLINE).unwrap();
+    assert!(
+        a.verdict.reason.contains("the decoder could not choose"),
+        "{}",
+        a.verdict.reason
+    );
+    assert_eq!(a.answer.response.intent, "GetWeather");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! constrained answer, always one of the intents). The skill whose intent it chose answers,
 //! then the policy and the reply go as in the default flow. `verdict.reason` says which path
 //! decided (the classifier, or the decoder and the scores), and the stage `cascade` times the
-//! choice. Everything else is answered as by the default flow.
+//! choice. On a device without a decoder the classifier's answer stands, and the reason says
+//! why. Everything else is answered as by the default flow.
 //!
 //! Config: `min-confidence` (default 0.6), `candidates` (default 3, at most 8).
 
@@ -105,7 +106,12 @@ fn choose(
         "A user said: \"{text}\". Which of these does the user want: {}? Answer with one of them.",
         options.join(", ")
     );
-    let scores = stages.time("cascade", || flow_host::choose(&question, &options))?;
+    let scores = match stages.time("cascade", || flow_host::choose(&question, &options)) {
+        Ok(scores) => scores,
+        // No decoder on this device (or it failed): the classifier's answer stands, and the
+        // reason says why the decoder did not decide.
+        Err(e) => return Ok(Some(classifier_stands(best, e))),
+    };
     let best = (0..scores.len())
         .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
         .expect("two options or more");
@@ -124,6 +130,21 @@ fn choose(
         winner: answers.swap_remove(best),
         explained,
     }))
+}
+
+/// The best-routed skill's answer, when the decoder could not choose (`e`).
+fn classifier_stands(best: (&str, &Response), e: Error) -> Choice {
+    let explained = format!(
+        "the classifier decided ({}: {} at confidence {:.2}); the decoder could not choose: {}",
+        best.0,
+        best.1.intent,
+        best.1.confidence,
+        flow::message(e)
+    );
+    Choice {
+        winner: (best.0.to_string(), best.1.clone()),
+        explained,
+    }
 }
 
 /// The confidence of the first (best-routed) answer.
