@@ -91,6 +91,8 @@ fn pull_into(device: &ModelStore, reference: &str) -> Result<Pulled, FleetError>
         device,
         PullOptions {
             health: Some(&probes),
+            flow_health: None,
+            expect: None,
             force: false,
             now: unix_now(),
         },
@@ -674,6 +676,8 @@ fn a_model_of_that_name_with_other_content_is_replaced_only_with_force() {
         &device,
         PullOptions {
             health: None,
+            flow_health: None,
+            expect: None,
             force: true,
             now: unix_now(),
         },

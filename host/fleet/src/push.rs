@@ -166,7 +166,7 @@ pub fn push_model(
 }
 
 /// The descriptor of a config blob.
-fn config_descriptor(media_type: &str, config: &[u8]) -> OciDescriptor {
+pub(crate) fn config_descriptor(media_type: &str, config: &[u8]) -> OciDescriptor {
     artifact::descriptor(
         media_type,
         artifact::oci_digest(&sha256_hex(config)),
@@ -184,7 +184,7 @@ fn has_blob(client: &RegistryClient, desc: &OciDescriptor) -> Result<bool, Fleet
 }
 
 /// Uploads a blob held in memory (a skill file, a signature, a config).
-fn upload_small(
+pub(crate) fn upload_small(
     client: &RegistryClient,
     desc: &OciDescriptor,
     data: Vec<u8>,
@@ -258,7 +258,7 @@ fn hash_file(path: &Path) -> Result<(String, u64), FleetError> {
 }
 
 /// Pushes the manifest (the blobs are there) and says what was published.
-fn finish(
+pub(crate) fn finish(
     client: &RegistryClient,
     manifest: oci_client::manifest::OciImageManifest,
     kind: &'static str,
