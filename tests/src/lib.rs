@@ -581,3 +581,57 @@ pub fn acme_trust(
         .expect("storing the delegation");
     trust
 }
+
+/// Trusts publisher "acme" in `root`'s trust store for the encoder models and the tests'
+/// datastores, for a day.
+pub fn trust_acme(root: &std::path::Path) -> edgenlu_trust::store::TrustStore {
+    acme_trust(
+        root,
+        vec![],
+        &["all-minilm-*", "trust-snips-*"],
+        edgenlu_trust::unix_now() + edgenlu_trust::DAY_SECONDS,
+    )
+}
+
+/// The bundled intents skill as publisher "acme" at `version`, signed with key `signer`.
+pub fn acme_skill(version: u64, signer: u8) -> Vec<u8> {
+    acme_skill_with(version, signer, |_| {})
+}
+
+/// [`acme_skill`] with its manifest changed by `edit` before signing.
+pub fn acme_skill_with(
+    version: u64,
+    signer: u8,
+    edit: impl FnOnce(&mut edgenlu_trust::manifest::Manifest),
+) -> Vec<u8> {
+    let mut m = edgenlu_trust::dev::intents_manifest(
+        edgenlu::bundled::DEFAULT_ENCODER,
+        tiny_index(),
+        version,
+    );
+    m.publisher = "acme".into();
+    edit(&mut m);
+    let component = edgenlu::bundled::components::SKILL_INTENTS.bytes;
+    edgenlu_trust::skillfile::sign(component, &m.to_bytes().unwrap(), &test_key(signer)).unwrap()
+}
+
+/// A fresh device store called `tag`: the real models linked, the tests' datastore copied
+/// in, acme trusted.
+pub fn fresh_device(tag: &str) -> ModelStore {
+    require_model(edgenlu::bundled::DEFAULT_ENCODER);
+    let index = tiny_index();
+    let device = temp_store(tag);
+    device
+        .import_file(
+            index,
+            &store().path_for(index).unwrap(),
+            edgenlu_models::store::Import {
+                replace: None,
+                take_file: false,
+                source: "edgenlu-tests",
+            },
+        )
+        .unwrap();
+    trust_acme(device.root());
+    device
+}

@@ -1,0 +1,334 @@
+//! [fleet]: a simulated fleet of 8 devices (separate stores with fixed device ids, each
+//! `edgenlu sync` its own process with a deadline) following one channel in a real registry
+//! (Debian's `docker-registry`): v1 at 100 % reaches all; v2 at 50 % reaches exactly the
+//! devices the documented cohort hash puts in its cohort (the test computes it itself) while
+//! the registry is killed mid-rollout and started again on the same storage (the device that
+//! synced while it was down fails typed, unchanged and answering); a v3 whose health check
+//! cannot pass, at 100 %, is rolled back on every device, each device's `status --json`
+//! saying why, and not tried again.
+
+use edgenlu_fleet::client::RegistryClient;
+use edgenlu_fleet::push::push_skill;
+use edgenlu_fleet::reference::ArtifactRef;
+use edgenlu_models::store::ModelStore;
+use edgenlu_tests::{acme_skill, acme_skill_with, built_binary, fresh_device, Ran, Registry};
+use edgenlu_trust::manifest::Probe;
+use edgenlu_trust::skills::SkillStore;
+use sha2::{Digest, Sha256};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Devices in the simulated fleet.
+const DEVICES: usize = 8;
+
+/// Longest one `edgenlu` process may run before the test kills it and fails.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// One device: its store and its fixed id.
+struct Device {
+    store: ModelStore,
+    id: String,
+}
+
+impl Device {
+    /// Runs `edgenlu args...` on this device's store, killed and failed past [`DEADLINE`].
+    fn run(&self, args: &[&str]) -> Ran {
+        let mut child = Command::new(built_binary())
+            .args(args)
+            .env("EDGENLU_HOME", self.store.root())
+            .env_remove("EDGENLU_UPLINK_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running edgenlu");
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                panic!("{}: edgenlu {args:?} ran past {DEADLINE:?}", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let ran = Ran {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!(
+            "{} edgenlu {args:?}: {}\n{}{}",
+            self.id,
+            if ran.ok { "ok" } else { "failed" },
+            ran.stdout,
+            ran.stderr
+        );
+        ran
+    }
+
+    /// One `edgenlu sync` of `channel` (2 attempts per request, so a dead registry is given
+    /// up on quickly).
+    fn sync(&self, channel: &str) -> Ran {
+        self.run(&[
+            "sync",
+            "--channel",
+            channel,
+            "--device-id",
+            &self.id,
+            "--attempts",
+            "2",
+        ])
+    }
+
+    /// `edgenlu status --json`, parsed.
+    fn status(&self) -> serde_json::Value {
+        let ran = self.run(&["status", "--json"]);
+        assert!(ran.ok, "status failed: {}", ran.stderr);
+        serde_json::from_str(&ran.stdout).expect("status --json prints JSON")
+    }
+
+    /// The version of `intents` installed, and whether it answers a question.
+    fn intents_version(&self) -> u64 {
+        let skills = SkillStore::at(self.store.root()).unwrap();
+        skills
+            .state("intents")
+            .unwrap()
+            .expect("installed")
+            .current
+            .version
+    }
+
+    /// Asserts the device answers through its installed skill.
+    fn answers(&self) {
+        let asked = self.run(&["ask", "intents", "play some jazz by miles davis"]);
+        assert!(
+            asked.ok && asked.stdout.contains("PlayMusic"),
+            "{}",
+            asked.stdout
+        );
+    }
+}
+
+/// The status record's entry for skill `intents`.
+fn intents_entry(status: &serde_json::Value) -> &serde_json::Value {
+    status["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["kind"] == "skill" && e["name"] == "intents")
+        .expect("an entry for skill intents")
+}
+
+/// Whether `device_id` is in the cohort of `name` at `digest` rolled out to `rollout` %, as
+/// docs/fleet.md defines it (computed here, not by the code under test).
+fn in_cohort(device_id: &str, name: &str, digest: &str, rollout: u64) -> bool {
+    let hash = Sha256::digest(format!("{device_id}\n{name}\n{digest}"));
+    u64::from_be_bytes(hash[..8].try_into().unwrap()) % 100 < rollout
+}
+
+/// Publishes `bytes` as `acme/intents:TAG`; its manifest digest.
+fn publish_skill(registry: &Registry, tag: &str, bytes: &[u8]) -> String {
+    let reference = format!("{}/acme/intents:{tag}", registry.host());
+    let target = ArtifactRef::parse(&reference, false).unwrap();
+    push_skill(&RegistryClient::new(target).unwrap(), bytes)
+        .unwrap()
+        .manifest_digest
+}
+
+/// Points the channel at `acme/intents:TAG` rolled out to `rollout` %, through `edgenlu
+/// channel set`; checks it printed the pinned entry.
+fn set_channel(
+    publisher: &Device,
+    channel: &str,
+    registry: &Registry,
+    tag: &str,
+    digest: &str,
+    rollout: u8,
+) {
+    let skill = format!("{}/acme/intents:{tag}", registry.host());
+    let rollout = rollout.to_string();
+    let ran = publisher.run(&[
+        "channel",
+        "set",
+        channel,
+        "--skill",
+        &skill,
+        "--rollout",
+        &rollout,
+    ]);
+    assert!(ran.ok, "channel set failed: {}", ran.stderr);
+    let pinned = format!(
+        "skill intents rollout {rollout}% {}/acme/intents@{digest}",
+        registry.host()
+    );
+    assert!(ran.stdout.contains(&pinned), "{}", ran.stdout);
+}
+
+#[test]
+fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_registry_outage() {
+    let mut registry = Registry::start();
+    let channel = format!("{}/acme/channel:stable", registry.host());
+    let devices: Vec<Device> = (0..DEVICES)
+        .map(|i| Device {
+            store: fresh_device(&format!("fleet-device-{i}")),
+            id: format!("device-{i}"),
+        })
+        .collect();
+    let publisher = Device {
+        store: edgenlu_tests::temp_store("fleet-publisher"),
+        id: "publisher".into(),
+    };
+
+    // v1 at 100 %: every device installs it.
+    let v1 = publish_skill(&registry, "1", &acme_skill(1, 2));
+    set_channel(&publisher, &channel, &registry, "1", &v1, 100);
+    for d in &devices {
+        let ran = d.sync(&channel);
+        assert!(ran.ok, "{}: {}", d.id, ran.stderr);
+        assert_eq!(d.intents_version(), 1);
+        let status = d.status();
+        assert_eq!(status["device_id"], d.id.as_str());
+        assert_eq!(status["result"], "ok");
+        let e = intents_entry(&status);
+        assert_eq!(
+            (e["result"].as_str(), e["installed_version"].as_str()),
+            (Some("installed"), Some("1"))
+        );
+        assert_eq!(e["installed_digest"], v1.as_str());
+    }
+
+    // v2 at 50 %, the registry killed after half the fleet synced and started again.
+    let v2 = publish_skill(&registry, "2", &acme_skill(2, 2));
+    set_channel(&publisher, &channel, &registry, "2", &v2, 50);
+    let cohort: Vec<bool> = devices
+        .iter()
+        .map(|d| in_cohort(&d.id, "intents", &v2, 50))
+        .collect();
+    eprintln!("v2 cohort: {cohort:?}");
+    for d in &devices[..DEVICES / 2] {
+        assert!(d.sync(&channel).ok, "{}", d.id);
+    }
+    registry.stop();
+    let down = &devices[DEVICES / 2];
+    let before = d_version_and_status(down);
+    let ran = down.sync(&channel);
+    assert!(!ran.ok, "a sync with the registry down must fail");
+    assert!(
+        ran.stderr
+            .contains("could not be read; the device keeps what it has"),
+        "{}",
+        ran.stderr
+    );
+    let status = down.status();
+    assert_eq!(status["result"], "failed");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{status}"
+    );
+    assert_eq!(
+        down.intents_version(),
+        before.0,
+        "the device changed while the registry was down"
+    );
+    assert_eq!(intents_entry(&status)["installed_digest"], before.1);
+    down.answers();
+    registry.restart();
+    for d in &devices {
+        assert!(d.sync(&channel).ok, "{}", d.id);
+    }
+    for (d, &member) in devices.iter().zip(&cohort) {
+        let e = intents_entry(&d.status()).clone();
+        assert_eq!(d.intents_version(), if member { 2 } else { 1 }, "{}", d.id);
+        assert_eq!(e["in_cohort"], member, "{}", d.id);
+        assert_eq!(
+            e["installed_digest"],
+            if member { &v2 } else { &v1 }.as_str(),
+            "{}",
+            d.id
+        );
+        let expected = if member {
+            ["installed", "up-to-date"]
+        } else {
+            ["not-in-cohort"; 2]
+        };
+        assert!(
+            expected.contains(&e["result"].as_str().unwrap()),
+            "{}: {e}",
+            d.id
+        );
+    }
+
+    // v3 at 100 %, whose health check cannot pass: rolled back everywhere, and said why.
+    let v3_bytes = acme_skill_with(3, 2, |m| {
+        m.health.push(Probe {
+            text: "play some jazz".into(),
+            intent: "NoSuchIntent".into(),
+        })
+    });
+    let v3 = publish_skill(&registry, "3", &v3_bytes);
+    set_channel(&publisher, &channel, &registry, "3", &v3, 100);
+    for (d, &member) in devices.iter().zip(&cohort) {
+        let had = if member { 2 } else { 1 };
+        let ran = d.sync(&channel);
+        assert!(
+            !ran.ok && ran.stdout.contains("rolled back"),
+            "{}: {}",
+            d.id,
+            ran.stdout
+        );
+        assert_eq!(d.intents_version(), had, "{}", d.id);
+        let status = d.status();
+        assert_eq!(status["result"], "partial");
+        let e = intents_entry(&status);
+        assert_eq!(e["result"], "rolled-back");
+        assert_eq!(e["failed_digest"], v3.as_str());
+        assert_eq!(e["installed_version"], had.to_string().as_str());
+        let why = e["rollback_error"].as_str().unwrap();
+        assert!(
+            why.contains("version 3 failed its health check")
+                && why.contains("NoSuchIntent")
+                && why.contains(&format!("rolled back to version {had}")),
+            "{why}"
+        );
+        d.answers();
+    }
+    // The failed digest is not tried again; the device stays as it is.
+    let again = devices[0].sync(&channel);
+    assert!(again.ok, "{}", again.stderr);
+    let e = intents_entry(&devices[0].status()).clone();
+    assert_eq!(e["result"], "skipped-failed");
+    assert!(e["rollback_error"]
+        .as_str()
+        .unwrap()
+        .contains("NoSuchIntent"));
+
+    // The agent loop: two rounds, both leaving the device as it is.
+    let agent = devices[1].run(&[
+        "agent",
+        "--channel",
+        &channel,
+        "--interval",
+        "1",
+        "--rounds",
+        "2",
+        "--json",
+    ]);
+    assert!(agent.ok, "{}", agent.stderr);
+    assert_eq!(
+        agent.stdout.matches("\"skipped-failed\"").count(),
+        2,
+        "{}",
+        agent.stdout
+    );
+}
+
+/// The installed version of `intents` and the digest the status record says it came from.
+fn d_version_and_status(d: &Device) -> (u64, serde_json::Value) {
+    (
+        d.intents_version(),
+        intents_entry(&d.status())["installed_digest"].clone(),
+    )
+}
