@@ -501,25 +501,80 @@ pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
 
 /// [`edgenlu_in`] with environment variables `env` set for it.
 pub fn edgenlu_in_env(store: &ModelStore, env: &[(&str, &std::path::Path)], args: &[&str]) -> Ran {
-    let out = std::process::Command::new(built_binary())
-        .args(args)
+    let out = edgenlu_command(store, args)
         .envs(env.iter().copied())
-        .env("EDGENLU_HOME", store.root())
-        .env_remove("EDGENLU_UPLINK_URL")
         .output()
         .expect("running edgenlu");
-    let ran = Ran {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Ran::from_output(args, &out)
+}
+
+/// [`edgenlu_in`], killed and failing the test if it runs longer than `deadline`.
+pub fn edgenlu_within(store: &ModelStore, args: &[&str], deadline: Duration) -> Ran {
+    use std::process::Stdio;
+    let mut child = edgenlu_command(store, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running edgenlu");
+    // Read while it runs, so a full pipe never blocks it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
     };
-    eprintln!(
-        "edgenlu {args:?}: {}\n{}{}",
-        if ran.ok { "ok" } else { "failed" },
-        ran.stdout,
-        ran.stderr
-    );
-    ran
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for edgenlu") {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("edgenlu {args:?} ran past {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    Ran::from_output(args, &out)
+}
+
+/// `edgenlu args...` with `store` as its store and no uplink.
+fn edgenlu_command(store: &ModelStore, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(built_binary());
+    command
+        .args(args)
+        .env("EDGENLU_HOME", store.root())
+        .env_remove("EDGENLU_UPLINK_URL");
+    command
+}
+
+impl Ran {
+    /// What `edgenlu args...` gave, logged to the test's stderr.
+    fn from_output(args: &[&str], out: &std::process::Output) -> Ran {
+        let ran = Ran {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!(
+            "edgenlu {args:?}: {}\n{}{}",
+            if ran.ok { "ok" } else { "failed" },
+            ran.stdout,
+            ran.stderr
+        );
+        ran
+    }
 }
 
 /// A loopback address no one listens on right now.

@@ -11,12 +11,11 @@ use edgenlu_fleet::client::RegistryClient;
 use edgenlu_fleet::push::push_skill;
 use edgenlu_fleet::reference::ArtifactRef;
 use edgenlu_models::store::ModelStore;
-use edgenlu_tests::{acme_skill, acme_skill_with, built_binary, fresh_device, Ran, Registry};
+use edgenlu_tests::{acme_skill, acme_skill_with, edgenlu_within, fresh_device, Ran, Registry};
 use edgenlu_trust::manifest::Probe;
 use edgenlu_trust::skills::SkillStore;
 use sha2::{Digest, Sha256};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Devices in the simulated fleet.
 const DEVICES: usize = 8;
@@ -33,37 +32,8 @@ struct Device {
 impl Device {
     /// Runs `edgenlu args...` on this device's store, killed and failed past [`DEADLINE`].
     fn run(&self, args: &[&str]) -> Ran {
-        let mut child = Command::new(built_binary())
-            .args(args)
-            .env("EDGENLU_HOME", self.store.root())
-            .env_remove("EDGENLU_UPLINK_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running edgenlu");
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                panic!("{}: edgenlu {args:?} ran past {DEADLINE:?}", self.id);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        let ran = Ran {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        eprintln!(
-            "{} edgenlu {args:?}: {}\n{}{}",
-            self.id,
-            if ran.ok { "ok" } else { "failed" },
-            ran.stdout,
-            ran.stderr
-        );
-        ran
+        eprintln!("{}:", self.id);
+        edgenlu_within(&self.store, args, DEADLINE)
     }
 
     /// One `edgenlu sync` of `channel` (2 attempts per request, so a dead registry is given
@@ -87,7 +57,7 @@ impl Device {
         serde_json::from_str(&ran.stdout).expect("status --json prints JSON")
     }
 
-    /// The version of `intents` installed, and whether it answers a question.
+    /// The version of `intents` installed.
     fn intents_version(&self) -> u64 {
         let skills = SkillStore::at(self.store.root()).unwrap();
         skills
@@ -210,7 +180,7 @@ fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_regist
     }
     registry.stop();
     let down = &devices[DEVICES / 2];
-    let before = d_version_and_status(down);
+    let before = version_and_digest(down);
     let ran = down.sync(&channel);
     assert!(!ran.ok, "a sync with the registry down must fail");
     assert!(
@@ -326,7 +296,7 @@ fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_regist
 }
 
 /// The installed version of `intents` and the digest the status record says it came from.
-fn d_version_and_status(d: &Device) -> (u64, serde_json::Value) {
+fn version_and_digest(d: &Device) -> (u64, serde_json::Value) {
     (
         d.intents_version(),
         intents_entry(&d.status())["installed_digest"].clone(),
