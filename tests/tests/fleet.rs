@@ -32,8 +32,10 @@ struct Device {
 impl Device {
     /// Runs `edgenlu args...` on this device's store, killed and failed past [`DEADLINE`].
     fn run(&self, args: &[&str]) -> Ran {
-        eprintln!("{}:", self.id);
-        edgenlu_within(&self.store, args, DEADLINE)
+        let start = std::time::Instant::now();
+        let ran = edgenlu_within(&self.store, args, DEADLINE);
+        eprintln!("{}: {} took {:?}", self.id, args[0], start.elapsed());
+        ran
     }
 
     /// One `edgenlu sync` of `channel` (2 attempts per request, so a dead registry is given
