@@ -304,3 +304,127 @@ fn version_and_digest(d: &Device) -> (u64, serde_json::Value) {
         intents_entry(&d.status())["installed_digest"].clone(),
     )
 }
+
+/// A device with `intents` v1 installed from `channel` (at v1, 100 %) in `registry`; v2
+/// published too. Returns the device and v2's digest.
+fn device_on_v1(registry: &Registry, channel: &str, tag: &str) -> (Device, Device, String) {
+    let device = Device {
+        store: fresh_device(tag),
+        id: format!("{tag}-id"),
+    };
+    let publisher = Device {
+        store: edgenlu_tests::temp_store(&format!("{tag}-publisher")),
+        id: "publisher".into(),
+    };
+    let v1 = publish_skill(registry, "1", &acme_skill(1, 2));
+    set_channel(&publisher, channel, registry, "1", &v1, 100);
+    assert!(device.sync(channel).ok);
+    assert_eq!(device.intents_version(), 1);
+    let v2 = publish_skill(registry, "2", &acme_skill(2, 2));
+    (device, publisher, v2)
+}
+
+#[test]
+fn a_serving_device_keeps_answering_while_the_agent_updates_it() {
+    let registry = Registry::start();
+    let channel = format!("{}/acme/channel:stable", registry.host());
+    let (device, publisher, v2) = device_on_v1(&registry, &channel, "fleet-serving");
+    let addr = edgenlu_tests::free_addr();
+    let mut server = std::process::Command::new(edgenlu_tests::built_binary())
+        .args(["serve", "--listen", &addr.to_string()])
+        .env("EDGENLU_HOME", device.store.root())
+        .env_remove("EDGENLU_UPLINK_URL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("starting edgenlu serve");
+    edgenlu_tests::wait_ready(&mut server, addr);
+    let version = || {
+        let (_, metrics) = edgenlu_tests::http(addr, "GET", "/metrics", b"");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("edgenlu_skill_version{skill=\"intents\"} "))
+            .map(str::to_string)
+    };
+    assert_eq!(version().as_deref(), Some("1"));
+
+    // Questions the whole time the agent pulls, checks and switches to v2.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || answers.is_empty() {
+                let body = serde_json::json!({ "text": "play some jazz by miles davis" });
+                let (status, body) =
+                    edgenlu_tests::http(addr, "POST", "/v1/nlu", body.to_string().as_bytes());
+                assert_eq!(status, 200, "{body}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                answers.push(v["response"]["intent"].as_str().unwrap_or("").to_string());
+            }
+            answers
+        })
+    };
+    set_channel(&publisher, &channel, &registry, "2", &v2, 100);
+    let agent = device.run(&["agent", "--channel", &channel, "--rounds", "1"]);
+    assert!(
+        agent.ok && agent.stdout.contains("installed version 2"),
+        "{}",
+        agent.stdout
+    );
+    // The server swaps between requests: the next ones are answered by v2.
+    let start = std::time::Instant::now();
+    while version().as_deref() != Some("2") {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "serve never swapped to version 2"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = asker.join().expect("every request answered 200");
+    eprintln!("{} answers during the update", answers.len());
+    assert!(answers.iter().all(|a| a == "PlayMusic"), "{answers:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn an_entry_of_another_kind_is_refused_and_nothing_is_installed() {
+    let registry = Registry::start();
+    let channel = format!("{}/acme/channel:stable", registry.host());
+    let (device, publisher, v2) = device_on_v1(&registry, &channel, "fleet-kinds");
+    let skill_ref = format!("{}/acme/intents:2", registry.host());
+    // The publisher side refuses a skill named as a model.
+    let ran = publisher.run(&["channel", "set", &channel, "--model", &skill_ref]);
+    assert!(
+        !ran.ok && ran.stderr.contains("not a model"),
+        "{}",
+        ran.stderr
+    );
+    // A channel file that calls the skill a flow is published as written; the device refuses it.
+    let file = device.store.root().join("wrong-kind.json");
+    let pinned = format!("{}/acme/intents@{v2}", registry.host());
+    let wrong = serde_json::json!({ "format": 1, "entries": [
+        { "kind": "flow", "name": "intents", "reference": pinned, "rollout": 100 }
+    ]});
+    std::fs::write(&file, wrong.to_string()).unwrap();
+    let ran = publisher.run(&["channel", "set", &channel, "--file", file.to_str().unwrap()]);
+    assert!(ran.ok, "{}", ran.stderr);
+    let flows = SkillStore::flows_at(device.store.root()).unwrap();
+    let ran = device.sync(&channel);
+    assert!(
+        !ran.ok && ran.stdout.contains("it is a skill, not the flow asked for"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(device.intents_version(), 1);
+    assert!(flows
+        .state(edgenlu_trust::skills::FLOW_SLOT)
+        .unwrap()
+        .is_none());
+    let status = device.status();
+    assert_eq!(status["result"], "partial");
+    assert_eq!(status["entries"][0]["kind"], "flow");
+    assert_eq!(status["entries"][0]["result"], "failed");
+    assert!(status["entries"][0]["failed_digest"].is_null());
+}

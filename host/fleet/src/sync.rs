@@ -14,7 +14,7 @@ use super::cohort;
 use super::pull::{download_dir, pull, PullOptions};
 use super::reference::ArtifactRef;
 use super::status::{self, EntryResult, EntryStatus, Status, SyncResult};
-use super::FleetError;
+use super::{io_err, FleetError};
 use edgenlu_models::store::ModelStore;
 use edgenlu_trust::skills::{HealthCheck, InstallError, SkillStore, FLOW_SLOT};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +106,10 @@ pub struct SyncOptions<'a> {
 /// ([`FleetError::ChannelUnavailable`]). An entry that fails does not stop the others; the
 /// status's result is then [`SyncResult::Partial`].
 pub fn sync(store: &ModelStore, options: &SyncOptions<'_>) -> Result<Status, FleetError> {
+    // One round at a time per store (an agent and a `sync` by hand): the second waits, then
+    // finds the first's work done.
+    let lock_path = store.root().join(".sync.lock");
+    let _lock = edgenlu_models::atomic::lock_file(&lock_path).map_err(io_err(&lock_path))?;
     let previous = status::read(store.root()).unwrap_or_else(|e| {
         tracing::warn!("ignoring the status record: {e}");
         None
