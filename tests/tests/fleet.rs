@@ -428,3 +428,110 @@ fn an_entry_of_another_kind_is_refused_and_nothing_is_installed() {
     assert_eq!(status["entries"][0]["result"], "failed");
     assert!(status["entries"][0]["failed_digest"].is_null());
 }
+
+/// The `clarify` example flow as acme signs it at `version`, never asking (margin 0), with a
+/// health probe the device's pipeline answers with `intent`.
+fn acme_flow(version: u64, intent: &str) -> Vec<u8> {
+    use edgenlu_trust::manifest::{Capability, Kind, Manifest, FORMAT};
+    let m = Manifest {
+        format: FORMAT,
+        name: "clarify".into(),
+        kind: Kind::Flow,
+        version,
+        publisher: "acme".into(),
+        expires: None,
+        models: Vec::new(),
+        model_sha256: Default::default(),
+        tokenizer: None,
+        config: [("margin".to_string(), "0".to_string())].into(),
+        capabilities: vec![Capability::Flow],
+        budgets: Default::default(),
+        health: vec![Probe {
+            text: "play some jazz by miles davis".into(),
+            intent: intent.into(),
+        }],
+    };
+    let component = edgenlu::bundled::components::FLOW_CLARIFY.bytes;
+    edgenlu_trust::skillfile::sign(
+        component,
+        &m.to_bytes().unwrap(),
+        &edgenlu_tests::test_key(2),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_channel_installs_a_flow_checked_through_the_device_pipeline() {
+    let registry = Registry::start();
+    let channel = format!("{}/acme/channel:stable", registry.host());
+    let device = Device {
+        store: fresh_device("fleet-flow"),
+        id: "fleet-flow-id".into(),
+    };
+    // This device lets acme ship flows.
+    edgenlu_tests::acme_trust(
+        device.store.root(),
+        vec![edgenlu_trust::manifest::Capability::Flow],
+        &["all-minilm-*", "trust-snips-*"],
+        edgenlu_trust::unix_now() + edgenlu_trust::DAY_SECONDS,
+    );
+    let publisher = Device {
+        store: edgenlu_tests::temp_store("fleet-flow-publisher"),
+        id: "publisher".into(),
+    };
+    publish_skill(&registry, "1", &acme_skill(1, 2));
+    let push = |tag: &str, bytes: &[u8]| {
+        let reference = format!("{}/acme/clarify:{tag}", registry.host());
+        let target = ArtifactRef::parse(&reference, false).unwrap();
+        push_skill(&RegistryClient::new(target).unwrap(), bytes).unwrap();
+        reference
+    };
+    let good = push("1", &acme_flow(1, "PlayMusic"));
+    let bad = push("2", &acme_flow(2, "GetWeather"));
+    let skill = format!("{}/acme/intents:1", registry.host());
+    let set = |flow: &str| {
+        let ran = publisher.run(&[
+            "channel", "set", &channel, "--skill", &skill, "--flow", flow,
+        ]);
+        assert!(ran.ok, "{}", ran.stderr);
+    };
+    let flows = SkillStore::flows_at(device.store.root()).unwrap();
+    let flow_version = || {
+        flows
+            .state(edgenlu_trust::skills::FLOW_SLOT)
+            .unwrap()
+            .map(|s| s.current.version)
+    };
+
+    set(&good);
+    let ran = device.sync(&channel);
+    assert!(ran.ok, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("flow clarify: installed version 1"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(flow_version(), Some(1));
+    assert_eq!(device.intents_version(), 1);
+
+    // A flow whose probe the pipeline answers otherwise is rolled back to the one before.
+    set(&bad);
+    let ran = device.sync(&channel);
+    assert!(!ran.ok, "{}", ran.stdout);
+    assert_eq!(flow_version(), Some(1));
+    let status = device.status();
+    let flow = status["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "flow")
+        .unwrap();
+    assert_eq!(flow["result"], "rolled-back", "{flow}");
+    assert_eq!(flow["installed_version"], "1");
+    let why = flow["rollback_error"].as_str().unwrap();
+    assert!(
+        why.contains("clarify version 2 failed its health check") && why.contains("GetWeather"),
+        "{why}"
+    );
+    assert_eq!(intents_entry(&status)["result"], "up-to-date");
+}

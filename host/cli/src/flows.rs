@@ -41,11 +41,13 @@ pub fn install(
     Ok(flows.install_checked_by(&check, bytes, unix_now())?)
 }
 
-/// The pipeline `edgenlu serve` would run: the installed skill `intents`, else the default
-/// datastore.
+/// The pipeline `edgenlu serve` would run (the installed skill `intents`, else the default
+/// datastore) with the bundled flow: the flow under check takes the flow's place anyway, and
+/// loading the installed one would wait on the flow store's lock its install holds.
 fn device_pipeline(rt: &Runtime, store: &ModelStore) -> Result<Pipeline> {
     let skills = SkillStore::at(store.root())?;
-    let args = SkillsArgs::default().or_installed(&skills, "intents")?;
+    let mut args = SkillsArgs::default().or_installed(&skills, "intents")?;
+    args.bundled_flow = true;
     crate::pipeline::pipeline(rt, store, &args, false)
 }
 
