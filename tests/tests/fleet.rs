@@ -535,3 +535,57 @@ fn a_channel_installs_a_flow_checked_through_the_device_pipeline() {
     );
     assert_eq!(intents_entry(&status)["result"], "up-to-date");
 }
+
+#[test]
+fn a_channel_that_is_not_one_is_refused_typed_and_the_device_is_unchanged() {
+    let registry = Registry::start();
+    let channel = format!("{}/acme/channel:stable", registry.host());
+    let (device, _publisher, _) = device_on_v1(&registry, &channel, "fleet-forged");
+    // Manifests no honest publisher writes, stored as they are beside the skill's blobs: a
+    // channel whose layer is the skill file, and one whose layer is declared 2 MiB.
+    let skill = registry.manifest("acme/intents", "2");
+    let forged = |size: serde_json::Value| {
+        let mut layer = skill["layers"][0].clone();
+        layer["mediaType"] = "application/vnd.edgenlu.channel.v1+json".into();
+        if !size.is_null() {
+            layer["size"] = size;
+        }
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.edgenlu.channel.v1+json",
+            "config": skill["config"],
+            "layers": [layer],
+        })
+    };
+    let cases = [
+        (
+            "garbage",
+            forged(serde_json::Value::Null),
+            "is not a valid channel",
+        ),
+        (
+            "huge",
+            forged((2u64 << 20).into()),
+            "a channel may have at most 1048576",
+        ),
+    ];
+    for (tag, manifest, why) in cases {
+        registry.put_manifest("acme/intents", tag, &manifest);
+        let reference = format!("{}/acme/intents:{tag}", registry.host());
+        let before = edgenlu_tests::tree_listing(&device.store.root().join("skills"));
+        let ran = device.sync(&reference);
+        assert!(!ran.ok, "{}", ran.stdout);
+        assert!(
+            ran.stderr.contains("could not be read") && ran.stderr.contains(why),
+            "{}",
+            ran.stderr
+        );
+        assert_eq!(
+            edgenlu_tests::tree_listing(&device.store.root().join("skills")),
+            before
+        );
+        assert_eq!(device.status()["result"], "failed");
+        device.answers();
+    }
+}

@@ -93,7 +93,8 @@ impl Channel {
             reference: reference.to_string(),
             reason,
         };
-        let channel: Channel = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let channel: Channel = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("is not a valid channel: {e}")))?;
         if channel.format != CHANNEL_FORMAT {
             return Err(bad(format!(
                 "format {} (this device reads format {CHANNEL_FORMAT})",
