@@ -39,8 +39,9 @@ impl Device {
     }
 
     /// One `edgenlu sync` of `channel` (2 attempts per request, so a dead registry is given
-    /// up on quickly).
+    /// up on quickly), reporting its status to `acme/status` in the channel's registry.
     fn sync(&self, channel: &str) -> Ran {
+        let registry = channel.split('/').next().unwrap();
         self.run(&[
             "sync",
             "--channel",
@@ -49,6 +50,8 @@ impl Device {
             &self.id,
             "--attempts",
             "2",
+            "--report",
+            &format!("{registry}/acme/status"),
         ])
     }
 
@@ -89,6 +92,18 @@ fn intents_entry(status: &serde_json::Value) -> &serde_json::Value {
         .iter()
         .find(|e| e["kind"] == "skill" && e["name"] == "intents")
         .expect("an entry for skill intents")
+}
+
+/// The status record `device_id` pushed to `acme/status` in `registry`, read from the
+/// registry's own storage.
+fn reported(registry: &Registry, device_id: &str) -> serde_json::Value {
+    let manifest = registry.manifest("acme/status", device_id);
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.edgenlu.status.v1+json"
+    );
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    serde_json::from_slice(&std::fs::read(registry.blob_file(layer)).unwrap()).unwrap()
 }
 
 /// Whether `device_id` is in the cohort of `name` at `digest` rolled out to `rollout` %, as
@@ -167,6 +182,8 @@ fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_regist
             (Some("installed"), Some("1"))
         );
         assert_eq!(e["installed_digest"], v1.as_str());
+        // The same record, pushed to the registry under the device's id.
+        assert_eq!(reported(&registry, &d.id), status);
     }
 
     // v2 at 50 %, the registry killed after half the fleet synced and started again.
@@ -206,6 +223,13 @@ fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_regist
         "the device changed while the registry was down"
     );
     assert_eq!(intents_entry(&status)["installed_digest"], before.1);
+    assert!(
+        status["report_error"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{status}"
+    );
     down.answers();
     registry.restart();
     for d in &devices {

@@ -84,6 +84,11 @@ pub struct FollowArgs {
     /// 2 s... with jitter between them).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10))]
     attempts: u32,
+    /// Also push the status record after each round to this repository
+    /// (`registry/repository`), tagged with the device id; a push that fails is noted in the
+    /// record and fails nothing.
+    #[arg(long, value_name = "REPO")]
+    report: Option<String>,
     /// Print the status record as JSON after each round.
     #[arg(long)]
     json: bool,
@@ -238,6 +243,7 @@ fn with_options<T>(
             attempts: args.attempts,
             ..Retry::default()
         },
+        report: args.report.as_deref(),
     })
 }
 
@@ -311,6 +317,9 @@ fn report(status: &Status, json: bool) {
         };
         let why = e.error.as_ref().map_or(String::new(), |w| format!(": {w}"));
         println!("{} {}: {what}{why}", e.kind, e.name);
+    }
+    if let Some(error) = &status.report_error {
+        println!("the status could not be pushed: {error}");
     }
     println!(
         "sync of {} at {}: {}",

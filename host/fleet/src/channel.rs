@@ -8,19 +8,14 @@
 use super::artifact::{self, Artifact};
 use super::client::RegistryClient;
 use super::download::fetch_blob;
-use super::push::{config_descriptor, finish, upload_small, Pushed};
+use super::push::{push_document, Pushed};
 use super::reference::ArtifactRef;
-use super::{sha256_hex, FleetError};
-use oci_client::RegistryOperation;
+use super::FleetError;
 use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The media type of a channel's layer (and the manifest's `artifactType`).
 pub const CHANNEL_MEDIA_TYPE: &str = "application/vnd.edgenlu.channel.v1+json";
-
-/// The config of a channel artifact: the OCI empty descriptor (`{}`), as the image spec asks
-/// of artifacts that have no config.
-pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// The largest channel layer a device reads.
 pub const MAX_CHANNEL_BYTES: u64 = 1 << 20;
@@ -192,34 +187,9 @@ pub fn resolve_entry(request: &EntryRequest, insecure: bool) -> Result<ChannelEn
 pub fn publish(client: &RegistryClient, channel: &Channel) -> Result<Pushed, FleetError> {
     let bytes = channel.to_bytes();
     Channel::parse(&client.target().whole(), &bytes)?;
-    let created = artifact::now_rfc3339();
-    let config = b"{}".to_vec();
-    let config_desc = config_descriptor(EMPTY_CONFIG_MEDIA_TYPE, &config);
-    let layer = artifact::descriptor(
-        CHANNEL_MEDIA_TYPE,
-        artifact::oci_digest(&sha256_hex(&bytes)),
-        bytes.len() as u64,
-        None,
-    );
-    client.authenticate(RegistryOperation::Push)?;
-    upload_small(client, &layer, bytes.clone())?;
-    upload_small(client, &config_desc, config)?;
     let title = client.target().reference.repository().to_string();
     let version = format!("{} entries", channel.entries.len());
-    let manifest = artifact::manifest(
-        config_desc,
-        vec![layer],
-        Some(CHANNEL_MEDIA_TYPE),
-        artifact::annotations(&title, &version, &created),
-    );
-    finish(
-        client,
-        manifest,
-        "channel",
-        title,
-        version,
-        bytes.len() as u64,
-    )
+    push_document(client, CHANNEL_MEDIA_TYPE, bytes, "channel", title, version)
 }
 
 /// Fetches and validates the channel at `client`'s reference, downloading its layer into

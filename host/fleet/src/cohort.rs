@@ -19,9 +19,11 @@ pub fn device_id_path(store_root: &Path) -> PathBuf {
     store_root.join("device-id")
 }
 
-/// Whether `id` may be a device id: 1–128 characters of ASCII letters, digits, `-`, `_`, `.`.
+/// Whether `id` may be a device id: 1–128 characters of ASCII letters, digits, `-`, `_`, `.`,
+/// not starting with `-` or `.` (an OCI tag, so a device's status can be pushed under it).
 pub fn valid_device_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
+        && !id.starts_with(['-', '.'])
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -124,6 +126,7 @@ mod tests {
         set_device_id(&dir, "dev-7").unwrap();
         assert_eq!(device_id(&dir).unwrap(), "dev-7");
         assert!(set_device_id(&dir, "../x").is_err());
+        assert!(set_device_id(&dir, ".hidden").is_err());
         std::fs::write(device_id_path(&dir), "bad id\n").unwrap();
         assert!(matches!(
             device_id(&dir),

@@ -167,8 +167,8 @@ pub enum FleetError {
         /// Why.
         source: Box<FleetError>,
     },
-    /// A device id that is not 1–128 ASCII letters, digits, `-`, `_` or `.`.
-    #[error("{}: device id {id:?} is not 1-128 ASCII letters, digits, '-', '_' or '.'", path.display())]
+    /// A device id that is not 1–128 ASCII letters, digits, `-`, `_` or `.` (not first).
+    #[error("{}: device id {id:?} is not 1-128 ASCII letters, digits, '-', '_' or '.' (an OCI tag: '-' and '.' not first)", path.display())]
     BadDeviceId {
         /// The device-id file.
         path: PathBuf,

@@ -5,6 +5,8 @@
 //! reader (`edgenlu status`, a fleet dashboard) never sees half of one.
 
 use super::channel::EntryKind;
+use super::client::RegistryClient;
+use super::push::{push_document, Pushed};
 use super::{io_err, FleetError};
 use std::path::{Path, PathBuf};
 
@@ -86,6 +88,10 @@ pub struct Status {
     pub result: SyncResult,
     /// Why it failed, when it did (the channel's error, or the entries' count).
     pub error: Option<String>,
+    /// Why the record could not be pushed to the registry the device reports to, if it could
+    /// not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_error: Option<String>,
     /// Each entry of the channel last read, by kind and name.
     pub entries: Vec<EntryStatus>,
 }
@@ -97,6 +103,25 @@ impl Status {
             .iter()
             .find(|e| e.kind == kind && e.name == name)
     }
+}
+
+/// The media type of a status record pushed to a registry (the manifest's `artifactType`
+/// and its one layer's type).
+pub const STATUS_MEDIA_TYPE: &str = "application/vnd.edgenlu.status.v1+json";
+
+/// Pushes `status` to `client`'s reference (`registry/repository:<device id>`), so an operator
+/// reads a fleet's records where it publishes.
+pub fn push(client: &RegistryClient, status: &Status) -> Result<Pushed, FleetError> {
+    let bytes = serde_json::to_vec_pretty(status).expect("serializable");
+    let version = format!("{:?}", status.result).to_lowercase();
+    push_document(
+        client,
+        STATUS_MEDIA_TYPE,
+        bytes,
+        "status",
+        status.device_id.clone(),
+        version,
+    )
 }
 
 /// Where a store keeps its status record.

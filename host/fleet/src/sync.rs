@@ -98,23 +98,28 @@ pub struct SyncOptions<'a> {
     pub flow_health: Option<&'a dyn HealthCheck>,
     /// Retries of unreachable registries.
     pub retry: Retry,
+    /// A repository (`registry/repository`, no tag) to push the status record to after each
+    /// round, tagged with the device id (None: kept on the device only).
+    pub report: Option<&'a str>,
 }
 
 /// One round: reads the channel, brings every entry in this device's cohort to the channel's
-/// digest, writes `<store>/status.json` and returns it. When the channel cannot be read,
-/// nothing is installed, the status says so, and the error is returned
-/// ([`FleetError::ChannelUnavailable`]). An entry that fails does not stop the others; the
-/// status's result is then [`SyncResult::Partial`].
+/// digest, pushes the status to `report` when one is given, writes `<store>/status.json` and
+/// returns it. When the channel cannot be read, nothing is installed, the status says so, and
+/// the error is returned ([`FleetError::ChannelUnavailable`]). An entry that fails does not
+/// stop the others; the status's result is then [`SyncResult::Partial`]. A report that cannot
+/// be pushed is recorded in the status (`report_error`) and fails nothing.
 pub fn sync(store: &ModelStore, options: &SyncOptions<'_>) -> Result<Status, FleetError> {
     // One round at a time per store (an agent and a `sync` by hand): the second waits, then
     // finds the first's work done.
     let lock_path = store.root().join(".sync.lock");
     let _lock = edgenlu_models::atomic::lock_file(&lock_path).map_err(io_err(&lock_path))?;
-    let previous = status::read(store.root()).unwrap_or_else(|e| {
-        tracing::warn!("ignoring the status record: {e}");
-        None
-    });
-    let channel = read_channel(store, options);
+    let previous = status::read(store.root())
+        .unwrap_or_else(|e| {
+            tracing::warn!("ignoring the status record: {e}");
+            None
+        })
+        .filter(|p| p.channel == options.channel);
     let mut status = Status {
         device_id: options.device_id.to_string(),
         channel: options.channel.to_string(),
@@ -122,9 +127,27 @@ pub fn sync(store: &ModelStore, options: &SyncOptions<'_>) -> Result<Status, Fle
         last_sync: super::artifact::now_rfc3339(),
         result: SyncResult::Ok,
         error: None,
+        report_error: None,
         entries: Vec::new(),
     };
-    let (channel, digest) = match channel {
+    let round = run_round(store, options, previous, &mut status);
+    if let Some(report) = options.report {
+        status.report_error = push_report(report, options, &status)
+            .err()
+            .map(|e| error_chain(&e));
+    }
+    status::write(store.root(), &status)?;
+    round.map(|()| status)
+}
+
+/// Fills `status` with what the round did (see [`sync`]).
+fn run_round(
+    store: &ModelStore,
+    options: &SyncOptions<'_>,
+    previous: Option<Status>,
+    status: &mut Status,
+) -> Result<(), FleetError> {
+    let (channel, digest) = match read_channel(store, options) {
         Ok(c) => c,
         Err(e) => {
             let error = FleetError::ChannelUnavailable {
@@ -134,16 +157,14 @@ pub fn sync(store: &ModelStore, options: &SyncOptions<'_>) -> Result<Status, Fle
             status.result = SyncResult::Failed;
             status.error = Some(error_chain(&error));
             // What the device had stays as the last round saw it.
-            if let Some(p) = previous.filter(|p| p.channel == options.channel) {
+            if let Some(p) = previous {
                 status.channel_digest = p.channel_digest;
                 status.entries = p.entries;
             }
-            status::write(store.root(), &status)?;
             return Err(error);
         }
     };
     status.channel_digest = Some(digest);
-    let previous = previous.filter(|p| p.channel == options.channel);
     for entry in &channel.entries {
         let before = previous
             .as_ref()
@@ -164,8 +185,18 @@ pub fn sync(store: &ModelStore, options: &SyncOptions<'_>) -> Result<Status, Fle
             status.entries.len()
         ));
     }
-    status::write(store.root(), &status)?;
-    Ok(status)
+    Ok(())
+}
+
+/// Pushes `status` to repository `report` at the device id's tag, retried while the registry
+/// cannot be reached.
+fn push_report(report: &str, options: &SyncOptions<'_>, status: &Status) -> Result<(), FleetError> {
+    let reference = format!("{report}:{}", options.device_id);
+    let client = RegistryClient::new(ArtifactRef::parse(&reference, options.insecure)?)?;
+    options
+        .retry
+        .run(|| status::push(&client, status))
+        .map(drop)
 }
 
 /// The channel and its manifest digest, retried while the registry cannot be reached.
