@@ -565,6 +565,15 @@ fn a_channel_that_is_not_one_is_refused_typed_and_the_device_is_unchanged() {
     let registry = Registry::start();
     let channel = format!("{}/acme/channel:stable", registry.host());
     let (device, _publisher, _) = device_on_v1(&registry, &channel, "fleet-forged");
+    // A mistyped channel is refused before anything is written.
+    let before = device.status();
+    let ran = device.sync("acme/Channel::stable");
+    assert!(
+        !ran.ok && ran.stderr.contains("invalid reference"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(device.status(), before);
     // Manifests no honest publisher writes, stored as they are beside the skill's blobs: a
     // channel whose layer is the skill file, and one whose layer is declared 2 MiB.
     let skill = registry.manifest("acme/intents", "2");

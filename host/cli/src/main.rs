@@ -96,6 +96,8 @@ enum Command {
     /// swaps to what it installs between requests.
     ///
     /// Example: edgenlu agent --channel registry.example.com/acme/channel:stable --interval 300
+    ///
+    /// Example: edgenlu agent --channel 127.0.0.1:5000/acme/channel:stable --report 127.0.0.1:5000/acme/status
     Agent(fleet::AgentArgs),
     /// Print the device's status record (<store>/status.json): device id, channel, last sync
     /// and its result, and for each entry the installed version and digest, whether the device

@@ -110,6 +110,11 @@ pub struct SyncOptions<'a> {
 /// stop the others; the status's result is then [`SyncResult::Partial`]. A report that cannot
 /// be pushed is recorded in the status (`report_error`) and fails nothing.
 pub fn sync(store: &ModelStore, options: &SyncOptions<'_>) -> Result<Status, FleetError> {
+    // A mistyped reference is refused before anything is written.
+    ArtifactRef::parse(options.channel, options.insecure)?;
+    if let Some(report) = options.report {
+        ArtifactRef::parse(&format!("{report}:{}", options.device_id), options.insecure)?;
+    }
     // One round at a time per store (an agent and a `sync` by hand): the second waits, then
     // finds the first's work done.
     let lock_path = store.root().join(".sync.lock");
