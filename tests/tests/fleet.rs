@@ -151,174 +151,221 @@ fn set_channel(
     assert!(ran.stdout.contains(&pinned), "{}", ran.stdout);
 }
 
+/// The simulated fleet: a registry, its channel, the devices and the publisher.
+struct Fleet {
+    registry: Registry,
+    channel: String,
+    devices: Vec<Device>,
+    publisher: Device,
+}
+
 #[test]
 fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_registry_outage() {
-    let mut registry = Registry::start();
-    let channel = format!("{}/acme/channel:stable", registry.host());
-    let devices: Vec<Device> = (0..DEVICES)
-        .map(|i| Device {
-            store: fresh_device(&format!("fleet-device-{i}")),
-            id: format!("device-{i}"),
-        })
-        .collect();
-    let publisher = Device {
-        store: edgenlu_tests::temp_store("fleet-publisher"),
-        id: "publisher".into(),
+    let registry = Registry::start();
+    let mut fleet = Fleet {
+        channel: format!("{}/acme/channel:stable", registry.host()),
+        registry,
+        devices: (0..DEVICES)
+            .map(|i| Device {
+                store: fresh_device(&format!("fleet-device-{i}")),
+                id: format!("device-{i}"),
+            })
+            .collect(),
+        publisher: Device {
+            store: edgenlu_tests::temp_store("fleet-publisher"),
+            id: "publisher".into(),
+        },
     };
+    let v1 = fleet.v1_reaches_every_device();
+    let cohort = fleet.v2_reaches_its_cohort_across_a_registry_outage(&v1);
+    fleet.v3_failing_its_health_check_is_rolled_back_everywhere(&cohort);
+}
 
-    // v1 at 100 %: every device installs it.
-    let v1 = publish_skill(&registry, "1", &acme_skill(1, 2));
-    set_channel(&publisher, &channel, &registry, "1", &v1, 100);
-    for d in &devices {
-        let ran = d.sync(&channel);
-        assert!(ran.ok, "{}: {}", d.id, ran.stderr);
-        assert_eq!(d.intents_version(), 1);
-        let status = d.status();
-        assert_eq!(status["device_id"], d.id.as_str());
-        assert_eq!(status["result"], "ok");
-        let e = intents_entry(&status);
-        assert_eq!(
-            (e["result"].as_str(), e["installed_version"].as_str()),
-            (Some("installed"), Some("1"))
+impl Fleet {
+    /// v1 at 100 %: every device installs it. Its digest.
+    fn v1_reaches_every_device(&self) -> String {
+        let v1 = publish_skill(&self.registry, "1", &acme_skill(1, 2));
+        set_channel(
+            &self.publisher,
+            &self.channel,
+            &self.registry,
+            "1",
+            &v1,
+            100,
         );
-        assert_eq!(e["installed_digest"], v1.as_str());
-        // The same record, pushed to the registry under the device's id.
-        assert_eq!(reported(&registry, &d.id), status);
+        for d in &self.devices {
+            let ran = d.sync(&self.channel);
+            assert!(ran.ok, "{}: {}", d.id, ran.stderr);
+            assert_eq!(d.intents_version(), 1);
+            let status = d.status();
+            assert_eq!(status["device_id"], d.id.as_str());
+            assert_eq!(status["result"], "ok");
+            let e = intents_entry(&status);
+            assert_eq!(
+                (e["result"].as_str(), e["installed_version"].as_str()),
+                (Some("installed"), Some("1"))
+            );
+            assert_eq!(e["installed_digest"], v1.as_str());
+            // The same record, pushed to the registry under the device's id.
+            assert_eq!(reported(&self.registry, &d.id), status);
+        }
+        v1
     }
 
-    // v2 at 50 %, the registry killed after half the fleet synced and started again.
-    let v2 = publish_skill(&registry, "2", &acme_skill(2, 2));
-    set_channel(&publisher, &channel, &registry, "2", &v2, 50);
-    let cohort: Vec<bool> = devices
-        .iter()
-        .map(|d| in_cohort(&d.id, "intents", &v2, 50))
-        .collect();
-    eprintln!("v2 cohort: {cohort:?}");
-    for d in &devices[..DEVICES / 2] {
-        assert!(d.sync(&channel).ok, "{}", d.id);
+    /// v2 at 50 %, the registry killed after half the fleet synced and started again: exactly
+    /// the cohort the documented hash gives ends on v2, the rest on v1. Who is in the cohort.
+    fn v2_reaches_its_cohort_across_a_registry_outage(&mut self, v1: &str) -> Vec<bool> {
+        let v2 = publish_skill(&self.registry, "2", &acme_skill(2, 2));
+        set_channel(&self.publisher, &self.channel, &self.registry, "2", &v2, 50);
+        let cohort: Vec<bool> = self
+            .devices
+            .iter()
+            .map(|d| in_cohort(&d.id, "intents", &v2, 50))
+            .collect();
+        eprintln!("v2 cohort: {cohort:?}");
+        for d in &self.devices[..DEVICES / 2] {
+            assert!(d.sync(&self.channel).ok, "{}", d.id);
+        }
+        self.a_sync_while_the_registry_is_down_changes_nothing();
+        for d in &self.devices {
+            assert!(d.sync(&self.channel).ok, "{}", d.id);
+        }
+        for (d, &member) in self.devices.iter().zip(&cohort) {
+            let e = intents_entry(&d.status()).clone();
+            assert_eq!(d.intents_version(), if member { 2 } else { 1 }, "{}", d.id);
+            assert_eq!(e["in_cohort"], member, "{}", d.id);
+            assert_eq!(
+                e["installed_digest"],
+                if member { v2.as_str() } else { v1 },
+                "{}",
+                d.id
+            );
+            let expected = if member {
+                ["installed", "up-to-date"]
+            } else {
+                ["not-in-cohort"; 2]
+            };
+            assert!(
+                expected.contains(&e["result"].as_str().unwrap()),
+                "{}: {e}",
+                d.id
+            );
+        }
+        cohort
     }
-    registry.stop();
-    let down = &devices[DEVICES / 2];
-    let before = version_and_digest(down);
-    let ran = down.sync(&channel);
-    assert!(!ran.ok, "a sync with the registry down must fail");
-    assert!(
-        ran.stderr
-            .contains("could not be read; the device keeps what it has"),
-        "{}",
-        ran.stderr
-    );
-    let status = down.status();
-    assert_eq!(status["result"], "failed");
-    assert!(
-        status["error"]
-            .as_str()
-            .unwrap()
-            .contains("could not be read"),
-        "{status}"
-    );
-    assert_eq!(
-        down.intents_version(),
-        before.0,
-        "the device changed while the registry was down"
-    );
-    assert_eq!(intents_entry(&status)["installed_digest"], before.1);
-    assert!(
-        status["report_error"]
-            .as_str()
-            .unwrap()
-            .contains("Connection refused"),
-        "{status}"
-    );
-    down.answers();
-    registry.restart();
-    for d in &devices {
-        assert!(d.sync(&channel).ok, "{}", d.id);
-    }
-    for (d, &member) in devices.iter().zip(&cohort) {
-        let e = intents_entry(&d.status()).clone();
-        assert_eq!(d.intents_version(), if member { 2 } else { 1 }, "{}", d.id);
-        assert_eq!(e["in_cohort"], member, "{}", d.id);
-        assert_eq!(
-            e["installed_digest"],
-            if member { &v2 } else { &v1 }.as_str(),
+
+    /// The registry killed: the next device's sync fails typed, its status says why, it keeps
+    /// its version and answers; then the registry is started again on the same storage.
+    fn a_sync_while_the_registry_is_down_changes_nothing(&mut self) {
+        self.registry.stop();
+        let down = &self.devices[DEVICES / 2];
+        let before = version_and_digest(down);
+        let ran = down.sync(&self.channel);
+        assert!(!ran.ok, "a sync with the registry down must fail");
+        assert!(
+            ran.stderr
+                .contains("could not be read; the device keeps what it has"),
             "{}",
-            d.id
+            ran.stderr
         );
-        let expected = if member {
-            ["installed", "up-to-date"]
-        } else {
-            ["not-in-cohort"; 2]
-        };
+        let status = down.status();
+        assert_eq!(status["result"], "failed");
         assert!(
-            expected.contains(&e["result"].as_str().unwrap()),
-            "{}: {e}",
-            d.id
+            status["error"]
+                .as_str()
+                .unwrap()
+                .contains("could not be read"),
+            "{status}"
         );
+        assert_eq!(
+            down.intents_version(),
+            before.0,
+            "the device changed while the registry was down"
+        );
+        assert_eq!(intents_entry(&status)["installed_digest"], before.1);
+        assert!(
+            status["report_error"]
+                .as_str()
+                .unwrap()
+                .contains("Connection refused"),
+            "{status}"
+        );
+        down.answers();
+        self.registry.restart();
     }
 
-    // v3 at 100 %, whose health check cannot pass: rolled back everywhere, and said why.
-    let v3_bytes = acme_skill_with(3, 2, |m| {
-        m.health.push(Probe {
-            text: "play some jazz".into(),
-            intent: "NoSuchIntent".into(),
-        })
-    });
-    let v3 = publish_skill(&registry, "3", &v3_bytes);
-    set_channel(&publisher, &channel, &registry, "3", &v3, 100);
-    for (d, &member) in devices.iter().zip(&cohort) {
-        let had = if member { 2 } else { 1 };
-        let ran = d.sync(&channel);
-        assert!(
-            !ran.ok && ran.stdout.contains("rolled back"),
-            "{}: {}",
-            d.id,
-            ran.stdout
+    /// v3 at 100 %, whose health check cannot pass: rolled back everywhere, and said why;
+    /// then not tried again, by `sync` or by the agent.
+    fn v3_failing_its_health_check_is_rolled_back_everywhere(&self, cohort: &[bool]) {
+        let v3_bytes = acme_skill_with(3, 2, |m| {
+            m.health.push(Probe {
+                text: "play some jazz".into(),
+                intent: "NoSuchIntent".into(),
+            })
+        });
+        let v3 = publish_skill(&self.registry, "3", &v3_bytes);
+        set_channel(
+            &self.publisher,
+            &self.channel,
+            &self.registry,
+            "3",
+            &v3,
+            100,
         );
-        assert_eq!(d.intents_version(), had, "{}", d.id);
-        let status = d.status();
-        assert_eq!(status["result"], "partial");
-        let e = intents_entry(&status);
-        assert_eq!(e["result"], "rolled-back");
-        assert_eq!(e["failed_digest"], v3.as_str());
-        assert_eq!(e["installed_version"], had.to_string().as_str());
-        let why = e["rollback_error"].as_str().unwrap();
-        assert!(
-            why.contains("version 3 failed its health check")
-                && why.contains("NoSuchIntent")
-                && why.contains(&format!("rolled back to version {had}")),
-            "{why}"
-        );
-        d.answers();
-    }
-    // The failed digest is not tried again; the device stays as it is.
-    let again = devices[0].sync(&channel);
-    assert!(again.ok, "{}", again.stderr);
-    let e = intents_entry(&devices[0].status()).clone();
-    assert_eq!(e["result"], "skipped-failed");
-    assert!(e["rollback_error"]
-        .as_str()
-        .unwrap()
-        .contains("NoSuchIntent"));
+        for (d, &member) in self.devices.iter().zip(cohort) {
+            let had = if member { 2 } else { 1 };
+            let ran = d.sync(&self.channel);
+            assert!(
+                !ran.ok && ran.stdout.contains("rolled back"),
+                "{}: {}",
+                d.id,
+                ran.stdout
+            );
+            assert_eq!(d.intents_version(), had, "{}", d.id);
+            let status = d.status();
+            assert_eq!(status["result"], "partial");
+            let e = intents_entry(&status);
+            assert_eq!(e["result"], "rolled-back");
+            assert_eq!(e["failed_digest"], v3.as_str());
+            assert_eq!(e["installed_version"], had.to_string().as_str());
+            let why = e["rollback_error"].as_str().unwrap();
+            assert!(
+                why.contains("version 3 failed its health check")
+                    && why.contains("NoSuchIntent")
+                    && why.contains(&format!("rolled back to version {had}")),
+                "{why}"
+            );
+            d.answers();
+        }
+        // The failed digest is not tried again; the device stays as it is.
+        let again = self.devices[0].sync(&self.channel);
+        assert!(again.ok, "{}", again.stderr);
+        let e = intents_entry(&self.devices[0].status()).clone();
+        assert_eq!(e["result"], "skipped-failed");
+        assert!(e["rollback_error"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchIntent"));
 
-    // The agent loop: two rounds, both leaving the device as it is.
-    let agent = devices[1].run(&[
-        "agent",
-        "--channel",
-        &channel,
-        "--interval",
-        "1",
-        "--rounds",
-        "2",
-        "--json",
-    ]);
-    assert!(agent.ok, "{}", agent.stderr);
-    assert_eq!(
-        agent.stdout.matches("\"skipped-failed\"").count(),
-        2,
-        "{}",
-        agent.stdout
-    );
+        // The agent loop: two rounds, both leaving the device as it is.
+        let agent = self.devices[1].run(&[
+            "agent",
+            "--channel",
+            &self.channel,
+            "--interval",
+            "1",
+            "--rounds",
+            "2",
+            "--json",
+        ]);
+        assert!(agent.ok, "{}", agent.stderr);
+        assert_eq!(
+            agent.stdout.matches("\"skipped-failed\"").count(),
+            2,
+            "{}",
+            agent.stdout
+        );
+    }
 }
 
 /// The installed version of `intents` and the digest the status record says it came from.

@@ -250,7 +250,7 @@ fn with_options<T>(
 /// `edgenlu sync`: one round; fails when the channel cannot be read or an entry failed.
 pub fn sync_once(args: &FollowArgs, store: &ModelStore) -> Result<()> {
     let status = with_options(args, store, |options| Ok(sync(store, options)?))?;
-    report(&status, args.json);
+    print_round(&status, args.json);
     if let Some(error) = &status.error {
         bail!("sync of {}: {error}", status.channel);
     }
@@ -277,7 +277,7 @@ pub fn agent(args: &AgentArgs, store: &ModelStore) -> Result<()> {
             args.rounds,
             &stop,
             |round| match round {
-                Ok(status) => report(status, args.follow.json),
+                Ok(status) => print_round(status, args.follow.json),
                 Err(e) => eprintln!("{}", error_chain(e)),
             },
         );
@@ -286,7 +286,7 @@ pub fn agent(args: &AgentArgs, store: &ModelStore) -> Result<()> {
 }
 
 /// Prints a round's outcome: the record as JSON, or a line per entry.
-fn report(status: &Status, json: bool) {
+fn print_round(status: &Status, json: bool) {
     if json {
         println!(
             "{}",
@@ -349,7 +349,7 @@ pub fn status(store: &ModelStore, json: bool) -> Result<()> {
     if !json {
         println!("device {} follows {}", status.device_id, status.channel);
     }
-    report(&status, json);
+    print_round(&status, json);
     if !json {
         if let Some(error) = &status.error {
             println!("last error: {error}");
