@@ -251,32 +251,43 @@ fn sync_entry(
     } else if s.failed_digest.as_deref() == Some(digest.as_str()) {
         s.result = EntryResult::SkippedFailed;
     } else {
-        match pull_entry(store, options, entry) {
-            Ok(()) => {
-                s.result = EntryResult::Installed;
-                s.installed_digest = Some(digest);
-            }
-            Err(e @ FleetError::Install(InstallError::HealthCheck { .. })) => {
-                s.result = EntryResult::RolledBack;
-                s.error = Some(error_chain(&e));
-                s.failed_digest = Some(digest);
-                s.rollback_error = s.error.clone();
-            }
-            Err(e) => {
-                s.result = EntryResult::Failed;
-                s.error = Some(error_chain(&e));
-            }
-        }
-        let now = installed(store, entry.kind, &entry.name);
-        if now.as_ref().map(|(_, sha)| sha) != s.installed_sha256.as_ref() {
-            s.installed_version = now.as_ref().map(|(v, _)| v.clone());
-            s.installed_sha256 = now.map(|(_, sha)| sha);
-        }
-        if s.result != EntryResult::Installed && s.installed_sha256.is_none() {
-            s.installed_digest = None;
-        }
+        install_entry(store, options, entry, &mut s);
     }
     s
+}
+
+/// Pulls `entry` and records in `s` what came of it and what the device now runs.
+fn install_entry(
+    store: &ModelStore,
+    options: &SyncOptions<'_>,
+    entry: &ChannelEntry,
+    s: &mut EntryStatus,
+) {
+    let digest = entry.digest().to_string();
+    match pull_entry(store, options, entry) {
+        Ok(()) => {
+            s.result = EntryResult::Installed;
+            s.installed_digest = Some(digest);
+        }
+        Err(e @ FleetError::Install(InstallError::HealthCheck { .. })) => {
+            s.result = EntryResult::RolledBack;
+            s.error = Some(error_chain(&e));
+            s.failed_digest = Some(digest);
+            s.rollback_error = s.error.clone();
+        }
+        Err(e) => {
+            s.result = EntryResult::Failed;
+            s.error = Some(error_chain(&e));
+        }
+    }
+    let now = installed(store, entry.kind, &entry.name);
+    if now.as_ref().map(|(_, sha)| sha) != s.installed_sha256.as_ref() {
+        s.installed_version = now.as_ref().map(|(v, _)| v.clone());
+        s.installed_sha256 = now.map(|(_, sha)| sha);
+    }
+    if s.result != EntryResult::Installed && s.installed_sha256.is_none() {
+        s.installed_digest = None;
+    }
 }
 
 /// Pulls `entry`'s pinned artifact, retried while the registry cannot be reached.
