@@ -61,7 +61,8 @@ enum Command {
     ///
     /// Example: edgenlu push ./minilm-ft.gguf 127.0.0.1:5000/acme/minilm-ft:1 --signature minilm-ft.sig.json
     Push(push::PushArgs),
-    /// Fetch a skill or model from an OCI registry and install it. Each blob streams to a
+    /// Fetch a skill, flow or model from an OCI registry and install it (a flow as the
+    /// device's flow, its probes answered through the device's skills). Each blob streams to a
     /// temporary file in the store, resumes after a dropped connection (HTTP range requests)
     /// and must match its registry digest; then the device's own checks decide, as for
     /// `install` (signature, publisher's delegation, grants, expiry, version floor, health
