@@ -501,25 +501,80 @@ pub fn edgenlu_in(store: &ModelStore, args: &[&str]) -> Ran {
 
 /// [`edgenlu_in`] with environment variables `env` set for it.
 pub fn edgenlu_in_env(store: &ModelStore, env: &[(&str, &std::path::Path)], args: &[&str]) -> Ran {
-    let out = std::process::Command::new(built_binary())
-        .args(args)
+    let out = edgenlu_command(store, args)
         .envs(env.iter().copied())
-        .env("EDGENLU_HOME", store.root())
-        .env_remove("EDGENLU_UPLINK_URL")
         .output()
         .expect("running edgenlu");
-    let ran = Ran {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    Ran::from_output(args, &out)
+}
+
+/// [`edgenlu_in`], killed and failing the test if it runs longer than `deadline`.
+pub fn edgenlu_within(store: &ModelStore, args: &[&str], deadline: Duration) -> Ran {
+    use std::process::Stdio;
+    let mut child = edgenlu_command(store, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running edgenlu");
+    // Read while it runs, so a full pipe never blocks it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
     };
-    eprintln!(
-        "edgenlu {args:?}: {}\n{}{}",
-        if ran.ok { "ok" } else { "failed" },
-        ran.stdout,
-        ran.stderr
-    );
-    ran
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for edgenlu") {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("edgenlu {args:?} ran past {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    Ran::from_output(args, &out)
+}
+
+/// `edgenlu args...` with `store` as its store and no uplink.
+fn edgenlu_command(store: &ModelStore, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(built_binary());
+    command
+        .args(args)
+        .env("EDGENLU_HOME", store.root())
+        .env_remove("EDGENLU_UPLINK_URL");
+    command
+}
+
+impl Ran {
+    /// What `edgenlu args...` gave, logged to the test's stderr.
+    fn from_output(args: &[&str], out: &std::process::Output) -> Ran {
+        let ran = Ran {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!(
+            "edgenlu {args:?}: {}\n{}{}",
+            if ran.ok { "ok" } else { "failed" },
+            ran.stdout,
+            ran.stderr
+        );
+        ran
+    }
 }
 
 /// A loopback address no one listens on right now.
@@ -580,4 +635,58 @@ pub fn acme_trust(
         .add_delegation(&d.sign(&test_key(1)).expect("signing the delegation"))
         .expect("storing the delegation");
     trust
+}
+
+/// Trusts publisher "acme" in `root`'s trust store for the encoder models and the tests'
+/// datastores, for a day.
+pub fn trust_acme(root: &std::path::Path) -> edgenlu_trust::store::TrustStore {
+    acme_trust(
+        root,
+        vec![],
+        &["all-minilm-*", "trust-snips-*"],
+        edgenlu_trust::unix_now() + edgenlu_trust::DAY_SECONDS,
+    )
+}
+
+/// The bundled intents skill as publisher "acme" at `version`, signed with key `signer`.
+pub fn acme_skill(version: u64, signer: u8) -> Vec<u8> {
+    acme_skill_with(version, signer, |_| {})
+}
+
+/// [`acme_skill`] with its manifest changed by `edit` before signing.
+pub fn acme_skill_with(
+    version: u64,
+    signer: u8,
+    edit: impl FnOnce(&mut edgenlu_trust::manifest::Manifest),
+) -> Vec<u8> {
+    let mut m = edgenlu_trust::dev::intents_manifest(
+        edgenlu::bundled::DEFAULT_ENCODER,
+        tiny_index(),
+        version,
+    );
+    m.publisher = "acme".into();
+    edit(&mut m);
+    let component = edgenlu::bundled::components::SKILL_INTENTS.bytes;
+    edgenlu_trust::skillfile::sign(component, &m.to_bytes().unwrap(), &test_key(signer)).unwrap()
+}
+
+/// A fresh device store called `tag`: the real models linked, the tests' datastore copied
+/// in, acme trusted.
+pub fn fresh_device(tag: &str) -> ModelStore {
+    require_model(edgenlu::bundled::DEFAULT_ENCODER);
+    let index = tiny_index();
+    let device = temp_store(tag);
+    device
+        .import_file(
+            index,
+            &store().path_for(index).unwrap(),
+            edgenlu_models::store::Import {
+                replace: None,
+                take_file: false,
+                source: "edgenlu-tests",
+            },
+        )
+        .unwrap();
+    trust_acme(device.root());
+    device
 }

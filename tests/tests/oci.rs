@@ -6,7 +6,6 @@
 //! twice resumes with range requests and installs; credentials come from the Docker config
 //! file; forged manifests (wrong sizes, another file's signature) are refused.
 
-use edgenlu::bundled::DEFAULT_ENCODER;
 use edgenlu_device::installed::ProbeCheck;
 use edgenlu_fleet::client::RegistryClient;
 use edgenlu_fleet::pull::{pull, PullOptions, Pulled};
@@ -15,56 +14,16 @@ use edgenlu_fleet::reference::ArtifactRef;
 use edgenlu_fleet::FleetError;
 use edgenlu_models::store::{Import, ModelStore};
 use edgenlu_tests::{
-    acme_trust, edgenlu_in, require_model, runtime_over, store, temp_store, test_key as key,
-    tiny_index, tree_listing, Cut, CuttingProxy, Registry,
+    acme_skill, edgenlu_in, fresh_device, require_model, runtime_over, store, temp_store,
+    test_key as key, tiny_index, tree_listing, trust_acme, Cut, CuttingProxy, Registry,
 };
 use edgenlu_trust::models::ModelSignature;
-use edgenlu_trust::skillfile;
 use edgenlu_trust::store::TrustStore;
-use edgenlu_trust::{dev, unix_now, TrustError, DAY_SECONDS};
+use edgenlu_trust::{unix_now, TrustError};
 use std::path::{Path, PathBuf};
 
 /// The model the model tests push and pull (25 MiB: big enough to be cut off mid-blob).
 const MODEL: &str = "all-minilm-l6-v2.q8_0";
-
-/// Trusts publisher "acme" in `root`'s trust store for the encoder models and the tests'
-/// datastores.
-fn trust_acme(root: &Path) -> TrustStore {
-    acme_trust(
-        root,
-        vec![],
-        &["all-minilm-*", "trust-snips-*"],
-        unix_now() + DAY_SECONDS,
-    )
-}
-
-/// The bundled intents skill as publisher "acme" at `version`, signed with key `signer`.
-fn acme_skill(version: u64, signer: u8) -> Vec<u8> {
-    let mut m = dev::intents_manifest(DEFAULT_ENCODER, tiny_index(), version);
-    m.publisher = "acme".into();
-    let component = edgenlu::bundled::components::SKILL_INTENTS.bytes;
-    skillfile::sign(component, &m.to_bytes().unwrap(), &key(signer)).unwrap()
-}
-
-/// A fresh device store: the real models linked, the tests' datastore copied in, acme trusted.
-fn fresh_device(tag: &str) -> ModelStore {
-    require_model(DEFAULT_ENCODER);
-    let index = tiny_index();
-    let device = temp_store(tag);
-    device
-        .import_file(
-            index,
-            &store().path_for(index).unwrap(),
-            Import {
-                replace: None,
-                take_file: false,
-                source: "edgenlu-tests",
-            },
-        )
-        .unwrap();
-    trust_acme(device.root());
-    device
-}
 
 /// An empty device store (no model linked), acme trusted: where a model is pulled for real.
 fn empty_device(tag: &str) -> ModelStore {
@@ -91,6 +50,8 @@ fn pull_into(device: &ModelStore, reference: &str) -> Result<Pulled, FleetError>
         device,
         PullOptions {
             health: Some(&probes),
+            flow_health: None,
+            expect: None,
             force: false,
             now: unix_now(),
         },
@@ -674,6 +635,8 @@ fn a_model_of_that_name_with_other_content_is_replaced_only_with_force() {
         &device,
         PullOptions {
             health: None,
+            flow_health: None,
+            expect: None,
             force: true,
             now: unix_now(),
         },

@@ -7,10 +7,9 @@ use crate::pipeline::SkillsArgs;
 use anyhow::{bail, Context, Result};
 use edgenlu::Runtime;
 use edgenlu_device::installed::FlowProbeCheck;
+use edgenlu_device::pipeline::Pipeline;
 use edgenlu_models::store::ModelStore;
-use edgenlu_trust::manifest::{Kind, Manifest};
-use edgenlu_trust::skillfile;
-use edgenlu_trust::skills::{InstallReport, SkillStore, FLOW_SLOT};
+use edgenlu_trust::skills::{HealthCheck, InstallReport, SkillStore, FLOW_SLOT};
 use edgenlu_trust::{unix_now, TrustError};
 
 /// The name `rollback` and `remove` accept for the device's flow, whatever it is called.
@@ -19,16 +18,6 @@ pub const FLOW_ALIAS: &str = "flow";
 /// The device's flow store.
 pub fn flow_store(store: &ModelStore) -> Result<SkillStore> {
     SkillStore::flows_at(store.root()).context("opening the flow store")
-}
-
-/// What a signed file's manifest says it is, read before any check (the store verifies it
-/// all again): where `install` sends it. A file that does not parse is a skill to the skill
-/// store, which then says what is wrong with it.
-pub fn kind_of(bytes: &[u8]) -> Kind {
-    skillfile::parse(bytes)
-        .ok()
-        .and_then(|f| Manifest::parse(f.manifest).ok())
-        .map_or(Kind::Skill, |m| m.kind)
 }
 
 /// Installs flow `bytes` as the device's flow; unless `no_health_check`, its probes are
@@ -44,14 +33,42 @@ pub fn install(
     if no_health_check {
         return Ok(flows.install(bytes, unix_now())?);
     }
-    let skills = SkillStore::at(store.root())?;
-    let args = SkillsArgs::default().or_installed(&skills, "intents")?;
-    let pipeline = crate::pipeline::pipeline(rt, store, &args, false)?;
+    let pipeline = device_pipeline(rt, store)?;
     let check = FlowProbeCheck {
         runtime: rt,
         pipeline: &pipeline,
     };
     Ok(flows.install_checked_by(&check, bytes, unix_now())?)
+}
+
+/// The pipeline `edgenlu serve` would run (the installed skill `intents`, else the default
+/// datastore) with the bundled flow: the flow under check takes the flow's place anyway, and
+/// loading the installed one would wait on the flow store's lock its install holds.
+fn device_pipeline(rt: &Runtime, store: &ModelStore) -> Result<Pipeline> {
+    let skills = SkillStore::at(store.root())?;
+    let mut args = SkillsArgs::default().or_installed(&skills, "intents")?;
+    args.bundled_flow = true;
+    crate::pipeline::pipeline(rt, store, &args, false)
+}
+
+/// The health check of a flow that arrives from a registry (`pull`, `sync`): its probes
+/// answered through [`device_pipeline`], built only when a flow is checked.
+pub struct DevicePipelineCheck<'a> {
+    /// The runtime the pipeline runs on.
+    pub runtime: &'a Runtime,
+    /// The device's store.
+    pub store: &'a ModelStore,
+}
+
+impl HealthCheck for DevicePipelineCheck<'_> {
+    fn check(&self, flows: &SkillStore, name: &str) -> Result<usize, String> {
+        let pipeline = device_pipeline(self.runtime, self.store).map_err(|e| format!("{e:#}"))?;
+        FlowProbeCheck {
+            runtime: self.runtime,
+            pipeline: &pipeline,
+        }
+        .check(flows, name)
+    }
 }
 
 /// Whether `name` means the device's installed flow: `flow`, or the installed flow's name.

@@ -13,6 +13,7 @@ mod bench;
 mod completions;
 mod conformance;
 mod eval;
+mod fleet;
 mod flows;
 mod generate;
 mod models;
@@ -60,7 +61,8 @@ enum Command {
     ///
     /// Example: edgenlu push ./minilm-ft.gguf 127.0.0.1:5000/acme/minilm-ft:1 --signature minilm-ft.sig.json
     Push(push::PushArgs),
-    /// Fetch a skill or model from an OCI registry and install it. Each blob streams to a
+    /// Fetch a skill, flow or model from an OCI registry and install it (a flow as the
+    /// device's flow, its probes answered through the device's skills). Each blob streams to a
     /// temporary file in the store, resumes after a dropped connection (HTTP range requests)
     /// and must match its registry digest; then the device's own checks decide, as for
     /// `install` (signature, publisher's delegation, grants, expiry, version floor, health
@@ -71,6 +73,43 @@ enum Command {
     ///
     /// Example: edgenlu pull 127.0.0.1:5000/acme/minilm-ft@sha256:4f1c...
     Pull(pull::PullArgs),
+    /// Channels: what a fleet should run, as an OCI artifact at a tag. `channel set` pins each
+    /// skill, model or flow by manifest digest with a rollout percentage; `channel show`
+    /// prints one.
+    ///
+    /// Example: edgenlu channel set registry.example.com/acme/channel:stable --skill registry.example.com/acme/intents:2 --rollout 20
+    #[command(subcommand)]
+    Channel(fleet::ChannelCommand),
+    /// One round of the update agent: read the channel and, for each entry whose cohort this
+    /// device is in (SHA-256 of device id, name and digest, mod 100, below the rollout) and
+    /// whose digest it does not have, pull it as `pull` does (registry digest, trust rules,
+    /// health check with automatic rollback). A digest that failed its health check here is not
+    /// tried again until the channel names another; an unreachable registry is retried with
+    /// backoff, then the device keeps what it has. Writes <store>/status.json; fails when the
+    /// channel could not be read or an entry failed.
+    ///
+    /// Example: edgenlu sync --channel registry.example.com/acme/channel:stable
+    ///
+    /// Example: edgenlu sync --channel 127.0.0.1:5000/acme/channel:stable --device-id kiosk-17 --json
+    Sync(fleet::FollowArgs),
+    /// The update agent: `sync` every --interval seconds (within 10 %, at random) until
+    /// SIGTERM or SIGINT. A failed round never stops it; `edgenlu serve` on the same store
+    /// swaps to what it installs between requests.
+    ///
+    /// Example: edgenlu agent --channel registry.example.com/acme/channel:stable --interval 300
+    ///
+    /// Example: edgenlu agent --channel 127.0.0.1:5000/acme/channel:stable --report 127.0.0.1:5000/acme/status
+    Agent(fleet::AgentArgs),
+    /// Print the device's status record (<store>/status.json): device id, channel, last sync
+    /// and its result, and for each entry the installed version and digest, whether the device
+    /// is in its cohort, and the error that rolled an install back.
+    ///
+    /// Example: edgenlu status --json
+    Status {
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the model store ($EDGENLU_HOME, else $XDG_DATA_HOME/edgenlu).
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -357,6 +396,15 @@ fn main() -> Result<()> {
         Command::Trust(cmd) => trust::run(cmd, &store)?,
         Command::Push(args) => push::run(&args, &store)?,
         Command::Pull(args) => pull::run(&args, &store)?,
+        Command::Channel(cmd) => fleet::channel(
+            cmd,
+            matches
+                .subcommand_matches("channel")
+                .and_then(|m| m.subcommand_matches("set")),
+        )?,
+        Command::Sync(args) => fleet::sync_once(&args, &store)?,
+        Command::Agent(args) => fleet::agent(&args, &store)?,
+        Command::Status { json } => fleet::status(&store, json)?,
         Command::Bench(cmd) => bench::run(cmd, &store)?,
         Command::Conformance(cmd) => conformance::run(cmd, &store)?,
         Command::Generate(args) => generate::run(&runtime(store)?, &args)?,

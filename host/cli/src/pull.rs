@@ -33,14 +33,21 @@ pub fn run(args: &PullArgs, store: &ModelStore) -> Result<()> {
     let client = RegistryClient::new(target)?;
     let rt = crate::runtime(store.clone())?;
     let probes = ProbeCheck(&rt);
+    let flow_probes = crate::flows::DevicePipelineCheck {
+        runtime: &rt,
+        store,
+    };
     let options = PullOptions {
         health: (!args.no_health_check).then_some(&probes as _),
+        flow_health: (!args.no_health_check).then_some(&flow_probes as _),
+        expect: None,
         force: args.force,
         now: unix_now(),
     };
     let from = client.target().whole();
     match pull(&client, store, options)? {
         Pulled::Skill {
+            kind,
             manifest_digest,
             report,
         } => {
@@ -52,7 +59,7 @@ pub fn run(args: &PullArgs, store: &ModelStore) -> Result<()> {
                 .previous
                 .map_or(String::new(), |p| format!(" (previous: {p})"));
             println!(
-                "installed skill {} version {}{previous} from {from}@{manifest_digest}; {health}",
+                "installed {kind} {} version {}{previous} from {from}@{manifest_digest}; {health}",
                 report.name, report.version
             );
         }

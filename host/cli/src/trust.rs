@@ -594,7 +594,7 @@ pub fn run(cmd: TrustCli, store: &ModelStore) -> Result<()> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let skills = skills()?;
-            let kind = crate::flows::kind_of(&bytes);
+            let kind = edgenlu_trust::skillfile::declared_kind(&bytes);
             let report = if kind == Kind::Flow {
                 crate::flows::install(&runtime(store)?, store, &bytes, no_health_check)?
             } else if no_health_check {

@@ -11,6 +11,11 @@
 //!   trust rules, version floor, atomic rename). A registry proves integrity; the device's
 //!   trust store proves who published.
 //!
+//! - [`channel`], [`cohort`], [`sync`], [`status`]: the update agent. A channel (an artifact
+//!   at a tag) pins what a fleet should run and to what percentage of devices; each device
+//!   decides from a stable hash of its id whether it is in an entry's cohort, pulls what it
+//!   lacks, and records the outcome in `<store>/status.json`.
+//!
 //! The OCI client (`oci-client`) is async: [`client::RegistryClient`] owns a current-thread
 //! tokio runtime and blocks on it, so callers (the CLI, later the update agent) stay
 //! synchronous and the runtime library never sees tokio.
@@ -18,11 +23,15 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod channel;
 pub mod client;
+pub mod cohort;
 mod download;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod status;
+pub mod sync;
 
 use edgenlu_models::store::StoreError;
 use edgenlu_trust::skills::InstallError;
@@ -142,6 +151,38 @@ pub enum FleetError {
     /// The model store refused the model (an entry of that name, held, not a GGUF, ...).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A channel's layer is not a valid channel.
+    #[error("channel {reference}: {reason}")]
+    BadChannel {
+        /// The channel's reference.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The channel could not be read (after the retries): the device kept what it had.
+    #[error("channel {reference} could not be read; the device keeps what it has")]
+    ChannelUnavailable {
+        /// The channel's reference.
+        reference: String,
+        /// Why.
+        source: Box<FleetError>,
+    },
+    /// A device id that is not 1–128 ASCII letters, digits, `-`, `_` or `.` (not first).
+    #[error("{}: device id {id:?} is not 1-128 ASCII letters, digits, '-', '_' or '.' (an OCI tag: '-' and '.' not first)", path.display())]
+    BadDeviceId {
+        /// The device-id file.
+        path: PathBuf,
+        /// The id (its first 64 characters).
+        id: String,
+    },
+    /// The status record does not parse.
+    #[error("{}: not a status record: {reason}", path.display())]
+    BadStatus {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
     /// The client's tokio runtime could not be started.
     #[error("starting the registry client's runtime: {0}")]
     Runtime(#[source] std::io::Error),

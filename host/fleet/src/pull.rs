@@ -13,11 +13,14 @@
 //! A refusal at any step leaves the store's files as they were; the temporary files go.
 
 use super::artifact::{self, Artifact, MAX_MODEL_BYTES, MAX_SIGNATURE_BYTES};
+use super::channel::EntryKind;
 use super::client::RegistryClient;
 use super::download::{fetch_blob, TempBlob};
 use super::FleetError;
 use edgenlu_models::store::{Holders, Import, ModelStore, StoreEntry};
+use edgenlu_trust::manifest::Kind;
 use edgenlu_trust::models::ModelSignature;
+use edgenlu_trust::skillfile;
 use edgenlu_trust::skillfile::MAX_SKILL_BYTES;
 use edgenlu_trust::skills::{HealthCheck, InstallReport, SkillStore};
 use std::path::PathBuf;
@@ -28,6 +31,12 @@ pub struct PullOptions<'a> {
     /// The health check a new skill version must pass (None: installed without one, as
     /// `edgenlu install --no-health-check`).
     pub health: Option<&'a dyn HealthCheck>,
+    /// The health check a new flow must pass (its probes through the device's pipeline; None:
+    /// installed without one).
+    pub flow_health: Option<&'a dyn HealthCheck>,
+    /// What the artifact must be (a channel entry's kind); anything else is refused before it
+    /// is installed. None: whatever it is.
+    pub expect: Option<EntryKind>,
     /// A model may replace the store's entry of its name (never one an installed skill or a
     /// model signature holds), as `models import --force`.
     pub force: bool,
@@ -38,8 +47,11 @@ pub struct PullOptions<'a> {
 /// What a pull installed.
 #[derive(Debug)]
 pub enum Pulled {
-    /// A skill, installed (or reinstalled) as the current version.
+    /// A skill (to the skill store) or a flow (to the flow store), installed (or reinstalled)
+    /// as the current version.
     Skill {
+        /// [`EntryKind::Skill`] or [`EntryKind::Flow`].
+        kind: EntryKind,
         /// The artifact's manifest digest.
         manifest_digest: String,
         /// What the install did.
@@ -72,16 +84,27 @@ pub fn pull(
             let blob = fetch_blob(client, &file, &tmp, MAX_SKILL_BYTES as u64, "skill file")?;
             let bytes = blob.read()?;
             drop(blob);
-            let report = match options.health {
-                Some(health) => skills.install_checked_by(health, &bytes, options.now)?,
-                None => skills.install(&bytes, options.now)?,
+            let kind = match skillfile::declared_kind(&bytes) {
+                Kind::Skill => EntryKind::Skill,
+                Kind::Flow => EntryKind::Flow,
+            };
+            expect_kind(client, options.expect, kind)?;
+            let (store, health) = match kind {
+                EntryKind::Flow => (SkillStore::flows_at(store.root())?, options.flow_health),
+                _ => (skills, options.health),
+            };
+            let report = match health {
+                Some(health) => store.install_checked_by(health, &bytes, options.now)?,
+                None => store.install(&bytes, options.now)?,
             };
             Ok(Pulled::Skill {
+                kind,
                 manifest_digest,
                 report,
             })
         }
         Artifact::Model { weights, signature } => {
+            expect_kind(client, options.expect, EntryKind::Model)?;
             let sig = fetch_blob(
                 client,
                 &signature,
@@ -117,6 +140,21 @@ pub fn pull(
                 downloaded,
             })
         }
+    }
+}
+
+/// Refuses an artifact of another kind than `expect`.
+fn expect_kind(
+    client: &RegistryClient,
+    expect: Option<EntryKind>,
+    kind: EntryKind,
+) -> Result<(), FleetError> {
+    match expect {
+        Some(want) if want != kind => Err(FleetError::NotAnArtifact {
+            reference: client.target().whole(),
+            reason: format!("it is a {kind}, not the {want} asked for"),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -257,6 +257,42 @@ fn hash_file(path: &Path) -> Result<(String, u64), FleetError> {
     Ok((edgenlu_trust::to_hex(&hasher.finalize()), size))
 }
 
+/// The config of a document artifact (a channel, a status record): the OCI empty descriptor
+/// (`{}`), as the image spec asks of artifacts that have no config.
+pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// Pushes JSON `bytes` as an artifact of one layer of `media_type` (also its `artifactType`)
+/// over the empty config, annotated with `title` and `version`; `kind` names it in the result.
+pub(crate) fn push_document(
+    client: &RegistryClient,
+    media_type: &str,
+    bytes: Vec<u8>,
+    kind: &'static str,
+    title: String,
+    version: String,
+) -> Result<Pushed, FleetError> {
+    let created = artifact::now_rfc3339();
+    let config = b"{}".to_vec();
+    let config_desc = config_descriptor(EMPTY_CONFIG_MEDIA_TYPE, &config);
+    let size = bytes.len() as u64;
+    let layer = artifact::descriptor(
+        media_type,
+        artifact::oci_digest(&sha256_hex(&bytes)),
+        size,
+        None,
+    );
+    client.authenticate(RegistryOperation::Push)?;
+    upload_small(client, &layer, bytes)?;
+    upload_small(client, &config_desc, config)?;
+    let manifest = artifact::manifest(
+        config_desc,
+        vec![layer],
+        Some(media_type),
+        artifact::annotations(&title, &version, &created),
+    );
+    finish(client, manifest, kind, title, version, size)
+}
+
 /// Pushes the manifest (the blobs are there) and says what was published.
 fn finish(
     client: &RegistryClient,

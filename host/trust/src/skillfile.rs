@@ -246,6 +246,16 @@ pub fn parse(bytes: &[u8]) -> Result<Unverified<'_>, TrustError> {
     })
 }
 
+/// What a signed file's manifest says it is, read before any check (a store verifies it all
+/// again): where an install sends it. A file that does not parse is a skill, so the skill
+/// store says what is wrong with it.
+pub fn declared_kind(bytes: &[u8]) -> super::manifest::Kind {
+    parse(bytes)
+        .ok()
+        .and_then(|f| super::manifest::Manifest::parse(f.manifest).ok())
+        .map_or(super::manifest::Kind::Skill, |m| m.kind)
+}
+
 /// Appends a custom section (for tools and tests that build odd files on purpose).
 pub fn append_custom_section(bytes: &mut Vec<u8>, name: &str, payload: &[u8]) {
     bytes.extend_from_slice(&custom_section(name, payload));
