@@ -17,8 +17,17 @@ use edgenlu_trust::skills::SkillStore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// Devices in the simulated fleet.
-const DEVICES: usize = 8;
+/// Devices in the simulated fleet, and v2's rollout percentage: 8 at 50 % by default (the
+/// size `.ci/run` affords); `EDGENLU_FLEET_DEVICES` and `EDGENLU_FLEET_ROLLOUT` set others
+/// (the fleet: 50 at 20 %).
+fn fleet_size() -> (usize, u8) {
+    let var = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
+    };
+    let devices = var("EDGENLU_FLEET_DEVICES", 8).max(2);
+    let rollout = var("EDGENLU_FLEET_ROLLOUT", 50).min(100) as u8;
+    (devices, rollout)
+}
 
 /// Longest one `edgenlu` process may run before the test kills it and fails.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -165,7 +174,7 @@ fn a_fleet_follows_a_channel_through_a_staged_rollout_a_bad_version_and_a_regist
     let mut fleet = Fleet {
         channel: format!("{}/acme/channel:stable", registry.host()),
         registry,
-        devices: (0..DEVICES)
+        devices: (0..fleet_size().0)
             .map(|i| Device {
                 store: fresh_device(&format!("fleet-device-{i}")),
                 id: format!("device-{i}"),
@@ -212,18 +221,27 @@ impl Fleet {
         v1
     }
 
-    /// v2 at 50 %, the registry killed after half the fleet synced and started again: exactly
+    /// v2 at 50 % (or the rollout asked for), the registry killed after half the fleet synced and started again: exactly
     /// the cohort the documented hash gives ends on v2, the rest on v1. Who is in the cohort.
     fn v2_reaches_its_cohort_across_a_registry_outage(&mut self, v1: &str) -> Vec<bool> {
         let v2 = publish_skill(&self.registry, "2", &acme_skill(2, 2));
-        set_channel(&self.publisher, &self.channel, &self.registry, "2", &v2, 50);
+        let (devices, rollout) = fleet_size();
+        set_channel(
+            &self.publisher,
+            &self.channel,
+            &self.registry,
+            "2",
+            &v2,
+            rollout,
+        );
         let cohort: Vec<bool> = self
             .devices
             .iter()
-            .map(|d| in_cohort(&d.id, "intents", &v2, 50))
+            .map(|d| in_cohort(&d.id, "intents", &v2, rollout.into()))
             .collect();
-        eprintln!("v2 cohort: {cohort:?}");
-        for d in &self.devices[..DEVICES / 2] {
+        let members = cohort.iter().filter(|&&m| m).count();
+        eprintln!("v2 at {rollout} %: {members} of {devices} devices in its cohort: {cohort:?}");
+        for d in &self.devices[..devices / 2] {
             assert!(d.sync(&self.channel).ok, "{}", d.id);
         }
         self.a_sync_while_the_registry_is_down_changes_nothing();
@@ -258,7 +276,7 @@ impl Fleet {
     /// its version and answers; then the registry is started again on the same storage.
     fn a_sync_while_the_registry_is_down_changes_nothing(&mut self) {
         self.registry.stop();
-        let down = &self.devices[DEVICES / 2];
+        let down = &self.devices[self.devices.len() / 2];
         let before = version_and_digest(down);
         let ran = down.sync(&self.channel);
         assert!(!ran.ok, "a sync with the registry down must fail");
