@@ -521,24 +521,13 @@ fn an_entry_of_another_kind_is_refused_and_nothing_is_installed() {
 /// The `clarify` example flow as acme signs it at `version`, never asking (margin 0), with a
 /// health probe the device's pipeline answers with `intent`.
 fn acme_flow(version: u64, intent: &str) -> Vec<u8> {
-    use edgenlu_trust::manifest::{Capability, Kind, Manifest, FORMAT};
-    let m = Manifest {
-        format: FORMAT,
-        name: "clarify".into(),
-        kind: Kind::Flow,
-        version,
-        publisher: "acme".into(),
-        expires: None,
-        models: Vec::new(),
-        model_sha256: Default::default(),
-        tokenizer: None,
+    let m = edgenlu_trust::manifest::Manifest {
         config: [("margin".to_string(), "0".to_string())].into(),
-        capabilities: vec![Capability::Flow],
-        budgets: Default::default(),
         health: vec![Probe {
             text: "play some jazz by miles davis".into(),
             intent: intent.into(),
         }],
+        ..edgenlu_trust::manifest::Manifest::flow("clarify", "acme", version)
     };
     let component = edgenlu::bundled::components::FLOW_CLARIFY.bytes;
     edgenlu_trust::skillfile::sign(

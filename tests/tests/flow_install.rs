@@ -17,7 +17,7 @@ use edgenlu_tests::{
     acme_trust, domain_indexes, http, intents, pipeline_over, require_model, runtime, serve,
     test_key,
 };
-use edgenlu_trust::manifest::{Capability, Kind, Manifest, Probe, FORMAT};
+use edgenlu_trust::manifest::{Capability, Kind, Manifest, Probe};
 use edgenlu_trust::skills::{InstallError, SkillStore, FLOW_SLOT};
 use edgenlu_trust::store::TrustStore;
 use edgenlu_trust::{skillfile, unix_now, TrustError};
@@ -59,22 +59,11 @@ fn trust_acme(dir: &Path, caps: Vec<Capability>) -> TrustStore {
 /// A flow manifest of `acme`: `name`, `version`, `config`, the `flow` capability.
 fn flow_manifest(name: &str, version: u64, config: &[(&str, &str)]) -> Manifest {
     Manifest {
-        format: FORMAT,
-        name: name.into(),
-        kind: Kind::Flow,
-        version,
-        publisher: "acme".into(),
-        expires: None,
-        models: Vec::new(),
-        model_sha256: Default::default(),
-        tokenizer: None,
         config: config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        capabilities: vec![Capability::Flow],
-        budgets: Default::default(),
-        health: Vec::new(),
+        ..Manifest::flow(name, "acme", version)
     }
 }
 

@@ -134,30 +134,8 @@ pub fn list(flows: &SkillStore, json: bool) -> Result<()> {
     let current = flows.current(FLOW_SLOT);
     let name = current.as_ref().ok().map(|(v, _)| v.manifest.name.clone());
     let refused = current.err().map(|e| e.to_string());
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "kind": "flow",
-                "name": name,
-                "version": s.current.version,
-                "sha256": s.current.sha256,
-                "previous": s.previous.map(|p| p.version),
-                "health_check_pending": s.unchecked,
-                "refused": refused,
-            })
-        );
-        return Ok(());
-    }
-    let prev = s
-        .previous
-        .map_or("-".to_string(), |p| p.version.to_string());
-    let refused = refused.map_or(String::new(), |why| format!("  REFUSED: {why}"));
-    println!(
-        "flow {}  version {}  previous {prev}  sha256 {}{refused}",
-        name.as_deref().unwrap_or("?"),
-        s.current.version,
-        s.current.sha256
-    );
+    let label = format!("flow {}", name.as_deref().unwrap_or("?"));
+    let head = serde_json::json!({ "kind": "flow", "name": name });
+    crate::trust::print_installed(&label, head, &s, refused, json);
     Ok(())
 }

@@ -11,7 +11,7 @@ use edgenlu_trust::keys::{self, PublicKeyFile};
 use edgenlu_trust::manifest::{Capability, Kind, Manifest};
 use edgenlu_trust::models::ModelSignature;
 use edgenlu_trust::skillfile::{self, MANIFEST_SECTION, SIGNATURE_SECTION};
-use edgenlu_trust::skills::SkillStore;
+use edgenlu_trust::skills::{SkillState, SkillStore};
 use edgenlu_trust::store::{Delegation, SignedDelegation, TrustStore, Verified};
 use edgenlu_trust::{days_after, dev, unix_now, DAY_SECONDS};
 use std::collections::BTreeMap;
@@ -259,35 +259,47 @@ fn days_left(expires: u64, now: u64) -> String {
 fn list_skills(skills: &SkillStore, json: bool) -> Result<()> {
     for (name, s) in skills.list()? {
         let refused = skills.current(&name).err().map(|e| e.to_string());
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "name": name,
-                    "version": s.current.version,
-                    "sha256": s.current.sha256,
-                    "previous": s.previous.map(|p| p.version),
-                    "health_check_pending": s.unchecked,
-                    "refused": refused,
-                })
-            );
-            continue;
-        }
-        let prev = s
-            .previous
-            .map_or("-".to_string(), |p| p.version.to_string());
-        let pending = if s.unchecked {
-            "  (health check pending: runs on next load)"
-        } else {
-            ""
-        };
-        let refused = refused.map_or(String::new(), |why| format!("  REFUSED: {why}"));
-        println!(
-            "{name}  version {}  previous {prev}  sha256 {}{pending}{refused}",
-            s.current.version, s.current.sha256
+        print_installed(
+            &name,
+            serde_json::json!({ "name": name }),
+            &s,
+            refused,
+            json,
         );
     }
     Ok(())
+}
+
+/// One line of `edgenlu list` (or, with `json`, the object `head` with the state added): a
+/// skill or the device's flow, shown as `label`, its versions, digest, pending health check,
+/// and why it no longer verifies.
+pub(crate) fn print_installed(
+    label: &str,
+    mut head: serde_json::Value,
+    s: &SkillState,
+    refused: Option<String>,
+    json: bool,
+) {
+    if json {
+        head["version"] = s.current.version.into();
+        head["sha256"] = s.current.sha256.clone().into();
+        head["previous"] = s.previous.as_ref().map(|p| p.version).into();
+        head["health_check_pending"] = s.unchecked.into();
+        head["refused"] = refused.into();
+        println!("{head}");
+        return;
+    }
+    let prev = (s.previous.as_ref()).map_or("-".to_string(), |p| p.version.to_string());
+    let pending = if s.unchecked {
+        "  (health check pending: runs on next load)"
+    } else {
+        ""
+    };
+    let refused = refused.map_or(String::new(), |why| format!("  REFUSED: {why}"));
+    println!(
+        "{label}  version {}  previous {prev}  sha256 {}{pending}{refused}",
+        s.current.version, s.current.sha256
+    );
 }
 
 /// `edgenlu trust list`: roots, delegations, signed models and version floors.

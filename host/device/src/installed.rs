@@ -164,8 +164,7 @@ pub struct FlowProbeCheck<'a> {
 
 impl HealthCheck for FlowProbeCheck<'_> {
     fn check(&self, store: &SkillStore, name: &str) -> Result<usize, String> {
-        let (v, path) = store.current(name).map_err(|e| e.to_string())?;
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (v, path, bytes) = store.current_with_bytes(name).map_err(|e| e.to_string())?;
         let flow = Flow::load(
             self.runtime,
             &v.manifest.verified_flow_spec(&path, bytes.into()),

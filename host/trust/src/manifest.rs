@@ -224,6 +224,26 @@ fn bad(msg: impl Into<String>) -> TrustError {
 }
 
 impl Manifest {
+    /// A flow's manifest: kind `flow`, the `flow` capability, no model, tokenizer, config,
+    /// budgets or probes (set those after).
+    pub fn flow(name: &str, publisher: &str, version: u64) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            name: name.into(),
+            kind: Kind::Flow,
+            version,
+            publisher: publisher.into(),
+            expires: None,
+            models: Vec::new(),
+            model_sha256: BTreeMap::new(),
+            tokenizer: None,
+            config: BTreeMap::new(),
+            capabilities: vec![Capability::Flow],
+            budgets: Budgets::default(),
+            health: Vec::new(),
+        }
+    }
+
     /// Parses and validates manifest bytes (size cap first, then JSON, then the rules).
     pub fn parse(bytes: &[u8]) -> Result<Manifest, TrustError> {
         if bytes.len() > MAX_MANIFEST_BYTES {

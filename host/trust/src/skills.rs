@@ -488,6 +488,16 @@ impl SkillStore {
         if self.state(name)?.is_some_and(|s| s.unchecked) {
             self.recover_by(health, name)?;
         }
+        self.current_with_bytes(name)
+    }
+
+    /// [`current`](Self::current) with the exact bytes that were verified (the file could
+    /// change after the check), without finishing an interrupted install: what a health
+    /// check loads.
+    pub fn current_with_bytes(
+        &self,
+        name: &str,
+    ) -> Result<(Verified, PathBuf, Vec<u8>), TrustError> {
         let state = self
             .state(name)?
             .ok_or_else(|| TrustError::NotInstalled(name.into()))?;

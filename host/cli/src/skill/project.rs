@@ -180,19 +180,12 @@ impl Project {
     pub fn flow_manifest(&self, now: u64) -> Manifest {
         let s = &self.skill;
         Manifest {
-            format: FORMAT,
-            name: s.name.clone(),
-            kind: Kind::Flow,
-            version: s.version,
-            publisher: s.publisher.clone(),
             expires: s.expires_days.map(|d| edgenlu_trust::days_after(now, d)),
-            models: Vec::new(),
-            model_sha256: BTreeMap::new(),
-            tokenizer: None,
             config: s.config.clone(),
             capabilities: s.capabilities.clone(),
             budgets: s.budgets.clone(),
             health: s.probes.clone(),
+            ..Manifest::flow(&s.name, &s.publisher, s.version)
         }
     }
 
