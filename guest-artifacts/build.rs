@@ -59,6 +59,16 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "HOSTILE",
         "Test skill whose `handle` carries out the attack on the host named by the utterance.",
     ),
+    (
+        "wasi-nn-example",
+        "WASI_NN_EXAMPLE",
+        "A guest written against the standard wasi:nn alone: embeds token ids, generates greedily.",
+    ),
+    (
+        "wasi-nn-hostile",
+        "WASI_NN_HOSTILE",
+        "Test guest attacking the host's wasi:nn, one attack per call.",
+    ),
 ];
 
 fn main() {

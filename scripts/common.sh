@@ -5,7 +5,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 datasets="${EDGENLU_DATASETS:-$repo/../shared/datasets}"
 edgenlu="$repo/target/release/edgenlu"
 
-step() { printf '\n== %s\n' "$*" >&2; }
+# A step's heading, with the minutes and seconds since the script started (CI logs show where
+# the time goes).
+step() { printf '\n== [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 # Points EDGENLU_HOME at a new store in directory $1 (emptied first) for what a script writes
 # (datastores, skills, trust): the real store's models linked read only (`edgenlu models

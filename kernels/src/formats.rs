@@ -1,13 +1,19 @@
 //! Element formats, byte-compatible with GGUF/ggml. Quantized formats store blocks of
-//! [`QK`] elements; a row of `k` elements is `k / QK` blocks, so `k` must be a multiple of 32.
+//! [`QK`] elements (k-quants: [`QK_K`]); a row of `k` elements is whole blocks, so `k` must
+//! be a multiple of 32 (of 256 for the k-quants).
 
 use crate::KernelError;
 use half::f16;
+
+pub mod kquants;
+pub use kquants::{BlockQ4K, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, QK_K};
 
 /// Elements per quantization block (ggml's QK8_0 / QK4_0 / QK4_1).
 pub const QK: usize = 32;
 
 /// Element formats. The discriminants are ggml's type ids, as stored in GGUF.
+// Spelled as ggml spells them (Q4_K), so messages name what llama.cpp's tools print.
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DType {
     /// IEEE single precision (ggml type 0).
@@ -18,8 +24,20 @@ pub enum DType {
     Q4_0,
     /// 4-bit blocks of 32 with an f16 scale and minimum, 20 bytes ([`BlockQ4_1`], ggml type 3).
     Q4_1,
+    /// 5-bit blocks of 32 with an f16 scale, 22 bytes ([`BlockQ5_0`], ggml type 6).
+    Q5_0,
+    /// 5-bit blocks of 32 with an f16 scale and minimum, 24 bytes ([`BlockQ5_1`], ggml type 7).
+    Q5_1,
     /// 8-bit blocks of 32 with an f16 scale, 34 bytes ([`BlockQ8_0`], ggml type 8).
     Q8_0,
+    /// 4-bit super-blocks of 256 with 6-bit sub-block scales and minimums, 144 bytes
+    /// ([`BlockQ4K`], ggml type 12).
+    Q4_K,
+    /// 5-bit super-blocks of 256, 176 bytes ([`BlockQ5K`], ggml type 13).
+    Q5_K,
+    /// 6-bit super-blocks of 256 with 8-bit sub-block scales, 210 bytes ([`BlockQ6K`], ggml
+    /// type 14).
+    Q6_K,
     /// 32-bit signed integers (labels, ids; ggml type 26).
     I32,
 }
@@ -32,7 +50,12 @@ impl DType {
             DType::F16 => 1,
             DType::Q4_0 => 2,
             DType::Q4_1 => 3,
+            DType::Q5_0 => 6,
+            DType::Q5_1 => 7,
             DType::Q8_0 => 8,
+            DType::Q4_K => 12,
+            DType::Q5_K => 13,
+            DType::Q6_K => 14,
             DType::I32 => 26,
         }
     }
@@ -44,7 +67,12 @@ impl DType {
             1 => DType::F16,
             2 => DType::Q4_0,
             3 => DType::Q4_1,
+            6 => DType::Q5_0,
+            7 => DType::Q5_1,
             8 => DType::Q8_0,
+            12 => DType::Q4_K,
+            13 => DType::Q5_K,
+            14 => DType::Q6_K,
             26 => DType::I32,
             _ => return None,
         })
@@ -54,7 +82,8 @@ impl DType {
     pub fn block_elems(self) -> usize {
         match self {
             DType::F32 | DType::F16 | DType::I32 => 1,
-            DType::Q4_0 | DType::Q4_1 | DType::Q8_0 => QK,
+            DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => QK,
+            DType::Q4_K | DType::Q5_K | DType::Q6_K => QK_K,
         }
     }
 
@@ -65,7 +94,12 @@ impl DType {
             DType::F16 => 2,
             DType::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
             DType::Q4_1 => std::mem::size_of::<BlockQ4_1>(),
+            DType::Q5_0 => std::mem::size_of::<BlockQ5_0>(),
+            DType::Q5_1 => std::mem::size_of::<BlockQ5_1>(),
             DType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
+            DType::Q4_K => std::mem::size_of::<BlockQ4K>(),
+            DType::Q5_K => std::mem::size_of::<BlockQ5K>(),
+            DType::Q6_K => std::mem::size_of::<BlockQ6K>(),
         }
     }
 
@@ -412,13 +446,36 @@ pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) -> Result<(), Ker
                 }
             }
         }
+        DType::Q5_0 => dequantize_blocks(dtype, bytes, out, kquants::dequantize_q5_0),
+        DType::Q5_1 => dequantize_blocks(dtype, bytes, out, kquants::dequantize_q5_1),
+        DType::Q4_K => dequantize_blocks(dtype, bytes, out, kquants::dequantize_q4_k),
+        DType::Q5_K => dequantize_blocks(dtype, bytes, out, kquants::dequantize_q5_k),
+        DType::Q6_K => dequantize_blocks(dtype, bytes, out, kquants::dequantize_q6_k),
     }
     Ok(())
 }
 
-/// Encodes `x` as `dtype` (f32, f16, q8_0, q4_0 or q4_1), appending to `out`. The block
-/// formats follow ggml's reference quantizers (see [`quantize_block_q8_0`],
-/// [`quantize_block_q4_0`], [`quantize_block_q4_1`]), so files match what ggml would write.
+/// Decodes whole blocks of `B` (of `dtype`'s block size) from `bytes` into `out` with
+/// `decode`; the caller checked that the lengths agree.
+fn dequantize_blocks<B: bytemuck::Pod>(
+    dtype: DType,
+    bytes: &[u8],
+    out: &mut [f32],
+    decode: fn(&B, &mut [f32]),
+) {
+    for (o, b) in out
+        .chunks_exact_mut(dtype.block_elems())
+        .zip(bytes.chunks_exact(std::mem::size_of::<B>()))
+    {
+        decode(&bytemuck::pod_read_unaligned(b), o);
+    }
+}
+
+/// Encodes `x` as `dtype` (f32, f16, q8_0, q4_0, q4_1, q5_0 or q5_1), appending to `out`.
+/// The block formats follow ggml's reference quantizers (see [`quantize_block_q8_0`],
+/// [`quantize_block_q4_0`], [`quantize_block_q4_1`], [`kquants::quantize_block_q5_0`],
+/// [`kquants::quantize_block_q5_1`]), so files match what ggml would write. The k-quants
+/// are read, never written: files bring them from llama.cpp's quantizer.
 pub fn quantize(dtype: DType, x: &[f32], out: &mut Vec<u8>) -> Result<(), KernelError> {
     if dtype.row_bytes(x.len()).is_none() {
         return Err(KernelError::ShapeMismatch(format!(
@@ -433,17 +490,16 @@ pub fn quantize(dtype: DType, x: &[f32], out: &mut Vec<u8>) -> Result<(), Kernel
         DType::F16 => x
             .iter()
             .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
-        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {
+        DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => {
             for chunk in x.chunks_exact(QK) {
                 let chunk: &[f32; QK] = chunk.try_into().expect("chunk of QK");
+                let mut put = |b: &[u8]| out.extend_from_slice(b);
                 match dtype {
-                    DType::Q8_0 => {
-                        out.extend_from_slice(bytemuck::bytes_of(&quantize_block_q8_0(chunk)))
-                    }
-                    DType::Q4_0 => {
-                        out.extend_from_slice(bytemuck::bytes_of(&quantize_block_q4_0(chunk)))
-                    }
-                    _ => out.extend_from_slice(bytemuck::bytes_of(&quantize_block_q4_1(chunk))),
+                    DType::Q8_0 => put(bytemuck::bytes_of(&quantize_block_q8_0(chunk))),
+                    DType::Q4_0 => put(bytemuck::bytes_of(&quantize_block_q4_0(chunk))),
+                    DType::Q4_1 => put(bytemuck::bytes_of(&quantize_block_q4_1(chunk))),
+                    DType::Q5_0 => put(bytemuck::bytes_of(&kquants::quantize_block_q5_0(chunk))),
+                    _ => put(bytemuck::bytes_of(&kquants::quantize_block_q5_1(chunk))),
                 }
             }
         }

@@ -20,7 +20,10 @@ pub mod ops;
 mod pool;
 
 pub use dispatch::{active_variant, with_variant, Variant};
-pub use formats::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, DType, WeightView};
+pub use formats::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8K, BlockQ8_0,
+    BlockQ8_1, DType, WeightView,
+};
 
 /// Why a kernel refused its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -287,7 +287,7 @@ proptest! {
     #[test]
     fn matrix_vector_equals_the_row_kernels_bit_for_bit(
         (_, rows, k, w, x) in case(false),
-        dt in prop_oneof![Just(DType::Q8_0), Just(DType::Q4_0), Just(DType::Q4_1)],
+        dt in prop_oneof![Just(DType::Q8_0), Just(DType::Q4_0), Just(DType::Q4_1), Just(DType::Q5_0)],
     ) {
         let bytes = encode(dt, &w);
         let x = &x[..k];

@@ -98,6 +98,18 @@ pub enum GgufError {
     /// `general.alignment` is not a power of two u32 (up to 1 MiB).
     #[error("invalid general.alignment: {0}")]
     BadAlignment(String),
+    /// A tensor stored in a ggml type this host has no kernels for (e.g. `IQ2_XXS`, `Q2_K`).
+    #[error(
+        "tensor {name:?}: ggml type {} ({ggml_type}) is not supported; supported: {}",
+        ggml_type_name(*ggml_type).unwrap_or("unknown"),
+        SUPPORTED_TYPES
+    )]
+    UnsupportedType {
+        /// The tensor.
+        name: String,
+        /// Its ggml type id.
+        ggml_type: u32,
+    },
     /// A tensor whose header is inconsistent (dims, type, size).
     #[error("tensor {name:?}: {reason}")]
     BadTensor {
@@ -421,6 +433,24 @@ fn min_value_size(type_id: u32) -> Option<u64> {
     })
 }
 
+/// The tensor types a GGUF may hold here, as ggml names them.
+pub const SUPPORTED_TYPES: &str = "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, I32";
+
+/// ggml's name of type id `id` (as `gguf.GGMLQuantizationType` spells it), known or not to
+/// this host, so an unsupported file's error names what it holds.
+pub fn ggml_type_name(id: u32) -> Option<&'static str> {
+    const NAMES: [&str; 42] = [
+        "F32", "F16", "Q4_0", "Q4_1", "", "", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K",
+        "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S",
+        "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", "", "", "", "TQ1_0",
+        "TQ2_0", "", "", "", "MXFP4", "NVFP4", "Q1_0",
+    ];
+    NAMES
+        .get(id as usize)
+        .copied()
+        .filter(|name| !name.is_empty())
+}
+
 fn bad_tensor(name: &str, reason: impl Into<String>) -> GgufError {
     GgufError::BadTensor {
         name: name.to_owned(),
@@ -494,8 +524,10 @@ impl Gguf {
                 shape.push(d);
             }
             let ty = c.u32("tensor type")?;
-            let dtype = DType::from_ggml_type(ty)
-                .ok_or_else(|| bad_tensor(&name, format!("unknown ggml type {ty}")))?;
+            let dtype = DType::from_ggml_type(ty).ok_or_else(|| GgufError::UnsupportedType {
+                name: name.clone(),
+                ggml_type: ty,
+            })?;
             let offset = c.u64("tensor offset")?;
             let rows = shape[1..]
                 .iter()

@@ -7,42 +7,13 @@ use std::sync::Arc;
 
 use edgenlu_kernels::matmul::{matmul_with, Activations};
 use edgenlu_kernels::ops::{self, KvCache, RopeLayout};
-use edgenlu_kernels::{active_variant, DType, KernelError, WeightView};
+use edgenlu_kernels::{active_variant, KernelError, WeightView};
 
 use crate::gguf::GgufFile;
+use crate::weights::{meta_usize, require_architecture, ModelError, Slot};
 
 /// Why a llama model cannot be loaded or run.
-#[derive(Debug, thiserror::Error)]
-pub enum LlamaError {
-    /// The file is not a llama model, or its metadata is missing or inconsistent.
-    #[error("not a usable llama model: {0}")]
-    Metadata(String),
-    /// A weight is missing or has the wrong shape or format.
-    #[error("weight {name}: {reason}")]
-    Weight {
-        /// Tensor name, e.g. `blk.3.attn_q.weight`.
-        name: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A kernel refused its arguments (e.g. a token id past the vocabulary, a full cache).
-    #[error(transparent)]
-    Kernel(KernelError),
-    /// The caller's interrupt check asked to stop (a deadline); the cache is unchanged.
-    #[error("interrupted")]
-    Interrupted,
-}
-
-impl From<KernelError> for LlamaError {
-    /// A kernel stopped by the pass's interrupt check is the pass interrupted, not a kernel
-    /// that refused its arguments.
-    fn from(e: KernelError) -> Self {
-        match e {
-            KernelError::Interrupted(_) => LlamaError::Interrupted,
-            other => LlamaError::Kernel(other),
-        }
-    }
-}
+pub type LlamaError = ModelError;
 
 /// Hyperparameters of a llama model, from `llama.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,16 +96,6 @@ impl LlamaConfig {
     }
 }
 
-/// Where one weight lives in the file.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    dtype: DType,
-    rows: usize,
-    cols: usize,
-    start: usize,
-    len: usize,
-}
-
 /// The weights of one block.
 #[derive(Debug, Clone)]
 struct Block {
@@ -169,24 +130,10 @@ impl std::fmt::Debug for Llama {
     }
 }
 
-fn meta_usize(file: &GgufFile, key: &str) -> Result<usize, LlamaError> {
-    file.get_u64(key)
-        .and_then(|v| usize::try_from(v).ok())
-        .filter(|&v| v > 0 && v <= 1 << 24)
-        .ok_or_else(|| LlamaError::Metadata(format!("{key} is missing or out of range")))
-}
-
 impl Llama {
     /// Checks that `file` is a llama model whose weights have the shapes its metadata implies.
     pub fn new(file: Arc<GgufFile>) -> Result<Llama, LlamaError> {
-        match file.architecture() {
-            Some("llama") => {}
-            other => {
-                return Err(LlamaError::Metadata(format!(
-                    "architecture {other:?}, expected \"llama\""
-                )))
-            }
-        }
+        require_architecture(&file, "llama")?;
         let dim = meta_usize(&file, "llama.embedding_length")?;
         let heads = meta_usize(&file, "llama.attention.head_count")?;
         let kv_heads = match file.get_u64("llama.attention.head_count_kv") {
@@ -218,40 +165,8 @@ impl Llama {
         let layers = meta_usize(&file, "llama.block_count")?;
         let ffn = meta_usize(&file, "llama.feed_forward_length")?;
         let context = meta_usize(&file, "llama.context_length")?;
-        let slot = |name: &str, rows: Option<usize>, cols: usize| -> Result<Slot, LlamaError> {
-            let bad = |reason: String| LlamaError::Weight {
-                name: name.to_string(),
-                reason,
-            };
-            let t = file
-                .tensor(name)
-                .ok_or_else(|| bad("missing".to_string()))?;
-            let (r, c) = match *t.shape() {
-                [c] => (1, c),
-                [r, c] => (r, c),
-                ref s => return Err(bad(format!("shape {s:?} is not a matrix or vector"))),
-            };
-            if c != cols || rows.is_some_and(|rows| rows != r) {
-                return Err(bad(format!(
-                    "shape [{r}, {c}], expected [{}, {cols}]",
-                    rows.map_or("any".to_string(), |r| r.to_string())
-                )));
-            }
-            let is_vector = rows == Some(1) && t.shape().len() == 1;
-            if is_vector && t.dtype() != DType::F32 {
-                return Err(bad(format!("{:?} norm weights, expected F32", t.dtype())));
-            }
-            let data = t.data();
-            WeightView::new(t.dtype(), r, c, data).map_err(|e| bad(e.to_string()))?;
-            let start = data.as_ptr() as usize - file.bytes().as_ptr() as usize;
-            Ok(Slot {
-                dtype: t.dtype(),
-                rows: r,
-                cols: c,
-                start,
-                len: data.len(),
-            })
-        };
+        let slot =
+            |name: &str, rows: Option<usize>, cols: usize| Slot::find(&file, name, rows, cols);
         let kv_cols = kv_heads * head_dim;
         let embed = slot("token_embd.weight", None, dim)?;
         let vocab = embed.rows;
@@ -354,13 +269,11 @@ impl Llama {
     }
 
     fn view(&self, s: Slot) -> WeightView<'_> {
-        let bytes = &self.file.bytes()[s.start..s.start + s.len];
-        // Checked in `new`; the file is immutable and mapped for our lifetime.
-        WeightView::new(s.dtype, s.rows, s.cols, bytes).expect("slot checked at load")
+        s.view(&self.file)
     }
 
     fn vector(&self, s: Slot) -> &[f32] {
-        bytemuck::cast_slice(&self.file.bytes()[s.start..s.start + s.len])
+        s.vector(&self.file)
     }
 
     /// Runs `tokens` (at positions `cache.len()..`) through the model, commits them to the
@@ -488,6 +401,30 @@ impl Llama {
         self.matmul(logits, &normed, 1, self.output)?;
         Ok(())
     }
+}
+
+/// Texts of the tokens that end a chat turn besides the model's EOS (ChatML's end of turn and
+/// the end of text), as the guest SDK's chat stops at them.
+pub const END_OF_TURN_TEXTS: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
+
+/// The ids a chat reply ends at, from `file`'s vocabulary: its EOS and the tokens of
+/// [`END_OF_TURN_TEXTS`], without repeats (the ids the `chat` skill stops at).
+pub fn turn_stop_ids(file: &GgufFile) -> Vec<u32> {
+    let mut stop: Vec<u32> = file
+        .get_u32("tokenizer.ggml.eos_token_id")
+        .into_iter()
+        .collect();
+    let tokens = file
+        .get_str_array("tokenizer.ggml.tokens")
+        .unwrap_or_default();
+    for text in END_OF_TURN_TEXTS {
+        if let Some(id) = tokens.iter().position(|t| *t == text) {
+            if !stop.contains(&(id as u32)) {
+                stop.push(id as u32);
+            }
+        }
+    }
+    stop
 }
 
 /// How far `logits` are from `reference`: (max |Δ|, RMS of Δ), both in standard deviations of

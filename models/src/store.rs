@@ -293,7 +293,7 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// SHA-256 of everything `r` yields, as lowercase hex, and the byte count.
-pub(crate) fn sha256_hex(mut r: impl Read) -> io::Result<(String, u64)> {
+pub fn sha256_hex(mut r: impl Read) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;

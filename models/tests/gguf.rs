@@ -356,3 +356,29 @@ proptest! {
         let _ = Gguf::parse(&tail);
     }
 }
+
+/// Files from `tests/data/unsupported.py` (written by the `gguf` package): a tensor type the
+/// host has no kernels for is refused when the file is opened, naming the type; an
+/// architecture without a forward pass is refused by `Llama::new`, naming it.
+#[test]
+fn unsupported_type_and_architecture_are_refused_by_name() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let e = GgufFile::open(&data.join("unsupported_type.gguf")).unwrap_err();
+    assert!(
+        matches!(&e, GgufError::UnsupportedType { name, ggml_type: 10 } if name == "token_embd.weight"),
+        "{e:?}"
+    );
+    let message = e.to_string();
+    assert!(
+        message.contains("Q2_K") && message.contains("Q4_K"),
+        "{message}"
+    );
+
+    let file = GgufFile::open(&data.join("unsupported_arch.gguf")).unwrap();
+    let e = edgenlu_models::Llama::new(std::sync::Arc::new(file)).unwrap_err();
+    assert!(
+        matches!(&e, edgenlu_models::llama::LlamaError::UnsupportedArchitecture(a, _) if a == "mamba"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("\"mamba\""), "{e}");
+}

@@ -11,7 +11,8 @@ code, non-ASCII, emoji and ChatML chat prompts):
     logits at each step, no sampler (so no repetition penalty, temperature or top-k/p), and no
     stop at end-of-generation tokens (<|endoftext|>, <|im_end|>): `first_eog` is the index in
     `generated_ids` of the first one, or null.
-Checks that "The capital of France is" continues with " Paris.\\n\\nThe United States has".
+Checks that "The capital of France is" continues with --france (default " Paris.\\n\\nThe United
+States has", llama.cpp's continuation on the Q4_1 model).
 
 llama.cpp's quantized matmuls also quantize the activations (q8_1/q8_0 blocks) and its KV cache
 is f16, so its logits differ from a float forward of the same weights by up to about 1 (logit
@@ -97,6 +98,8 @@ def main():
     ap.add_argument("--out", type=Path, required=True, help="JSON Lines output")
     ap.add_argument("--steps", type=int, default=32, help="tokens generated per prompt")
     ap.add_argument("--no-f32", action="store_true", help="skip the float32 copy's f32_* fields")
+    ap.add_argument("--france", default=FRANCE[1],
+                    help="how llama.cpp must continue 'The capital of France is' on this model")
     args = ap.parse_args()
 
     import llama_cpp
@@ -132,8 +135,8 @@ def main():
             row["first_logits"] = [round(float(x), 4) for x in logits]
         rows.append(row)
         print(f"{prompt!r} ({len(ids)} ids) -> {text!r}" + ("" if eog is None else f" [eog at {eog}]"))
-        if prompt == FRANCE[0] and not text.startswith(FRANCE[1]):
-            sys.exit(f"{prompt!r} continued with {text!r}, not {FRANCE[1]!r}")
+        if prompt == FRANCE[0] and not text.startswith(args.france):
+            sys.exit(f"{prompt!r} continued with {text!r}, not {args.france!r}")
 
     if not args.no_f32:
         with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 """Golden first-step logits of SmolLM2 from an independent numpy forward pass of the llama
 architecture, to check both llama.cpp (llama_greedy.py) and the Rust decoder against.
 
-Every weight of the GGUF is dequantized with the `gguf` package (gguf.quants.dequantize: Q4_1,
+Every weight of the GGUF is dequantized with the `gguf` package (gguf.quants.dequantize: Q4_1, Q4_K, Q6_K, Q5_0,
 Q8_0, F32) and the forward runs in float64 over the whole sequence at once, no KV cache:
   - h = token_embd[ids]  (tied embeddings: the same Q8_0 matrix gives the logits);
   - per block: h += attn_output(attention(rms_norm(h) * attn_norm)),
@@ -28,8 +28,10 @@ Checks, against llama_greedy.py's file:
     same argmax, its top-20 logits within 1e-3, and the same greedy continuation;
   - llama.cpp on the quantized model (`first_logits`, `generated_ids`) quantizes activations to
     q8 blocks and keeps an f16 KV cache, so it only agrees within noise: max |logit diff| must
-    stay under half the logit standard deviation (about 1.1 against a std of about 3.4 for
-    SmolLM2-135M Q4_1; a wrong RoPE pairing or KV-head mapping gives 6 to 27). Its argmax and
+    stay under --quantized-tolerance logit standard deviations (default 0.5: about 1.1 against
+    a std of about 3.4 for SmolLM2-135M Q4_1; its Q4_K_M reaches 0.8 on two prompts, so
+    scripts/test.sh passes 1.0 for it; a wrong RoPE pairing or KV-head mapping gives 6 to 27,
+    2 to 8 std). Its argmax and
     greedy continuation are reported, not required to agree: near ties flip (the ChatML
     "capital of France" prompt starts "L" (60) in llama.cpp, "The" (504) here; "The capital
     of France is" continues " Paris.\n\nThe" then " answer is: 2018-..." here and with llama.cpp
@@ -139,6 +141,8 @@ def main():
     ap.add_argument("--gguf", type=Path, required=True, help="SmolLM2 GGUF (llama architecture)")
     ap.add_argument("--greedy", type=Path, required=True, help="llama_greedy.py's JSON Lines output")
     ap.add_argument("--out", type=Path, required=True, help="JSON Lines output")
+    ap.add_argument("--quantized-tolerance", type=float, default=0.5,
+                    help="largest max |logit diff| against llama.cpp's quantized run, in logit std")
     args = ap.parse_args()
 
     with args.greedy.open(encoding="utf-8") as f:
@@ -173,10 +177,11 @@ def main():
             diff = np.abs(logits - np.asarray(g["first_logits"], dtype=np.float64))
             std = logits.std()
             print(f"{g['prompt']!r}: {len(g['prompt_ids'])} ids, argmax {argmax}, logit std {std:.4f}")
-            print(f"  llama.cpp Q4_1: argmax {g['first_logits_argmax']}"
+            print(f"  llama.cpp quantized: argmax {g['first_logits_argmax']}"
                   f"{'' if argmax == g['first_logits_argmax'] else ' (differs: near tie)'}, "
                   f"max |diff| {diff.max():.4f}, mean |diff| {diff.mean():.4f}")
-            check(diff.max() < 0.5 * std, "max |diff| against llama.cpp Q4_1 is not under std / 2")
+            check(diff.max() < args.quantized_tolerance * std,
+                  f"max |diff| against llama.cpp quantized is not under {args.quantized_tolerance} std")
             if "f32_first_logits_top" in g:
                 top = np.asarray(g["f32_first_logits_top"], dtype=np.float64)
                 f32_diff = np.abs(logits[top[:, 0].astype(int)] - top[:, 1]).max()
@@ -196,7 +201,7 @@ def main():
         return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
     print(f"greedy {g['prompt']!r}: numpy {generated}")
-    print(f"  llama.cpp Q4_1 {g['generated_ids']} ({g['generated_text']!r}): "
+    print(f"  llama.cpp quantized {g['generated_ids']} ({g['generated_text']!r}): "
           f"first {common(generated, g['generated_ids'])} ids agree")
     if "f32_generated_ids" in g:
         print(f"  llama.cpp f32: first {common(generated, g['f32_generated_ids'])} ids agree")

@@ -155,13 +155,26 @@ pub fn require_model(name: &str) {
     );
 }
 
-/// A golden file made by a script in scripts/golden/ (`$EDGENLU_GOLDEN_DIR`, else `golden/`
-/// at the repository root), parsed as JSON Lines.
-pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
+/// Where a file made by a script in scripts/golden/ lives: `$EDGENLU_GOLDEN_DIR`, else
+/// `golden/` at the repository root. Fails the test, naming the script's place, if it is
+/// missing.
+pub fn golden_path(file: &str) -> PathBuf {
     let dir = std::env::var_os("EDGENLU_GOLDEN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../golden"));
     let path = dir.join(file);
+    assert!(
+        path.exists(),
+        "golden file {} is missing: scripts/test.sh generates it with scripts/golden/",
+        path.display()
+    );
+    path
+}
+
+/// A golden file made by a script in scripts/golden/ (see [`golden_path`]), parsed as JSON
+/// Lines.
+pub fn golden_lines<T: serde::de::DeserializeOwned>(file: &str) -> Vec<T> {
+    let path = golden_path(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "golden file {} is missing ({e}): scripts/test.sh generates it with scripts/golden/",
@@ -366,6 +379,7 @@ pub fn serve(
             },
             chat: std::sync::Arc::new(chat),
             decoder: DEFAULT_DECODER.into(),
+            extra_metrics: None,
         },
     )
     .expect("starting the server")

@@ -469,6 +469,19 @@ fn a_serving_device_keeps_answering_while_the_agent_updates_it() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // /metrics shows the agent's last sync, read from the device's status record.
+    let (_, metrics) = edgenlu_tests::http(addr, "GET", "/metrics", b"");
+    let sync_line = |result: &str| {
+        format!("edgenlu_sync_last_result{{channel=\"{channel}\",result=\"{result}\"}} ")
+    };
+    assert!(metrics.contains(&(sync_line("ok") + "1")), "{metrics}");
+    assert!(metrics.contains(&(sync_line("failed") + "0")), "{metrics}");
+    assert!(
+        metrics.contains(
+            "edgenlu_sync_entry{kind=\"skill\",name=\"intents\",result=\"installed\",in_cohort=\"true\",rolled_back=\"false\"} 1"
+        ),
+        "{metrics}"
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answers = asker.join().expect("every request answered 200");
     eprintln!("{} answers during the update", answers.len());

@@ -3,17 +3,20 @@
 //! tokens, and a float64 numpy forward pass (scripts/golden/llama_reference.py) for the first
 //! step's logits. Also: the guest-composed and fused passes agree token for token, streamed
 //! text is whole UTF-8 and equals the tokenizer's decode, sampling is reproducible by seed,
-//! the token budget is enforced, and the README's `generate` examples do not loop.
+//! the token budget is enforced, and the README's `generate` examples do not loop. The same
+//! parity checks run on SmolLM2 quantized to Q4_K_M by llama.cpp's own quantizer
+//! (scripts/golden/kquant_gguf.py: Q4_K, Q6_K, Q5_0 and Q8_0 tensors), with its own golden files.
 
 use edgenlu::bundled::{bpe_tokenizer, chat_limits, chat_skill, open_tokenizer, DEFAULT_DECODER};
 use edgenlu::{ChatRequest, FinishReason, Forward, Limits, SamplingParams, SkillError, WitError};
 use edgenlu_kernels::matmul::Activations;
+use edgenlu_kernels::DType;
 use edgenlu_models::llama::logit_error;
 use edgenlu_models::{GgufFile, Llama};
-use edgenlu_tests::{built_binary, golden_lines, require_model, runtime, store};
+use edgenlu_tests::{built_binary, golden_lines, golden_path, require_model, runtime, store};
 use std::sync::{Arc, Mutex};
 
-/// Where the fast pass (quantized activations) and llama.cpp's q4_1 run choose different tokens
+/// Where the fast pass (quantized activations) and llama.cpp's quantized run choose different tokens
 /// after the same prefix, the float pass must rate the two within this many logits of each
 /// other: both runtimes carry noise of up to about 1 logit from quantized activations
 /// (llama.cpp also from its f16 KV cache), so near-ties flip either way.
@@ -60,15 +63,34 @@ fn native_model() -> Llama {
     Llama::new(Arc::new(GgufFile::open(&path).unwrap())).unwrap()
 }
 
+/// SmolLM2 as Q4_K_M, made by llama.cpp's quantizer (scripts/golden/kquant_gguf.py).
+const KQUANT_GGUF: &str = "smollm2-135m-instruct.q4_k_m.gguf";
+/// llama_greedy.py's and llama_reference.py's output on it.
+const KQUANT_GREEDY: &str = "llama_greedy_q4_k_m.jsonl";
+/// See [`KQUANT_GREEDY`].
+const KQUANT_REFERENCE: &str = "llama_reference_q4_k_m.jsonl";
+
+fn kquant_model() -> Llama {
+    let file = GgufFile::open(&golden_path(KQUANT_GGUF)).unwrap();
+    let types: std::collections::HashSet<_> = file.tensors().map(|t| t.dtype()).collect();
+    for dtype in [DType::Q4_K, DType::Q6_K, DType::Q5_0] {
+        assert!(
+            types.contains(&dtype),
+            "{KQUANT_GGUF} has no {dtype:?} tensor"
+        );
+    }
+    Llama::new(Arc::new(file)).unwrap()
+}
+
 #[derive(serde::Deserialize)]
 struct Greedy {
     prompt: String,
     prompt_ids: Vec<u32>,
-    /// llama.cpp on the q4_1 GGUF.
+    /// llama.cpp on the quantized GGUF.
     generated_ids: Vec<u32>,
     /// llama.cpp on the same weights unpacked to f32, with an f32 KV cache.
     f32_generated_ids: Vec<u32>,
-    /// llama.cpp's first-step logits on the q4_1 GGUF.
+    /// llama.cpp's first-step logits on the quantized GGUF.
     #[serde(default)]
     first_logits: Vec<f32>,
 }
@@ -121,35 +143,60 @@ fn logits_after(model: &Llama, prompt: &[u32], prefix: &[u32]) -> Vec<f32> {
 #[test]
 fn greedy_tokens_match_llama_cpp() {
     let golden: Vec<Greedy> = golden_lines("llama_greedy.jsonl");
-    assert!(golden.len() >= 20, "{} golden prompts", golden.len());
     let skill = chat();
     let fast = native_model();
     let exact = native_model().with_activations(Activations::F32);
+    greedy_parity(&golden, &fast, &exact, Some(&skill), "q4_1");
+}
+
+#[test]
+fn q4_k_m_greedy_tokens_match_llama_cpp() {
+    let golden: Vec<Greedy> = golden_lines(KQUANT_GREEDY);
+    let fast = kquant_model();
+    let exact = kquant_model().with_activations(Activations::F32);
+    greedy_parity(&golden, &fast, &exact, None, "q4_k_m");
+}
+
+/// Greedy decoding of every golden prompt against llama.cpp's, on the model llama_greedy.py
+/// ran (`what`): `exact` (f32 activations) gives llama.cpp's float32 tokens exactly, `fast`
+/// (the default quantized activations) llama.cpp's quantized ones or parts from them only at
+/// a near-tie, and `guest` (the Wasm chat skill on the same model) `fast`'s tokens.
+fn greedy_parity(
+    golden: &[Greedy],
+    fast: &Llama,
+    exact: &Llama,
+    guest: Option<&edgenlu::Skill>,
+    what: &str,
+) {
+    assert!(golden.len() >= 20, "{} golden prompts", golden.len());
     let (mut identical_fast, mut worst_tie) = (0, 0f32);
-    for g in &golden {
+    for g in golden {
         let short: String = g.prompt.chars().take(40).collect();
         // 1. The float pass against llama.cpp on the same weights unpacked to f32 (f32 KV
         //    cache): identical, all 32 tokens.
-        let ids = native_greedy(&exact, &g.prompt_ids, 32);
+        let ids = native_greedy(exact, &g.prompt_ids, 32);
         assert_eq!(
             ids, g.f32_generated_ids,
-            "{short:?}: f32 pass vs llama.cpp f32"
+            "{what} {short:?}: f32 pass vs llama.cpp f32"
         );
+        let fast_ids = native_greedy(fast, &g.prompt_ids, 32);
         // 2. The Wasm guest (BPE tokenizer component, ChatML-free prompt, fused pass) gives
         //    exactly the native fast pass's tokens, up to its first stop token.
-        let r = skill
-            .chat(&greedy(&g.prompt, false, 32, Forward::Fused), None)
-            .unwrap();
-        assert_eq!(r.prompt_ids, g.prompt_ids, "tokenization of {short:?}");
-        let fast_ids = native_greedy(&fast, &g.prompt_ids, 32);
-        assert_eq!(
-            r.ids[..],
-            fast_ids[..r.ids.len()],
-            "{short:?}: guest vs native"
-        );
-        assert!(r.ids.len() == 32 || [0, 2].contains(&fast_ids[r.ids.len()]));
-        // 3. The fast pass against llama.cpp's q4_1 run: the same tokens until a near-tie,
-        //    judged by the float pass, flips one way in one and the other in the other.
+        if let Some(skill) = guest {
+            let r = skill
+                .chat(&greedy(&g.prompt, false, 32, Forward::Fused), None)
+                .unwrap();
+            assert_eq!(r.prompt_ids, g.prompt_ids, "tokenization of {short:?}");
+            assert_eq!(
+                r.ids[..],
+                fast_ids[..r.ids.len()],
+                "{short:?}: guest vs native"
+            );
+            assert!(r.ids.len() == 32 || [0, 2].contains(&fast_ids[r.ids.len()]));
+        }
+        // 3. The fast pass against llama.cpp's quantized run: the same tokens until a
+        //    near-tie, judged by the float pass, flips one way in one and the other in the
+        //    other.
         let same = fast_ids
             .iter()
             .zip(&g.generated_ids)
@@ -159,17 +206,18 @@ fn greedy_tokens_match_llama_cpp() {
             identical_fast += 1;
             continue;
         }
-        let logits = logits_after(&exact, &g.prompt_ids, &fast_ids[..same]);
+        let logits = logits_after(exact, &g.prompt_ids, &fast_ids[..same]);
         let tie = (logits[fast_ids[same] as usize] - logits[g.generated_ids[same] as usize]).abs();
         worst_tie = worst_tie.max(tie);
-        eprintln!("{short:?}: fast pass and llama.cpp q4_1 part at token {same}, float logits {tie:.3} apart");
+        eprintln!("{what} {short:?}: fast pass and llama.cpp part at token {same}, float logits {tie:.3} apart");
         assert!(
             tie <= NEAR_TIE_TOL,
-            "{short:?}: token {same} differs by {tie} float logits"
+            "{what} {short:?}: token {same} differs by {tie} float logits"
         );
     }
     eprintln!(
-        "llama.cpp parity: f32 pass {n} of {n} identical x 32 tokens; fast pass {identical_fast} of {n} identical with llama.cpp q4_1, the rest part at near-ties at most {worst_tie:.3} float logits apart",
+        "llama.cpp parity ({what}, {variant}): f32 pass {n} of {n} identical x 32 tokens; fast pass {identical_fast} of {n} identical with llama.cpp {what}, the rest part at near-ties at most {worst_tie:.3} float logits apart",
+        variant = edgenlu_kernels::active_variant(),
         n = golden.len()
     );
 }
@@ -208,21 +256,42 @@ fn median_and_worst(v: &[f64]) -> (f64, f64) {
 fn first_step_logits_match_the_float_reference() {
     let reference: Vec<Reference> = golden_lines("llama_reference.jsonl");
     let llama_cpp: Vec<Greedy> = golden_lines("llama_greedy.jsonl");
-    assert!(reference.len() >= 20, "{} prompts", reference.len());
     let quantized = native_model();
     let exact = native_model().with_activations(Activations::F32);
+    first_step_parity(&reference, &llama_cpp, &quantized, &exact);
+}
+
+#[test]
+fn q4_k_m_first_step_logits_match_the_float_reference() {
+    let reference: Vec<Reference> = golden_lines(KQUANT_REFERENCE);
+    let llama_cpp: Vec<Greedy> = golden_lines(KQUANT_GREEDY);
+    let quantized = kquant_model();
+    let exact = kquant_model().with_activations(Activations::F32);
+    first_step_parity(&reference, &llama_cpp, &quantized, &exact);
+}
+
+/// First-step logits of every reference prompt: `exact` (f32 activations) within
+/// [`EXACT_LOGIT_TOL`] of the float64 numpy pass on the same weights, `quantized` (the
+/// default path) as far from it as llama.cpp is, within [`MEDIAN_RATIO`] and [`WORST_RATIO`].
+fn first_step_parity(
+    reference: &[Reference],
+    llama_cpp: &[Greedy],
+    quantized: &Llama,
+    exact: &Llama,
+) {
+    assert!(reference.len() >= 20, "{} prompts", reference.len());
     let argmax = |v: &[f32]| edgenlu_kernels::ops::argmax(v).unwrap();
     let variant = edgenlu_kernels::active_variant();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for r in &reference {
+    for r in reference {
         let short: String = r.prompt.chars().take(40).collect();
         // The pass itself: f32 activations leave only f32-vs-f64 arithmetic.
-        let logits = first_step(&exact, &r.prompt_ids);
+        let logits = first_step(exact, &r.prompt_ids);
         let max_diff = max_abs_diff(&logits, &r.logits);
         assert!(max_diff <= EXACT_LOGIT_TOL, "{short:?}: {max_diff}");
         assert_eq!(argmax(&logits), argmax(&r.logits), "{short:?}");
         // The fast path: quantized activations, as ggml.
-        let logits = first_step(&quantized, &r.prompt_ids);
+        let logits = first_step(quantized, &r.prompt_ids);
         let (max, rms) = logit_error(&logits, &r.logits);
         let g = llama_cpp
             .iter()

@@ -20,6 +20,7 @@ mod models;
 mod pipeline;
 mod pull;
 mod push;
+mod release;
 mod serve;
 mod skill;
 mod trust;
@@ -189,7 +190,7 @@ enum Command {
     /// answer (EDGENLU_UPLINK_URL) — with the skill, verdict and stage times; OpenAI-compatible
     /// `POST /v1/embeddings` (the router's encoder) and `POST /v1/chat/completions` (the whole
     /// conversation; `stream: true` for server-sent events), `GET /v1/models`, `GET /healthz`,
-    /// `GET /metrics` (Prometheus, with each skill's version). Installed skills swap to a new
+    /// `GET /metrics` (Prometheus: each skill's version, the update agent's last sync). Installed skills swap to a new
     /// version between requests. SIGTERM or SIGINT stops accepting and drains requests in
     /// flight.
     ///
@@ -254,6 +255,13 @@ enum Command {
     /// Example: edgenlu conformance run --data ../shared/datasets/snips/test.jsonl --out x86.json
     #[command(subcommand)]
     Conformance(conformance::ConformanceCommand),
+    /// Release manifests: `release sign` lists a release's files (binaries, packages) with
+    /// their sizes and SHA-256 digests, signed by the vendor's key; `release verify` checks the
+    /// signature and every file before anyone runs them (`scripts/release.sh` makes releases).
+    ///
+    /// Example: edgenlu release verify dist/release.json --key acme.pub
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: edgenlu completions bash > ~/.local/share/bash-completion/completions/edgenlu
@@ -361,6 +369,9 @@ fn main() -> Result<()> {
     if let Command::Completions(args) = &cli.command {
         return Ok(completions::run(args)?);
     }
+    if let Command::Release(cmd) = &cli.command {
+        return release::run(cmd);
+    }
     // A long-running device process: give freed host tensors back to the OS between requests.
     edgenlu::return_freed_memory_to_the_os();
     let store = ModelStore::open_default().context("opening the model store")?;
@@ -440,7 +451,9 @@ fn main() -> Result<()> {
                 io_timeout: std::time::Duration::from_millis(io_timeout_ms),
             },
         )?,
-        Command::Completions(_) => unreachable!("answered before the store is opened"),
+        Command::Completions(_) | Command::Release(_) => {
+            unreachable!("answered before the store is opened")
+        }
         Command::Tokenize { texts, encoder } => {
             let rt = runtime(store)?;
             let skill = rt.load_skill(bundled::intents_skill(&encoder, None, Limits::default()))?;

@@ -34,6 +34,11 @@ fn serve_skills(
             rt.load_skill(bundled::chat_skill(&decoder, bundled::chat_limits()))?,
         ),
         decoder,
+        // The update agent's last sync, read from the store at each scrape.
+        extra_metrics: Some({
+            let root = store.root().to_path_buf();
+            std::sync::Arc::new(move || edgenlu_fleet::status::prometheus_of(&root))
+        }),
     })
 }
 

@@ -75,6 +75,7 @@ impl ManifestGrants for Manifest {
                     models: self.models.clone(),
                     config: self.config.clone(),
                     limits: limits.clone(),
+                    generate: self.capabilities.contains(&Capability::Generate),
                 },
             },
             tokenizer: self
@@ -98,6 +99,7 @@ impl ManifestGrants for Manifest {
                     models: Vec::new(),
                     config: self.config.clone(),
                     limits: self.limits_over(bundled::flow_limits()),
+                    generate: false,
                 },
             },
             limits: FlowLimits {
@@ -348,5 +350,21 @@ impl LiveSkill {
         // Not installed any more: `load` says so (`NotInstalled`).
         self.reload(store, rt)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ManifestGrants;
+    use edgenlu_trust::manifest::Capability;
+    use std::path::Path;
+
+    #[test]
+    fn a_wasi_nn_decoder_is_granted_only_with_the_generate_capability() {
+        let mut manifest = edgenlu_trust::dev::intents_manifest("encoder", "index", 1);
+        let path = Path::new("skill.wasm");
+        assert!(!manifest.skill_spec(path).skill.grants.generate);
+        manifest.capabilities.push(Capability::Generate);
+        assert!(manifest.skill_spec(path).skill.grants.generate);
     }
 }

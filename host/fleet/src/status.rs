@@ -105,6 +105,77 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The record as Prometheus exposition lines, for `edgenlu serve`'s `/metrics`: how the
+    /// last sync ended and when, and one line per channel entry with what the last round did.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let channel = label(&self.channel);
+        let mut out = String::from(
+            "# HELP edgenlu_sync_last_result How the update agent's last sync ended (1: this result).\n\
+             # TYPE edgenlu_sync_last_result gauge\n",
+        );
+        for result in [SyncResult::Ok, SyncResult::Partial, SyncResult::Failed] {
+            let _ = writeln!(
+                out,
+                "edgenlu_sync_last_result{{channel=\"{channel}\",result=\"{}\"}} {}",
+                kebab(&result),
+                u8::from(result == self.result)
+            );
+        }
+        let when =
+            chrono::DateTime::parse_from_rfc3339(&self.last_sync).map_or(0, |t| t.timestamp());
+        let _ = write!(
+            out,
+            "# HELP edgenlu_sync_last_timestamp_seconds When the last sync ended (unix seconds).\n\
+             # TYPE edgenlu_sync_last_timestamp_seconds gauge\n\
+             edgenlu_sync_last_timestamp_seconds {when}\n\
+             # HELP edgenlu_sync_entry What the last sync did with each channel entry (1 per entry).\n\
+             # TYPE edgenlu_sync_entry gauge\n"
+        );
+        for e in &self.entries {
+            let _ = writeln!(
+                out,
+                "edgenlu_sync_entry{{kind=\"{}\",name=\"{}\",result=\"{}\",in_cohort=\"{}\",rolled_back=\"{}\"}} 1",
+                kebab(&e.kind),
+                label(&e.name),
+                kebab(&e.result),
+                e.in_cohort,
+                e.failed_digest.is_some()
+            );
+        }
+        out
+    }
+}
+
+/// A serde enum's kebab-case name, as the record spells it.
+fn kebab(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `/metrics` lines for the store at `store_root`: its status record's, nothing when no sync
+/// has written one, and a comment when the record cannot be read.
+pub fn prometheus_of(store_root: &Path) -> String {
+    match read(store_root) {
+        Ok(Some(status)) => status.prometheus(),
+        Ok(None) => String::new(),
+        Err(e) => format!(
+            "# edgenlu_sync: the status record cannot be read: {}\n",
+            e.to_string().replace('\n', " ")
+        ),
+    }
+}
+
 /// The media type of a status record pushed to a registry (the manifest's `artifactType`
 /// and its one layer's type).
 pub const STATUS_MEDIA_TYPE: &str = "application/vnd.edgenlu.status.v1+json";
@@ -113,7 +184,7 @@ pub const STATUS_MEDIA_TYPE: &str = "application/vnd.edgenlu.status.v1+json";
 /// reads a fleet's records where it publishes.
 pub fn push(client: &RegistryClient, status: &Status) -> Result<Pushed, FleetError> {
     let bytes = serde_json::to_vec_pretty(status).expect("serializable");
-    let version = format!("{:?}", status.result).to_lowercase();
+    let version = kebab(&status.result);
     push_document(
         client,
         STATUS_MEDIA_TYPE,

@@ -45,6 +45,7 @@ pub fn wordpiece_tokenizer(encoder: &str, limits: Limits) -> ComponentSpec {
             models: vec![encoder.to_string()],
             config: [("model".to_string(), encoder.to_string())].into(),
             limits,
+            generate: false,
         },
     }
 }
@@ -58,6 +59,7 @@ pub fn bpe_tokenizer(model: &str, limits: Limits) -> ComponentSpec {
             models: vec![model.to_string()],
             config: [("model".to_string(), model.to_string())].into(),
             limits,
+            generate: false,
         },
     }
 }
@@ -110,6 +112,7 @@ pub fn intents_skill(encoder: &str, index: Option<&str>, limits: Limits) -> Skil
                 models,
                 config,
                 limits: limits.clone(),
+                generate: false,
             },
         },
         tokenizer: Some(wordpiece_tokenizer(encoder, limits)),
@@ -133,6 +136,7 @@ pub fn hostile_skill(encoder: &str, decoder: &str, limits: Limits) -> SkillSpec 
                 ]
                 .into(),
                 limits: limits.clone(),
+                generate: true,
             },
         },
         tokenizer: Some(wordpiece_tokenizer(encoder, limits)),
@@ -160,6 +164,7 @@ pub fn chat_skill(model: &str, limits: Limits) -> SkillSpec {
                 models: vec![model.to_string()],
                 config: [("model".to_string(), model.to_string())].into(),
                 limits: limits.clone(),
+                generate: true,
             },
         },
         tokenizer: Some(bpe_tokenizer(model, limits)),
@@ -284,6 +289,7 @@ pub fn default_policy(
                 deadline: std::time::Duration::from_millis(500),
                 ..Limits::default()
             },
+            generate: false,
         },
     })
 }
@@ -317,6 +323,7 @@ fn flow(component: components::Component, limits: Limits) -> crate::flow::FlowSp
                 models: Vec::new(),
                 config: Default::default(),
                 limits,
+                generate: false,
             },
         },
         limits: crate::flow::FlowLimits::default(),

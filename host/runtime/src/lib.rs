@@ -20,6 +20,7 @@ mod kernels_host;
 mod llm_host;
 mod log_rate;
 mod models_host;
+pub mod nn;
 pub mod parallel;
 pub mod policy;
 mod resources;
@@ -37,6 +38,7 @@ pub use bindings::{
 pub use catalog::ModelCatalog;
 pub use error::SkillError;
 pub use llm_host::PREFILL_CHUNK;
+pub use nn::example::{NnComponent, NnResult};
 pub use response::MAX_IDENTIFIER_BYTES;
 pub use runtime::{
     return_freed_memory_to_the_os, Answer, ComponentSource, ComponentSpec, Runtime, RuntimeOptions,

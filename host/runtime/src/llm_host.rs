@@ -134,6 +134,9 @@ impl HostGeneration for ComponentState {
         let file = self.table.get(&model)?.file().clone();
         let llama = Llama::new(file).map_err(|e| match e {
             LlamaError::Metadata(m) => HostError::invalid(format!("no fused forward pass: {m}")),
+            e @ LlamaError::UnsupportedArchitecture(..) => {
+                HostError::invalid(format!("no fused forward pass: {e}"))
+            }
             other => other.into(),
         })?;
         let config = llama.config().clone();

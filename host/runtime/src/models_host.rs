@@ -97,6 +97,13 @@ impl HostModel for ComponentState {
         let t = file
             .tensor(&name)
             .ok_or_else(|| HostError::not_found(format!("no weight named {name:?}")))?;
+        if crate::tensors::wit_dtype(t.dtype()).is_none() {
+            return Err(HostError::invalid(format!(
+                "weight {name:?} is {:?}, which the tensor interface does not carry (the llm \
+                 interface's fused pass reads it)",
+                t.dtype()
+            )));
+        }
         let tensor = Tensor::mapped(file.clone(), name, t.dtype(), t.shape().to_vec());
         self.push_tensor(tensor)
     }

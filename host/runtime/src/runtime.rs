@@ -403,6 +403,8 @@ impl Runtime {
         let mut linker = self.linker();
         SkillBindings::add_to_linker::<_, HasSelf<ComponentState>>(&mut linker, |s| s)
             .map_err(|e| spec.skill.link_error(e))?;
+        // A skill may also use the standard wasi:nn, over the same grants and budgets.
+        crate::nn::add_to_linker(&mut linker).map_err(|e| spec.skill.link_error(e))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| spec.skill.link_error(e))?;

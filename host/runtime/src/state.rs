@@ -8,10 +8,9 @@ use crate::catalog::ModelCatalog;
 use crate::error::{HostError, SkillError};
 use crate::escape::escape_for_log;
 use crate::log_rate::{Admit, LogRate};
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{
@@ -80,6 +79,10 @@ pub struct Grants {
     pub config: BTreeMap<String, String>,
     /// Budgets for each request to the component.
     pub limits: Limits,
+    /// Whether the component may run a decoder through `wasi:nn` (a llama graph resolves by
+    /// name only then): an installed skill's manifest grants it with the `generate`
+    /// capability, as it grants the `llm` interface.
+    pub generate: bool,
 }
 
 /// Budget accounting for host-side resources during one request.
@@ -94,8 +97,10 @@ pub struct Budget {
     pub limits: Limits,
     /// When the request's time is up.
     pub deadline: Instant,
-    /// A cell, so a kernel that borrows the state's tensors can still charge its scratch.
-    host_bytes: Cell<usize>,
+    /// Host bytes in use and the deadline, shared with what charges them outside the store's
+    /// data (`wasi:nn`'s graphs and contexts); atomic, so a kernel that borrows the state's
+    /// tensors can still charge its scratch.
+    shared: Arc<SharedBudget>,
     log_bytes: usize,
     /// Time spent inside host kernels, for the response's timings.
     pub kernel_time: Duration,
@@ -105,10 +110,17 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(limits: Limits) -> Budget {
+        let deadline = Instant::now() + limits.deadline;
         Budget {
-            deadline: Instant::now() + limits.deadline,
+            deadline,
+            shared: Arc::new(SharedBudget {
+                host_memory: limits.host_memory,
+                deadline_ms: limits.deadline.as_millis() as u64,
+                host_bytes: AtomicUsize::new(0),
+                tensor_bytes: AtomicUsize::new(0),
+                deadline: Mutex::new(deadline),
+            }),
             limits,
-            host_bytes: Cell::new(0),
             log_bytes: 0,
             kernel_time: Duration::ZERO,
             weight_bytes_read: 0,
@@ -119,34 +131,34 @@ impl Budget {
     /// kernel time, weight bytes read). Host bytes stay: they count what is still allocated.
     pub fn renew(&mut self, deadline: Instant) {
         self.deadline = deadline;
+        *self
+            .shared
+            .deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = deadline;
         self.log_bytes = 0;
         self.kernel_time = Duration::ZERO;
         self.weight_bytes_read = 0;
     }
 
+    /// The host bytes and deadline, for host objects that charge them outside the store.
+    pub(crate) fn shared(&self) -> &Arc<SharedBudget> {
+        &self.shared
+    }
+
     /// Fails if allocating `bytes` more would pass the host-memory budget.
     pub fn check_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
-        let in_use = self.host_bytes.get();
-        if in_use.saturating_add(bytes) > self.limits.host_memory {
-            return Err(HostError::budget(format!(
-                "{bytes} bytes of host memory would pass the skill's budget of {} bytes ({in_use} in use)",
-                self.limits.host_memory
-            )));
-        }
-        Ok(())
+        self.shared.check(bytes).map_err(HostError::budget)
     }
 
     /// Counts `bytes` against the host-memory budget, or fails without counting them.
     pub fn charge_host_bytes(&self, bytes: usize) -> Result<(), HostError> {
-        self.check_host_bytes(bytes)?;
-        self.host_bytes.set(self.host_bytes.get() + bytes);
-        Ok(())
+        self.shared.charge(bytes).map_err(HostError::budget)
     }
 
     /// Gives back bytes charged by [`Budget::charge_host_bytes`].
     pub fn release_host_bytes(&self, bytes: usize) {
-        self.host_bytes
-            .set(self.host_bytes.get().saturating_sub(bytes));
+        self.shared.release(bytes);
     }
 
     /// Charges `bytes` of a host call's transient buffer until the returned charge is dropped.
@@ -180,6 +192,80 @@ impl Budget {
                 "deadline of {} ms passed",
                 self.limits.deadline.as_millis()
             )));
+        }
+        Ok(())
+    }
+}
+
+/// One request's host memory in use and its deadline, shared (`Send + Sync`) by the store's
+/// data and the host objects the `wasi:nn` plumbing keeps in a table of its own.
+#[derive(Debug)]
+pub(crate) struct SharedBudget {
+    host_memory: usize,
+    deadline_ms: u64,
+    /// Bytes charged (tensors, caches, scratch) and not yet released.
+    host_bytes: AtomicUsize,
+    /// Bytes of the `wasi:nn` tensors the guest holds, as last counted: they are counted, not
+    /// charged, because the plumbing creates and drops them out of the host's sight.
+    tensor_bytes: AtomicUsize,
+    deadline: Mutex<Instant>,
+}
+
+impl SharedBudget {
+    /// Why allocating `bytes` more would pass the host-memory budget, if it would.
+    pub(crate) fn check(&self, bytes: usize) -> Result<(), String> {
+        let in_use = self
+            .host_bytes
+            .load(Ordering::Relaxed)
+            .saturating_add(self.tensor_bytes.load(Ordering::Relaxed));
+        if in_use.saturating_add(bytes) > self.host_memory {
+            return Err(format!(
+                "{bytes} bytes of host memory would pass the skill's budget of {} bytes ({in_use} in use)",
+                self.host_memory
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes`, or fails without counting them.
+    pub(crate) fn charge(&self, bytes: usize) -> Result<(), String> {
+        self.check(bytes)?;
+        self.host_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives back charged bytes.
+    pub(crate) fn release(&self, bytes: usize) {
+        let _ = self
+            .host_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(bytes))
+            });
+    }
+
+    /// Host memory left in the budget.
+    pub(crate) fn available(&self) -> usize {
+        self.host_memory.saturating_sub(
+            self.host_bytes
+                .load(Ordering::Relaxed)
+                .saturating_add(self.tensor_bytes.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Records the bytes of the `wasi:nn` tensors the guest holds now.
+    pub(crate) fn set_tensor_bytes(&self, bytes: usize) {
+        self.tensor_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The request's deadline now.
+    pub(crate) fn deadline(&self) -> Instant {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why the request must stop, once its deadline has passed.
+    pub(crate) fn check_deadline(&self) -> Result<(), String> {
+        if Instant::now() >= self.deadline() {
+            return Err(format!("deadline of {} ms passed", self.deadline_ms));
         }
         Ok(())
     }
@@ -235,6 +321,11 @@ pub struct ComponentState {
     pub on_text: Option<TextSink>,
     /// For a flow component, the utterance it handles: the device's host and the calls made.
     pub(crate) flow: Option<crate::flow_host::FlowCalls>,
+    /// Whether a `wasi:nn` decoder graph may resolve ([`Grants::generate`]).
+    pub(crate) generate: bool,
+    /// The `wasi:nn` state (its own handle table, backends and the graphs granted), made on the
+    /// component's first `wasi:nn` call.
+    pub(crate) nn: Option<crate::nn::NnState>,
     /// Handles (tensors, models) the guest holds now.
     live_handles: usize,
 }
@@ -268,6 +359,8 @@ impl ComponentState {
             log_rate,
             on_text: None,
             flow: None,
+            generate: false,
+            nn: None,
             live_handles: 0,
         }
     }
@@ -343,6 +436,8 @@ pub(crate) fn new_store(
         grants.limits.clone(),
         log_rate.clone(),
     );
+    let mut state = state;
+    state.generate = grants.generate;
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_callback(check_deadline_at_tick);
@@ -375,17 +470,30 @@ fn check_deadline_at_tick(
 #[error("host bug: a host call panicked: {0}")]
 pub struct HostPanic(pub String);
 
+/// A host call refused to go on because the guest passed a budget it cannot be told about
+/// with a typed error (a `wasi:nn` tensor constructor, which returns no error): a trap.
+#[derive(Debug, thiserror::Error)]
+#[error("budget-exceeded: {0}")]
+pub struct BudgetTrap(pub String);
+
+/// Runs host code that might panic on a bug, catching the panic before it could unwind into
+/// wasmtime.
+pub(crate) fn guard_panics<R>(f: impl FnOnce() -> R) -> Result<R, HostPanic> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        HostPanic(
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into()),
+        )
+    })
+}
+
 /// Runs host code that might panic on a bug; a panic becomes a trap (the instance is then
 /// discarded) instead of taking the host process down.
 pub(crate) fn guard<R>(f: impl FnOnce() -> Result<R, HostError>) -> Result<R, HostError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(HostError::Trap(wasmtime::Error::new(HostPanic(msg))))
-    })
+    guard_panics(f).unwrap_or_else(|panic| Err(HostError::Trap(wasmtime::Error::new(panic))))
 }
 
 impl ComponentState {}
@@ -493,6 +601,17 @@ impl ComponentState {
         }
         if let Some(panic) = e.downcast_ref::<HostPanic>() {
             return SkillError::HostPanic(panic.to_string());
+        }
+        if let Some(BudgetTrap(why)) = e.downcast_ref::<BudgetTrap>() {
+            return SkillError::Guest(WitError::BudgetExceeded(why.clone()));
+        }
+        if let Some(wasmtime::component::ResourceTableError::Full) =
+            e.downcast_ref::<wasmtime::component::ResourceTableError>()
+        {
+            return SkillError::Guest(WitError::BudgetExceeded(format!(
+                "the component already holds {} wasi:nn handles, its limit",
+                self.budget.limits.handles
+            )));
         }
         if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
             return SkillError::Deadline(self.budget.limits.deadline.as_millis() as u64);

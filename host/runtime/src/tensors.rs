@@ -130,15 +130,18 @@ fn shape_holding(shape: &[u32], len: usize) -> Result<Vec<usize>, HostError> {
     Ok(shape)
 }
 
-pub(crate) fn wit_dtype(d: DType) -> Dtype {
-    match d {
+/// The WIT name of a format, `None` for those guests never see (Q5 and k-quant weights are
+/// refused by `model.weight`; only the host's fused pass reads them).
+pub(crate) fn wit_dtype(d: DType) -> Option<Dtype> {
+    Some(match d {
         DType::F32 => Dtype::F32,
         DType::F16 => Dtype::F16,
         DType::Q8_0 => Dtype::Q80,
         DType::Q4_0 => Dtype::Q40,
         DType::Q4_1 => Dtype::Q41,
         DType::I32 => Dtype::I32,
-    }
+        DType::Q5_0 | DType::Q5_1 | DType::Q4_K | DType::Q5_K | DType::Q6_K => return None,
+    })
 }
 
 impl ComponentState {
@@ -192,7 +195,9 @@ impl HostTensor for ComponentState {
     }
 
     fn dtype(&mut self, r: Resource<Tensor>) -> wasmtime::Result<Dtype> {
-        Ok(wit_dtype(self.table.get(&r)?.dtype()))
+        // Tensors of other formats are never handed to a guest (`model.weight` refuses them).
+        wit_dtype(self.table.get(&r)?.dtype())
+            .ok_or_else(|| wasmtime::format_err!("a tensor of a format the WIT cannot name"))
     }
 
     fn shape(&mut self, r: Resource<Tensor>) -> wasmtime::Result<Vec<u32>> {

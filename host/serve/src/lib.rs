@@ -118,7 +118,14 @@ pub struct Skills {
     pub chat: Arc<Skill>,
     /// Name of the decoder the chat skill runs (reported as the chat model).
     pub decoder: String,
+    /// More exposition text appended to `/metrics` at each scrape (e.g. the update agent's
+    /// last sync, which the embedder reads from its own records); keep it cheap, it runs on
+    /// the connection thread.
+    pub extra_metrics: Option<ExtraMetrics>,
 }
+
+/// A source of more Prometheus exposition lines for `/metrics`.
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Shared by the connection thread and the workers.
 struct Shared {

@@ -167,10 +167,11 @@ pub(crate) fn answer_here(
         "/metrics" => {
             let versions = shared.skills.nlu.versions();
             let flow = shared.skills.nlu.flow_version();
-            text_response(
-                shared.metrics.render(&versions, flow),
-                "text/plain; version=0.0.4",
-            )
+            let mut text = shared.metrics.render(&versions, flow);
+            if let Some(extra) = &shared.skills.extra_metrics {
+                text.push_str(&extra());
+            }
+            text_response(text, "text/plain; version=0.0.4")
         }
         _ => return None,
     };

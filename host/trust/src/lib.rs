@@ -24,6 +24,7 @@ pub mod holders;
 pub mod keys;
 pub mod manifest;
 pub mod models;
+pub mod release;
 pub mod scope;
 pub mod skillfile;
 pub mod skills;
@@ -208,6 +209,19 @@ pub enum TrustError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A release manifest is malformed, too large, or names a file that is not a plain name.
+    #[error("invalid release manifest: {0}")]
+    BadRelease(String),
+    /// A file of a release differs from what the signed release manifest lists.
+    #[error("{name} does not match the release manifest: SHA-256 {actual}, signed {expected}")]
+    ReleaseFileMismatch {
+        /// The file's name.
+        name: String,
+        /// The digest the manifest lists.
+        expected: String,
+        /// The file's digest.
+        actual: String,
     },
     /// A file system error (including a full disk).
     #[error("{}: {source}", path.display())]

@@ -75,6 +75,12 @@ pub const DECODER_KERNELS: &[&str] = &["kv-cache", "attend", "rope"];
 impl Capability {
     /// The capability a component needs to import interface `import` (a component import
     /// name, with or without `@version`) at all, if any: `edgenlu:nlu/llm` drives a decoder.
+    ///
+    /// The standard `wasi:nn` interfaces need none to import: like `models` and `kernels`,
+    /// they reach only the models the manifest names. Which graph they run is known only
+    /// when the guest asks for one by name, so the decoder is refused then instead: the
+    /// device grants a `wasi:nn` llama graph only to a manifest with [`Capability::Generate`]
+    /// (`edgenlu::Grants::generate`, set in `edgenlu-device`'s `installed.rs`).
     pub fn for_import(import: &str) -> Option<Capability> {
         match interface_name(import) {
             "edgenlu:nlu/llm" => Some(Capability::Generate),
@@ -389,5 +395,49 @@ impl Manifest {
             )),
             Kind::Flow => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::Capability;
+    use crate::skillfile::ImportedInterface;
+
+    fn import(name: &str, items: &[&str]) -> ImportedInterface {
+        ImportedInterface {
+            name: name.into(),
+            items: items.iter().map(|i| i.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn wasi_nn_imports_need_no_capability_but_llm_and_decoder_kernels_need_generate() {
+        let nn = [
+            import(
+                "wasi:nn/graph@0.2.0-rc-2024-10-28",
+                &["load", "load-by-name"],
+            ),
+            import(
+                "wasi:nn/inference@0.2.0-rc-2024-10-28",
+                &["graph-execution-context"],
+            ),
+            import("wasi:nn/tensor@0.2.0-rc-2024-10-28", &["tensor"]),
+            import("wasi:nn/errors@0.2.0-rc-2024-10-28", &["error"]),
+        ];
+        assert!(Capability::required_by(&nn).is_empty());
+        let decoder = [
+            import("edgenlu:nlu/llm@0.1.0", &["generation"]),
+            import("edgenlu:nlu/kernels@0.1.0", &["matmul", "attend"]),
+        ];
+        assert_eq!(
+            Capability::required_by(&decoder),
+            [
+                ("edgenlu:nlu/llm@0.1.0".to_string(), Capability::Generate),
+                (
+                    "edgenlu:nlu/kernels@0.1.0#attend".to_string(),
+                    Capability::Generate
+                )
+            ]
+        );
     }
 }

@@ -23,7 +23,10 @@ mod scalar;
 mod x86;
 
 use crate::dispatch::{active_variant, max_threads, Variant};
-use crate::formats::{quantize_q8_0_blocks, quantize_q8_1_blocks, BlockQ8_0, BlockQ8_1};
+use crate::formats::kquants::quantize_q8_k_blocks;
+use crate::formats::{
+    quantize_q8_0_blocks, quantize_q8_1_blocks, BlockQ8K, BlockQ8_0, BlockQ8_1, QK_K,
+};
 use crate::{DType, KernelError, WeightView};
 
 /// What activations meet the weights as.
@@ -81,13 +84,15 @@ pub fn quantize_q16_row(x: &[f32], out: &mut Vec<BlockQ16>) {
 
 /// The activation mode [`crate::ops::matmul`] uses for weights of `dtype`.
 ///
-/// Q4_0/Q4_1 (decoder weights) use Q8_0/Q8_1 activations, as ggml does. Q8_0 uses 16-bit
+/// Q4_0/Q4_1/Q5_0/Q5_1 (decoder weights) use Q8_0/Q8_1 activations and the k-quants Q8_K
+/// ones, as ggml does. Q8_0 uses 16-bit
 /// activations: Q8_0 ones lower the MiniLM encoder's worst embedding cosine from 0.99918 to
 /// 0.99745, below the 0.999 the parity test requires, while 16-bit ones keep it (measured in
 /// `kernels/README.md`) at integer-dot speed. F32/F16 weights keep f32 activations.
 pub fn default_activations(dtype: DType) -> Activations {
     match dtype {
-        DType::Q4_0 | DType::Q4_1 => Activations::Quantized,
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 => Activations::Quantized,
+        DType::Q4_K | DType::Q5_K | DType::Q6_K => Activations::Quantized,
         DType::Q8_0 => Activations::Int16,
         _ => Activations::F32,
     }
@@ -140,6 +145,42 @@ pub(crate) struct RowKernels {
     pub q4_0_w4: Option<W4Quantized<BlockQ8_0>>,
     /// See `q8_0_w4`.
     pub q4_1_w4: Option<W4Quantized<BlockQ8_1>>,
+    /// Q5_0 weight rows · Q8_0 activation blocks.
+    pub q5_0: QuantizedKernels<BlockQ8_0>,
+    /// Q5_1 weight rows · Q8_1 activation blocks.
+    pub q5_1: QuantizedKernels<BlockQ8_1>,
+    /// Q4_K weight rows · Q8_K activation blocks.
+    pub q4_k: QuantizedKernels<BlockQ8K>,
+    /// Q5_K weight rows · Q8_K activation blocks.
+    pub q5_k: QuantizedKernels<BlockQ8K>,
+    /// Q6_K weight rows · Q8_K activation blocks.
+    pub q6_k: QuantizedKernels<BlockQ8K>,
+}
+
+/// The kernels of one weight format with quantized activation blocks `B`: the one-row form
+/// every variant has, and the wider forms [`rows_into`] prefers where a variant has them.
+pub(crate) struct QuantizedKernels<B: 'static> {
+    /// One weight row · one activation row.
+    pub one: unsafe fn(&[u8], &[B]) -> f32,
+    /// Four weight rows · one activation row (matrix-vector), each result bit-identical to
+    /// `one`'s.
+    pub w4: Option<W4Quantized<B>>,
+    /// One weight row · four activation rows (matrix-matrix).
+    pub x4: Option<X4Quantized<B>>,
+    /// One weight row · two activation rows (the remainder of a batch).
+    pub x2: Option<XQuantized<B, 2>>,
+}
+
+impl<B> QuantizedKernels<B> {
+    /// Only the one-row form.
+    pub(crate) const fn one(one: unsafe fn(&[u8], &[B]) -> f32) -> Self {
+        QuantizedKernels {
+            one,
+            w4: None,
+            x4: None,
+            x2: None,
+        }
+    }
 }
 
 /// Two weight rows (raw bytes) · four f32 activation rows: `[weight row][activation row]`.
@@ -303,9 +344,8 @@ fn validate(
     w: &WeightView,
     bias: Option<&[f32]>,
 ) -> Result<(), KernelError> {
-    match w.dtype() {
-        DType::F32 | DType::F16 | DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => {}
-        other => return Err(KernelError::Unsupported(other, "matmul")),
+    if w.dtype() == DType::I32 {
+        return Err(KernelError::Unsupported(DType::I32, "matmul"));
     }
     let (rows, k) = (w.rows(), w.cols());
     let mul = |a: usize, b: usize, what: &str| {
@@ -348,6 +388,7 @@ enum Prepared<'a> {
     Q16(Vec<BlockQ16>),
     Q8_0(Vec<BlockQ8_0>),
     Q8_1(Vec<BlockQ8_1>),
+    Q8K(Vec<BlockQ8K>),
 }
 
 /// Quantizes activations once per call. On x86 the same portable quantizers run inside
@@ -364,7 +405,7 @@ fn prepare(variant: Variant, dtype: DType, acts: Activations, x: &[f32], k: usiz
     };
     let blocks = x.len() / QK;
     match (dtype, acts) {
-        (DType::Q8_0 | DType::Q4_0, Activations::Quantized) => {
+        (DType::Q8_0 | DType::Q4_0 | DType::Q5_0, Activations::Quantized) => {
             let mut q = Vec::with_capacity(blocks);
             if simd {
                 // SAFETY: `variant` passed `kernels_for`, so the CPU has AVX2 (and AVX-512
@@ -382,7 +423,20 @@ fn prepare(variant: Variant, dtype: DType, acts: Activations, x: &[f32], k: usiz
             }
             Prepared::Q8_0(q)
         }
-        (DType::Q4_1, Activations::Quantized) => {
+        (DType::Q4_K | DType::Q5_K | DType::Q6_K, Activations::Quantized) => {
+            let mut q = Vec::with_capacity(x.len() / QK_K);
+            if simd {
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    x86::quantize_q8_k_avx2(x, &mut q)
+                };
+            } else {
+                quantize_q8_k_blocks(x, &mut q);
+            }
+            Prepared::Q8K(q)
+        }
+        (DType::Q4_1 | DType::Q5_1, Activations::Quantized) => {
             let mut q = Vec::with_capacity(blocks);
             if simd {
                 // SAFETY: as above.
@@ -495,131 +549,189 @@ fn rows_into(
     dst: &mut [f32],
     stride: usize,
 ) {
+    let rows = RowRange { r0, r1, n, stride };
     let nb = k / crate::formats::QK;
-    // F32 activations on a format without its own f32 kernel (Q4_x): dequantize each row
-    // once into this buffer, then use the variant's f32 kernel.
-    let mut deq = Vec::new();
-    let x4 = match (acts, w.dtype()) {
-        (Prepared::F32(_), DType::F32) => kern.f32_x4,
-        (Prepared::F32(_), DType::F16) => kern.f16_x4,
-        (Prepared::F32(_), DType::Q8_0) => kern.q8_0_f32_x4,
-        _ => None,
-    };
-    let mut first_row = r0;
-    if n == 1 {
-        // Matrix-vector: four weight rows per pass over the activation blocks.
-        let w4 = match (acts, w.dtype()) {
-            (Prepared::Q8_0(q), DType::Q4_0) => kern.q4_0_w4.map(|f| (f, &q[..nb])),
-            (Prepared::Q8_0(q), _) => kern.q8_0_w4.map(|f| (f, &q[..nb])),
-            _ => None,
-        };
-        if let Some((f, x)) = w4 {
-            while first_row + 4 <= r1 {
-                let r = first_row;
-                // SAFETY: as below; the w4 kernels come from the same checked table.
-                let v = unsafe { f(std::array::from_fn(|t| w.row_bytes(r + t)), x) };
-                dst[r - r0..r - r0 + 4].copy_from_slice(&v);
-                first_row += 4;
-            }
+    match acts {
+        Prepared::F32(x) => f32_rows(kern, x, w, rows, k, dst),
+        Prepared::Q8_0(q) => {
+            let sel = match w.dtype() {
+                DType::Q4_0 => QuantizedKernels {
+                    one: kern.q4_0,
+                    w4: kern.q4_0_w4,
+                    x4: kern.q4_0_x4,
+                    x2: None,
+                },
+                DType::Q5_0 => kern.q5_0.clone(),
+                _ => QuantizedKernels {
+                    one: kern.q8_0,
+                    w4: kern.q8_0_w4,
+                    x4: kern.q8_0_x4,
+                    x2: None,
+                },
+            };
+            quantized_rows(&sel, q, nb, w, rows, dst)
         }
-        if let (Prepared::Q8_1(q), Some(f)) = (acts, kern.q4_1_w4) {
-            while first_row + 4 <= r1 {
-                let r = first_row;
-                // SAFETY: as below.
-                let v = unsafe { f(std::array::from_fn(|t| w.row_bytes(r + t)), &q[..nb]) };
-                dst[r - r0..r - r0 + 4].copy_from_slice(&v);
-                first_row += 4;
-            }
+        Prepared::Q8_1(q) => {
+            let sel = match w.dtype() {
+                DType::Q5_1 => kern.q5_1.clone(),
+                _ => QuantizedKernels {
+                    one: kern.q4_1,
+                    w4: kern.q4_1_w4,
+                    x4: kern.q4_1_x4,
+                    x2: None,
+                },
+            };
+            quantized_rows(&sel, q, nb, w, rows, dst)
+        }
+        Prepared::Q16(q) => {
+            let sel = QuantizedKernels {
+                one: kern.q8_0_q16,
+                w4: None,
+                x4: kern.q8_0_q16_x4,
+                x2: kern.q8_0_q16_x2,
+            };
+            quantized_rows(&sel, q, nb, w, rows, dst)
+        }
+        Prepared::Q8K(q) => {
+            let sel = match w.dtype() {
+                DType::Q4_K => &kern.q4_k,
+                DType::Q5_K => &kern.q5_k,
+                _ => &kern.q6_k,
+            };
+            quantized_rows(sel, q, k / QK_K, w, rows, dst)
         }
     }
-    // Matrix-matrix tiles where the variant has them: rows first_row..tiled get their first
-    // `n4` outputs here, the rest of the batch below.
-    let n4 = n / 4 * 4;
-    let tile = match (acts, w.dtype()) {
-        (Prepared::F32(x), DType::F32) => kern.f32_tile.map(|f| (f, *x)),
-        (Prepared::F32(x), DType::F16) => kern.f16_tile.map(|f| (f, *x)),
-        _ => None,
-    };
-    let tiled = match tile {
-        Some((f, x)) => tile_rows(f, x, k, w, [first_row, r0, r1], n4, dst, stride),
-        None => first_row,
-    };
+}
+
+/// Which weight rows [`rows_into`] computes, for how many activation rows, and the output's
+/// row stride.
+#[derive(Clone, Copy)]
+struct RowRange {
+    r0: usize,
+    r1: usize,
+    n: usize,
+    stride: usize,
+}
+
+impl<B> Clone for QuantizedKernels<B> {
+    fn clone(&self) -> Self {
+        QuantizedKernels { ..*self }
+    }
+}
+
+/// [`rows_into`] for quantized activations: `q` holds `nb` blocks per activation row.
+fn quantized_rows<B>(
+    kern: &QuantizedKernels<B>,
+    q: &[B],
+    nb: usize,
+    w: &WeightView,
+    RowRange { r0, r1, n, stride }: RowRange,
+    dst: &mut [f32],
+) {
+    let xrow = |i: usize| &q[i * nb..(i + 1) * nb];
+    let mut first_row = r0;
+    if let (1, Some(f)) = (n, kern.w4) {
+        // Matrix-vector: four weight rows per pass over the activation blocks.
+        while first_row + 4 <= r1 {
+            let r = first_row;
+            // SAFETY: `kern` came from the table `kernels_for` checked against this CPU; the
+            // kernels bound every read by the slices' lengths.
+            let v = unsafe { f(std::array::from_fn(|t| w.row_bytes(r + t)), xrow(0)) };
+            dst[r - r0..r - r0 + 4].copy_from_slice(&v);
+            first_row += 4;
+        }
+    }
     for r in first_row..r1 {
         let wr = w.row_bytes(r);
-        let mut i = if r < tiled { n4 } else { 0 };
-        // Matrix-matrix: four activation rows per pass over the weight row.
-        while i + 4 <= n {
-            // SAFETY: as below; the x4 kernels come from the same checked table.
-            let v = unsafe {
-                match (acts, w.dtype()) {
-                    (Prepared::F32(x), _) => match x4 {
-                        Some(f) => f(wr, std::array::from_fn(|t| &x[(i + t) * k..][..k])),
-                        None => break,
-                    },
-                    (Prepared::Q8_0(q), DType::Q4_0) => match kern.q4_0_x4 {
-                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
-                        None => break,
-                    },
-                    (Prepared::Q8_0(q), _) => match kern.q8_0_x4 {
-                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
-                        None => break,
-                    },
-                    (Prepared::Q8_1(q), _) => match kern.q4_1_x4 {
-                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
-                        None => break,
-                    },
-                    (Prepared::Q16(q), _) => match kern.q8_0_q16_x4 {
-                        Some(f) => f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])),
-                        None => break,
-                    },
-                }
-            };
-            for (t, v) in v.into_iter().enumerate() {
-                dst[(i + t) * stride + (r - r0)] = v;
-            }
-            i += 4;
-        }
-        if let (Prepared::Q16(q), Some(f)) = (acts, kern.q8_0_q16_x2) {
-            if i + 2 <= n {
-                // SAFETY: as below; the x2 kernel comes from the same checked table.
-                let v = unsafe { f(wr, std::array::from_fn(|t| &q[(i + t) * nb..][..nb])) };
+        let mut i = 0;
+        if let Some(f) = kern.x4 {
+            // Matrix-matrix: four activation rows per pass over the weight row.
+            while i + 4 <= n {
+                // SAFETY: as above.
+                let v = unsafe { f(wr, std::array::from_fn(|t| xrow(i + t))) };
                 for (t, v) in v.into_iter().enumerate() {
                     dst[(i + t) * stride + (r - r0)] = v;
                 }
-                i += 2;
+                i += 4;
+            }
+        }
+        if let (Some(f), true) = (kern.x2, i + 2 <= n) {
+            // SAFETY: as above.
+            let v = unsafe { f(wr, std::array::from_fn(|t| xrow(i + t))) };
+            for (t, v) in v.into_iter().enumerate() {
+                dst[(i + t) * stride + (r - r0)] = v;
+            }
+            i += 2;
+        }
+        for i in i..n {
+            // SAFETY: as above.
+            dst[i * stride + (r - r0)] = unsafe { (kern.one)(wr, xrow(i)) };
+        }
+    }
+}
+
+/// [`rows_into`] for f32 activations `x` (rows of `k`).
+fn f32_rows(
+    kern: &RowKernels,
+    x: &[f32],
+    w: &WeightView,
+    RowRange { r0, r1, n, stride }: RowRange,
+    k: usize,
+    dst: &mut [f32],
+) {
+    let x4 = match w.dtype() {
+        DType::F32 => kern.f32_x4,
+        DType::F16 => kern.f16_x4,
+        DType::Q8_0 => kern.q8_0_f32_x4,
+        _ => None,
+    };
+    // Matrix-matrix tiles where the variant has them: rows r0..tiled get their first `n4`
+    // outputs here, the rest of the batch below.
+    let n4 = n / 4 * 4;
+    let tile = match w.dtype() {
+        DType::F32 => kern.f32_tile,
+        DType::F16 => kern.f16_tile,
+        _ => None,
+    };
+    let tiled = match tile {
+        Some(f) => tile_rows(f, x, k, w, [r0, r0, r1], n4, dst, stride),
+        None => r0,
+    };
+    // A format without its own f32 kernel (Q4_x, Q5_x, k-quants): each row dequantized once
+    // into this buffer, then the variant's f32 kernel.
+    let mut deq = Vec::new();
+    for r in r0..r1 {
+        let wr = w.row_bytes(r);
+        let mut i = if r < tiled { n4 } else { 0 };
+        if let Some(f) = x4 {
+            // Matrix-matrix: four activation rows per pass over the weight row.
+            while i + 4 <= n {
+                // SAFETY: `kern` came from `kernels_for`, which checked that this CPU has the
+                // variant's features; the kernels bound every read by the slices' lengths.
+                let v = unsafe { f(wr, std::array::from_fn(|t| &x[(i + t) * k..][..k])) };
+                for (t, v) in v.into_iter().enumerate() {
+                    dst[(i + t) * stride + (r - r0)] = v;
+                }
+                i += 4;
             }
         }
         let first = i;
         for i in i..n {
-            // SAFETY: `kern` came from `kernels_for`, which checked that this CPU has the
-            // variant's features; the kernels bound every read by the slices' lengths.
+            let xi = &x[i * k..(i + 1) * k];
+            // SAFETY: as above.
             let v = unsafe {
-                match acts {
-                    Prepared::F32(x) => {
-                        let xi = &x[i * k..(i + 1) * k];
-                        match w.dtype() {
-                            DType::F32 => (kern.f32)(wr, xi),
-                            DType::F16 => (kern.f16)(wr, xi),
-                            DType::Q8_0 => (kern.q8_0_f32)(wr, xi),
-                            _ => {
-                                if i == first {
-                                    deq.resize(k, 0f32);
-                                    // Cannot fail: r < rows and deq.len() == cols.
-                                    let _ = w.dequantize_row(r, &mut deq);
-                                }
-                                (kern.f32)(bytemuck::cast_slice(&deq), xi)
-                            }
+                match w.dtype() {
+                    DType::F32 => (kern.f32)(wr, xi),
+                    DType::F16 => (kern.f16)(wr, xi),
+                    DType::Q8_0 => (kern.q8_0_f32)(wr, xi),
+                    _ => {
+                        if i == first {
+                            deq.resize(k, 0f32);
+                            // Cannot fail: r < rows and deq.len() == cols.
+                            let _ = w.dequantize_row(r, &mut deq);
                         }
+                        (kern.f32)(bytemuck::cast_slice(&deq), xi)
                     }
-                    Prepared::Q8_0(q) => {
-                        let xi = &q[i * nb..(i + 1) * nb];
-                        match w.dtype() {
-                            DType::Q4_0 => (kern.q4_0)(wr, xi),
-                            _ => (kern.q8_0)(wr, xi),
-                        }
-                    }
-                    Prepared::Q8_1(q) => (kern.q4_1)(wr, &q[i * nb..(i + 1) * nb]),
-                    Prepared::Q16(q) => (kern.q8_0_q16)(wr, &q[i * nb..(i + 1) * nb]),
                 }
             };
             dst[i * stride + (r - r0)] = v;

@@ -6,11 +6,13 @@
 //! pointers inside the slices, for whole blocks only. Each kernel's scalar reference is the
 //! same-named function in `scalar.rs`; `tests/variants.rs` compares them.
 
-use super::{BlockQ16, RowKernels};
-use crate::formats::{BlockQ8_0, BlockQ8_1, QK};
+use super::{scalar, BlockQ16, QuantizedKernels, RowKernels};
+use crate::formats::kquants::scales_mins_k4;
+use crate::formats::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK};
 use std::arch::aarch64::*;
 
 const Q8_BYTES: usize = std::mem::size_of::<BlockQ8_0>();
+const Q5_0_BYTES: usize = 22;
 const Q4_0_BYTES: usize = 18;
 const Q4_1_BYTES: usize = 20;
 
@@ -44,6 +46,16 @@ static PLAIN: RowKernels = RowKernels {
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
+    q5_0: QuantizedKernels {
+        one: plain::q5_0_q8_0,
+        w4: None,
+        x4: Some(plain::q5_0_x4),
+        x2: None,
+    },
+    q5_1: QuantizedKernels::one(scalar::dot_q5_1_q8_1),
+    q4_k: QuantizedKernels::one(plain::q4_k_q8_k),
+    q5_k: QuantizedKernels::one(plain::q5_k_q8_k),
+    q6_k: QuantizedKernels::one(plain::q6_k_q8_k),
 };
 
 static DOTPROD: RowKernels = RowKernels {
@@ -67,6 +79,16 @@ static DOTPROD: RowKernels = RowKernels {
     q8_0_w4: None,
     q4_0_w4: None,
     q4_1_w4: None,
+    q5_0: QuantizedKernels {
+        one: dotprod::q5_0_q8_0,
+        w4: None,
+        x4: Some(dotprod::q5_0_x4),
+        x2: None,
+    },
+    q5_1: QuantizedKernels::one(scalar::dot_q5_1_q8_1),
+    q4_k: QuantizedKernels::one(dotprod::q4_k_q8_k),
+    q5_k: QuantizedKernels::one(dotprod::q5_k_q8_k),
+    q6_k: QuantizedKernels::one(dotprod::q6_k_q8_k),
 };
 
 fn f16_at(b: &[u8], i: usize) -> f32 {
@@ -289,6 +311,172 @@ macro_rules! quantized_kernels {
         unsafe fn q4_1_halves(p: *const u8) -> (int8x16_t, int8x16_t) {
             // SAFETY: the caller passes a pointer to a whole 20-byte block.
             unsafe { nibbles(p.add(4)) }
+        }
+
+        /// Q5_0 weights at block pointer `p`, as signed q − 16: a nibble whose fifth bit is
+        /// clear is nibble − 16, i.e. the nibble with the top four bits set.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn q5_0_halves(p: *const u8) -> (int8x16_t, int8x16_t) {
+            // SAFETY: the caller passes a pointer to a whole 22-byte block (qh at 2..6).
+            let ((lo, hi), qh) = unsafe {
+                (
+                    nibbles(p.add(6)),
+                    std::ptr::read_unaligned(p.add(2) as *const u32),
+                )
+            };
+            let bit = vcombine_u8(
+                vcreate_u8(0x8040_2010_0804_0201),
+                vcreate_u8(0x8040_2010_0804_0201),
+            );
+            let high = |bits: u32| {
+                let b = vcombine_u8(vdup_n_u8(bits as u8), vdup_n_u8((bits >> 8) as u8));
+                vreinterpretq_s8_u8(vbicq_u8(vdupq_n_u8(0xf0), vtstq_u8(b, bit)))
+            };
+            (vorrq_s8(lo, high(qh)), vorrq_s8(hi, high(qh >> 16)))
+        }
+
+        /// Σ of the 32 products of the bytes at `w` (4- to 6-bit weights, as i8) with `y`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn dot32(w: (int8x16_t, int8x16_t), y: *const i8) -> i32 {
+            // SAFETY: the caller passes 32 readable bytes at `y`.
+            unsafe {
+                let s = $idot(vdupq_n_s32(0), w.0, vld1q_s8(y));
+                vaddvq_s32($idot(s, w.1, vld1q_s8(y.add(16))))
+            }
+        }
+
+        /// Q4_K / Q5_K super-blocks · Q8_K blocks: the sub-block dots exact in i32, scaled
+        /// by the 6-bit scales; the minimums through the activation block sums.
+        #[target_feature(enable = $features)]
+        unsafe fn k4_row(w: &[u8], x: &[BlockQ8K], wbytes: usize, five: bool) -> f32 {
+            let nb = (w.len() / wbytes).min(x.len());
+            let mut sum = 0f32;
+            for (b, y) in x.iter().enumerate().take(nb) {
+                let wb = &w[b * wbytes..(b + 1) * wbytes];
+                let (sc, m) = scales_mins_k4(wb[4..16].try_into().expect("12 scale bytes"));
+                let (qh, qs) = if five {
+                    (&wb[16..48], &wb[48..])
+                } else {
+                    (&wb[..0], &wb[16..])
+                };
+                let mut isum = 0i32;
+                for j in 0..4 {
+                    // SAFETY: 32 nibble bytes at 32j and 32 fifth-bit bytes are in the block;
+                    // `y.qs` holds 256 bytes.
+                    unsafe {
+                        let bits = vld1q_u8_x2(qs.as_ptr().add(32 * j));
+                        let m4 = vdupq_n_u8(0x0f);
+                        let mut lo = (vandq_u8(bits.0, m4), vandq_u8(bits.1, m4));
+                        let mut hi = (vshrq_n_u8(bits.0, 4), vshrq_n_u8(bits.1, 4));
+                        if five {
+                            let h = vld1q_u8_x2(qh.as_ptr());
+                            let fifth = |v: uint8x16_t, bit: u8| {
+                                vandq_u8(vtstq_u8(v, vdupq_n_u8(bit)), vdupq_n_u8(16))
+                            };
+                            let (b0, b1) = (1u8 << (2 * j), 1u8 << (2 * j + 1));
+                            lo = (
+                                vorrq_u8(lo.0, fifth(h.0, b0)),
+                                vorrq_u8(lo.1, fifth(h.1, b0)),
+                            );
+                            hi = (
+                                vorrq_u8(hi.0, fifth(h.0, b1)),
+                                vorrq_u8(hi.1, fifth(h.1, b1)),
+                            );
+                        }
+                        let s8 = |v: (uint8x16_t, uint8x16_t)| {
+                            (vreinterpretq_s8_u8(v.0), vreinterpretq_s8_u8(v.1))
+                        };
+                        isum += sc[2 * j] as i32 * dot32(s8(lo), y.qs.as_ptr().add(64 * j));
+                        isum +=
+                            sc[2 * j + 1] as i32 * dot32(s8(hi), y.qs.as_ptr().add(64 * j + 32));
+                    }
+                }
+                let mins: i32 = (0..8)
+                    .map(|j| m[j] as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32))
+                    .sum();
+                sum += f16_at(wb, 0) * y.d * isum as f32 - f16_at(wb, 2) * y.d * mins as f32;
+            }
+            sum
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q4_k_q8_k(w: &[u8], x: &[BlockQ8K]) -> f32 {
+            // SAFETY: same contract and features.
+            unsafe { k4_row(w, x, std::mem::size_of::<BlockQ4K>(), false) }
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q5_k_q8_k(w: &[u8], x: &[BlockQ8K]) -> f32 {
+            // SAFETY: same contract and features.
+            unsafe { k4_row(w, x, std::mem::size_of::<BlockQ5K>(), true) }
+        }
+
+        /// Q6_K super-blocks · Q8_K blocks: the unsigned 6-bit q (0..64) dotted per 16
+        /// elements and scaled, exact in i32; the offset of 32 as 32·Σ sc_j·bsums_j.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q6_k_q8_k(w: &[u8], x: &[BlockQ8K]) -> f32 {
+            const B: usize = std::mem::size_of::<BlockQ6K>();
+            let nb = (w.len() / B).min(x.len());
+            let mut sum = 0f32;
+            for (b, y) in x.iter().enumerate().take(nb) {
+                let wb = &w[b * B..(b + 1) * B];
+                let sc = |j: usize| wb[192 + j] as i8 as i32;
+                let mut isum = 0i32;
+                for half in 0..2 {
+                    // SAFETY: ql (64 bytes) and qh (32 bytes) of this half are in the block;
+                    // `y.qs` holds 256 bytes.
+                    unsafe {
+                        let ql = vld1q_u8_x4(wb.as_ptr().add(64 * half));
+                        let qh = vld1q_u8_x2(wb.as_ptr().add(128 + 32 * half));
+                        let (m4, m3) = (vdupq_n_u8(0x0f), vdupq_n_u8(0x30));
+                        // Quarter q, 16-byte part p: low nibbles of ql (q = 0, 1) or high
+                        // (q = 2, 3), bits 2q..2q+2 of qh moved to bits 4..6.
+                        let part = |q: usize, p: usize| {
+                            let l = [ql.0, ql.1, ql.2, ql.3][(q % 2) * 2 + p];
+                            let low = if q < 2 {
+                                vandq_u8(l, m4)
+                            } else {
+                                vshrq_n_u8(l, 4)
+                            };
+                            let h = [qh.0, qh.1][p];
+                            let high = match q {
+                                0 => vshlq_n_u8(h, 4),
+                                1 => vshlq_n_u8(h, 2),
+                                2 => h,
+                                _ => vshrq_n_u8(h, 2),
+                            };
+                            vreinterpretq_s8_u8(vorrq_u8(low, vandq_u8(high, m3)))
+                        };
+                        for q in 0..4 {
+                            let k = 4 * half + q;
+                            for p in 0..2 {
+                                let yv = vld1q_s8(y.qs.as_ptr().add(32 * k + 16 * p));
+                                let d = vaddvq_s32($idot(vdupq_n_s32(0), part(q, p), yv));
+                                isum += sc(2 * k + p) * d;
+                            }
+                        }
+                    }
+                }
+                let offset: i32 = (0..16).map(|j| sc(j) * y.bsums[j] as i32).sum();
+                sum += f16_at(wb, 208) * y.d * (isum - 32 * offset) as f32;
+            }
+            sum
+        }
+
+        rows!(q5_0_rows, BlockQ8_0, Q5_0_BYTES, q5_0_halves, false);
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q5_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+            // SAFETY: same contract and features.
+            unsafe { q5_0_rows::<1>(w, [x])[0] }
+        }
+
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn q5_0_x4(w: &[u8], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            // SAFETY: same contract and features.
+            unsafe { q5_0_rows::<4>(w, x) }
         }
 
         rows!(q8_0_rows, BlockQ8_0, Q8_BYTES, q8_halves, false);

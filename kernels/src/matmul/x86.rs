@@ -6,8 +6,11 @@
 //! `min` of what both slices hold. Each kernel's scalar reference is the same-named function
 //! in `scalar.rs`; `tests/variants.rs` compares them.
 
-use super::{BlockQ16, RowKernels};
+mod kquants;
+
+use super::{scalar, BlockQ16, QuantizedKernels, RowKernels};
 use crate::formats::{BlockQ8_0, BlockQ8_1, QK};
+use kquants::{q5_0_pair, q5_0_quants, Q5_0_BYTES};
 use std::arch::x86_64::*;
 
 pub(super) const AVX2: RowKernels = RowKernels {
@@ -31,6 +34,16 @@ pub(super) const AVX2: RowKernels = RowKernels {
     q8_0_w4: Some(avx2_q8_0_wrows::<4>),
     q4_0_w4: Some(avx2_q4_0_wrows::<4>),
     q4_1_w4: Some(avx2_q4_1_wrows::<4>),
+    q5_0: QuantizedKernels {
+        one: avx2_q5_0_q8_0,
+        w4: Some(avx2_q5_0_wrows::<4>),
+        x4: Some(avx2_q5_0_rows::<4>),
+        x2: None,
+    },
+    q5_1: QuantizedKernels::one(scalar::dot_q5_1_q8_1),
+    q4_k: QuantizedKernels::one(kquants::avx2_q4_k_q8_k),
+    q5_k: QuantizedKernels::one(kquants::avx2_q5_k_q8_k),
+    q6_k: QuantizedKernels::one(kquants::avx2_q6_k_q8_k),
 };
 
 pub(super) const AVX512: RowKernels = RowKernels {
@@ -54,6 +67,16 @@ pub(super) const AVX512: RowKernels = RowKernels {
     q8_0_w4: Some(avx512_q8_0_q8_0_w4),
     q4_0_w4: Some(avx512_q4_0_q8_0_w4),
     q4_1_w4: Some(avx512_q4_1_q8_1_w4),
+    q5_0: QuantizedKernels {
+        one: avx512_q5_0_q8_0,
+        w4: Some(q5_0_wrows::<4>),
+        x4: Some(q5_0_rows::<4>),
+        x2: None,
+    },
+    q5_1: QuantizedKernels::one(scalar::dot_q5_1_q8_1),
+    q4_k: QuantizedKernels::one(kquants::avx512_q4_k_q8_k),
+    q5_k: QuantizedKernels::one(kquants::avx512_q5_k_q8_k),
+    q6_k: QuantizedKernels::one(kquants::avx512_q6_k_q8_k),
 };
 
 const Q8_BYTES: usize = std::mem::size_of::<BlockQ8_0>();
@@ -446,6 +469,24 @@ avx2_rows!(
     false,
     true
 );
+
+avx2_rows!(
+    avx2_q5_0_rows,
+    avx2_q5_0_wrows,
+    avx2_q5_0_pair,
+    avx2_q5_0_unpack,
+    BlockQ8_0,
+    Q5_0_BYTES,
+    q5_0_quants,
+    true,
+    false
+);
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q5_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+    // SAFETY: same contract and features.
+    unsafe { avx2_q5_0_rows::<1>(w, [x])[0] }
+}
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn avx2_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
@@ -882,6 +923,24 @@ quantized_rows!(
     true
 );
 
+quantized_rows!(
+    q5_0_rows,
+    BlockQ8_0,
+    Q5_0_BYTES,
+    q5_0_quants,
+    q5_0_pair,
+    true,
+    idot_i8_512,
+    idot_i8_256,
+    false
+);
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn avx512_q5_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+    // SAFETY: same contract and features.
+    unsafe { q5_0_rows::<1>(w, [x])[0] }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn avx512_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     // SAFETY: same contract and features.
@@ -1012,6 +1071,18 @@ quantized_wrows!(
     udot_512,
     udot_256,
     true
+);
+
+quantized_wrows!(
+    q5_0_wrows,
+    BlockQ8_0,
+    Q5_0_BYTES,
+    q5_0_quants,
+    q5_0_pair,
+    true,
+    idot_i8_512,
+    idot_i8_256,
+    false
 );
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -1235,6 +1306,11 @@ unsafe fn avx512_q8_0_q16_x4(w: &[u8], x: [&[BlockQ16]; 4]) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut Vec<BlockQ8_0>) {
     crate::formats::quantize_q8_0_blocks(x, out)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn quantize_q8_k_avx2(x: &[f32], out: &mut Vec<crate::formats::BlockQ8K>) {
+    crate::formats::kquants::quantize_q8_k_blocks(x, out)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
