@@ -22,6 +22,43 @@ use_temp_store() {
     if [ -d "$real/cache" ]; then ln -s "$real/cache" "$EDGENLU_HOME/cache"; fi
 }
 
+# Runs a golden-file generator, `golden OUT... -- COMMAND...`, unless the same inputs made the
+# same outputs before: the outputs are kept under ~/.cache/edgenlu/golden (EDGENLU_GOLDEN_CACHE),
+# keyed by the command line, every file or folder it names besides the outputs (models,
+# datasets, earlier golden files), the golden scripts, the Python packages installed and the
+# CPU's flags (llama.cpp picks kernels by them). A reference is a pure function of those, and
+# recomputing llama.cpp's and numpy's takes CI a quarter of an hour.
+golden() {
+    local outs=() arg key dir out
+    while [ "$1" != "--" ]; do outs+=("$1"); shift; done
+    shift
+    key="$({
+        printf '%s\n' "$@"
+        for arg in "$@"; do
+            case " ${outs[*]} " in *" $arg "*) continue ;; esac
+            if [ -f "$arg" ]; then sha256sum "$arg"
+            elif [ -d "$arg" ]; then find "$arg" -type f -print0 | sort -z | xargs -0 sha256sum
+            fi
+        done
+        cat "$repo"/scripts/golden/*.py "$repo"/scripts/golden/requirements*.txt
+        python3 -m pip freeze --disable-pip-version-check 2>/dev/null
+        grep -m1 '^flags' /proc/cpuinfo || true
+    } | sha256sum | cut -c1-32)"
+    dir="${EDGENLU_GOLDEN_CACHE:-$HOME/.cache/edgenlu/golden}/$key"
+    if [ -f "$dir/complete" ]; then
+        for out in "${outs[@]}"; do cp "$dir/$(basename "$out")" "$out"; done
+        touch "$dir/complete"
+        echo "(cached: $dir)" >&2
+        return
+    fi
+    "$@"
+    rm -rf "$dir" && mkdir -p "$dir"
+    for out in "${outs[@]}"; do cp "$out" "$dir/"; done
+    touch "$dir/complete"
+    # Entries unused for two weeks go: the cache holds what recent runs asked for.
+    find "$(dirname "$dir")" -mindepth 1 -maxdepth 1 -type d -mtime +14 -exec rm -rf {} +
+}
+
 setup() {
     step "guest toolchain (wasm32-unknown-unknown)"
     "$repo/scripts/wasm-toolchain.sh" >/dev/null

@@ -10,23 +10,31 @@ python3 -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/gol
 hf="$("$edgenlu" models root)/hf/all-minilm-l6-v2"
 mkdir -p "$repo/golden"
 step "golden: HF tokenizers ids for every dataset text, hostile strings, every code point"
-python3 "$repo/scripts/golden/wordpiece_ids.py" --hf-dir "$hf" --datasets "$datasets" --all-code-points --out "$repo/golden/wordpiece_ids.jsonl"
+golden "$repo/golden/wordpiece_ids.jsonl" -- \
+    python3 "$repo/scripts/golden/wordpiece_ids.py" --hf-dir "$hf" --datasets "$datasets" --all-code-points --out "$repo/golden/wordpiece_ids.jsonl"
 step "golden: float64 numpy MiniLM embeddings"
-python3 "$repo/scripts/golden/minilm_embeddings.py" --hf-dir "$hf" --datasets "$datasets" --out "$repo/golden/minilm_embeddings.jsonl"
-step "golden: HF tokenizers byte-level BPE ids (SmolLM2's GGUF vocabulary and merges)"; python3 "$repo/scripts/golden/bpe_ids.py" --gguf "$("$edgenlu" models root)/models/smollm2-135m-instruct.q4_1.gguf" --datasets "$datasets" --all-code-points --out "$repo/golden/bpe_ids.jsonl"
+golden "$repo/golden/minilm_embeddings.jsonl" -- \
+    python3 "$repo/scripts/golden/minilm_embeddings.py" --hf-dir "$hf" --datasets "$datasets" --out "$repo/golden/minilm_embeddings.jsonl"
+step "golden: HF tokenizers byte-level BPE ids (SmolLM2's GGUF vocabulary and merges)"
+golden "$repo/golden/bpe_ids.jsonl" -- \
+    python3 "$repo/scripts/golden/bpe_ids.py" --gguf "$("$edgenlu" models root)/models/smollm2-135m-instruct.q4_1.gguf" --datasets "$datasets" --all-code-points --out "$repo/golden/bpe_ids.jsonl"
 step "llama-cpp-python from source (GGML_NATIVE=OFF: the native build crashes on AMX; pip caches the wheel)"
 CMAKE_ARGS="-DGGML_NATIVE=OFF" python3 -m pip install --quiet --disable-pip-version-check -r "$repo/scripts/golden/requirements-llama.txt"
 smollm2="$("$edgenlu" models root)/models/smollm2-135m-instruct.q4_1.gguf"
 step "golden: llama.cpp greedy continuations and first-step logits of SmolLM2 (Q4_1 and a float32 copy)"
-python3 "$repo/scripts/golden/llama_greedy.py" --gguf "$smollm2" --out "$repo/golden/llama_greedy.jsonl"
+golden "$repo/golden/llama_greedy.jsonl" -- \
+    python3 "$repo/scripts/golden/llama_greedy.py" --gguf "$smollm2" --out "$repo/golden/llama_greedy.jsonl"
 step "golden: float64 numpy llama forward of SmolLM2, checked against llama.cpp"
-python3 "$repo/scripts/golden/llama_reference.py" --gguf "$smollm2" --greedy "$repo/golden/llama_greedy.jsonl" --out "$repo/golden/llama_reference.jsonl"
+golden "$repo/golden/llama_reference.jsonl" -- \
+    python3 "$repo/scripts/golden/llama_reference.py" --gguf "$smollm2" --greedy "$repo/golden/llama_greedy.jsonl" --out "$repo/golden/llama_reference.jsonl"
 kquant="$repo/golden/smollm2-135m-instruct.q4_k_m.gguf"
 step "golden: SmolLM2 as Q4_K_M by llama.cpp's quantizer (Q4_K, Q6_K, Q5_0, Q8_0), its llama.cpp greedy continuations and first-step logits, and the numpy forward on it"
-python3 "$repo/scripts/golden/kquant_gguf.py" --gguf "$smollm2" --out "$kquant"
-python3 "$repo/scripts/golden/llama_greedy.py" --gguf "$kquant" --out "$repo/golden/llama_greedy_q4_k_m.jsonl" \
+golden "$kquant" -- python3 "$repo/scripts/golden/kquant_gguf.py" --gguf "$smollm2" --out "$kquant"
+golden "$repo/golden/llama_greedy_q4_k_m.jsonl" -- \
+    python3 "$repo/scripts/golden/llama_greedy.py" --gguf "$kquant" --out "$repo/golden/llama_greedy_q4_k_m.jsonl" \
     --france $' Paris.\n\nThe answer is'
-python3 "$repo/scripts/golden/llama_reference.py" --gguf "$kquant" --greedy "$repo/golden/llama_greedy_q4_k_m.jsonl" \
+golden "$repo/golden/llama_reference_q4_k_m.jsonl" -- \
+    python3 "$repo/scripts/golden/llama_reference.py" --gguf "$kquant" --greedy "$repo/golden/llama_greedy_q4_k_m.jsonl" \
     --out "$repo/golden/llama_reference_q4_k_m.jsonl" --quantized-tolerance 1.0
 step "host tests"
 cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
