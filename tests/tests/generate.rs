@@ -358,11 +358,7 @@ fn guest_composed_and_fused_passes_give_identical_tokens() {
 #[test]
 fn streamed_text_is_whole_utf8_and_equals_decode() {
     let skill = chat();
-    let decoder = open_tokenizer(
-        &runtime(),
-        &bpe_tokenizer(DEFAULT_DECODER, Limits::default()),
-    );
-    let mut decoder = decoder.unwrap();
+    let runtime = runtime();
     for prompt in [
         "Translate to French: I love coffee and croissants.",
         "Écris une phrase en français avec des accents : été, où, ça.",
@@ -377,6 +373,10 @@ fn streamed_text_is_whole_utf8_and_equals_decode() {
             .unwrap();
         let streamed = pieces.lock().unwrap().concat();
         assert_eq!(streamed, r.text, "{prompt:?}");
+        // A linked tokenizer's deadline runs from when it is opened, so it is opened for this
+        // decode alone, not before a generation of unknown length on a busy machine.
+        let mut decoder =
+            open_tokenizer(&runtime, &bpe_tokenizer(DEFAULT_DECODER, Limits::default())).unwrap();
         assert_eq!(r.text, decoder.decode(&r.ids).unwrap(), "{prompt:?}");
         assert_eq!(
             pieces.lock().unwrap().len(),
