@@ -1,4 +1,4 @@
-//! Elementwise and row-wise activations: `gelu`, `silu`, `swiglu`, `softmax`.
+//! Elementwise and row-wise activations: `gelu`, `silu`, `swiglu`, `geglu_tanh`, `softmax`.
 //!
 //! The scalar variant is the reference (libm's `erff`/`expf`); the others run the same loops
 //! over the branch-free approximations of [`super::approx`], vectorized for their registers.
@@ -48,6 +48,34 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
         }),
     }
     Ok(())
+}
+
+/// The GELU-gated FFN activation of Gemma, in place on the gate:
+/// `gate = gelu_tanh(gate) · up`, elementwise over slices of one length, with GELU in its tanh
+/// form `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))` (ggml's `gelu`, Hugging Face's
+/// `"gelu_pytorch_tanh"`), not the erf form of [`gelu`].
+pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
+    expect_len("geglu_tanh up", up.len(), gate.len())?;
+    match active_variant() {
+        Variant::Scalar => {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = gelu_tanh_one(*g) * u;
+            }
+        }
+        v => vectorize!(v, {
+            for (g, &u) in gate.iter_mut().zip(up) {
+                *g = approx::gelu_tanh(*g) * u;
+            }
+        }),
+    }
+    Ok(())
+}
+
+/// The reference GELU (tanh form) of one value, with libm's `tanhf`.
+#[inline]
+fn gelu_tanh_one(x: f32) -> f32 {
+    let inner = approx::GELU_TANH_SCALE * x * (1.0 + approx::GELU_TANH_CUBIC * x * x);
+    0.5 * x * (1.0 + libm::tanhf(inner))
 }
 
 #[inline]
