@@ -394,7 +394,7 @@ fn attention_until_stops_when_asked_and_otherwise_equals_attention() {
     let r = ops::attention_until(&mut got, &x, &x, &x, n, n, heads, heads, d, true, &stop_now);
     assert_eq!(r, Err(KernelError::Interrupted("attention")));
     let mut cache = ops::KvCache::new(1, n, heads * d).unwrap();
-    let r = cache.attend_until(0, &mut got, &x, &x, &x, heads, heads, &stop_now);
+    let r = cache.attend_until(0, &mut got, &x, &x, &x, heads, heads, usize::MAX, &stop_now);
     assert_eq!(r, Err(KernelError::Interrupted("attention")));
     assert_eq!(cache.len(), 0, "an interrupted attend commits nothing");
 }
@@ -637,7 +637,7 @@ fn sliding_window_attention_sees_only_the_window() {
     for (first, n) in [(0, 6), (6, 3)] {
         let rows = first..first + n;
         cache
-            .attend_window_until(
+            .attend_until(
                 0,
                 &mut got[rows.start * q_cols..rows.end * q_cols],
                 &q[rows.start * q_cols..rows.end * q_cols],
@@ -670,7 +670,7 @@ fn sliding_window_attention_sees_only_the_window() {
         assert_close(&got[p * q_cols..(p + 1) * q_cols], &want, 1e-6);
     }
     let mut empty = ops::KvCache::new(1, 9, kv_cols).unwrap();
-    let zero_window = empty.attend_window_until(
+    let zero_window = empty.attend_until(
         0,
         &mut vec![0.0; q_cols],
         &q[..q_cols],

@@ -458,6 +458,30 @@ impl Llama {
         self.forward_observed(tokens, cache, logits, interrupted, &mut |_, _| {})
     }
 
+    /// The logits after `ids` (the first step of a generation), from a cache of their length.
+    pub fn logits_after(&self, ids: &[u32]) -> Result<Vec<f32>, LlamaError> {
+        let mut cache = self.new_cache(ids.len())?;
+        let mut logits = vec![0f32; self.config.vocab];
+        self.forward(ids, &mut cache, &mut logits, &|| false)?;
+        Ok(logits)
+    }
+
+    /// `count` greedy ids after `prompt` (the first largest logit each step, end-of-text
+    /// tokens included), one pass per new token through the cache: what greedy decoding by
+    /// another runtime is compared with.
+    pub fn greedy(&self, prompt: &[u32], count: usize) -> Result<Vec<u32>, LlamaError> {
+        let mut cache = self.new_cache(prompt.len().saturating_add(count))?;
+        let mut logits = vec![0f32; self.config.vocab];
+        self.forward(prompt, &mut cache, &mut logits, &|| false)?;
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let next = ops::argmax(&logits)? as u32;
+            ids.push(next);
+            self.forward(&[next], &mut cache, &mut logits, &|| false)?;
+        }
+        Ok(ids)
+    }
+
     /// [`Llama::forward`], handing `observe(layer, x)` the residual stream `x [n, dim]` after
     /// each block: how numeric drift between kernel variants or activation modes is traced
     /// layer by layer (`examples/llama_drift.rs`).
@@ -573,7 +597,7 @@ impl Llama {
         if q_scale != 1.0 {
             ops::scale(&mut s.q, q_scale)?;
         }
-        cache.attend_window_until(
+        cache.attend_until(
             layer,
             &mut s.att,
             &s.q,

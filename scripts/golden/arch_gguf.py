@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llama_greedy import greedy
+
 SEED = 20251203
 SEQUENCE_LENGTHS = (5, 9, 13)
 CONTEXT = 256
@@ -162,23 +164,11 @@ def write_gguf(path, family, h, tensors, tokenizer, q8_0):
 
 
 def run(llama_cpp, path, sequences, steps, f32_cache):
-    """[(first-step logits, greedy ids)] of llama.cpp on each sequence."""
+    """[(greedy ids, first-step logits)] of llama.cpp on each sequence."""
     kv = dict(type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32) if f32_cache else {}
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, n_threads_batch=2, seed=SEED,
                           logits_all=True, verbose=False, **kv)
-    out = []
-    for ids in sequences:
-        llm.reset()
-        llm.eval(ids)
-        first = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-        logits, greedy = first, []
-        for _ in range(steps):
-            token = int(np.argmax(logits))
-            greedy.append(token)
-            llm.eval([token])
-            logits = llm.scores[llm.n_tokens - 1]
-        out.append((first, greedy))
-    return out
+    return [greedy(llm, ids, steps) for ids in sequences]
 
 
 def main():
@@ -201,19 +191,19 @@ def main():
             name = f"arch_{family}.{kind}.gguf"
             write_gguf(args.out / name, family, h, tensors, tokenizer, kind == "q8_0")
             results = run(llama_cpp, args.out / name, sequences, args.steps, kind == "f32")
-            for ids, (first, greedy) in zip(sequences, results):
+            for ids, (generated, first) in zip(sequences, results):
                 if first.shape != (vocab,):
                     sys.exit(f"{name}: logits of shape {first.shape}, not ({vocab},)")
                 top2 = np.sort(first)[-2:]
                 print(f"{name} {len(ids)} ids: logit std {first.std():.2f}, top-2 gap "
-                      f"{top2[1] - top2[0]:.3f}, greedy {greedy}")
+                      f"{top2[1] - top2[0]:.3f}, greedy {generated}")
                 rows.append({
                     "architecture": family,
                     "weights": kind,
                     "gguf": name,
                     "prompt_ids": ids,
                     "first_logits": [round(float(x), 5) for x in first],
-                    "greedy_ids": greedy,
+                    "greedy_ids": generated,
                 })
     with open(args.out / "arch_logits.jsonl", "w") as f:
         for row in rows:

@@ -118,20 +118,7 @@ fn the_capital_of_france_is_paris() {
 
 /// Greedy ids of `model` after `prompt`: `count` of them, stop tokens included.
 fn native_greedy(model: &Llama, prompt: &[u32], count: usize) -> Vec<u32> {
-    let mut cache = model.new_cache(prompt.len() + count).unwrap();
-    let mut logits = vec![0f32; model.config().vocab];
-    model
-        .forward(prompt, &mut cache, &mut logits, &|| false)
-        .unwrap();
-    let mut ids = Vec::new();
-    for _ in 0..count {
-        let t = edgenlu_kernels::ops::argmax(&logits).unwrap() as u32;
-        ids.push(t);
-        model
-            .forward(&[t], &mut cache, &mut logits, &|| false)
-            .unwrap();
-    }
-    ids
+    model.greedy(prompt, count).unwrap()
 }
 
 /// The float pass's logits after `prompt` followed by `prefix`.
@@ -231,12 +218,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
-    let mut cache = model.new_cache(ids.len()).unwrap();
-    let mut logits = vec![0f32; model.config().vocab];
-    model
-        .forward(ids, &mut cache, &mut logits, &|| false)
-        .unwrap();
-    logits
+    model.logits_after(ids).unwrap()
 }
 
 /// (median, worst) of `v`.

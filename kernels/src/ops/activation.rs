@@ -34,20 +34,7 @@ pub fn silu(x: &mut [f32]) -> Result<(), KernelError> {
 /// The gated FFN activation of llama, in place on the gate: `gate = silu(gate) · up`,
 /// elementwise over slices of one length.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
-    expect_len("swiglu up", up.len(), gate.len())?;
-    match active_variant() {
-        Variant::Scalar => {
-            for (g, &u) in gate.iter_mut().zip(up) {
-                *g = silu_one(*g) * u;
-            }
-        }
-        v => vectorize!(v, {
-            for (g, &u) in gate.iter_mut().zip(up) {
-                *g = approx::silu(*g) * u;
-            }
-        }),
-    }
-    Ok(())
+    gated("swiglu up", gate, up, silu_one, approx::silu)
 }
 
 /// The GELU-gated FFN activation of Gemma, in place on the gate:
@@ -55,16 +42,29 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
 /// form `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))` (ggml's `gelu`, Hugging Face's
 /// `"gelu_pytorch_tanh"`), not the erf form of [`gelu`].
 pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
-    expect_len("geglu_tanh up", up.len(), gate.len())?;
+    gated("geglu_tanh up", gate, up, gelu_tanh_one, approx::gelu_tanh)
+}
+
+/// `gate = act(gate) · up`: `reference` on the scalar variant, `approximate` (inlined into the
+/// variant's vectorized loop) on the others.
+#[inline(always)]
+fn gated(
+    what: &str,
+    gate: &mut [f32],
+    up: &[f32],
+    reference: impl Fn(f32) -> f32,
+    approximate: impl Fn(f32) -> f32,
+) -> Result<(), KernelError> {
+    expect_len(what, up.len(), gate.len())?;
     match active_variant() {
         Variant::Scalar => {
             for (g, &u) in gate.iter_mut().zip(up) {
-                *g = gelu_tanh_one(*g) * u;
+                *g = reference(*g) * u;
             }
         }
         v => vectorize!(v, {
             for (g, &u) in gate.iter_mut().zip(up) {
-                *g = approx::gelu_tanh(*g) * u;
+                *g = approximate(*g) * u;
             }
         }),
     }

@@ -429,23 +429,7 @@ impl KvCache {
         heads: usize,
         kv_heads: usize,
     ) -> Result<(), KernelError> {
-        self.attend_until(layer, out, q, k, v, heads, kv_heads, NEVER_STOP)
-    }
-
-    /// [`KvCache::attend_until`] over all committed positions.
-    #[allow(clippy::too_many_arguments)] // mirrors the WIT call plus the shapes it derives
-    pub fn attend_until(
-        &mut self,
-        layer: usize,
-        out: &mut [f32],
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        heads: usize,
-        kv_heads: usize,
-        stop: StopCheck,
-    ) -> Result<(), KernelError> {
-        self.attend_window_until(layer, out, q, k, v, heads, kv_heads, usize::MAX, stop)
+        self.attend_until(layer, out, q, k, v, heads, kv_heads, usize::MAX, NEVER_STOP)
     }
 
     /// [`KvCache::attend`], asking `stop` as [`attention_until`] does, each new position
@@ -454,7 +438,7 @@ impl KvCache {
     /// all; 0 is refused). When stopped, the new positions' keys and values may be stored but
     /// are not committed (as after any call before [`KvCache::advance`]).
     #[allow(clippy::too_many_arguments)] // mirrors the WIT call plus the shapes it derives
-    pub fn attend_window_until(
+    pub fn attend_until(
         &mut self,
         layer: usize,
         out: &mut [f32],

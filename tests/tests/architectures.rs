@@ -1,0 +1,137 @@
+//! The decoder families beyond llama (qwen2, qwen3, gemma3) against llama.cpp: small
+//! random-weight GGUFs of each, written as llama.cpp's converter lays that family out, and
+//! llama.cpp's first-step logits and greedy tokens on fixed token sequences
+//! (scripts/golden/arch_gguf.py). Each file is loaded through the normal loading path
+//! ([`Llama::new`]) and run on the kernel variant of `EDGENLU_KERNELS`.
+
+use edgenlu_kernels::matmul::Activations;
+use edgenlu_models::llama::logit_error;
+use edgenlu_models::{Architecture, GgufFile, Llama};
+use edgenlu_tests::{golden_lines, golden_path};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// The pass with f32 activations against llama.cpp on the f32 file (f32 KV cache): max |Δ|
+/// over the vocabulary in logits, as the llama decoder's f32 pass is held to a float
+/// reference (tests/tests/generate.rs). Only f32 summation order differs (and, for gemma3,
+/// ggml's GELU, which rounds its input to f16 for a lookup table).
+const EXACT_LOGIT_TOL: f32 = 1e-3;
+
+/// On the q8_0 file, the default (fast) pass's error against llama.cpp's f32 logits may be at
+/// most this multiple of llama.cpp's own q8_0 error (both quantize activations to q8_0
+/// blocks; llama.cpp also keeps an f16 KV cache), in logit standard deviations: the worst-
+/// prompt ratio the llama decoder's fast pass is held to (tests/tests/generate.rs).
+const WORST_RATIO: f64 = 2.0;
+
+/// Where the fast pass and llama.cpp's q8_0 run choose different greedy tokens, the f32 pass
+/// must rate the two within this many logits (tests/tests/generate.rs's near-tie bound).
+const NEAR_TIE_TOL: f32 = 1.0;
+
+const GOLDEN: &str = "arch_logits.jsonl";
+
+#[derive(serde::Deserialize)]
+struct Golden {
+    architecture: String,
+    /// "f32" or "q8_0".
+    weights: String,
+    gguf: String,
+    prompt_ids: Vec<u32>,
+    first_logits: Vec<f32>,
+    greedy_ids: Vec<u32>,
+}
+
+fn model(gguf: &str) -> Llama {
+    let file = GgufFile::open(&golden_path(gguf)).unwrap();
+    Llama::new(Arc::new(file)).unwrap_or_else(|e| panic!("{gguf}: {e}"))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+/// The golden rows of `weights` ("f32" or "q8_0"), after checking that every family beyond
+/// llama is there.
+fn rows(weights: &str) -> Vec<Golden> {
+    let rows: Vec<Golden> = golden_lines(GOLDEN);
+    let families: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.weights == weights)
+        .map(|r| r.architecture.as_str())
+        .collect();
+    assert_eq!(
+        families,
+        BTreeSet::from(["gemma3", "qwen2", "qwen3"]),
+        "{weights}"
+    );
+    rows.into_iter().filter(|r| r.weights == weights).collect()
+}
+
+/// The f32 files: the f32-activation pass and the default pass (f32 weights keep f32
+/// activations) give llama.cpp's first-step logits within [`EXACT_LOGIT_TOL`] and its greedy
+/// tokens exactly, several positions on through the KV cache (past gemma3's window).
+#[test]
+fn f32_families_match_llama_cpp() {
+    let variant = edgenlu_kernels::active_variant();
+    for g in rows("f32") {
+        let exact = model(&g.gguf).with_activations(Activations::F32);
+        let fast = model(&g.gguf);
+        let arch = Architecture::from_name(&g.architecture).unwrap();
+        assert_eq!(exact.config().architecture, arch);
+        let what = format!("{} ({} ids)", g.gguf, g.prompt_ids.len());
+        for (mode, m) in [("f32 activations", &exact), ("default", &fast)] {
+            let logits = m.logits_after(&g.prompt_ids).unwrap();
+            let diff = max_abs_diff(&logits, &g.first_logits);
+            let (max, rms) = logit_error(&logits, &g.first_logits);
+            eprintln!(
+                "{variant} {what} {mode}: max |Δ| {diff:.2e} logits = {max:.2e} std (rms {rms:.2e})"
+            );
+            assert!(diff <= EXACT_LOGIT_TOL, "{what} {mode}: max |Δ| {diff}");
+            let ids = m.greedy(&g.prompt_ids, g.greedy_ids.len()).unwrap();
+            assert_eq!(ids, g.greedy_ids, "{what} {mode}: greedy tokens");
+        }
+    }
+}
+
+/// The q8_0 files: the default pass (q8_0 activations, as ggml) is at most [`WORST_RATIO`] as
+/// far from llama.cpp's f32 logits as llama.cpp's own q8_0 run, and its greedy tokens are
+/// llama.cpp's q8_0 ones, or part from them only at a near-tie of the f32 pass.
+#[test]
+fn q8_0_families_match_llama_cpp() {
+    let variant = edgenlu_kernels::active_variant();
+    let f32_rows = rows("f32");
+    for g in rows("q8_0") {
+        let reference = f32_rows
+            .iter()
+            .find(|r| r.architecture == g.architecture && r.prompt_ids == g.prompt_ids)
+            .expect("the f32 row of the same sequence");
+        let fast = model(&g.gguf);
+        let what = format!("{} ({} ids)", g.gguf, g.prompt_ids.len());
+        let logits = fast.logits_after(&g.prompt_ids).unwrap();
+        let (ours, ours_rms) = logit_error(&logits, &reference.first_logits);
+        let (cpp, cpp_rms) = logit_error(&g.first_logits, &reference.first_logits);
+        eprintln!(
+            "{variant} {what}: max |Δ| from llama.cpp f32 {ours:.4} std (rms {ours_rms:.4}); llama.cpp q8_0 {cpp:.4} (rms {cpp_rms:.4})"
+        );
+        assert!(
+            ours <= WORST_RATIO * cpp,
+            "{what}: {ours} vs llama.cpp {cpp}"
+        );
+        let ids = fast.greedy(&g.prompt_ids, g.greedy_ids.len()).unwrap();
+        let same = ids
+            .iter()
+            .zip(&g.greedy_ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if same < ids.len() {
+            let exact = model(&reference.gguf).with_activations(Activations::F32);
+            let prefix: Vec<u32> = g.prompt_ids.iter().chain(&ids[..same]).copied().collect();
+            let logits = exact.logits_after(&prefix).unwrap();
+            let tie = (logits[ids[same] as usize] - logits[g.greedy_ids[same] as usize]).abs();
+            eprintln!("{what}: parts from llama.cpp at token {same}, f32 logits {tie:.3} apart");
+            assert!(tie <= NEAR_TIE_TOL, "{what}: token {same}, {tie} apart");
+        }
+    }
+}
