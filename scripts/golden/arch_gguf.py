@@ -20,7 +20,8 @@ window), on the f32 file with an f32 KV cache and on the q8_0 file with llama.cp
 
 Writes <out>/arch_<family>.f32.gguf, <out>/arch_<family>.q8_0.gguf and <out>/arch_logits.jsonl:
 one line per (family, weights, sequence) {"architecture", "weights" ("f32" or "q8_0"), "gguf"
-(file name), "prompt_ids", "first_logits", "greedy_ids"}. Output is generated, never committed.
+(file name), "prompt_ids", "first_logits", "greedy_ids", "last_logits" (after the prompt and
+every greedy token: one decode step through the cache)}. Output is generated, never committed.
 Takes a few seconds.
 
     python3 scripts/golden/arch_gguf.py --out golden
@@ -101,20 +102,24 @@ def weights(family, h, vocab, rng):
         t[b + "attn_q.weight"] = matrix(q_cols, dim, 2.0)
         t[b + "attn_k.weight"] = matrix(kv_cols, dim, 2.0)
         t[b + "attn_v.weight"] = matrix(kv_cols, dim)
-        t[b + "attn_output.weight"] = matrix(dim, q_cols)
+        # Blocks that add much to the residual stream: with tied embeddings, a stream still
+        # close to the last token's embedding would make every greedy step repeat it.
+        t[b + "attn_output.weight"] = matrix(dim, q_cols, 4.0)
         t[b + "ffn_norm.weight"] = norm(dim)
         t[b + "ffn_gate.weight"] = matrix(ffn, dim)
         t[b + "ffn_up.weight"] = matrix(ffn, dim)
-        t[b + "ffn_down.weight"] = matrix(dim, ffn)
+        t[b + "ffn_down.weight"] = matrix(dim, ffn, 4.0)
         if family == "qwen2":
             for what, n in (("attn_q", q_cols), ("attn_k", kv_cols), ("attn_v", kv_cols)):
                 t[b + what + ".bias"] = (0.5 * rng.standard_normal(n)).astype(np.float32)
         if family in ("qwen3", "gemma3"):
-            t[b + "attn_q_norm.weight"] = norm(h["head_dim"])
-            t[b + "attn_k_norm.weight"] = norm(h["head_dim"])
+            # Normed q and k score about N(0, 1) per pair; larger norm weights sharpen the
+            # attention so that what a position sees (its window) shows in the logits.
+            t[b + "attn_q_norm.weight"] = 2.0 * norm(h["head_dim"])
+            t[b + "attn_k_norm.weight"] = 2.0 * norm(h["head_dim"])
         if family == "gemma3":
-            t[b + "post_attention_norm.weight"] = norm(dim)
-            t[b + "post_ffw_norm.weight"] = norm(dim)
+            t[b + "post_attention_norm.weight"] = 4.0 * norm(dim)
+            t[b + "post_ffw_norm.weight"] = 4.0 * norm(dim)
     t["output_norm.weight"] = norm(dim)
     if not h["tied"]:
         t["output.weight"] = (rng.standard_normal((vocab, dim)) * 0.3).astype(np.float32)
@@ -164,11 +169,17 @@ def write_gguf(path, family, h, tensors, tokenizer, q8_0):
 
 
 def run(llama_cpp, path, sequences, steps, f32_cache):
-    """[(greedy ids, first-step logits)] of llama.cpp on each sequence."""
+    """[(greedy ids, first-step logits, last step's logits)] of llama.cpp on each sequence."""
     kv = dict(type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32) if f32_cache else {}
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=64, n_threads=2, n_threads_batch=2, seed=SEED,
                           logits_all=True, verbose=False, **kv)
-    return [greedy(llm, ids, steps) for ids in sequences]
+    out = []
+    for ids in sequences:
+        generated, first = greedy(llm, ids, steps)
+        # After the greedy steps every generated token is in the cache: these are the logits
+        # of the decode step of the last one, at position len(ids) + steps - 1.
+        out.append((generated, first, np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)))
+    return out
 
 
 def main():
@@ -191,7 +202,7 @@ def main():
             name = f"arch_{family}.{kind}.gguf"
             write_gguf(args.out / name, family, h, tensors, tokenizer, kind == "q8_0")
             results = run(llama_cpp, args.out / name, sequences, args.steps, kind == "f32")
-            for ids, (generated, first) in zip(sequences, results):
+            for ids, (generated, first, last) in zip(sequences, results):
                 if first.shape != (vocab,):
                     sys.exit(f"{name}: logits of shape {first.shape}, not ({vocab},)")
                 top2 = np.sort(first)[-2:]
@@ -204,6 +215,7 @@ def main():
                     "prompt_ids": ids,
                     "first_logits": [round(float(x), 5) for x in first],
                     "greedy_ids": generated,
+                    "last_logits": [round(float(x), 5) for x in last],
                 })
     with open(args.out / "arch_logits.jsonl", "w") as f:
         for row in rows:

@@ -13,14 +13,33 @@ use std::sync::Arc;
 
 /// The pass with f32 activations against llama.cpp on the f32 file (f32 KV cache): max |Δ|
 /// over the vocabulary in logits, as the llama decoder's f32 pass is held to a float
-/// reference (tests/tests/generate.rs). Only f32 summation order differs (and, for gemma3,
-/// ggml's GELU, which rounds its input to f16 for a lookup table).
+/// reference (tests/tests/generate.rs). Only f32 summation order differs (measured: at most
+/// 1.7e-5 on qwen2 and qwen3).
 const EXACT_LOGIT_TOL: f32 = 1e-3;
 
-/// On the q8_0 file, the default (fast) pass's error against llama.cpp's f32 logits may be at
-/// most this multiple of llama.cpp's own q8_0 error (both quantize activations to q8_0
-/// blocks; llama.cpp also keeps an f16 KV cache), in logit standard deviations: the worst-
-/// prompt ratio the llama decoder's fast pass is held to (tests/tests/generate.rs).
+/// The same for gemma3, whose FFN gate is GELU: ggml's CPU GELU looks its result up in an f16
+/// table by the input rounded to f16 (`GGML_GELU_FP16`), about 5e-4 relative per activation,
+/// where the pass computes the tanh form in f32. Measured 5.4e-3 to 7.8e-3 logits (about
+/// 2.5e-3 logit std); the pass with that table emulated gives 2e-4 to 2e-3. Ignoring the
+/// sliding window or the sliding layers' rope base instead misses by 4 to 12 logits.
+const GELU_TABLE_LOGIT_TOL: f32 = 0.02;
+
+/// What the f32 passes of `arch` are held to against llama.cpp.
+fn exact_tolerance(arch: Architecture) -> f32 {
+    match arch {
+        Architecture::Gemma3 => GELU_TABLE_LOGIT_TOL,
+        _ => EXACT_LOGIT_TOL,
+    }
+}
+
+/// On the q8_0 files, the default (fast) pass's error against llama.cpp's f32 logits, as max
+/// |Δ| in logit standard deviations, relative to llama.cpp's own q8_0 error (both quantize
+/// activations to q8_0 blocks; llama.cpp also keeps an f16 KV cache), held to the ratios of
+/// the llama decoder's fast pass (tests/tests/generate.rs): the median over every sequence
+/// at most this multiple of llama.cpp's median (measured 0.86)...
+const MEDIAN_RATIO: f64 = 1.25;
+/// ...and each sequence at most this multiple of llama.cpp's error on it (measured 0.56 to
+/// 1.14 on every kernel variant).
 const WORST_RATIO: f64 = 2.0;
 
 /// Where the fast pass and llama.cpp's q8_0 run choose different greedy tokens, the f32 pass
@@ -38,6 +57,22 @@ struct Golden {
     prompt_ids: Vec<u32>,
     first_logits: Vec<f32>,
     greedy_ids: Vec<u32>,
+    /// After the prompt and every greedy token, each of those fed alone through the cache.
+    last_logits: Vec<f32>,
+}
+
+/// The logits after `prompt` and then each of `decoded` one pass at a time (decode steps
+/// through the cache, as in generation).
+fn decoded_logits(model: &Llama, prompt: &[u32], decoded: &[u32]) -> Vec<f32> {
+    let mut cache = model.new_cache(prompt.len() + decoded.len()).unwrap();
+    let mut logits = vec![0f32; model.config().vocab];
+    let steps = std::iter::once(prompt).chain(decoded.chunks(1));
+    for tokens in steps {
+        model
+            .forward(tokens, &mut cache, &mut logits, &|| false)
+            .unwrap();
+    }
+    logits
 }
 
 fn model(gguf: &str) -> Llama {
@@ -70,8 +105,9 @@ fn rows(weights: &str) -> Vec<Golden> {
 }
 
 /// The f32 files: the f32-activation pass and the default pass (f32 weights keep f32
-/// activations) give llama.cpp's first-step logits within [`EXACT_LOGIT_TOL`] and its greedy
-/// tokens exactly, several positions on through the KV cache (past gemma3's window).
+/// activations) give llama.cpp's first-step logits within [`exact_tolerance`], its greedy
+/// tokens exactly, and its logits of the last decode step (several positions on through the
+/// KV cache, past gemma3's window) within the same tolerance.
 #[test]
 fn f32_families_match_llama_cpp() {
     let variant = edgenlu_kernels::active_variant();
@@ -88,20 +124,32 @@ fn f32_families_match_llama_cpp() {
             eprintln!(
                 "{variant} {what} {mode}: max |Δ| {diff:.2e} logits = {max:.2e} std (rms {rms:.2e})"
             );
-            assert!(diff <= EXACT_LOGIT_TOL, "{what} {mode}: max |Δ| {diff}");
+            assert!(
+                diff <= exact_tolerance(arch),
+                "{what} {mode}: max |Δ| {diff}"
+            );
             let ids = m.greedy(&g.prompt_ids, g.greedy_ids.len()).unwrap();
             assert_eq!(ids, g.greedy_ids, "{what} {mode}: greedy tokens");
+            let last = decoded_logits(m, &g.prompt_ids, &g.greedy_ids);
+            let diff = max_abs_diff(&last, &g.last_logits);
+            eprintln!("{variant} {what} {mode}: last decode step max |Δ| {diff:.2e} logits");
+            assert!(
+                diff <= exact_tolerance(arch),
+                "{what} {mode}: last step max |Δ| {diff}"
+            );
         }
     }
 }
 
-/// The q8_0 files: the default pass (q8_0 activations, as ggml) is at most [`WORST_RATIO`] as
-/// far from llama.cpp's f32 logits as llama.cpp's own q8_0 run, and its greedy tokens are
-/// llama.cpp's q8_0 ones, or part from them only at a near-tie of the f32 pass.
+/// The q8_0 files: the default pass (q8_0 activations, as ggml) is as far from llama.cpp's
+/// f32 logits as llama.cpp's own q8_0 run, within [`MEDIAN_RATIO`] and [`WORST_RATIO`], and
+/// its greedy tokens are llama.cpp's q8_0 ones, or part from them only at a near-tie of the
+/// f32 pass.
 #[test]
 fn q8_0_families_match_llama_cpp() {
     let variant = edgenlu_kernels::active_variant();
     let f32_rows = rows("f32");
+    let (mut ours_all, mut cpp_all) = (Vec::new(), Vec::new());
     for g in rows("q8_0") {
         let reference = f32_rows
             .iter()
@@ -119,6 +167,8 @@ fn q8_0_families_match_llama_cpp() {
             ours <= WORST_RATIO * cpp,
             "{what}: {ours} vs llama.cpp {cpp}"
         );
+        ours_all.push(ours);
+        cpp_all.push(cpp);
         let ids = fast.greedy(&g.prompt_ids, g.greedy_ids.len()).unwrap();
         let same = ids
             .iter()
@@ -133,5 +183,24 @@ fn q8_0_families_match_llama_cpp() {
             eprintln!("{what}: parts from llama.cpp at token {same}, f32 logits {tie:.3} apart");
             assert!(tie <= NEAR_TIE_TOL, "{what}: token {same}, {tie} apart");
         }
+    }
+    let (ours, cpp) = (median(&mut ours_all), median(&mut cpp_all));
+    eprintln!(
+        "{variant}: q8_0 max |Δ| from llama.cpp f32 over {} sequences, median {ours:.4} std; llama.cpp q8_0 median {cpp:.4}",
+        ours_all.len()
+    );
+    assert!(
+        ours <= MEDIAN_RATIO * cpp,
+        "median {ours} vs llama.cpp {cpp}"
+    );
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
     }
 }
