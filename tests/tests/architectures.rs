@@ -2,12 +2,16 @@
 //! random-weight GGUFs of each, written as llama.cpp's converter lays that family out, and
 //! llama.cpp's first-step logits and greedy tokens on fixed token sequences
 //! (scripts/golden/arch_gguf.py). Each file is loaded through the normal loading path
-//! ([`Llama::new`]) and run on the kernel variant of `EDGENLU_KERNELS`.
+//! ([`Llama::new`]) and run on the kernel variant of `EDGENLU_KERNELS`; and, put in a model
+//! store, decoded by a guest written against the standard `wasi:nn` alone.
 
+use edgenlu::bundled::{chat_limits, components, embedded};
+use edgenlu::{ComponentSpec, Grants};
 use edgenlu_kernels::matmul::Activations;
 use edgenlu_models::llama::logit_error;
+use edgenlu_models::store::Import;
 use edgenlu_models::{Architecture, GgufFile, Llama};
-use edgenlu_tests::{golden_lines, golden_path};
+use edgenlu_tests::{golden_lines, golden_path, runtime_over, temp_store};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -202,5 +206,47 @@ fn median(v: &mut [f64]) -> f64 {
         (v[m - 1] + v[m]) / 2.0
     } else {
         v[m]
+    }
+}
+
+/// The f32 files put in a (temporary) model store and granted to the guest written against
+/// the standard `wasi:nn` alone (guest/wasi-nn-example), which loads each by name and decodes
+/// greedily one `compute` per token: llama.cpp's greedy tokens.
+#[test]
+fn wasi_nn_guest_decodes_every_family() {
+    let store = temp_store("architectures");
+    let rows = rows("f32");
+    let names: BTreeSet<&str> = rows.iter().map(|g| g.gguf.as_str()).collect();
+    for name in &names {
+        let import = Import {
+            replace: None,
+            take_file: false,
+            source: "scripts/golden/arch_gguf.py",
+        };
+        store
+            .import_file(name, &golden_path(name), import)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let guest = runtime_over(store)
+        .load_nn_component(
+            components::WASI_NN_EXAMPLE.name,
+            ComponentSpec {
+                source: embedded(components::WASI_NN_EXAMPLE),
+                grants: Grants {
+                    models: names.iter().map(|n| n.to_string()).collect(),
+                    config: Default::default(),
+                    limits: chat_limits(),
+                    generate: true,
+                },
+            },
+        )
+        .expect("loading the wasi:nn example");
+    for g in &rows {
+        let count = g.greedy_ids.len() as u32;
+        let ids = guest
+            .generate(&g.gguf, &g.prompt_ids, count, &[])
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{}: {e}", g.gguf));
+        assert_eq!(ids, g.greedy_ids, "{} ({} ids)", g.gguf, g.prompt_ids.len());
     }
 }
