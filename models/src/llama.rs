@@ -713,6 +713,19 @@ pub fn logit_error(logits: &[f32], reference: &[f32]) -> (f64, f64) {
     (max / std, (sq / n).sqrt() / std)
 }
 
+/// (median, worst) of per-prompt errors such as [`logit_error`]'s: how the decoder tests and
+/// `examples/llama_drift.rs` sum them up over their prompts. Both NaN if there are none.
+pub fn median_and_worst(errors: &[f64]) -> (f64, f64) {
+    let mut v = errors.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    match v.len() {
+        0 => (f64::NAN, f64::NAN),
+        n if n.is_multiple_of(2) => ((v[m - 1] + v[m]) / 2.0, v[n - 1]),
+        n => (v[m], v[n - 1]),
+    }
+}
+
 /// `x += y`, elementwise (the residual connections).
 fn add_into(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {

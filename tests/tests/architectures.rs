@@ -8,7 +8,7 @@
 use edgenlu::bundled::{chat_limits, components, embedded};
 use edgenlu::{ComponentSpec, Grants};
 use edgenlu_kernels::matmul::Activations;
-use edgenlu_models::llama::logit_error;
+use edgenlu_models::llama::{logit_error, median_and_worst};
 use edgenlu_models::store::Import;
 use edgenlu_models::{Architecture, GgufFile, Llama};
 use edgenlu_tests::{golden_lines, golden_path, runtime_over, temp_store};
@@ -188,7 +188,7 @@ fn q8_0_families_match_llama_cpp() {
             assert!(tie <= NEAR_TIE_TOL, "{what}: token {same}, {tie} apart");
         }
     }
-    let (ours, cpp) = (median(&mut ours_all), median(&mut cpp_all));
+    let (ours, cpp) = (median_and_worst(&ours_all).0, median_and_worst(&cpp_all).0);
     eprintln!(
         "{variant}: q8_0 max |Δ| from llama.cpp f32 over {} sequences, median {ours:.4} std; llama.cpp q8_0 median {cpp:.4}",
         ours_all.len()
@@ -197,16 +197,6 @@ fn q8_0_families_match_llama_cpp() {
         ours <= MEDIAN_RATIO * cpp,
         "median {ours} vs llama.cpp {cpp}"
     );
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len().is_multiple_of(2) {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    }
 }
 
 /// The f32 files put in a (temporary) model store and granted to the guest written against

@@ -11,7 +11,7 @@ use edgenlu::bundled::{bpe_tokenizer, chat_limits, chat_skill, open_tokenizer, D
 use edgenlu::{ChatRequest, FinishReason, Forward, Limits, SamplingParams, SkillError, WitError};
 use edgenlu_kernels::matmul::Activations;
 use edgenlu_kernels::DType;
-use edgenlu_models::llama::logit_error;
+use edgenlu_models::llama::{logit_error, median_and_worst};
 use edgenlu_models::{GgufFile, Llama};
 use edgenlu_tests::{built_binary, golden_lines, golden_path, require_model, runtime, store};
 use std::sync::{Arc, Mutex};
@@ -219,19 +219,6 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
     model.logits_after(ids).unwrap()
-}
-
-/// (median, worst) of `v`.
-fn median_and_worst(v: &[f64]) -> (f64, f64) {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    let median = if v.len().is_multiple_of(2) {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    };
-    (median, v[v.len() - 1])
 }
 
 #[test]
