@@ -29,6 +29,11 @@ struct Parts {
 impl Parts {
     /// A complete `arch` decoder with the constants above.
     fn of(arch: &str) -> Parts {
+        Parts::with_layers(arch, LAYERS)
+    }
+
+    /// [`Parts::of`] with `layers` blocks.
+    fn with_layers(arch: &str, layers: usize) -> Parts {
         let key = |k: &str| format!("{arch}.{k}");
         let mut metadata = vec![
             (
@@ -37,7 +42,7 @@ impl Parts {
             ),
             (key("context_length"), MetaValue::U32(64)),
             (key("embedding_length"), MetaValue::U32(DIM as u32)),
-            (key("block_count"), MetaValue::U32(LAYERS as u32)),
+            (key("block_count"), MetaValue::U32(layers as u32)),
             (key("feed_forward_length"), MetaValue::U32(FFN as u32)),
             (key("attention.head_count"), MetaValue::U32(HEADS as u32)),
             (
@@ -59,7 +64,7 @@ impl Parts {
             ("token_embd.weight".to_string(), vec![VOCAB, DIM]),
             ("output_norm.weight".to_string(), vec![DIM]),
         ];
-        for i in 0..LAYERS {
+        for i in 0..layers {
             let mut add = |what: &str, shape: &[usize]| {
                 tensors.push((format!("blk.{i}.{what}"), shape.to_vec()));
             };
@@ -186,6 +191,21 @@ fn every_family_loads_with_its_settings_and_runs() {
     );
     let slides: Vec<bool> = (0..LAYERS).map(|l| window.slides(l)).collect();
     assert_eq!(slides, [true, true, true, true, true, false, true]);
+}
+
+#[test]
+fn gemma3_27b_scales_attention_by_dim_over_heads() {
+    // llama.cpp knows Gemma 3 27B by its 62 layers and scales its scores by
+    // 1/√(dim / heads) (its query_pre_attn_scalar) instead of 1/√head_dim; the pass scales q.
+    let big = Parts::with_layers("gemma3", 62).load().unwrap();
+    assert_eq!(
+        big.config().attention_scale,
+        1.0 / ((DIM / HEADS) as f32).sqrt()
+    );
+    let logits = run(&big);
+    assert!(logits.iter().all(|l| l.is_finite()));
+    let qwen3 = Parts::with_layers("qwen3", 62).load().unwrap();
+    assert_eq!(qwen3.config().attention_scale, 0.25, "qwen3: 1/√head_dim");
 }
 
 #[test]
