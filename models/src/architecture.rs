@@ -5,7 +5,7 @@
 use edgenlu_kernels::ops::RopeLayout;
 
 use crate::gguf::GgufFile;
-use crate::weights::ModelError;
+use crate::weights::{meta_usize, ModelError};
 
 /// A decoder family (`general.architecture`) the fused pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,28 @@ impl Architecture {
         }
     }
 
+    /// What the attention scores `q·k` are scaled by, as llama.cpp sets it: 1/√head_dim,
+    /// except for Gemma 3 27B, which llama.cpp knows by its 62 layers and scales by its
+    /// query_pre_attn_scalar, dim / heads.
+    pub(crate) fn attention_scale(
+        self,
+        layers: usize,
+        dim: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Result<f32, ModelError> {
+        let scale_dim = match (self, layers) {
+            (Architecture::Gemma3, 62) => dim / heads,
+            _ => head_dim,
+        };
+        if scale_dim == 0 {
+            return Err(ModelError::Metadata(format!(
+                "{dim} dims over {heads} heads leave no attention scale"
+            )));
+        }
+        Ok(1.0 / (scale_dim as f32).sqrt())
+    }
+
     /// Whether the q/k/v projections have biases.
     pub(crate) fn qkv_bias(self) -> QkvBias {
         match self {
@@ -141,9 +163,31 @@ pub struct SlidingWindow {
 impl SlidingWindow {
     /// Gemma 3's pattern as llama.cpp sets it: five sliding layers then a global one, the
     /// sliding ones at rope base 10 000.
-    pub(crate) const GEMMA3_PERIOD: usize = 6;
+    const GEMMA3_PERIOD: usize = 6;
     /// See [`Self::GEMMA3_PERIOD`].
-    pub(crate) const GEMMA3_ROPE_BASE: f32 = 10_000.0;
+    const GEMMA3_ROPE_BASE: f32 = 10_000.0;
+
+    /// The sliding window of `arch` in `file`, if the family has one: Gemma 3's needs
+    /// `<arch>.attention.sliding_window` (llama.cpp runs a file without it as another variant,
+    /// with final logit softcapping, which the pass does not implement).
+    pub(crate) fn read(
+        file: &GgufFile,
+        arch: Architecture,
+    ) -> Result<Option<SlidingWindow>, ModelError> {
+        if arch != Architecture::Gemma3 {
+            return Ok(None);
+        }
+        let key = arch.key("attention.sliding_window");
+        let window = meta_usize(file, &key).map_err(|_| ModelError::Unsupported {
+            architecture: arch.name(),
+            what: format!("gemma3 without {key} (no sliding window)"),
+        })?;
+        Ok(Some(SlidingWindow {
+            window,
+            period: SlidingWindow::GEMMA3_PERIOD,
+            rope_base: SlidingWindow::GEMMA3_ROPE_BASE,
+        }))
+    }
 
     /// Whether `layer` attends through the window (else it sees every position).
     pub fn slides(&self, layer: usize) -> bool {

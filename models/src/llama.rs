@@ -57,39 +57,7 @@ impl LlamaConfig {
         let key = |k: &str| arch.key(k);
         architecture::refuse_unsupported(file, arch)?;
         let dim = meta_usize(file, &key("embedding_length"))?;
-        let heads = meta_usize(file, &key("attention.head_count"))?;
-        let kv_heads = optional_usize(file, &key("attention.head_count_kv"))?.unwrap_or(heads);
-        if !heads.is_multiple_of(kv_heads) {
-            return Err(LlamaError::Metadata(format!(
-                "{heads} heads are not a multiple of {kv_heads} kv heads"
-            )));
-        }
-        let head_dim = match optional_usize(file, &key("attention.key_length"))? {
-            Some(d) => d,
-            None if dim.is_multiple_of(heads) => dim / heads,
-            None => {
-                return Err(LlamaError::Metadata(format!(
-                    "{dim} dims do not divide into {heads} heads and {} is missing",
-                    key("attention.key_length")
-                )))
-            }
-        };
-        let unsupported = |what: String| LlamaError::Unsupported {
-            architecture: arch.name(),
-            what,
-        };
-        let value_dim = optional_usize(file, &key("attention.value_length"))?.unwrap_or(head_dim);
-        if value_dim != head_dim {
-            return Err(unsupported(format!(
-                "values of {value_dim} per head with keys of {head_dim}"
-            )));
-        }
-        let rope_dims = optional_usize(file, &key("rope.dimension_count"))?.unwrap_or(head_dim);
-        if rope_dims != head_dim {
-            return Err(unsupported(format!(
-                "partial rope ({rope_dims} of {head_dim} dims)"
-            )));
-        }
+        let [heads, kv_heads, head_dim] = read_heads(file, arch, dim)?;
         let rope_base = optional_f32(file, &key("rope.freq_base"))?.unwrap_or(10000.0);
         let rms_eps = optional_f32(file, &key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
         if !(rope_base.is_finite() && rope_base > 1.0 && rms_eps.is_finite() && rms_eps >= 0.0) {
@@ -98,24 +66,6 @@ impl LlamaConfig {
             )));
         }
         let layers = meta_usize(file, &key("block_count"))?;
-        let sliding_window = match arch {
-            Architecture::Gemma3 => Some(SlidingWindow {
-                window: meta_usize(file, &key("attention.sliding_window")).map_err(|_| {
-                    unsupported(format!(
-                        "gemma3 without {} (no sliding window)",
-                        key("attention.sliding_window")
-                    ))
-                })?,
-                period: SlidingWindow::GEMMA3_PERIOD,
-                rope_base: SlidingWindow::GEMMA3_ROPE_BASE,
-            }),
-            _ => None,
-        };
-        // llama.cpp's Gemma 3 27B (62 layers) scales by its query_pre_attn_scalar, dim / heads.
-        let scale_dim = match (arch, layers) {
-            (Architecture::Gemma3, 62) => dim / heads,
-            _ => head_dim,
-        };
         Ok(LlamaConfig {
             architecture: arch,
             layers,
@@ -128,8 +78,8 @@ impl LlamaConfig {
             context: meta_usize(file, &key("context_length"))?,
             rope_base,
             rms_eps,
-            attention_scale: 1.0 / (scale_dim as f32).sqrt(),
-            sliding_window,
+            attention_scale: arch.attention_scale(layers, dim, heads, head_dim)?,
+            sliding_window: SlidingWindow::read(file, arch)?,
         })
     }
 
@@ -646,6 +596,46 @@ impl Llama {
         }
         Ok(())
     }
+}
+
+/// [heads, kv heads, head dim] of `arch` in `file`: the head dim from
+/// `attention.key_length`, else dim / heads; values of another size and partial rope refused.
+fn read_heads(file: &GgufFile, arch: Architecture, dim: usize) -> Result<[usize; 3], LlamaError> {
+    let key = |k: &str| arch.key(k);
+    let heads = meta_usize(file, &key("attention.head_count"))?;
+    let kv_heads = optional_usize(file, &key("attention.head_count_kv"))?.unwrap_or(heads);
+    if !heads.is_multiple_of(kv_heads) {
+        return Err(LlamaError::Metadata(format!(
+            "{heads} heads are not a multiple of {kv_heads} kv heads"
+        )));
+    }
+    let head_dim = match optional_usize(file, &key("attention.key_length"))? {
+        Some(d) => d,
+        None if dim.is_multiple_of(heads) => dim / heads,
+        None => {
+            return Err(LlamaError::Metadata(format!(
+                "{dim} dims do not divide into {heads} heads and {} is missing",
+                key("attention.key_length")
+            )))
+        }
+    };
+    let unsupported = |what: String| LlamaError::Unsupported {
+        architecture: arch.name(),
+        what,
+    };
+    let value_dim = optional_usize(file, &key("attention.value_length"))?.unwrap_or(head_dim);
+    if value_dim != head_dim {
+        return Err(unsupported(format!(
+            "values of {value_dim} per head with keys of {head_dim}"
+        )));
+    }
+    let rope_dims = optional_usize(file, &key("rope.dimension_count"))?.unwrap_or(head_dim);
+    if rope_dims != head_dim {
+        return Err(unsupported(format!(
+            "partial rope ({rope_dims} of {head_dim} dims)"
+        )));
+    }
+    Ok([heads, kv_heads, head_dim])
 }
 
 /// The integer metadata `key` if present (positive, at most 2^24), an error if present but
