@@ -36,6 +36,8 @@ golden "$repo/golden/llama_greedy_q4_k_m.jsonl" -- \
 golden "$repo/golden/llama_reference_q4_k_m.jsonl" -- \
     python3 "$repo/scripts/golden/llama_reference.py" --gguf "$kquant" --greedy "$repo/golden/llama_greedy_q4_k_m.jsonl" \
     --out "$repo/golden/llama_reference_q4_k_m.jsonl" --quantized-tolerance 1.0
+step "golden: random-weight qwen2, qwen3 and gemma3 GGUFs (f32 and q8_0) and llama.cpp's first-step logits and greedy tokens on them"
+python3 "$repo/scripts/golden/arch_gguf.py" --out "$repo/golden"
 step "host tests"
 cargo test --release --locked --workspace --manifest-path "$repo/Cargo.toml"
 variants="$(cargo run --quiet --release --locked -p edgenlu-kernels --example variants --manifest-path "$repo/Cargo.toml")"
@@ -48,6 +50,9 @@ for variant in $(echo "$variants" | head -n -1); do
     # --workspace: the same feature set as the host tests, so their test binaries are reused.
     EDGENLU_KERNELS="$variant" cargo test --release --locked --workspace --test generate --test parity \
         --manifest-path "$repo/Cargo.toml" -- --nocapture first_step embeddings
+    # The decoder families against llama.cpp: seconds, greedy tokens included.
+    EDGENLU_KERNELS="$variant" cargo test --release --locked --workspace --test architectures \
+        --manifest-path "$repo/Cargo.toml" -- --nocapture
 done
 step "runtime examples (host/runtime/examples; trust-snips-20 is the tests' datastore)"
 cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example ask_skill -- trust-snips-20 "will it rain in paris tomorrow"

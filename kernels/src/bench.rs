@@ -296,6 +296,7 @@ pub struct OpCase {
 enum OpKind {
     Gelu,
     Swiglu,
+    GegluTanh,
     Softmax,
     LayerNorm,
     RmsNorm,
@@ -306,7 +307,7 @@ enum OpKind {
 
 /// The ops besides matmul that a MiniLM request (16 tokens; attention also at 128, where it
 /// grows with the square of the length) and a SmolLM2 decode step (at position 256) spend
-/// time in.
+/// time in, and Gemma 3 270M's FFN gate.
 pub const OP_CASES: &[OpCase] = &[
     OpCase {
         name: "gelu minilm ffn",
@@ -337,6 +338,11 @@ pub const OP_CASES: &[OpCase] = &[
         name: "swiglu smollm2 ffn",
         shape: "1x1536",
         which: OpKind::Swiglu,
+    },
+    OpCase {
+        name: "geglu_tanh gemma3-270m ffn",
+        shape: "1x2048",
+        which: OpKind::GegluTanh,
     },
     OpCase {
         name: "rms_norm smollm2",
@@ -372,6 +378,13 @@ pub fn time_op(case: &OpCase, budget: Duration) -> Result<(Duration, Duration), 
             time_calls(budget, || {
                 g.copy_from_slice(&g0);
                 ops::swiglu(black_box(&mut g), &up)
+            })
+        }
+        OpKind::GegluTanh => {
+            let (g0, up, mut g) = (v(2048, 1), v(2048, 2), vec![0f32; 2048]);
+            time_calls(budget, || {
+                g.copy_from_slice(&g0);
+                ops::geglu_tanh(black_box(&mut g), &up)
             })
         }
         OpKind::Softmax => {

@@ -20,7 +20,7 @@ mod norm;
 mod rope;
 mod search;
 
-pub use activation::{gelu, silu, softmax, swiglu};
+pub use activation::{geglu_tanh, gelu, silu, softmax, swiglu};
 pub use attention::{attention, attention_scratch_bytes, attention_until, KvCache};
 pub use linear::{add, embed, matmul, mul, scale};
 pub use norm::{l2_normalize, layer_norm, mean_pool, rms_norm};

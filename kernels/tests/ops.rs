@@ -394,7 +394,7 @@ fn attention_until_stops_when_asked_and_otherwise_equals_attention() {
     let r = ops::attention_until(&mut got, &x, &x, &x, n, n, heads, heads, d, true, &stop_now);
     assert_eq!(r, Err(KernelError::Interrupted("attention")));
     let mut cache = ops::KvCache::new(1, n, heads * d).unwrap();
-    let r = cache.attend_until(0, &mut got, &x, &x, &x, heads, heads, &stop_now);
+    let r = cache.attend_until(0, &mut got, &x, &x, &x, heads, heads, usize::MAX, &stop_now);
     assert_eq!(r, Err(KernelError::Interrupted("attention")));
     assert_eq!(cache.len(), 0, "an interrupted attend commits nothing");
 }
@@ -493,7 +493,7 @@ fn argmax_picks_the_first_max_and_ignores_nan() {
     assert!(is_invalid(ops::argmax(&[f32::NAN])));
 }
 
-// ---- decoder ops: rms_norm, silu, swiglu, mul, scale, rope, kv cache ----------------------
+// ---- decoder ops: rms_norm, silu, swiglu, geglu_tanh, mul, scale, rope, kv cache ----------------------
 
 #[test]
 fn rms_norm_scales_rows_by_their_root_mean_square() {
@@ -525,6 +525,20 @@ fn silu_and_swiglu_match_the_definition() {
     ops::swiglu(&mut gate, &[3.0, 0.5]).unwrap();
     assert_close(&gate, &[3.0 * s(1.0), 0.5 * s(-2.0)], 1e-6);
     assert!(is_shape(ops::swiglu(&mut gate, &[1.0])));
+}
+
+#[test]
+fn geglu_tanh_matches_the_definition() {
+    let g = |v: f64| {
+        let u = (2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v);
+        (0.5 * v * (1.0 + u.tanh())) as f32
+    };
+    let mut gate = [0.0, 1.0, -2.0, 12.0, -30.0];
+    let up = [5.0, 3.0, 0.5, -1.0, 2.0];
+    ops::geglu_tanh(&mut gate, &up).unwrap();
+    let want = [0.0, 3.0 * g(1.0), 0.5 * g(-2.0), -g(12.0), 2.0 * g(-30.0)];
+    assert_close(&gate, &want, 1e-6);
+    assert!(is_shape(ops::geglu_tanh(&mut gate, &[1.0])));
 }
 
 #[test]
@@ -601,6 +615,73 @@ fn rope_rotates_pairs_by_position_times_frequency() {
         10.0,
         ops::RopeLayout::Interleaved
     )));
+}
+
+#[test]
+fn sliding_window_attention_sees_only_the_window() {
+    // 4 query heads over 2 kv heads of 16 (enough queries that the vectorized variants
+    // transpose the keys), 9 positions in two chunks, a window of 3: each position's output
+    // equals plain attention of its query over its own and the two keys before it.
+    let (heads, kv_heads, d, window) = (4, 2, 16, 3);
+    let (q_cols, kv_cols) = (heads * d, kv_heads * d);
+    let seq = |n: usize, seed: f32| -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    };
+    let (q, k, v) = (
+        seq(9 * q_cols, 0.0),
+        seq(9 * kv_cols, 1.0),
+        seq(9 * kv_cols, 2.0),
+    );
+    let mut cache = ops::KvCache::new(1, 9, kv_cols).unwrap();
+    let mut got = vec![0.0; 9 * q_cols];
+    for (first, n) in [(0, 6), (6, 3)] {
+        let rows = first..first + n;
+        cache
+            .attend_until(
+                0,
+                &mut got[rows.start * q_cols..rows.end * q_cols],
+                &q[rows.start * q_cols..rows.end * q_cols],
+                &k[rows.start * kv_cols..rows.end * kv_cols],
+                &v[rows.start * kv_cols..rows.end * kv_cols],
+                heads,
+                kv_heads,
+                window,
+                &|| false,
+            )
+            .unwrap();
+        cache.advance(n).unwrap();
+    }
+    for p in 0..9usize {
+        let keys = p.saturating_sub(window - 1)..p + 1;
+        let mut want = vec![0.0; q_cols];
+        ops::attention(
+            &mut want,
+            &q[p * q_cols..(p + 1) * q_cols],
+            &k[keys.start * kv_cols..keys.end * kv_cols],
+            &v[keys.start * kv_cols..keys.end * kv_cols],
+            1,
+            keys.len(),
+            heads,
+            kv_heads,
+            d,
+            false,
+        )
+        .unwrap();
+        assert_close(&got[p * q_cols..(p + 1) * q_cols], &want, 1e-6);
+    }
+    let mut empty = ops::KvCache::new(1, 9, kv_cols).unwrap();
+    let zero_window = empty.attend_until(
+        0,
+        &mut vec![0.0; q_cols],
+        &q[..q_cols],
+        &k[..kv_cols],
+        &v[..kv_cols],
+        heads,
+        kv_heads,
+        0,
+        &|| false,
+    );
+    assert!(is_invalid(zero_window));
 }
 
 #[test]

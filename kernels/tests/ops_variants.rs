@@ -44,8 +44,8 @@ fn scaled_error(a: &[f32], b: &[f32], x: &[f32]) -> f32 {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
-    /// GELU and SiLU: |Δ| ≤ 1e-6 · max(1, |x|) (the approximations' own bounds are 5e-7 and
-    /// 1e-6 relative; the reference adds libm's rounding).
+    /// GELU (erf and tanh forms) and SiLU: |Δ| ≤ 1e-6 · max(1, |x|) (the approximations' own
+    /// bounds are 5e-7, 1e-6 and 1e-6 relative; the reference adds libm's rounding).
     #[test]
     fn activations_match_the_reference(x in values(300, 12.0)) {
         let mut want_gelu = x.clone();
@@ -55,6 +55,8 @@ proptest! {
         let up: Vec<f32> = x.iter().map(|v| v * 0.5 - 1.0).collect();
         let mut want_swiglu = x.clone();
         under(Variant::Scalar, || ops::swiglu(&mut want_swiglu, &up)).unwrap();
+        let mut want_geglu = x.clone();
+        under(Variant::Scalar, || ops::geglu_tanh(&mut want_geglu, &up)).unwrap();
         for v in vector_variants() {
             let mut got = x.clone();
             under(v, || ops::gelu(&mut got)).unwrap();
@@ -66,6 +68,9 @@ proptest! {
             under(v, || ops::swiglu(&mut got, &up)).unwrap();
             let scale: Vec<f32> = x.iter().zip(&up).map(|(a, b)| a * b).collect();
             prop_assert!(scaled_error(&got, &want_swiglu, &scale) <= 1e-6, "{v} swiglu");
+            let mut got = x.clone();
+            under(v, || ops::geglu_tanh(&mut got, &up)).unwrap();
+            prop_assert!(scaled_error(&got, &want_geglu, &scale) <= 1e-6, "{v} geglu_tanh");
         }
     }
 

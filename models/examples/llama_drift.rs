@@ -17,7 +17,7 @@ use std::sync::Arc;
 use edgenlu_kernels::dispatch::with_variant;
 use edgenlu_kernels::matmul::Activations;
 use edgenlu_kernels::Variant;
-use edgenlu_models::llama::logit_error;
+use edgenlu_models::llama::{logit_error, median_and_worst};
 use edgenlu_models::{GgufFile, Llama};
 
 #[derive(serde::Deserialize)]
@@ -69,16 +69,6 @@ fn trace(model: &Llama, ids: &[u32]) -> Result<Trace, Box<dyn std::error::Error>
         states.push(x.to_vec())
     })?;
     Ok((logits, states))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len().is_multiple_of(2) {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -141,17 +131,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  {:<9} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "", "max: med", "worst", "rms: med", "worst", "prompts"
     );
-    for (name, mut maxes, mut rmses) in summary {
+    for (name, maxes, rmses) in summary {
         if maxes.is_empty() {
             continue;
         }
-        let worst = |v: &[f64]| v.iter().copied().fold(0f64, f64::max);
+        let (max_median, max_worst) = median_and_worst(&maxes);
+        let (rms_median, rms_worst) = median_and_worst(&rmses);
         println!(
-            "  {name:<9} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>8}",
-            median(&mut maxes),
-            worst(&maxes),
-            median(&mut rmses),
-            worst(&rmses),
+            "  {name:<9} {max_median:>10.3} {max_worst:>10.3} {rms_median:>10.3} {rms_worst:>10.3} {:>8}",
             maxes.len()
         );
     }

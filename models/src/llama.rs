@@ -1,23 +1,28 @@
-//! The llama decoder architecture (SmolLM2 and its kin) over a mapped GGUF file: the
-//! hyperparameters from its metadata, the weights as zero-copy views, and the fused forward
-//! pass on the kernels. Guests can run the same pass themselves through the primitive kernels;
-//! both call the same ops in the same order, so their tokens agree exactly.
+//! The decoder pass over a mapped GGUF file, for every family of [`Architecture`] (llama and
+//! SmolLM2, qwen2, qwen3, gemma3): the hyperparameters from its metadata, the weights as
+//! zero-copy views, and the fused forward pass on the kernels, one pass whose steps the
+//! family switches on or off as llama.cpp's graphs do. Guests can run the llama pass
+//! themselves through the primitive kernels; both call the same ops in the same order, so
+//! their tokens agree exactly.
 
 use std::sync::Arc;
 
 use edgenlu_kernels::matmul::{matmul_with, Activations};
-use edgenlu_kernels::ops::{self, KvCache, RopeLayout};
+use edgenlu_kernels::ops::{self, KvCache};
 use edgenlu_kernels::{active_variant, KernelError, WeightView};
 
+use crate::architecture::{self, Architecture, GatedActivation, QkvBias, SlidingWindow};
 use crate::gguf::GgufFile;
-use crate::weights::{meta_usize, require_architecture, ModelError, Slot};
+use crate::weights::{meta_usize, ModelError, Slot};
 
-/// Why a llama model cannot be loaded or run.
+/// Why a decoder cannot be loaded or run.
 pub type LlamaError = ModelError;
 
-/// Hyperparameters of a llama model, from `llama.*` metadata.
+/// Hyperparameters of a decoder, from its `<architecture>.*` metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// The family, which decides the pass's steps.
+    pub architecture: Architecture,
     /// Transformer blocks.
     pub layers: usize,
     /// Hidden size.
@@ -26,7 +31,7 @@ pub struct LlamaConfig {
     pub heads: usize,
     /// Key/value heads (grouped-query attention).
     pub kv_heads: usize,
-    /// Elements per head.
+    /// Elements per head (`attention.key_length`, else dim / heads).
     pub head_dim: usize,
     /// FFN inner size.
     pub ffn: usize,
@@ -34,13 +39,55 @@ pub struct LlamaConfig {
     pub vocab: usize,
     /// Longest context the model was trained for.
     pub context: usize,
-    /// Rope frequency base.
+    /// Rope frequency base (of the global layers, when some slide).
     pub rope_base: f32,
     /// Epsilon of the rms norms.
     pub rms_eps: f32,
+    /// What the attention scores `q·k` are scaled by: 1/√head_dim, except where llama.cpp
+    /// sets another (Gemma 3 27B: 1/√(dim / heads)).
+    pub attention_scale: f32,
+    /// Sliding-window layers, if the family interleaves them (gemma3).
+    pub sliding_window: Option<SlidingWindow>,
 }
 
 impl LlamaConfig {
+    /// Reads the hyperparameters of `arch` from `file`'s metadata (the vocabulary is the
+    /// embedding's rows, set by the caller), refusing variants the pass does not implement.
+    fn read(file: &GgufFile, arch: Architecture) -> Result<LlamaConfig, LlamaError> {
+        let key = |k: &str| arch.key(k);
+        architecture::refuse_unsupported(file, arch)?;
+        let dim = meta_usize(file, &key("embedding_length"))?;
+        let [heads, kv_heads, head_dim] = read_heads(file, arch, dim)?;
+        let rope_base = optional_f32(file, &key("rope.freq_base"))?.unwrap_or(10000.0);
+        let rms_eps = optional_f32(file, &key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
+        if !(rope_base.is_finite() && rope_base > 1.0 && rms_eps.is_finite() && rms_eps >= 0.0) {
+            return Err(LlamaError::Metadata(format!(
+                "rope base {rope_base}, rms epsilon {rms_eps}"
+            )));
+        }
+        let layers = meta_usize(file, &key("block_count"))?;
+        Ok(LlamaConfig {
+            architecture: arch,
+            layers,
+            dim,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn: meta_usize(file, &key("feed_forward_length"))?,
+            vocab: 0,
+            context: meta_usize(file, &key("context_length"))?,
+            rope_base,
+            rms_eps,
+            attention_scale: arch.attention_scale(layers, dim, heads, head_dim)?,
+            sliding_window: SlidingWindow::read(file, arch)?,
+        })
+    }
+
+    /// Query (and attention output) columns per position: heads × head dim.
+    pub fn q_cols(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
     /// Key and value columns per position: kv heads × head dim.
     pub fn kv_cols(&self) -> usize {
         self.kv_heads * self.head_dim
@@ -82,9 +129,19 @@ impl LlamaConfig {
     /// cache and the logits, with `positions` in the cache once they are in: its activations,
     /// the attention's and the matmuls' scratch. A host charges it before the pass.
     pub fn forward_scratch_bytes(&self, n: usize, positions: usize) -> usize {
-        let widest = self.dim.max(self.ffn);
+        let widest = self.dim.max(self.ffn).max(self.q_cols());
+        let post = if self.architecture.has_post_norms() {
+            self.dim
+        } else {
+            0
+        };
+        let per_token = (2 * self.dim + post)
+            .saturating_add(2 * self.q_cols())
+            .saturating_add(2 * self.kv_cols())
+            .saturating_add(2 * self.ffn)
+            .saturating_add(1);
         let activations = n
-            .saturating_mul(4 * self.dim + 2 * self.kv_cols() + 2 * self.ffn + 1)
+            .saturating_mul(per_token)
             .saturating_add(self.dim)
             .saturating_mul(size_of::<f32>());
         let matmul = edgenlu_kernels::matmul::scratch_bytes(n, widest, widest).max(
@@ -96,22 +153,94 @@ impl LlamaConfig {
     }
 }
 
-/// The weights of one block.
+/// The weights of one block; the optional ones are there when the family has them.
 #[derive(Debug, Clone)]
 struct Block {
     attn_norm: Slot,
     q: Slot,
     k: Slot,
     v: Slot,
+    /// Biases of q, k and v.
+    qkv_bias: Option<[Slot; 3]>,
+    /// Per-head RMS norm weights of q and k.
+    qk_norm: Option<[Slot; 2]>,
     out: Slot,
+    post_attn_norm: Option<Slot>,
     ffn_norm: Slot,
     gate: Slot,
     up: Slot,
     down: Slot,
+    post_ffn_norm: Option<Slot>,
 }
 
-/// A llama model ready to run: the mapped file plus the location of every weight, checked
-/// once at load.
+impl Block {
+    /// Block `i`'s weights in `file`, checked against `c`'s shapes.
+    fn find(file: &GgufFile, c: &LlamaConfig, i: usize) -> Result<Block, LlamaError> {
+        let arch = c.architecture;
+        let (dim, q_cols, kv_cols) = (c.dim, c.q_cols(), c.kv_cols());
+        let name = |what: &str| format!("blk.{i}.{what}.weight");
+        let slot =
+            |what: &str, rows: usize, cols: usize| Slot::find(file, &name(what), Some(rows), cols);
+        let bias = |what: &str, cols: usize| {
+            Slot::find(file, &format!("blk.{i}.{what}.bias"), Some(1), cols)
+        };
+        let has_bias = file.tensor(&format!("blk.{i}.attn_q.bias")).is_some();
+        let qkv_bias = match arch.qkv_bias() {
+            QkvBias::Required => true,
+            QkvBias::Optional => has_bias,
+            QkvBias::None => false,
+        };
+        let post_norm = |what: &str| {
+            arch.has_post_norms()
+                .then(|| slot(what, 1, dim))
+                .transpose()
+        };
+        Ok(Block {
+            attn_norm: slot("attn_norm", 1, dim)?,
+            q: slot("attn_q", q_cols, dim)?,
+            k: slot("attn_k", kv_cols, dim)?,
+            v: slot("attn_v", kv_cols, dim)?,
+            qkv_bias: qkv_bias
+                .then(|| -> Result<_, LlamaError> {
+                    Ok([
+                        bias("attn_q", q_cols)?,
+                        bias("attn_k", kv_cols)?,
+                        bias("attn_v", kv_cols)?,
+                    ])
+                })
+                .transpose()?,
+            qk_norm: arch
+                .has_qk_norm()
+                .then(|| -> Result<_, LlamaError> {
+                    Ok([
+                        slot("attn_q_norm", 1, c.head_dim)?,
+                        slot("attn_k_norm", 1, c.head_dim)?,
+                    ])
+                })
+                .transpose()?,
+            out: slot("attn_output", dim, q_cols)?,
+            post_attn_norm: post_norm("post_attention_norm")?,
+            ffn_norm: slot("ffn_norm", 1, dim)?,
+            gate: slot("ffn_gate", c.ffn, dim)?,
+            up: slot("ffn_up", c.ffn, dim)?,
+            down: slot("ffn_down", dim, c.ffn)?,
+            post_ffn_norm: post_norm("post_ffw_norm")?,
+        })
+    }
+
+    /// Bytes of its matrices.
+    fn matrix_bytes(&self) -> usize {
+        [
+            self.q, self.k, self.v, self.out, self.gate, self.up, self.down,
+        ]
+        .iter()
+        .map(|s| s.len)
+        .sum()
+    }
+}
+
+/// A decoder ready to run: the mapped file plus the location of every weight, checked once
+/// at load. Named for the llama family whose pass the others extend (see [`Architecture`]).
 pub struct Llama {
     file: Arc<GgufFile>,
     config: LlamaConfig,
@@ -130,79 +259,62 @@ impl std::fmt::Debug for Llama {
     }
 }
 
+/// The activations of one forward pass of `n` tokens (what
+/// [`LlamaConfig::forward_scratch_bytes`] counts).
+struct Scratch {
+    /// The residual stream `[n, dim]`.
+    x: Vec<f32>,
+    /// A block's input normed, then its output `[n, dim]`.
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// The attention's output `[n, q_cols]` (and raw q before its norm).
+    att: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// A block's output normed again, for families with post norms (else empty).
+    post: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(c: &LlamaConfig, n: usize) -> Scratch {
+        let post = if c.architecture.has_post_norms() {
+            n * c.dim
+        } else {
+            0
+        };
+        Scratch {
+            x: vec![0f32; n * c.dim],
+            xb: vec![0f32; n * c.dim],
+            q: vec![0f32; n * c.q_cols()],
+            k: vec![0f32; n * c.kv_cols()],
+            v: vec![0f32; n * c.kv_cols()],
+            att: vec![0f32; n * c.q_cols()],
+            gate: vec![0f32; n * c.ffn],
+            up: vec![0f32; n * c.ffn],
+            post: vec![0f32; post],
+        }
+    }
+}
+
 impl Llama {
-    /// Checks that `file` is a llama model whose weights have the shapes its metadata implies.
+    /// Checks that `file` is a decoder of a supported [`Architecture`] whose weights have the
+    /// shapes its metadata implies.
     pub fn new(file: Arc<GgufFile>) -> Result<Llama, LlamaError> {
-        require_architecture(&file, "llama")?;
-        let dim = meta_usize(&file, "llama.embedding_length")?;
-        let heads = meta_usize(&file, "llama.attention.head_count")?;
-        let kv_heads = match file.get_u64("llama.attention.head_count_kv") {
-            None => heads,
-            Some(_) => meta_usize(&file, "llama.attention.head_count_kv")?,
-        };
-        if !dim.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
-            return Err(LlamaError::Metadata(format!(
-                "{dim} dims, {heads} heads, {kv_heads} kv heads do not divide evenly"
-            )));
-        }
-        let head_dim = dim / heads;
-        if let Some(rope_dims) = file.get_u64("llama.rope.dimension_count") {
-            if rope_dims != head_dim as u64 {
-                return Err(LlamaError::Metadata(format!(
-                    "partial rope ({rope_dims} of {head_dim} dims) is not supported"
-                )));
-            }
-        }
-        let rope_base = file.get_f32("llama.rope.freq_base").unwrap_or(10000.0);
-        let rms_eps = file
-            .get_f32("llama.attention.layer_norm_rms_epsilon")
-            .unwrap_or(1e-5);
-        if !(rope_base.is_finite() && rope_base > 1.0 && rms_eps.is_finite() && rms_eps >= 0.0) {
-            return Err(LlamaError::Metadata(format!(
-                "rope base {rope_base}, rms epsilon {rms_eps}"
-            )));
-        }
-        let layers = meta_usize(&file, "llama.block_count")?;
-        let ffn = meta_usize(&file, "llama.feed_forward_length")?;
-        let context = meta_usize(&file, "llama.context_length")?;
-        let slot =
-            |name: &str, rows: Option<usize>, cols: usize| Slot::find(&file, name, rows, cols);
-        let kv_cols = kv_heads * head_dim;
-        let embed = slot("token_embd.weight", None, dim)?;
-        let vocab = embed.rows;
-        let blocks = (0..layers)
-            .map(|i| {
-                let n = |what: &str| format!("blk.{i}.{what}.weight");
-                Ok(Block {
-                    attn_norm: slot(&n("attn_norm"), Some(1), dim)?,
-                    q: slot(&n("attn_q"), Some(dim), dim)?,
-                    k: slot(&n("attn_k"), Some(kv_cols), dim)?,
-                    v: slot(&n("attn_v"), Some(kv_cols), dim)?,
-                    out: slot(&n("attn_output"), Some(dim), dim)?,
-                    ffn_norm: slot(&n("ffn_norm"), Some(1), dim)?,
-                    gate: slot(&n("ffn_gate"), Some(ffn), dim)?,
-                    up: slot(&n("ffn_up"), Some(ffn), dim)?,
-                    down: slot(&n("ffn_down"), Some(dim), ffn)?,
-                })
-            })
+        let arch = Architecture::of(&file)?;
+        let mut config = LlamaConfig::read(&file, arch)?;
+        let embed = Slot::find(&file, "token_embd.weight", None, config.dim)?;
+        config.vocab = embed.rows;
+        let blocks = (0..config.layers)
+            .map(|i| Block::find(&file, &config, i))
             .collect::<Result<Vec<_>, LlamaError>>()?;
-        let output_norm = slot("output_norm.weight", Some(1), dim)?;
-        // Tied embeddings (SmolLM2) have no output.weight: logits reuse the embedding table.
+        let output_norm = Slot::find(&file, "output_norm.weight", Some(1), config.dim)?;
+        // Tied embeddings (SmolLM2, Gemma, small Qwens) have no output.weight: logits reuse
+        // the embedding table.
         let output = match file.tensor("output.weight") {
-            Some(_) => slot("output.weight", Some(vocab), dim)?,
+            Some(_) => Slot::find(&file, "output.weight", Some(config.vocab), config.dim)?,
             None => embed,
-        };
-        let config = LlamaConfig {
-            layers,
-            dim,
-            heads,
-            kv_heads,
-            head_dim,
-            ffn,
-            vocab,
-            context,
-            rope_base,
-            rms_eps,
         };
         Ok(Llama {
             file,
@@ -224,12 +336,20 @@ impl Llama {
         self
     }
 
-    /// `out = x · wᵀ` with this model's activation mode.
-    fn matmul(&self, out: &mut [f32], x: &[f32], n: usize, w: Slot) -> Result<(), KernelError> {
+    /// `out = x · wᵀ (+ bias)` with this model's activation mode.
+    fn matmul(
+        &self,
+        out: &mut [f32],
+        x: &[f32],
+        n: usize,
+        w: Slot,
+        bias: Option<Slot>,
+    ) -> Result<(), KernelError> {
         let w = self.view(w);
+        let bias = bias.map(|b| self.vector(b));
         match self.activations {
-            None => ops::matmul(out, x, n, &w, None),
-            Some(acts) => matmul_with(active_variant(), acts, out, x, n, &w, None),
+            None => ops::matmul(out, x, n, &w, bias),
+            Some(acts) => matmul_with(active_variant(), acts, out, x, n, &w, bias),
         }
     }
 
@@ -260,11 +380,7 @@ impl Llama {
 
     /// Bytes of weights one forward pass reads (every matrix once, whatever the token count).
     pub fn weight_bytes(&self) -> usize {
-        let per_block: usize = self
-            .blocks
-            .iter()
-            .map(|b| b.q.len + b.k.len + b.v.len + b.out.len + b.gate.len + b.up.len + b.down.len)
-            .sum();
+        let per_block: usize = self.blocks.iter().map(Block::matrix_bytes).sum();
         per_block + self.output.len
     }
 
@@ -292,6 +408,30 @@ impl Llama {
         self.forward_observed(tokens, cache, logits, interrupted, &mut |_, _| {})
     }
 
+    /// The logits after `ids` (the first step of a generation), from a cache of their length.
+    pub fn logits_after(&self, ids: &[u32]) -> Result<Vec<f32>, LlamaError> {
+        let mut cache = self.new_cache(ids.len())?;
+        let mut logits = vec![0f32; self.config.vocab];
+        self.forward(ids, &mut cache, &mut logits, &|| false)?;
+        Ok(logits)
+    }
+
+    /// `count` greedy ids after `prompt` (the first largest logit each step, end-of-text
+    /// tokens included), one pass per new token through the cache: what greedy decoding by
+    /// another runtime is compared with.
+    pub fn greedy(&self, prompt: &[u32], count: usize) -> Result<Vec<u32>, LlamaError> {
+        let mut cache = self.new_cache(prompt.len().saturating_add(count))?;
+        let mut logits = vec![0f32; self.config.vocab];
+        self.forward(prompt, &mut cache, &mut logits, &|| false)?;
+        let mut ids = Vec::with_capacity(count);
+        for _ in 0..count {
+            let next = ops::argmax(&logits)? as u32;
+            ids.push(next);
+            self.forward(&[next], &mut cache, &mut logits, &|| false)?;
+        }
+        Ok(ids)
+    }
+
     /// [`Llama::forward`], handing `observe(layer, x)` the residual stream `x [n, dim]` after
     /// each block: how numeric drift between kernel variants or activation modes is traced
     /// layer by layer (`examples/llama_drift.rs`).
@@ -305,6 +445,44 @@ impl Llama {
     ) -> Result<(), LlamaError> {
         let c = &self.config;
         let n = tokens.len();
+        self.check_pass(n, cache, logits)?;
+        let ids: Vec<i32> = tokens
+            .iter()
+            .map(|&t| i32::try_from(t).unwrap_or(-1))
+            .collect();
+        let mut s = Scratch::new(c, n);
+        ops::embed(&mut s.x, &self.view(self.embed), &ids)?;
+        if c.architecture.scales_embeddings() {
+            ops::scale(&mut s.x, (c.dim as f32).sqrt())?;
+        }
+        for (layer, b) in self.blocks.iter().enumerate() {
+            if interrupted() {
+                return Err(LlamaError::Interrupted);
+            }
+            self.attention_block(layer, b, &mut s, cache, interrupted)?;
+            self.ffn_block(b, &mut s)?;
+            observe(layer, &s.x);
+        }
+        if interrupted() {
+            return Err(LlamaError::Interrupted);
+        }
+        cache.advance(n)?;
+        let last = &s.x[(n - 1) * c.dim..];
+        let normed = &mut s.xb[..c.dim];
+        ops::rms_norm(
+            normed,
+            last,
+            c.dim,
+            self.vector(self.output_norm),
+            c.rms_eps,
+        )?;
+        self.matmul(logits, normed, 1, self.output, None)?;
+        Ok(())
+    }
+
+    /// Refuses a pass of `n` tokens with a cache or logits of another model's shape.
+    fn check_pass(&self, n: usize, cache: &KvCache, logits: &[f32]) -> Result<(), LlamaError> {
+        let c = &self.config;
         if n == 0 {
             return Err(KernelError::InvalidArgument("forward: no tokens".into()).into());
         }
@@ -326,80 +504,157 @@ impl Llama {
             ))
             .into());
         }
-        let ids: Vec<i32> = tokens
-            .iter()
-            .map(|&t| i32::try_from(t).unwrap_or(-1))
-            .collect();
-        let pos = cache.len();
-        let (dim, kv) = (c.dim, c.kv_cols());
-        let mut x = vec![0f32; n * dim];
-        let mut xb = vec![0f32; n * dim];
-        let mut q = vec![0f32; n * dim];
-        let mut k = vec![0f32; n * kv];
-        let mut v = vec![0f32; n * kv];
-        let mut att = vec![0f32; n * dim];
-        let mut gate = vec![0f32; n * c.ffn];
-        let mut up = vec![0f32; n * c.ffn];
-        ops::embed(&mut x, &self.view(self.embed), &ids)?;
-        for (layer, b) in self.blocks.iter().enumerate() {
-            if interrupted() {
-                return Err(LlamaError::Interrupted);
-            }
-            ops::rms_norm(&mut xb, &x, dim, self.vector(b.attn_norm), c.rms_eps)?;
-            self.matmul(&mut q, &xb, n, b.q)?;
-            self.matmul(&mut k, &xb, n, b.k)?;
-            self.matmul(&mut v, &xb, n, b.v)?;
-            ops::rope(
-                &mut q,
-                c.heads,
-                c.head_dim,
-                pos,
-                c.rope_base,
-                RopeLayout::Interleaved,
-            )?;
-            ops::rope(
-                &mut k,
-                c.kv_heads,
-                c.head_dim,
-                pos,
-                c.rope_base,
-                RopeLayout::Interleaved,
-            )?;
-            cache.attend_until(
-                layer,
-                &mut att,
-                &q,
-                &k,
-                &v,
-                c.heads,
-                c.kv_heads,
-                interrupted,
-            )?;
-            self.matmul(&mut xb, &att, n, b.out)?;
-            add_into(&mut x, &xb);
-            ops::rms_norm(&mut xb, &x, dim, self.vector(b.ffn_norm), c.rms_eps)?;
-            self.matmul(&mut gate, &xb, n, b.gate)?;
-            self.matmul(&mut up, &xb, n, b.up)?;
-            ops::swiglu(&mut gate, &up)?;
-            self.matmul(&mut xb, &gate, n, b.down)?;
-            add_into(&mut x, &xb);
-            observe(layer, &x);
-        }
-        if interrupted() {
-            return Err(LlamaError::Interrupted);
-        }
-        cache.advance(n)?;
-        let last = &x[(n - 1) * dim..];
-        let mut normed = vec![0f32; dim];
-        ops::rms_norm(
-            &mut normed,
-            last,
-            dim,
-            self.vector(self.output_norm),
-            c.rms_eps,
-        )?;
-        self.matmul(logits, &normed, 1, self.output)?;
         Ok(())
+    }
+
+    /// Block `layer`'s attention and its residual add, on `s.x`.
+    fn attention_block(
+        &self,
+        layer: usize,
+        b: &Block,
+        s: &mut Scratch,
+        cache: &mut KvCache,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<(), LlamaError> {
+        let c = &self.config;
+        let n = s.x.len() / c.dim;
+        ops::rms_norm(&mut s.xb, &s.x, c.dim, self.vector(b.attn_norm), c.rms_eps)?;
+        let [q_bias, k_bias, v_bias] = match b.qkv_bias {
+            Some(biases) => biases.map(Some),
+            None => [None; 3],
+        };
+        match b.qk_norm {
+            // Project into the spare buffers, then norm each head into place.
+            Some([q_norm, k_norm]) => {
+                self.matmul(&mut s.att, &s.xb, n, b.q, q_bias)?;
+                ops::rms_norm(&mut s.q, &s.att, c.head_dim, self.vector(q_norm), c.rms_eps)?;
+                self.matmul(&mut s.v, &s.xb, n, b.k, k_bias)?;
+                ops::rms_norm(&mut s.k, &s.v, c.head_dim, self.vector(k_norm), c.rms_eps)?;
+            }
+            None => {
+                self.matmul(&mut s.q, &s.xb, n, b.q, q_bias)?;
+                self.matmul(&mut s.k, &s.xb, n, b.k, k_bias)?;
+            }
+        }
+        self.matmul(&mut s.v, &s.xb, n, b.v, v_bias)?;
+        let window = c.sliding_window.filter(|w| w.slides(layer));
+        let rope_base = window.map_or(c.rope_base, |w| w.rope_base);
+        let (pos, layout) = (cache.len(), c.architecture.rope_layout());
+        ops::rope(&mut s.q, c.heads, c.head_dim, pos, rope_base, layout)?;
+        ops::rope(&mut s.k, c.kv_heads, c.head_dim, pos, rope_base, layout)?;
+        // The kernel scales scores by 1/√head_dim; a family with another scale scales q.
+        let q_scale = c.attention_scale * (c.head_dim as f32).sqrt();
+        if q_scale != 1.0 {
+            ops::scale(&mut s.q, q_scale)?;
+        }
+        cache.attend_until(
+            layer,
+            &mut s.att,
+            &s.q,
+            &s.k,
+            &s.v,
+            c.heads,
+            c.kv_heads,
+            window.map_or(usize::MAX, |w| w.window),
+            interrupted,
+        )?;
+        self.matmul(&mut s.xb, &s.att, n, b.out, None)?;
+        self.residual(&mut s.x, &s.xb, &mut s.post, b.post_attn_norm)
+    }
+
+    /// Block `b`'s FFN and its residual add, on `s.x`.
+    fn ffn_block(&self, b: &Block, s: &mut Scratch) -> Result<(), LlamaError> {
+        let c = &self.config;
+        let n = s.x.len() / c.dim;
+        ops::rms_norm(&mut s.xb, &s.x, c.dim, self.vector(b.ffn_norm), c.rms_eps)?;
+        self.matmul(&mut s.gate, &s.xb, n, b.gate, None)?;
+        self.matmul(&mut s.up, &s.xb, n, b.up, None)?;
+        match c.architecture.activation() {
+            GatedActivation::Silu => ops::swiglu(&mut s.gate, &s.up)?,
+            GatedActivation::GeluTanh => ops::geglu_tanh(&mut s.gate, &s.up)?,
+        }
+        self.matmul(&mut s.xb, &s.gate, n, b.down, None)?;
+        self.residual(&mut s.x, &s.xb, &mut s.post, b.post_ffn_norm)
+    }
+
+    /// `x += out`, with `out` RMS-normed by `post_norm` first (into `post`) when the family
+    /// norms a sublayer's output.
+    fn residual(
+        &self,
+        x: &mut [f32],
+        out: &[f32],
+        post: &mut [f32],
+        post_norm: Option<Slot>,
+    ) -> Result<(), LlamaError> {
+        let c = &self.config;
+        match post_norm {
+            Some(w) => {
+                ops::rms_norm(post, out, c.dim, self.vector(w), c.rms_eps)?;
+                add_into(x, post);
+            }
+            None => add_into(x, out),
+        }
+        Ok(())
+    }
+}
+
+/// [heads, kv heads, head dim] of `arch` in `file`: the head dim from
+/// `attention.key_length`, else dim / heads; values of another size and partial rope refused.
+fn read_heads(file: &GgufFile, arch: Architecture, dim: usize) -> Result<[usize; 3], LlamaError> {
+    let key = |k: &str| arch.key(k);
+    let heads = meta_usize(file, &key("attention.head_count"))?;
+    let kv_heads = optional_usize(file, &key("attention.head_count_kv"))?.unwrap_or(heads);
+    if !heads.is_multiple_of(kv_heads) {
+        return Err(LlamaError::Metadata(format!(
+            "{heads} heads are not a multiple of {kv_heads} kv heads"
+        )));
+    }
+    let head_dim = match optional_usize(file, &key("attention.key_length"))? {
+        Some(d) => d,
+        None if dim.is_multiple_of(heads) => dim / heads,
+        None => {
+            return Err(LlamaError::Metadata(format!(
+                "{dim} dims do not divide into {heads} heads and {} is missing",
+                key("attention.key_length")
+            )))
+        }
+    };
+    let unsupported = |what: String| LlamaError::Unsupported {
+        architecture: arch.name(),
+        what,
+    };
+    let value_dim = optional_usize(file, &key("attention.value_length"))?.unwrap_or(head_dim);
+    if value_dim != head_dim {
+        return Err(unsupported(format!(
+            "values of {value_dim} per head with keys of {head_dim}"
+        )));
+    }
+    let rope_dims = optional_usize(file, &key("rope.dimension_count"))?.unwrap_or(head_dim);
+    if rope_dims != head_dim {
+        return Err(unsupported(format!(
+            "partial rope ({rope_dims} of {head_dim} dims)"
+        )));
+    }
+    Ok([heads, kv_heads, head_dim])
+}
+
+/// The integer metadata `key` if present (positive, at most 2^24), an error if present but
+/// not such an integer.
+fn optional_usize(file: &GgufFile, key: &str) -> Result<Option<usize>, LlamaError> {
+    match file.metadata(key) {
+        None => Ok(None),
+        Some(_) => meta_usize(file, key).map(Some),
+    }
+}
+
+/// The float metadata `key` if present, an error if present but not a number.
+fn optional_f32(file: &GgufFile, key: &str) -> Result<Option<f32>, LlamaError> {
+    match file.metadata(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(|v| Some(v as f32))
+            .ok_or_else(|| LlamaError::Metadata(format!("{key} is not a number"))),
     }
 }
 
@@ -446,6 +701,19 @@ pub fn logit_error(logits: &[f32], reference: &[f32]) -> (f64, f64) {
         sq += d * d;
     }
     (max / std, (sq / n).sqrt() / std)
+}
+
+/// (median, worst) of per-prompt errors such as [`logit_error`]'s: how the decoder tests and
+/// `examples/llama_drift.rs` sum them up over their prompts. Both NaN if there are none.
+pub fn median_and_worst(errors: &[f64]) -> (f64, f64) {
+    let mut v = errors.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    match v.len() {
+        0 => (f64::NAN, f64::NAN),
+        n if n.is_multiple_of(2) => ((v[m - 1] + v[m]) / 2.0, v[n - 1]),
+        n => (v[m], v[n - 1]),
+    }
 }
 
 /// `x += y`, elementwise (the residual connections).

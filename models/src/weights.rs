@@ -5,7 +5,7 @@
 use crate::gguf::GgufFile;
 use edgenlu_kernels::{DType, KernelError, WeightView};
 
-/// Why a model (the llama decoder, the BERT encoder) cannot be loaded or run.
+/// Why a model (a decoder, the BERT encoder) cannot be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The file is not a model of the architecture, or its metadata is missing or
@@ -13,9 +13,18 @@ pub enum ModelError {
     #[error("not a usable model: {0}")]
     Metadata(String),
     /// The file's `general.architecture` is one this host has no forward pass for (the
-    /// llama decoder runs `llama`; the BERT encoder `bert`).
+    /// decoder runs those of [`crate::architecture::SUPPORTED`]; the BERT encoder `bert`).
     #[error("architecture {0:?} is not supported; supported: {1}")]
     UnsupportedArchitecture(String, &'static str),
+    /// The file is of a supported architecture but asks for something its pass does not
+    /// implement (e.g. rope scaling, logit softcapping, partial rope).
+    #[error("{architecture}: {what} is not supported")]
+    Unsupported {
+        /// The architecture, e.g. `gemma3`.
+        architecture: &'static str,
+        /// What the file asks for.
+        what: String,
+    },
     /// A weight is missing or has the wrong shape or format.
     #[error("weight {name}: {reason}")]
     Weight {

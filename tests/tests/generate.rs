@@ -11,7 +11,7 @@ use edgenlu::bundled::{bpe_tokenizer, chat_limits, chat_skill, open_tokenizer, D
 use edgenlu::{ChatRequest, FinishReason, Forward, Limits, SamplingParams, SkillError, WitError};
 use edgenlu_kernels::matmul::Activations;
 use edgenlu_kernels::DType;
-use edgenlu_models::llama::logit_error;
+use edgenlu_models::llama::{logit_error, median_and_worst};
 use edgenlu_models::{GgufFile, Llama};
 use edgenlu_tests::{built_binary, golden_lines, golden_path, require_model, runtime, store};
 use std::sync::{Arc, Mutex};
@@ -118,20 +118,7 @@ fn the_capital_of_france_is_paris() {
 
 /// Greedy ids of `model` after `prompt`: `count` of them, stop tokens included.
 fn native_greedy(model: &Llama, prompt: &[u32], count: usize) -> Vec<u32> {
-    let mut cache = model.new_cache(prompt.len() + count).unwrap();
-    let mut logits = vec![0f32; model.config().vocab];
-    model
-        .forward(prompt, &mut cache, &mut logits, &|| false)
-        .unwrap();
-    let mut ids = Vec::new();
-    for _ in 0..count {
-        let t = edgenlu_kernels::ops::argmax(&logits).unwrap() as u32;
-        ids.push(t);
-        model
-            .forward(&[t], &mut cache, &mut logits, &|| false)
-            .unwrap();
-    }
-    ids
+    model.greedy(prompt, count).unwrap()
 }
 
 /// The float pass's logits after `prompt` followed by `prefix`.
@@ -231,25 +218,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn first_step(model: &Llama, ids: &[u32]) -> Vec<f32> {
-    let mut cache = model.new_cache(ids.len()).unwrap();
-    let mut logits = vec![0f32; model.config().vocab];
-    model
-        .forward(ids, &mut cache, &mut logits, &|| false)
-        .unwrap();
-    logits
-}
-
-/// (median, worst) of `v`.
-fn median_and_worst(v: &[f64]) -> (f64, f64) {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    let median = if v.len().is_multiple_of(2) {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    };
-    (median, v[v.len() - 1])
+    model.logits_after(ids).unwrap()
 }
 
 #[test]

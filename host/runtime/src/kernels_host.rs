@@ -488,6 +488,7 @@ impl Host for ComponentState {
                 &vt.f32_values(&s.budget)?,
                 heads as usize,
                 kv_heads as usize,
+                usize::MAX,
                 &|| s.budget.deadline_passed(),
             )?;
             Ok(())

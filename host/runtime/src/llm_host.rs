@@ -1,4 +1,4 @@
-//! The `llm` interface: a generation runs the fused llama pass ([`edgenlu_models::Llama`]) over
+//! The `llm` interface: a generation runs the fused decoder pass ([`edgenlu_models::Llama`]) over
 //! a KV cache charged to the skill, samples each token on the host, and assembles the bytes the
 //! linked tokenizer gives for it into whole UTF-8 characters, so no token boundary can split
 //! a character in what the guest or the device sees.
@@ -134,7 +134,7 @@ impl HostGeneration for ComponentState {
         let file = self.table.get(&model)?.file().clone();
         let llama = Llama::new(file).map_err(|e| match e {
             LlamaError::Metadata(m) => HostError::invalid(format!("no fused forward pass: {m}")),
-            e @ LlamaError::UnsupportedArchitecture(..) => {
+            e @ (LlamaError::UnsupportedArchitecture(..) | LlamaError::Unsupported { .. }) => {
                 HostError::invalid(format!("no fused forward pass: {e}"))
             }
             other => other.into(),

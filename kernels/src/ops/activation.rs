@@ -1,4 +1,4 @@
-//! Elementwise and row-wise activations: `gelu`, `silu`, `swiglu`, `softmax`.
+//! Elementwise and row-wise activations: `gelu`, `silu`, `swiglu`, `geglu_tanh`, `softmax`.
 //!
 //! The scalar variant is the reference (libm's `erff`/`expf`); the others run the same loops
 //! over the branch-free approximations of [`super::approx`], vectorized for their registers.
@@ -34,20 +34,48 @@ pub fn silu(x: &mut [f32]) -> Result<(), KernelError> {
 /// The gated FFN activation of llama, in place on the gate: `gate = silu(gate) · up`,
 /// elementwise over slices of one length.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
-    expect_len("swiglu up", up.len(), gate.len())?;
+    gated("swiglu up", gate, up, silu_one, approx::silu)
+}
+
+/// The GELU-gated FFN activation of Gemma, in place on the gate:
+/// `gate = gelu_tanh(gate) · up`, elementwise over slices of one length, with GELU in its tanh
+/// form `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))` (ggml's `gelu`, Hugging Face's
+/// `"gelu_pytorch_tanh"`), not the erf form of [`gelu`].
+pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) -> Result<(), KernelError> {
+    gated("geglu_tanh up", gate, up, gelu_tanh_one, approx::gelu_tanh)
+}
+
+/// `gate = act(gate) · up`: `reference` on the scalar variant, `approximate` (inlined into the
+/// variant's vectorized loop) on the others.
+#[inline(always)]
+fn gated(
+    what: &str,
+    gate: &mut [f32],
+    up: &[f32],
+    reference: impl Fn(f32) -> f32,
+    approximate: impl Fn(f32) -> f32,
+) -> Result<(), KernelError> {
+    expect_len(what, up.len(), gate.len())?;
     match active_variant() {
         Variant::Scalar => {
             for (g, &u) in gate.iter_mut().zip(up) {
-                *g = silu_one(*g) * u;
+                *g = reference(*g) * u;
             }
         }
         v => vectorize!(v, {
             for (g, &u) in gate.iter_mut().zip(up) {
-                *g = approx::silu(*g) * u;
+                *g = approximate(*g) * u;
             }
         }),
     }
     Ok(())
+}
+
+/// The reference GELU (tanh form) of one value, with libm's `tanhf`.
+#[inline]
+fn gelu_tanh_one(x: f32) -> f32 {
+    let inner = approx::GELU_TANH_SCALE * x * (1.0 + approx::GELU_TANH_CUBIC * x * x);
+    0.5 * x * (1.0 + libm::tanhf(inner))
 }
 
 #[inline]

@@ -63,6 +63,33 @@ pub fn attention_until(
     causal: bool,
     stop: StopCheck,
 ) -> Result<(), KernelError> {
+    attention_windowed(
+        out,
+        q,
+        k,
+        v,
+        [n, m, heads, kv_heads, head_dim],
+        causal,
+        usize::MAX,
+        stop,
+    )
+}
+
+/// [`attention_until`] where, when `causal`, a query at position `p` sees only the keys at
+/// positions `j` with `p − j < window` (a sliding window of `window` positions ending at its
+/// own, ggml's standard window; nonzero); `usize::MAX` sees every earlier key. `dims` = n, m,
+/// heads, kv_heads, head_dim.
+#[allow(clippy::too_many_arguments)]
+fn attention_windowed(
+    out: &mut [f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    [n, m, heads, kv_heads, head_dim]: [usize; 5],
+    causal: bool,
+    window: usize,
+    stop: StopCheck,
+) -> Result<(), KernelError> {
     if heads == 0 || kv_heads == 0 || head_dim == 0 {
         return Err(KernelError::InvalidArgument(format!(
             "attention: heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} must be nonzero"
@@ -93,6 +120,7 @@ pub fn attention_until(
 
     let variant = active_variant();
     let mut scores = vec![0f32; m];
+    let window = if causal { window } else { usize::MAX };
     vectorize!(variant, {
         attend_heads(
             variant,
@@ -101,7 +129,7 @@ pub fn attention_until(
             k,
             v,
             &mut scores,
-            [n, m, heads, kv_heads, head_dim],
+            [n, m, heads, kv_heads, head_dim, window],
             causal,
             stop,
         )
@@ -113,7 +141,7 @@ pub fn attention_until(
 const TRANSPOSE_MIN_QUERIES: usize = 8;
 
 /// The arithmetic of [`attention`] once its shapes are checked (`dims` = n, m, heads,
-/// kv_heads, head_dim); inlined into the variant's vectorized body. `stop` is asked between
+/// kv_heads, head_dim, window: see [`attention_windowed`]); inlined into the variant's vectorized body. `stop` is asked between
 /// queries once [`WORK_BETWEEN_CHECKS`] multiply-adds have been done since the last ask.
 ///
 /// The scalar reference dots each query with each key. Outside it, when many queries share a
@@ -131,7 +159,7 @@ fn attend_heads(
     k: &[f32],
     v: &[f32],
     scores: &mut [f32],
-    [n, m, heads, kv_heads, head_dim]: [usize; 5],
+    [n, m, heads, kv_heads, head_dim, window]: [usize; 6],
     causal: bool,
     stop: StopCheck,
 ) -> Result<(), KernelError> {
@@ -162,21 +190,29 @@ fn attend_heads(
         }
         for h in g * group..(g + 1) * group {
             for i in 0..n {
-                // Keys query i may see; n <= m when causal, so this cannot underflow.
-                let visible = if causal { m - n + i + 1 } else { m };
+                // Keys query i may see, `first..end`; n <= m when causal, so this cannot
+                // underflow.
+                let end = if causal { m - n + i + 1 } else { m };
+                let first = end.saturating_sub(window);
+                let visible = end - first;
                 let qh = &q[i * q_cols + h * head_dim..][..head_dim];
                 let s = &mut scores[..visible];
                 if transpose {
-                    transposed_scores(s, qh, &kt, m, scale);
+                    transposed_scores(s, qh, &kt, m, first, scale);
                 } else {
                     for (j, s) in s.iter_mut().enumerate() {
-                        let kh = &k[j * kv_cols + g * head_dim..][..head_dim];
+                        let kh = &k[(first + j) * kv_cols + g * head_dim..][..head_dim];
                         *s = dot(qh, kh) * scale;
                     }
                 }
                 softmax_row(variant, s);
                 let oh = &mut out[i * q_cols + h * head_dim..][..head_dim];
-                weighted_rows(oh, visible, |j| s[j], |j| &v[j * kv_cols + g * head_dim..]);
+                weighted_rows(
+                    oh,
+                    visible,
+                    |j| s[j],
+                    |j| &v[(first + j) * kv_cols + g * head_dim..],
+                );
                 // Scores, softmax and the weighted sum: about three passes over the keys.
                 account(visible * (2 * head_dim + 1))?;
             }
@@ -188,15 +224,15 @@ fn attend_heads(
 /// Lanes of one register of f32 under AVX2, the unit [`weighted_rows`] accumulates in.
 const LANES: usize = 8;
 
-/// A query's scores against the first `s.len()` keys, from keys transposed to
+/// A query's scores against the `s.len()` keys from `first` on, from keys transposed to
 /// `kt [head_dim, m]`, eight keys at a time. Each score is summed exactly as [`dot`] sums
 /// (lane l takes dimensions l, l + 8, …; then the lanes in order; then the tail) and then
 /// scaled, so it equals the reference's bit for bit: the transpose changes only the speed.
 #[inline(always)]
-fn transposed_scores(s: &mut [f32], qh: &[f32], kt: &[f32], m: usize, scale: f32) {
+fn transposed_scores(s: &mut [f32], qh: &[f32], kt: &[f32], m: usize, from: usize, scale: f32) {
     let full = qh.len() / DOT_LANES * DOT_LANES;
     for (c, sc) in s.chunks_mut(LANES).enumerate() {
-        let first = c * LANES;
+        let first = from + c * LANES;
         let sums = match <&mut [f32; LANES]>::try_from(&mut *sc) {
             Ok(_) => lane_sums::<LANES>(qh, kt, m, first, full),
             // The last, partial chunk: only its keys are read.
@@ -393,12 +429,14 @@ impl KvCache {
         heads: usize,
         kv_heads: usize,
     ) -> Result<(), KernelError> {
-        self.attend_until(layer, out, q, k, v, heads, kv_heads, NEVER_STOP)
+        self.attend_until(layer, out, q, k, v, heads, kv_heads, usize::MAX, NEVER_STOP)
     }
 
-    /// [`KvCache::attend`], asking `stop` as [`attention_until`] does. When stopped, the new
-    /// positions' keys and values may be stored but are not committed (as after any call
-    /// before [`KvCache::advance`]).
+    /// [`KvCache::attend`], asking `stop` as [`attention_until`] does, each new position
+    /// seeing only the last `window` positions up to its own (a sliding-window layer, as
+    /// ggml's standard window: position `p` sees `j` when `p − j < window`; `usize::MAX` for
+    /// all; 0 is refused). When stopped, the new positions' keys and values may be stored but
+    /// are not committed (as after any call before [`KvCache::advance`]).
     #[allow(clippy::too_many_arguments)] // mirrors the WIT call plus the shapes it derives
     pub fn attend_until(
         &mut self,
@@ -409,8 +447,14 @@ impl KvCache {
         v: &[f32],
         heads: usize,
         kv_heads: usize,
+        window: usize,
         stop: StopCheck,
     ) -> Result<(), KernelError> {
+        if window == 0 {
+            return Err(KernelError::InvalidArgument(
+                "kv cache: a sliding window of 0 positions".into(),
+            ));
+        }
         let kv_cols = self.kv_cols;
         if layer >= self.k.len() {
             return Err(KernelError::InvalidArgument(format!(
@@ -441,17 +485,14 @@ impl KvCache {
             })?;
             store.extend_from_slice(new);
         }
-        attention_until(
+        attention_windowed(
             out,
             q,
             &self.k[layer][..end],
             &self.v[layer][..end],
-            n,
-            m,
-            heads,
-            kv_heads,
-            head_dim,
+            [n, m, heads, kv_heads, head_dim],
             true,
+            window,
             stop,
         )
     }
@@ -494,7 +535,7 @@ mod tests {
                 }
                 let scale = 0.173;
                 let mut got = vec![0f32; m];
-                transposed_scores(&mut got, &q, &kt, m, scale);
+                transposed_scores(&mut got, &q, &kt, m, 0, scale);
                 for (j, g) in got.iter().enumerate() {
                     let want = dot(&q, &k[j * head_dim..][..head_dim]) * scale;
                     assert_eq!(g.to_bits(), want.to_bits(), "d {head_dim} m {m} key {j}");

@@ -8,7 +8,7 @@ use super::io::{Context, HostCharge, NnError};
 use crate::catalog::ModelCatalog;
 use crate::state::SharedBudget;
 use edgenlu_models::gguf::GgufFile;
-use edgenlu_models::{Bert, Llama};
+use edgenlu_models::{Architecture, Bert, Llama};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use wasmtime_wasi_nn::backend::{
@@ -50,28 +50,31 @@ impl BackendGraph for GgufGraph {
     }
 }
 
-/// `file` as a graph: a BERT encoder, or a llama decoder when `generate` allows one.
+/// `file` as a graph: a BERT encoder, or a decoder (llama, qwen2, qwen3, gemma3) when
+/// `generate` allows one.
 fn graph_of(
     file: Arc<GgufFile>,
     generate: bool,
     budget: &Arc<SharedBudget>,
     bytes: Option<HostCharge>,
 ) -> Result<Graph, NnError> {
+    let decoder = file.architecture().and_then(Architecture::from_name);
     let model = match file.architecture() {
         Some("bert") => Model::Encoder(Arc::new(
             Bert::new(file).map_err(|e| NnError::Model(e.to_string()))?,
         )),
-        Some("llama") if generate => Model::Decoder(Arc::new(
+        Some(_) if decoder.is_some() && generate => Model::Decoder(Arc::new(
             Llama::new(file).map_err(|e| NnError::Model(e.to_string()))?,
         )),
-        Some("llama") => {
-            return Err(NnError::Invalid(
-                "a llama decoder needs the generate capability".into(),
-            ))
+        Some(name) if decoder.is_some() => {
+            return Err(NnError::Invalid(format!(
+                "a {name} decoder needs the generate capability"
+            )))
         }
         other => {
             return Err(NnError::Model(format!(
-                "architecture {other:?}: wasi:nn runs bert encoders and llama decoders"
+                "architecture {other:?}: wasi:nn runs bert encoders and decoders of {}",
+                edgenlu_models::architecture::SUPPORTED
             )))
         }
     };

@@ -1,4 +1,4 @@
-//! The llama decoder's execution context: token ids in, the last position's logits out, the
+//! A decoder's (llama, qwen2, qwen3, gemma3) execution context: token ids in, the last position's logits out, the
 //! KV cache kept between computes so that each continues the sequence; a compute of zero
 //! tokens empties it (tensor names and shapes in wit/README.md).
 
@@ -15,7 +15,7 @@ use wasmtime_wasi_nn::backend::NamedTensor;
 /// the rest is for the tensors the guest passes and gets.
 const CACHE_SHARE: (usize, usize) = (7, 8);
 
-/// A llama decoder's context: its KV cache and the logits of the last position.
+/// A decoder's context: its KV cache and the logits of the last position.
 pub(crate) struct DecoderContext {
     llama: Arc<Llama>,
     budget: Arc<SharedBudget>,

@@ -3,11 +3,11 @@
 //! project's kernels (`edgenlu_models::Bert`, `edgenlu_models::Llama`).
 //!
 //! - Graphs: [`GrantedGraphs`] resolves `load-by-name` only for the models the component is
-//!   granted (never a path; a llama decoder only with [`crate::Grants::generate`]); anything
+//!   granted (never a path; a decoder only with [`crate::Grants::generate`]); anything
 //!   else is `not-found`. `load` takes GGUF bytes (`ggml` or `autodetect`) up to
 //!   [`MAX_LOAD_BYTES`]: larger models would be copied through guest memory.
 //! - Contexts: [`encoder`] (BERT: `input_ids`, optional `attention_mask` → `embedding`,
-//!   `token_states`) and [`decoder`] (llama: `input_ids` → `logits`, the KV cache kept between
+//!   `token_states`) and [`decoder`] (llama, qwen2, qwen3, gemma3: `input_ids` → `logits`, the KV cache kept between
 //!   computes; zero tokens reset it). The tensor names, shapes and types are in wit/README.md.
 //! - Budgets: contexts charge their cache and each compute its scratch and outputs to the
 //!   request's host memory before allocating; the deadline is polled inside compute; the
