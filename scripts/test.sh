@@ -54,10 +54,14 @@ for variant in $(echo "$variants" | head -n -1); do
     EDGENLU_KERNELS="$variant" cargo test --release --locked --workspace --test architectures \
         --manifest-path "$repo/Cargo.toml" -- --nocapture
 done
-step "runtime examples (host/runtime/examples; trust-snips-20 is the tests' datastore)"
-cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example ask_skill -- trust-snips-20 "will it rain in paris tomorrow"
-cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example stream_generation
-cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example budgets
+step "runtime examples (host/runtime/examples, on a temporary store with a 20-per-intent SNIPS datastore)"
+(
+    use_temp_store "$repo/target/examples-home"
+    "$edgenlu" skill index --data "$datasets/snips/train.jsonl" --per-intent 20 --name examples-snips-20
+    cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example ask_skill -- examples-snips-20 "will it rain in paris tomorrow"
+    cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example stream_generation
+    cargo run --release --locked -q --manifest-path "$repo/Cargo.toml" -p edgenlu --example budgets
+)
 step "trust: the CLI flow from the README, with refusals (scripts/trust-demo.sh)"
 "$repo/scripts/trust-demo.sh"
 step "guest library tests (native)"
