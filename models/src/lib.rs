@@ -7,6 +7,7 @@
 
 pub mod atomic;
 pub mod bert;
+pub mod constraint;
 pub mod fetch;
 pub mod gguf;
 pub mod import;
@@ -17,6 +18,7 @@ pub mod store;
 mod weights;
 
 pub use bert::{Bert, BertConfig, BertError, Encoding};
+pub use constraint::{Constraint, ConstraintError, ConstraintVocab, TokenConstraint};
 pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};
 pub use import::ImportError;

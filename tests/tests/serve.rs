@@ -477,6 +477,7 @@ fn chat_completions_carry_the_whole_conversation() {
         max_tokens: 4,
         sampling: SamplingParams::GREEDY,
         forward: edgenlu::Forward::Fused,
+        constraint: None,
     };
     let r = chat.chat_with_history(&history, &request, None).unwrap();
     assert_eq!(

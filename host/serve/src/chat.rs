@@ -302,6 +302,7 @@ fn chat_request(limits: &ChatLimits, body: &[u8]) -> Result<(Chat, bool), Failur
             ..SamplingParams::GREEDY
         },
         forward: Forward::Fused,
+        constraint: None,
     };
     let chat = Chat {
         history: turns,
