@@ -459,7 +459,8 @@ mod tests {
 
     #[test]
     fn nesting_is_measured() {
-        assert_eq!(bracket_depth("a(b[c]{d})"), 3);
+        assert_eq!(bracket_depth("a(b[c]{d})"), 2);
+        assert_eq!(bracket_depth("a(b[c{d}])"), 3);
         let deep: serde_json::Value = serde_json::from_str("[[[1]],{\"a\":{}}]").unwrap();
         assert_eq!(json_depth(&deep), 3);
     }
