@@ -8,6 +8,7 @@
 pub mod architecture;
 pub mod atomic;
 pub mod bert;
+pub mod constraint;
 pub mod fetch;
 pub mod gguf;
 pub mod import;
@@ -19,6 +20,7 @@ mod weights;
 
 pub use architecture::Architecture;
 pub use bert::{Bert, BertConfig, BertError, Encoding};
+pub use constraint::{Constraint, ConstraintError, ConstraintVocab, TokenConstraint};
 pub use fetch::FetchError;
 pub use gguf::{GgufError, GgufFile, GgufWriter, MetaValue};
 pub use import::ImportError;

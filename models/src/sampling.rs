@@ -124,7 +124,9 @@ impl Sampler {
     }
 
     /// The next token for `logits` (changed in place by the repetition penalty, if on), which
-    /// it then remembers; `None` only for empty logits or when every logit is NaN.
+    /// it then remembers; `None` only for empty logits or when every logit is NaN. A token
+    /// whose logit is −∞ (masked out by a constraint) is never chosen while any other is
+    /// finite.
     pub fn sample(&mut self, logits: &mut [f32]) -> Option<u32> {
         if self.sampling.penalizes() {
             self.penalize(logits);
@@ -151,7 +153,8 @@ impl Sampler {
             logits
                 .iter()
                 .enumerate()
-                .filter(|(_, l)| !l.is_nan())
+                // −∞ is a token a constraint ruled out: never a candidate.
+                .filter(|(_, l)| !l.is_nan() && **l != f32::NEG_INFINITY)
                 .map(|(i, &l)| (l, i as u32)),
         );
         if c.is_empty() {
@@ -232,6 +235,21 @@ mod tests {
         assert_eq!(s.sample(&mut [2.0, 1.9]), Some(0));
         // 0 was just sampled: now it is recent.
         assert_eq!(s.sample(&mut [2.0, 1.9]), Some(1));
+    }
+
+    #[test]
+    fn masked_tokens_are_never_sampled() {
+        let mut logits = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, -30.0];
+        for seed in 0..200 {
+            let mut s = Sampler::new(Sampling {
+                temperature: 5.0,
+                seed,
+                ..Sampling::GREEDY
+            })
+            .unwrap();
+            assert!(matches!(s.sample(&mut logits), Some(1 | 3)));
+        }
+        assert_eq!(penalized(1.0, 0).sample(&mut logits), Some(1));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! skipped test is not a passing one.
 
 pub mod registry;
+pub mod schema_check;
 
 pub use registry::{endless_manifest_server, tree_listing, Cut, CuttingProxy, Registry};
 

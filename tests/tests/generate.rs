@@ -48,6 +48,7 @@ fn greedy(prompt: &str, template: bool, max_tokens: u32, forward: Forward) -> Ch
         max_tokens,
         sampling: SamplingParams::GREEDY,
         forward,
+        constraint: None,
     }
 }
 

@@ -477,6 +477,7 @@ fn chat_completions_carry_the_whole_conversation() {
         max_tokens: 4,
         sampling: SamplingParams::GREEDY,
         forward: edgenlu::Forward::Fused,
+        constraint: None,
     };
     let r = chat.chat_with_history(&history, &request, None).unwrap();
     assert_eq!(
@@ -774,7 +775,6 @@ fn unsupported_chat_parameters_are_refused() {
             json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]),
         ),
         ("tool_choice", json!("required")),
-        ("response_format", json!({"type": "json_object"})),
         ("logprobs", json!(true)),
         ("top_logprobs", json!(2)),
         ("logit_bias", json!({"42": -100})),
@@ -925,6 +925,134 @@ fn slow_bodies_and_slow_heads_are_cut_off() {
     assert!(
         (Duration::from_millis(900)..Duration::from_secs(4)).contains(&head_cut),
         "{head_cut:?}"
+    );
+    server.shutdown();
+}
+
+/// `response_format` through the real server: `json_schema` gives a reply that parses and
+/// validates (plain and streamed, greedy and sampled), `json_object` a JSON object, and a
+/// schema the host cannot enforce a 400 in OpenAI's error shape naming `response_format`;
+/// also through the official `openai` client.
+#[test]
+fn response_format_gives_json_of_the_schema() {
+    let server = start(config());
+    let addr = server.addr();
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "minLength": 1, "maxLength": 24},
+            "country": {"enum": ["France", "Italy", "Spain", "Germany"]},
+            "landmarks": {"type": "array", "items": {"type": "string", "maxLength": 30},
+                          "minItems": 1, "maxItems": 3}
+        },
+        "required": ["city", "country", "landmarks"],
+        "additionalProperties": false
+    });
+    let format = json!({"type": "json_schema",
+                        "json_schema": {"name": "city", "schema": schema, "strict": true}});
+    let ask = |extra: Value| {
+        let mut body = json!({
+            "messages": [{"role": "user", "content": "Name a European capital and its landmarks, as JSON."}],
+            "max_tokens": 200,
+            "response_format": format,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for extra in [
+        json!({}),
+        json!({"temperature": 0.8, "seed": 3}),
+        json!({"temperature": 0.8, "seed": 4}),
+    ] {
+        let (status, v) = post(addr, "/v1/chat/completions", ask(extra.clone()));
+        assert_eq!(status, 200, "{v}");
+        let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+        let reply: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(
+            edgenlu_tests::schema_check::violation(&reply, &schema),
+            None,
+            "{text}"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "stop", "{extra}: {text}");
+        eprintln!("{extra}: {text}");
+    }
+    let (status, sse) = http(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        ask(json!({"stream": true})).to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let (_, text) = sse_chunks(&sse);
+    let reply: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    assert_eq!(
+        edgenlu_tests::schema_check::violation(&reply, &schema),
+        None,
+        "{text}"
+    );
+
+    let (status, v) = post(
+        addr,
+        "/v1/chat/completions",
+        json!({
+            "messages": [{"role": "user", "content":
+            "Reply with a JSON object whose one key, \"answer\", holds the capital of France."}],
+            "max_tokens": 200, "response_format": {"type": "json_object"},
+        }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let reply: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    assert!(reply.is_object(), "{text}");
+
+    let bad_formats = [
+        json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "colour"}}}),
+        json!({"type": "json_schema", "json_schema": {"name": "x", "schema": "not an object"}}),
+        json!({"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}),
+        json!({"type": "json_schema", "json_schema": {"name": "x", "schema":
+            (0..40).fold(json!({"type": "string"}), |s, _| json!({"type": "array", "items": s}))}}),
+        json!({"type": "yaml"}),
+    ];
+    for format in bad_formats {
+        let (status, v) = post(
+            addr,
+            "/v1/chat/completions",
+            json!({
+                "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "response_format": format,
+            }),
+        );
+        assert_eq!(status, 400, "{format}: {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+        assert_eq!(v["error"]["param"], "response_format", "{v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/serve/openai_structured_check.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("--base-url")
+        .arg(format!("http://{addr}/v1"))
+        .arg("--schema")
+        .arg(schema.to_string())
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let reply: Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    assert_eq!(
+        edgenlu_tests::schema_check::violation(&reply, &schema),
+        None,
+        "{text}"
     );
     server.shutdown();
 }

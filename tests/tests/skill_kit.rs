@@ -262,6 +262,65 @@ fn the_example_skills_install_beside_each_other_and_the_router_picks_them() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// The decoder-only example skill (guest/examples/snips-llm: a few-shot prompt, the reply
+/// constrained to a JSON schema of its intents and slot names) built with the BPE tokenizer
+/// over SmolLM2 and the `generate` capability, installed (its probe answered by the decoder),
+/// then two SNIPS test utterances per intent through `edgenlu eval`: every one answered. The
+/// skill refuses, as an error, a reply that is not JSON of its schema, so no failure means
+/// every reply parsed and validated. Accuracy is not asserted: it is a baseline.
+#[test]
+fn the_decoder_only_example_skill_answers_every_utterance_within_its_schema() {
+    let store = temp_store("skill-kit-snips-llm");
+    let work = work_dir("snips-llm");
+    let extra = ["--model", "smollm2-*", "--capability", "generate"];
+    let key = trusting_with(&store, &work, "acme", "snips-llm", &extra);
+    let project = repo().join("guest/examples/snips-llm");
+    native_tests_pass(&project);
+    ok(
+        &store,
+        &[
+            "skill",
+            "build",
+            s(&project),
+            "--key",
+            s(&key),
+            "--target-dir",
+            &guest_target(),
+        ],
+    );
+    ok(
+        &store,
+        &[
+            "install",
+            s(&project.join("target/edgenlu/snips-llm-1.wasm")),
+        ],
+    );
+    let sample = project.join("tests/utterances.jsonl");
+    let ran = ok(
+        &store,
+        &[
+            "eval",
+            "--data",
+            s(&sample),
+            "--skill",
+            "snips-llm",
+            "--policy",
+            "max-out-of-scope=1",
+            "--json",
+        ],
+    );
+    let report = json(ran.stdout.trim());
+    eprintln!("{report}");
+    assert_eq!(report["examples"], 14, "{report}");
+    assert_eq!(
+        report["failed"], 0,
+        "replies off the schema: {}",
+        report["failures"]
+    );
+    assert_eq!(report["per_skill"]["snips-llm"], 14, "{report}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 /// The tests' small SNIPS datastore, built in `store`.
 fn tiny_index_in(store: &ModelStore) -> String {
     let name = "kit-snips-20";

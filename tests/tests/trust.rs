@@ -358,6 +358,7 @@ fn an_import_needing_an_undeclared_capability_is_refused() {
         max_tokens: 4,
         sampling: edgenlu::SamplingParams::GREEDY,
         forward: edgenlu::Forward::Fused,
+        constraint: None,
     };
     let reply = skill.chat(&request, None).unwrap();
     assert!(reply.usage.generated_tokens > 0);

@@ -131,6 +131,7 @@ fn greedy_continuations_equal_the_chat_skills_tokens_on_the_golden_prompts() {
             max_tokens: 32,
             sampling: SamplingParams::GREEDY,
             forward: Forward::Fused,
+            constraint: None,
         };
         let reply = chat.chat(&request, None).unwrap();
         let ours = guest

@@ -52,6 +52,7 @@ fn options(max_tokens: u32, sampling: Sampling) -> Options {
         max_tokens,
         stop: Vec::new(),
         sampling,
+        constraint: None,
     }
 }
 

@@ -19,7 +19,8 @@
 //! fn reply(question: &str) -> edgenlu_sdk::Result<String> {
 //!     let model = Model::open("smollm2-135m-instruct.q4_1")?;
 //!     let prompt = tokenize::encode(&chatml(DEFAULT_SYSTEM, [("user", question)]))?;
-//!     let options = Options { max_tokens: 32, stop: stop_ids(&model)?, sampling: GREEDY };
+//!     let options =
+//!         Options { max_tokens: 32, stop: stop_ids(&model)?, sampling: GREEDY, constraint: None };
 //!     let done = generate(&model, &prompt, &options, |piece| print!("{piece}"))?;
 //!     Ok(done.text)
 //! }

@@ -9,6 +9,9 @@
 //! - `primitives`: the same pass composed of primitive kernels (the SDK's
 //!   [`edgenlu_sdk::decoder::Llama`]), greedy only, whose ids equal the fused pass's bit for bit.
 //!
+//! A request's `constraint` (a JSON schema, Lark grammar or regex the reply must match) goes to
+//! the host with the fused pass's options; the primitives path refuses one.
+//!
 //! `nlu.handle` answers an utterance with a short greedy chat reply (fused).
 //!
 //! Config keys (from the skill's spec):
@@ -146,11 +149,15 @@ fn complete(req: ChatRequest, history: &[ChatTurn]) -> Result<ChatResponse, Chat
                 max_tokens: req.max_tokens,
                 stop,
                 sampling: req.sampling,
+                constraint: req.constraint,
             };
             let g: Generated = chat::generate(&model, &prompt_ids, &options, |_| ())?;
             (g.text, g.ids, g.finish, g.usage)
         }
         Forward::Primitives => {
+            if req.constraint.is_some() {
+                return Err(invalid("the primitives path takes no constraint").into());
+            }
             let s = &req.sampling;
             if s.temperature != 0.0 || (s.repeat_penalty != 1.0 && s.repeat_last_n > 0) {
                 return Err(invalid(
@@ -187,6 +194,7 @@ impl exports::edgenlu::nlu::nlu::Guest for Chat {
             max_tokens: HANDLE_MAX_TOKENS,
             sampling: GREEDY,
             forward: Forward::Fused,
+            constraint: None,
         };
         let reply = complete(request, &[]).map_err(|e| match e {
             ChatError::Failed(e) => e,

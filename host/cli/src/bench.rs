@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod constrained;
 mod flow;
 mod skill;
 mod wasi_nn;
@@ -87,6 +88,27 @@ pub enum BenchCommand {
         model: String,
         /// Tokens to decode per prompt.
         #[arg(long, default_value_t = 64, value_parser = crate::count::<u32>)]
+        tokens: u32,
+    },
+    /// The cost of constrained decoding: the chat skill (fused pass, greedy, 1 thread) answers
+    /// the same prompts without and with a JSON schema, alternating, 3 rounds; decode tok/s of
+    /// each (the host's decode time: forward pass plus choosing the token, the constraint's
+    /// mask included), their ratio, and the once-per-model time to build the token
+    /// environment. Force a kernel variant with EDGENLU_KERNELS.
+    ///
+    /// Example: EDGENLU_KERNELS=avx512 edgenlu bench constrained
+    ///
+    /// Example: edgenlu bench constrained --json-schema person.json --tokens 128 --json
+    Constrained {
+        /// One JSON document on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The JSON schema to enforce (default: a pet record with enums, a nested object, an
+        /// array and string length limits).
+        #[arg(long, value_name = "FILE")]
+        json_schema: Option<PathBuf>,
+        /// Most tokens per reply.
+        #[arg(long, default_value_t = 96, value_parser = crate::count::<u32>)]
         tokens: u32,
     },
     /// SmolLM2 decode speed through the standard wasi:nn (the bundled wasi:nn guest's greedy
@@ -176,6 +198,11 @@ pub fn run(cmd: BenchCommand, store: &ModelStore) -> Result<()> {
             tokens,
         } => generate(store, &model, json, tokens),
         BenchCommand::WasiNn { json, tokens } => wasi_nn::run(store, json, tokens),
+        BenchCommand::Constrained {
+            json,
+            json_schema,
+            tokens,
+        } => constrained::run(store, json_schema.as_deref(), tokens, json),
         BenchCommand::Nlu {
             json,
             data,
@@ -285,6 +312,7 @@ fn time_edgenlu(
             max_tokens: tokens,
             sampling: SamplingParams::GREEDY,
             forward,
+            constraint: None,
         };
         let start = Instant::now();
         let r = skill.chat(&req, Some(sink))?;

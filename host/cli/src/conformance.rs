@@ -312,6 +312,7 @@ fn record(
                         max_tokens: tokens,
                         sampling: SamplingParams::GREEDY,
                         forward: Forward::Fused,
+                        constraint: None,
                     },
                     None,
                 )

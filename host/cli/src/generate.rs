@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use edgenlu::bundled;
-use edgenlu::{ChatRequest, FinishReason, Forward, Runtime, SamplingParams, TextSink};
+use edgenlu::{ChatRequest, Constraint, FinishReason, Forward, Runtime, SamplingParams, TextSink};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Arguments of `edgenlu generate`.
@@ -47,6 +48,18 @@ pub struct GenerateArgs {
     /// Print the whole response (text, ids, usage) as JSON instead of streaming.
     #[arg(long)]
     json: bool,
+    /// Constrain the reply to the JSON schema in FILE: it is then one JSON value valid under
+    /// it, enforced token by token (fused pass only; generation ends when the value is
+    /// complete).
+    #[arg(long, value_name = "FILE", group = "constraint")]
+    json_schema: Option<PathBuf>,
+    /// Constrain the reply to the Lark grammar in FILE (llguidance's syntax, from its `start`
+    /// rule).
+    #[arg(long, value_name = "FILE", group = "constraint")]
+    grammar: Option<PathBuf>,
+    /// Constrain the reply to match this regular expression as a whole.
+    #[arg(long, value_name = "REGEX", group = "constraint")]
+    regex: Option<String>,
 }
 
 /// `--forward` values.
@@ -57,8 +70,22 @@ enum ForwardArg {
 }
 
 impl GenerateArgs {
-    fn request(&self) -> ChatRequest {
-        ChatRequest {
+    /// The constraint the flags ask for, its file read.
+    fn constraint(&self) -> Result<Option<Constraint>> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        Ok(if let Some(p) = &self.json_schema {
+            Some(Constraint::JsonSchema(read(p)?))
+        } else if let Some(p) = &self.grammar {
+            Some(Constraint::Lark(read(p)?))
+        } else {
+            self.regex.clone().map(Constraint::Regex)
+        })
+    }
+
+    fn request(&self) -> Result<ChatRequest> {
+        Ok(ChatRequest {
             prompt: self.prompt.clone(),
             template: self.chat,
             system: None,
@@ -78,7 +105,8 @@ impl GenerateArgs {
                 ForwardArg::Fused => Forward::Fused,
                 ForwardArg::Primitives => Forward::Primitives,
             },
-        }
+            constraint: self.constraint()?,
+        })
     }
 }
 
@@ -95,7 +123,7 @@ pub fn run(rt: &Runtime, args: &GenerateArgs) -> Result<()> {
         }) as TextSink
     });
     let streamed = sink.is_some() && matches!(args.forward, ForwardArg::Fused);
-    let response = skill.chat(&args.request(), sink).context("generating")?;
+    let response = skill.chat(&args.request()?, sink).context("generating")?;
     let total = start.elapsed();
     if args.json {
         println!("{}", serde_json::to_string(&response)?);

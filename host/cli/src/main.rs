@@ -182,6 +182,11 @@ enum Command {
     /// Greedy unless --temperature is above 0.
     ///
     /// Example: edgenlu generate --chat --max-tokens 48 "What is the capital of France?"
+    ///
+    /// Example (the reply one JSON value valid under a schema):
+    /// edgenlu generate --chat --json-schema person.json "Describe a person as JSON."
+    /// with person.json {"type": "object", "properties": {"name": {"type": "string"}},
+    /// "required": ["name"]}
     Generate(generate::GenerateArgs),
     /// Serve the skills over HTTP: `POST /v1/nlu` ({"text": ...}; optional "network": "up" or
     /// "down" and "battery": N override --network and --battery) answers through the device

@@ -387,6 +387,7 @@ pub(crate) fn phrase(
         max_tokens: REPLY_TOKENS,
         sampling: SamplingParams::GREEDY,
         forward: Forward::Fused,
+        constraint: None,
     };
     let r = phraser.chat(&request, None).map_err(|e| {
         tracing::debug!("phrasing failed, template reply: {e}");

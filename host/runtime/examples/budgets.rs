@@ -17,6 +17,7 @@ fn request(max_tokens: u32) -> ChatRequest {
         max_tokens,
         sampling: SamplingParams::GREEDY,
         forward: Forward::Fused,
+        constraint: None,
     }
 }
 

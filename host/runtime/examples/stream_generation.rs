@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_tokens: 32,
         sampling: SamplingParams::GREEDY,
         forward: Forward::Fused,
+        constraint: None,
     };
     let response = skill.chat(&request, Some(sink))?;
     println!(

@@ -146,7 +146,7 @@ skill_world_with_export!(embedding, "embedding-skill");
 pub use self::chat::exports::edgenlu::nlu::chat::{
     ChatError, ChatRequest, ChatResponse, ChatTurn, ContextOverflow, Forward, Role as ChatRole,
 };
-pub use self::edgenlu::nlu::llm::{FinishReason, Sampling as SamplingParams, Usage};
+pub use self::edgenlu::nlu::llm::{Constraint, FinishReason, Sampling as SamplingParams, Usage};
 
 impl SamplingParams {
     /// Greedy decoding: temperature 0 (the first largest logit), no repetition penalty; the

@@ -3,6 +3,7 @@
 
 use edgenlu_models::gguf::GgufFile;
 use edgenlu_models::store::ModelStore;
+use edgenlu_models::{ConstraintError, ConstraintVocab};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,9 @@ use std::sync::{Arc, Mutex};
 pub struct ModelCatalog {
     store: ModelStore,
     open: Mutex<HashMap<String, Arc<GgufFile>>>,
+    /// Each decoder's token environment for constrained decoding, built on first use, keyed
+    /// by its mapped file (which the entry holds, so the address is never reused).
+    vocabs: Mutex<Vec<(Arc<GgufFile>, Arc<ConstraintVocab>)>>,
 }
 
 impl ModelCatalog {
@@ -18,6 +22,7 @@ impl ModelCatalog {
         ModelCatalog {
             store,
             open: Mutex::new(HashMap::new()),
+            vocabs: Mutex::new(Vec::new()),
         }
     }
 
@@ -35,5 +40,20 @@ impl ModelCatalog {
         let file = Arc::new(self.store.open(name)?);
         open.insert(name.to_string(), file.clone());
         Ok(file)
+    }
+
+    /// The token environment constrained generations on `file` share: built from its
+    /// vocabulary the first time (once per model and process), then returned again.
+    pub fn constraint_vocab(
+        &self,
+        file: &Arc<GgufFile>,
+    ) -> Result<Arc<ConstraintVocab>, ConstraintError> {
+        let mut vocabs = self.vocabs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, v)) = vocabs.iter().find(|(f, _)| Arc::ptr_eq(f, file)) {
+            return Ok(v.clone());
+        }
+        let vocab = Arc::new(ConstraintVocab::from_gguf(file)?);
+        vocabs.push((file.clone(), vocab.clone()));
+        Ok(vocab)
     }
 }

@@ -5,7 +5,7 @@
 //! caught by the host's guard is reported as a finding, so the fuzzer sees it.
 
 use crate::bindings::edgenlu::nlu::kernels::{Host as Kernels, HostKvCache, RopeLayout};
-use crate::bindings::edgenlu::nlu::llm::{HostGeneration, Options, Sampling};
+use crate::bindings::edgenlu::nlu::llm::{Constraint, HostGeneration, Options, Sampling};
 use crate::bindings::edgenlu::nlu::models::HostModel;
 use crate::bindings::edgenlu::nlu::tensors::HostTensor;
 use crate::bindings::Dtype;
@@ -65,6 +65,22 @@ impl Input<'_> {
             1 => f32::INFINITY,
             2 => -1e30,
             _ => (self.u8() as f32 - 128.0) / 16.0,
+        }
+    }
+    /// A short text of the fuzz bytes (lossy UTF-8), for constraints.
+    fn text(&mut self) -> String {
+        let n = (self.u8() as usize % 24).min(self.0.len());
+        let (text, rest) = self.0.split_at(n);
+        self.0 = rest;
+        String::from_utf8_lossy(text).into_owned()
+    }
+    /// No constraint, or one of each kind over fuzzed text.
+    fn constraint(&mut self) -> Option<Constraint> {
+        match self.u8() % 4 {
+            0 => None,
+            1 => Some(Constraint::JsonSchema(self.text())),
+            2 => Some(Constraint::Lark(self.text())),
+            _ => Some(Constraint::Regex(self.text())),
         }
     }
     fn shape(&mut self) -> Vec<u32> {
@@ -301,6 +317,7 @@ impl HostCallHarness {
                                 repeat_penalty: input.f32(),
                                 repeat_last_n: input.u32(),
                             },
+                            constraint: input.constraint(),
                         };
                         HostGeneration::start(&mut s, Resource::new_borrow(m.rep()), prompt, opts)
                             .map(|g| generations.push(g))

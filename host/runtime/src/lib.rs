@@ -31,9 +31,9 @@ mod tensors;
 mod tokenizer;
 
 pub use bindings::{
-    AnswerPath, ChatRequest, ChatResponse, ChatRole, ChatTurn, ContextOverflow, Decision, Encoded,
-    FinishReason, Forward, Request, Response, SamplingParams, Signals, Slot, Timing, TokenSpan,
-    Usage, Verdict, WitError,
+    AnswerPath, ChatRequest, ChatResponse, ChatRole, ChatTurn, Constraint, ContextOverflow,
+    Decision, Encoded, FinishReason, Forward, Request, Response, SamplingParams, Signals, Slot,
+    Timing, TokenSpan, Usage, Verdict, WitError,
 };
 pub use catalog::ModelCatalog;
 pub use error::SkillError;

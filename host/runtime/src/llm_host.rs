@@ -4,13 +4,15 @@
 //! a character in what the guest or the device sees.
 
 use crate::bindings::edgenlu::nlu::llm::{
-    FinishReason, Host, HostGeneration, Options, Token, Usage,
+    Constraint, FinishReason, Host, HostGeneration, Options, Token, Usage,
 };
 use crate::error::HostError;
 use crate::resources::{Finish, Generation, ModelHandle};
 use crate::state::{guard, ComponentState};
 use crate::tokenizer::to_host_error;
-use edgenlu_models::{Llama, LlamaError, Sampler, Sampling};
+use edgenlu_models::gguf::GgufFile;
+use edgenlu_models::{ConstraintError, Llama, LlamaError, Sampler, Sampling, TokenConstraint};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 
@@ -31,6 +33,22 @@ impl From<LlamaError> for HostError {
                 HostError::budget("the request's deadline passed during the forward pass")
             }
             other => HostError::invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<ConstraintError> for HostError {
+    fn from(e: ConstraintError) -> Self {
+        HostError::invalid(e.to_string())
+    }
+}
+
+impl From<&Constraint> for edgenlu_models::Constraint {
+    fn from(c: &Constraint) -> Self {
+        match c {
+            Constraint::JsonSchema(s) => edgenlu_models::Constraint::JsonSchema(s.clone()),
+            Constraint::Lark(s) => edgenlu_models::Constraint::Lark(s.clone()),
+            Constraint::Regex(s) => edgenlu_models::Constraint::Regex(s.clone()),
         }
     }
 }
@@ -82,15 +100,52 @@ impl From<Finish> for FinishReason {
 }
 
 impl Generation {
-    /// Samples the token after the current logits; finishes on a stop token or no token.
-    fn choose_next(&mut self) {
+    /// Samples the token after the current logits, among those the constraint (if any)
+    /// allows; finishes on a stop token, an end token the constraint allowed, a constraint
+    /// that is complete, or no token.
+    fn choose_next(&mut self) -> Result<(), HostError> {
+        if let Some(c) = self.constraint.as_mut() {
+            if c.is_finished()? {
+                self.upcoming = None;
+                self.finish = Some(Finish::Stop);
+                return Ok(());
+            }
+            c.mask_logits(&mut self.logits, &self.stop)?;
+        }
+        let ends = |t: u32| {
+            self.stop.contains(&t) || self.constraint.as_ref().is_some_and(|c| c.is_end(t))
+        };
         match self.sampler.sample(&mut self.logits) {
-            Some(t) if !self.stop.contains(&t) => self.upcoming = Some(t),
+            Some(t) if !ends(t) => {
+                if let Some(c) = self.constraint.as_mut() {
+                    c.commit(t)?;
+                }
+                self.upcoming = Some(t);
+            }
             _ => {
                 self.upcoming = None;
                 self.finish = Some(Finish::Stop);
             }
         }
+        Ok(())
+    }
+}
+
+impl ComponentState {
+    /// `constraint` compiled for a generation on `file`, over the model's shared token
+    /// environment; its matcher's memory is charged with the generation's.
+    fn compile_constraint(
+        &mut self,
+        file: &Arc<GgufFile>,
+        constraint: &Constraint,
+    ) -> Result<TokenConstraint, HostError> {
+        let models = self.models.clone();
+        let compiled = guard(|| {
+            let vocab = models.constraint_vocab(file)?;
+            Ok(vocab.compile(&constraint.into())?)
+        })?;
+        self.budget.check_deadline()?;
+        Ok(compiled)
     }
 }
 
@@ -132,7 +187,7 @@ impl HostGeneration for ComponentState {
         let mut sampler = Sampler::new(sampling).map_err(HostError::invalid)?;
         sampler.remember(&prompt);
         let file = self.table.get(&model)?.file().clone();
-        let llama = Llama::new(file).map_err(|e| match e {
+        let llama = Llama::new(file.clone()).map_err(|e| match e {
             LlamaError::Metadata(m) => HostError::invalid(format!("no fused forward pass: {m}")),
             e @ (LlamaError::UnsupportedArchitecture(..) | LlamaError::Unsupported { .. }) => {
                 HostError::invalid(format!("no fused forward pass: {e}"))
@@ -152,10 +207,25 @@ impl HostGeneration for ComponentState {
                     config.context
                 ))
             })?;
+        let matcher_bytes = match opts.constraint {
+            Some(_) => TokenConstraint::HOST_BYTES,
+            None => 0,
+        };
         let charged = config
             .generation_bytes(capacity)
+            .and_then(|b| b.checked_add(matcher_bytes))
             .ok_or_else(|| HostError::invalid("kv cache size overflows"))?;
         self.budget.charge_host_bytes(charged)?;
+        let constraint = match opts.constraint.as_ref() {
+            None => None,
+            Some(c) => match self.compile_constraint(&file, c) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.budget.release_host_bytes(charged);
+                    return Err(e);
+                }
+            },
+        };
         let scratch = config.forward_scratch_bytes(prompt.len().min(PREFILL_CHUNK), capacity);
         let scratch = match self.budget.charge_scratch(scratch) {
             Ok(s) => s,
@@ -193,6 +263,7 @@ impl HostGeneration for ComponentState {
             cache,
             logits,
             sampler,
+            constraint,
             stop: opts.stop,
             max_tokens: opts.max_tokens as usize,
             prompt_tokens: prompt.len(),
@@ -206,8 +277,9 @@ impl HostGeneration for ComponentState {
         };
         if g.max_tokens == 0 {
             g.finish = Some(Finish::Length);
-        } else {
-            g.choose_next();
+        } else if let Err(e) = g.choose_next() {
+            self.budget.release_host_bytes(charged);
+            return Err(e);
         }
         self.push_handle(g)
             .inspect_err(|_| self.budget.release_host_bytes(charged))
@@ -254,7 +326,16 @@ impl HostGeneration for ComponentState {
             stepped?;
             let g = self.table.get_mut(&gen)?;
             self.budget.weight_bytes_read += g.model.weight_bytes() as u64;
-            g.choose_next();
+            // Choosing (the constraint's mask included) counts as decoding time.
+            let started = Instant::now();
+            let chosen = g.choose_next();
+            g.decode += started.elapsed();
+            if let Err(e) = chosen {
+                // A constraint that cannot continue ends the generation with the error.
+                g.finish = Some(Finish::Cancelled);
+                g.upcoming = None;
+                return Err(e);
+            }
         }
         let g = self.table.get_mut(&gen)?;
         g.pending.extend_from_slice(&bytes);

@@ -5,7 +5,7 @@
 use edgenlu_kernels::ops::KvCache;
 use edgenlu_kernels::DType;
 use edgenlu_models::gguf::GgufFile;
-use edgenlu_models::{Llama, Sampler};
+use edgenlu_models::{Llama, Sampler, TokenConstraint};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub struct Generation {
     pub(crate) cache: KvCache,
     pub(crate) logits: Vec<f32>,
     pub(crate) sampler: Sampler,
+    /// What the text must match, if the generation is constrained.
+    pub(crate) constraint: Option<TokenConstraint>,
     pub(crate) stop: Vec<u32>,
     pub(crate) max_tokens: usize,
     pub(crate) prompt_tokens: usize,

@@ -1,14 +1,17 @@
 //! `POST /v1/chat/completions` as OpenAI answers it: the request checked against what the
 //! chat skill can do (its token budget, the context its host memory holds, the parameters it
-//! supports: anything else is a 400, never ignored), `stop` sequences, unique completion ids,
-//! and the stream of server-sent events, one per piece of text as the guest pulls tokens.
+//! supports: anything else is a 400, never ignored), `stop` sequences, `response_format`
+//! (`text`; `json_object`: any JSON object; `json_schema`: a JSON value valid under the given
+//! schema, always enforced strictly, token by token, by the host), unique completion ids, and
+//! the stream of server-sent events, one per piece of text as the guest pulls tokens.
 
 use crate::body::Body;
 use crate::routes::{json_response, parse, skill_failure, Failure, Reply};
 use crate::{ServeError, Shared, Skills};
 use edgenlu::error::SkillError;
 use edgenlu::{
-    ChatRequest, ChatRole, ChatTurn, FinishReason, Forward, SamplingParams, TextSink, WitError,
+    ChatRequest, ChatRole, ChatTurn, Constraint, FinishReason, Forward, SamplingParams, TextSink,
+    WitError,
 };
 use hyper::body::Bytes;
 use hyper::Response;
@@ -167,13 +170,6 @@ impl ChatBody {
                 "no tool calls",
             ),
             (
-                self.response_format
-                    .as_ref()
-                    .is_some_and(|f| !f.is_null() && f["type"] != "text"),
-                "response_format",
-                "text responses only",
-            ),
-            (
                 self.logprobs == Some(true) || self.top_logprobs.is_some(),
                 if self.top_logprobs.is_some() {
                     "top_logprobs"
@@ -211,6 +207,70 @@ impl ChatBody {
             .into_iter()
             .find_map(|(refused, param, only)| refused.then_some((param, only)))
     }
+}
+
+/// The constraint OpenAI's `response_format` asks for: none for `text` (or no format),
+/// any JSON object for `json_object`, the schema of `json_schema` (which must have a `name`
+/// of at most 64 letters, digits, `_` and `-`, and a `schema` object; `strict` may be either:
+/// the host always enforces the schema).
+fn response_constraint(format: Option<&Value>) -> Result<Option<Constraint>, Failure> {
+    let bad = |message: String| Failure::bad_param("response_format", "invalid_value", message);
+    let Some(format) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    match format["type"].as_str() {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Constraint::JsonSchema(
+            json!({"type": "object"}).to_string(),
+        ))),
+        Some("json_schema") => {
+            let spec = &format["json_schema"];
+            let name_ok = spec["name"].as_str().is_some_and(|n| {
+                (1..=64).contains(&n.len())
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !name_ok {
+                return Err(bad("response_format.json_schema.name must be 1 to 64 letters,                      digits, underscores or dashes"
+                    .into()));
+            }
+            if !spec["strict"].is_null() && !spec["strict"].is_boolean() {
+                return Err(bad(
+                    "response_format.json_schema.strict must be a boolean".into()
+                ));
+            }
+            match &spec["schema"] {
+                schema @ Value::Object(_) => Ok(Some(Constraint::JsonSchema(schema.to_string()))),
+                _ => Err(bad(
+                    "response_format.json_schema.schema must be a JSON schema object".into(),
+                )),
+            }
+        }
+        other => Err(bad(format!(
+            "response_format.type must be text, json_object or json_schema, not {}",
+            other.map_or("missing".into(), |t| format!("{t:?}"))
+        ))),
+    }
+}
+
+/// Refuses, before the skill runs, a `response_format` whose schema the host cannot enforce
+/// (invalid, too large, too deep, past the parser's limits), with the compiler's reason: a
+/// 400 naming `response_format` rather than a failed generation. The decoder's token
+/// environment is the one the chat skill's generations share.
+fn check_constraint(shared: &Shared, chat: &Chat) -> Result<(), Failure> {
+    let Some(constraint) = &chat.request.constraint else {
+        return Ok(());
+    };
+    let catalog = shared.skills.nlu.runtime().catalog();
+    let vocab = catalog
+        .get(&shared.skills.decoder)
+        .map_err(|e| e.to_string())
+        .and_then(|file| catalog.constraint_vocab(&file).map_err(|e| e.to_string()))
+        .map_err(|e| Failure::new(500, "server_error", e))?;
+    vocab
+        .compile(&constraint.into())
+        .map(drop)
+        .map_err(|e| Failure::bad_param("response_format", "invalid_value", e.to_string()))
 }
 
 /// A chat completion for the skill: the conversation's earlier turns, the request, and the
@@ -290,6 +350,7 @@ fn chat_request(limits: &ChatLimits, body: &[u8]) -> Result<(Chat, bool), Failur
         Some(_) => return Err(Failure::bad_request("the last message must be the user's")),
         None => return Err(Failure::bad_request("no user message")),
     };
+    let constraint = response_constraint(b.response_format.as_ref())?;
     let request = ChatRequest {
         prompt,
         template: true,
@@ -302,6 +363,7 @@ fn chat_request(limits: &ChatLimits, body: &[u8]) -> Result<(Chat, bool), Failur
             ..SamplingParams::GREEDY
         },
         forward: Forward::Fused,
+        constraint,
     };
     let chat = Chat {
         history: turns,
@@ -481,6 +543,7 @@ impl StopText {
 pub(crate) fn completion(shared: &Shared, body: &[u8]) -> Result<Reply, Failure> {
     let (chat, stream) = chat_request(&shared.chat_limits, body)?;
     check_budget(shared, &chat)?;
+    check_constraint(shared, &chat)?;
     if stream {
         return Ok(Reply::Stream(chat));
     }

@@ -45,6 +45,7 @@ impl Llm<'_> {
             max_tokens,
             sampling: SamplingParams::GREEDY,
             forward: Forward::Fused,
+            constraint: None,
         };
         Ok(self.0.chat(&request, None)?)
     }

@@ -42,6 +42,11 @@ pub struct SkillToml {
     /// sets).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// The tokenizer component it links and the model whose vocabulary it reads (absent: the
+    /// WordPiece tokenizer over the encoder). A skill that prompts a decoder links `bpe` over
+    /// the decoder, which must be among its `models`.
+    #[serde(default)]
+    pub tokenizer: Option<TokenizerRef>,
     /// Budgets per request (absent: the host's defaults).
     #[serde(default)]
     pub budgets: Budgets,
@@ -190,8 +195,8 @@ impl Project {
     }
 
     /// The manifest of this build: the encoder, the datastore (pinned to `datastore_sha256`,
-    /// so the signature covers it) and the other models; the WordPiece tokenizer over the
-    /// encoder; `encoder` and `index` in its config.
+    /// so the signature covers it) and the other models; the project's tokenizer, else the
+    /// WordPiece tokenizer over the encoder; `encoder` and `index` in its config.
     pub fn manifest(&self, datastore_sha256: &str, now: u64) -> Manifest {
         let s = &self.skill;
         let datastore = self.datastore();
@@ -209,10 +214,10 @@ impl Project {
             expires: s.expires_days.map(|d| edgenlu_trust::days_after(now, d)),
             models,
             model_sha256: BTreeMap::from([(datastore, datastore_sha256.to_string())]),
-            tokenizer: Some(TokenizerRef {
+            tokenizer: Some(s.tokenizer.clone().unwrap_or_else(|| TokenizerRef {
                 component: "wordpiece".into(),
                 model: s.encoder.clone(),
-            }),
+            })),
             config,
             capabilities: s.capabilities.clone(),
             budgets: s.budgets.clone(),
