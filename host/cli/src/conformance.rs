@@ -12,7 +12,7 @@
 use crate::bench::percentile;
 use anyhow::{bail, Context, Result};
 use edgenlu::bundled::{self, DEFAULT_DECODER, DEFAULT_ENCODER};
-use edgenlu::{ChatRequest, Forward, Limits, Runtime, SamplingParams, Skill};
+use edgenlu::{ChatRequest, Limits, Runtime, Skill};
 use edgenlu_models::store::ModelStore;
 use edgenlu_train::datastore::read_examples;
 use serde::{Deserialize, Serialize};
@@ -304,18 +304,7 @@ fn record(
         ))?;
         for prompt in PROMPTS {
             let response = chat
-                .chat(
-                    &ChatRequest {
-                        prompt: prompt.to_string(),
-                        template: true,
-                        system: None,
-                        max_tokens: tokens,
-                        sampling: SamplingParams::GREEDY,
-                        forward: Forward::Fused,
-                        constraint: None,
-                    },
-                    None,
-                )
+                .chat(&ChatRequest::greedy(prompt, tokens), None)
                 .with_context(|| format!("generating for {prompt:?}"))?;
             let steps = replay(rt, &response.prompt_ids, &response.ids)?;
             generations.push(GenerationRecord {

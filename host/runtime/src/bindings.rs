@@ -160,6 +160,21 @@ impl SamplingParams {
         repeat_last_n: 0,
     };
 }
+impl ChatRequest {
+    /// `prompt` as the user's message in the model's chat template, answered greedily by the
+    /// fused pass with at most `max_tokens` tokens, no system turn and no constraint.
+    pub fn greedy(prompt: &str, max_tokens: u32) -> ChatRequest {
+        ChatRequest {
+            prompt: prompt.to_string(),
+            template: true,
+            system: None,
+            max_tokens,
+            sampling: SamplingParams::GREEDY,
+            forward: Forward::Fused,
+            constraint: None,
+        }
+    }
+}
 pub use self::edgenlu::nlu::types::{Dtype, Encoded, Error as WitError, TokenSpan};
 pub use self::exports::edgenlu::nlu::nlu::{Path as AnswerPath, Request, Response, Slot, Timing};
 pub use self::policy::exports::edgenlu::nlu::policy::{Decision, Signals, Verdict};

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use edgenlu::bundled::{self, DEFAULT_DECODER};
-use edgenlu::{ChatRequest, Constraint, Forward, SamplingParams, Skill};
+use edgenlu::{ChatRequest, Constraint, Skill};
 use edgenlu_kernels::active_variant;
 use edgenlu_kernels::dispatch::set_max_threads;
 use edgenlu_models::store::ModelStore;
@@ -59,13 +59,8 @@ impl Side {
 
 fn request(prompt: &str, tokens: u32, constraint: Option<Constraint>) -> ChatRequest {
     ChatRequest {
-        prompt: prompt.to_string(),
-        template: true,
-        system: None,
-        max_tokens: tokens,
-        sampling: SamplingParams::GREEDY,
-        forward: Forward::Fused,
         constraint,
+        ..ChatRequest::greedy(prompt, tokens)
     }
 }
 

@@ -7,7 +7,7 @@
 use super::GENERATE_PROMPTS;
 use anyhow::{anyhow, Result};
 use edgenlu::bundled::{self, components};
-use edgenlu::{ChatRequest, ComponentSpec, Forward, Grants, NnComponent, SamplingParams, Skill};
+use edgenlu::{ChatRequest, ComponentSpec, Grants, NnComponent, Skill};
 use edgenlu_kernels::active_variant;
 use edgenlu_kernels::dispatch::set_max_threads;
 use edgenlu_models::llama::turn_stop_ids;
@@ -38,16 +38,9 @@ struct Llm<'a>(&'a Skill);
 impl Llm<'_> {
     /// The chat skill's greedy reply to `prompt`.
     fn reply(&self, prompt: &str, max_tokens: u32) -> Result<edgenlu::ChatResponse> {
-        let request = ChatRequest {
-            prompt: prompt.into(),
-            template: true,
-            system: None,
-            max_tokens,
-            sampling: SamplingParams::GREEDY,
-            forward: Forward::Fused,
-            constraint: None,
-        };
-        Ok(self.0.chat(&request, None)?)
+        Ok(self
+            .0
+            .chat(&ChatRequest::greedy(prompt, max_tokens), None)?)
     }
 }
 
